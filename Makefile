@@ -1,0 +1,47 @@
+# Two entry points for a fresh machine:
+#   make demo  - set up everything, then open JupyterLab on the demo notebooks (offline default model)
+#   make test  - set up everything, then run the whole test suite (JS typecheck + unit, pytest incl. real browser)
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.llm-widgets-installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup build demo test chromium bench clean
+
+setup: $(STAMP) build
+
+$(PY):
+	python3 -m venv $(VENV)
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+# torch==2.13.0 first: an unpinned torch would pull a multi-GB CUDA build where none is installed.
+$(STAMP): pyproject.toml node_modules/.package-lock.json | $(PY)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+build: node_modules/.package-lock.json
+	npm run build --silent
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+
+demo: setup
+	cd notebooks && ../$(VENV)/bin/jupyter lab 01_attention.ipynb
+
+# vitest first, pytest last: CI reads pytest's closing line.
+test: setup chromium
+	npm run typecheck --silent
+	npm test --silent
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -p no:cacheprovider --durations=15
+
+bench: setup chromium
+	$(PY) -m pip install -q -e ".[bench]"
+	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) node_modules llm_widgets/static/*.js test-artifacts

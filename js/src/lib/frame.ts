@@ -1,0 +1,72 @@
+// The frame every view shares: title, notice, error and progress bound to the base traits
+// (llm_widgets.widgets.base.View), a toolbar, and listener bookkeeping for clean teardown.
+import { h, injectStyle } from "./dom";
+
+export interface Model {
+  get(key: string): any;
+  set(key: string, value: unknown): void;
+  save_changes(): void;
+  on(event: string, cb: (...args: any[]) => void): void;
+  off(event?: string | null, cb?: ((...args: any[]) => void) | null): void;
+}
+
+export interface Frame {
+  root: HTMLDivElement;
+  toolbar: HTMLDivElement;
+  body: HTMLDivElement;
+  /** Subscribe to change:<key>; removed by cleanup(). */
+  watch(keys: string[], cb: () => void): void;
+  /** Set traits and sync them to Python in one message. */
+  commit(values: Record<string, unknown>): void;
+  cleanup(): void;
+  /** True in a static export (no kernel behind the model). */
+  exported: boolean;
+}
+
+export function frame(model: Model, el: HTMLElement, view: string): Frame {
+  injectStyle();
+  const title = h("span", { class: "lw-title" });
+  const notice = h("span", { class: "lw-notice" });
+  const error = h("span", { class: "lw-error", "data-testid": "error" });
+  const bar = h("progress", { max: 1 }) as HTMLProgressElement;
+  const barLabel = h("span", { class: "lw-muted" });
+  const progress = h("span", { class: "lw-progress", "data-testid": "progress" }, bar, barLabel);
+  const toolbar = h("div", { class: "lw-head" });
+  const body = h("div");
+  const root = h("div", { class: "lw-root", "data-lw-view": view },
+    h("div", { class: "lw-head" }, title, notice, error, progress), toolbar, body);
+  el.replaceChildren(root);
+
+  const subs: [string, () => void][] = [];
+  const watch = (keys: string[], cb: () => void) => {
+    for (const k of keys) {
+      model.on(`change:${k}`, cb);
+      subs.push([`change:${k}`, cb]);
+    }
+  };
+  const show = () => {
+    title.textContent = model.get("title") || "";
+    title.style.display = title.textContent ? "" : "none";
+    notice.textContent = model.get("notice") || "";
+    notice.style.display = notice.textContent ? "" : "none";
+    error.textContent = model.get("error") || "";
+    error.style.display = error.textContent ? "" : "none";
+    const p = model.get("progress");
+    progress.style.display = typeof p === "number" && p >= 0 ? "" : "none";
+    bar.value = Math.max(0, p ?? 0);
+    barLabel.textContent = model.get("progress_label") || "";
+  };
+  watch(["title", "notice", "error", "progress", "progress_label"], show);
+  show();
+  return {
+    root, toolbar, body, watch,
+    exported: Boolean(model.get("_export")),
+    commit(values) {
+      for (const [k, v] of Object.entries(values)) model.set(k, v);
+      model.save_changes();
+    },
+    cleanup() {
+      for (const [ev, cb] of subs) model.off(ev, cb);
+    },
+  };
+}

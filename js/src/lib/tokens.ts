@@ -1,0 +1,59 @@
+// A strip of tokens, each coloured by a weight. Token text is set with textContent: always escaped.
+import { seq, div, css, ink } from "./colors";
+
+export interface StripOptions {
+  onHover?: (i: number | null) => void;
+  onClick?: (i: number) => void;
+  testid?: string;
+}
+
+export class TokenStrip {
+  readonly el: HTMLDivElement;
+  private spans: HTMLSpanElement[] = [];
+  private selected = -1;
+
+  constructor(private labels: string[], private o: StripOptions = {}) {
+    this.el = document.createElement("div");
+    this.el.className = "lw-strip";
+    this.el.dataset.testid = o.testid ?? "tokens";
+    labels.forEach((label, i) => {
+      const s = document.createElement("span");
+      s.className = "lw-tok";
+      s.textContent = label;
+      s.dataset.index = String(i);
+      s.addEventListener("mouseenter", () => { s.classList.add("lw-hover"); o.onHover?.(i); });
+      s.addEventListener("mouseleave", () => { s.classList.remove("lw-hover"); o.onHover?.(null); });
+      s.addEventListener("click", () => o.onClick?.(i));
+      this.spans.push(s);
+      this.el.append(s);
+    });
+  }
+
+  get length(): number { return this.spans.length; }
+
+  /** Colour each token by its weight; signed weights use the diverging scale. */
+  setWeights(w: ArrayLike<number> | null, signed = false, vmax?: number): void {
+    let m = vmax ?? 0;
+    if (w && vmax === undefined) for (let i = 0; i < w.length; i++) m = Math.max(m, Math.abs(w[i]));
+    this.spans.forEach((s, i) => {
+      if (!w || i >= w.length) {
+        s.style.background = "";
+        s.style.color = "";
+        s.title = "";
+        return;
+      }
+      const c = signed ? div(w[i], m) : seq(w[i], m);
+      s.style.background = css(c);
+      s.style.color = ink(c);
+      s.title = w[i].toFixed(4);
+      s.dataset.weight = String(w[i]);
+    });
+  }
+
+  select(i: number): void {
+    this.selected = i;
+    this.spans.forEach((s, j) => s.classList.toggle("lw-sel", j === i));
+  }
+
+  get selectedIndex(): number { return this.selected; }
+}

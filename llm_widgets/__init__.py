@@ -1,0 +1,50 @@
+"""llm-widgets: interactive interpretability and auditing views for transformer models in Jupyter.
+
+    import llm_widgets as lw
+    s = lw.load()                       # offline default: all-MiniLM-L6-v2
+    lw.AttentionView(s, "The cat sat on the mat because it was tired.")
+"""
+from importlib import import_module
+
+from .errors import (  # noqa: F401
+    AttentionUnavailableError,
+    EmptyInputError,
+    InputTooLongError,
+    LLMWidgetsError,
+    ModelNotFoundError,
+    NonFiniteError,
+    OutOfMemoryError,
+)
+from .session import Session, Trace, load  # noqa: F401
+
+__version__ = "0.1.0"
+
+# Public name -> module that defines it. Imported on first use, so `import llm_widgets` stays fast
+# and each view module stands alone.
+_LAZY = {
+    "AttentionView": ".widgets.attention",
+    "AttributionView": ".widgets.attribution",
+    "ProbeView": ".widgets.probing",
+    "ConceptView": ".widgets.concepts",
+    "NeuronView": ".widgets.mechanistic",
+    "PatchingView": ".widgets.mechanistic",
+    "LogitLensView": ".widgets.mechanistic",
+    "AuditView": ".widgets.audit",
+    "Explorer": ".widgets.explorer",
+    "teaching": ".teaching",
+    "audit": ".audit",
+    "datasets": ".datasets",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        module = import_module(_LAZY[name], __name__)
+        value = module if _LAZY[name].endswith("." + name) else getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'llm_widgets' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))

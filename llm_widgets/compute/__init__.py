@@ -1,0 +1,1 @@
+"""Pure compute: torch/numpy in, result dataclasses of numpy arrays out. No widgets, no JS."""

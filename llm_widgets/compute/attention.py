@@ -1,0 +1,119 @@
+"""Attention analysis: per-head statistics, aggregation over heads, rollout, thumbnails. Pure numpy."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import LLMWidgetsError
+
+STAT_NAMES = ("entropy", "sink", "prev_token", "diagonal")
+STAT_HELP = {
+    "entropy": "mean over query tokens of the attention row's entropy (nats); low = focused",
+    "sink": "mean attention paid to the first token (BOS/[CLS]): the 'attention sink'",
+    "prev_token": "mean attention from each token to the token just before it",
+    "diagonal": "mean attention from each token to itself",
+}
+
+
+def _check(attn: np.ndarray) -> np.ndarray:
+    attn = np.asarray(attn)
+    if attn.ndim < 2 or attn.shape[-1] != attn.shape[-2]:
+        raise LLMWidgetsError(f"attention must be [..., T, T], got shape {attn.shape}")
+    return attn.astype(np.float32, copy=False)
+
+
+def offset_score(attn: np.ndarray, offset: int) -> np.ndarray:
+    """Mean over query positions i >= offset of attn[..., i, i - offset].
+
+    offset=0: attention to self; 1: to the previous token; for a sequence repeated with period P,
+    offset=P-1 is the induction score (attend to the token after the earlier copy of yourself).
+    """
+    attn = _check(attn)
+    t = attn.shape[-1]
+    if not 0 <= offset < t:
+        return np.full(attn.shape[:-2], np.nan, dtype=np.float32)
+    return np.diagonal(attn, offset=-offset, axis1=-2, axis2=-1).mean(axis=-1)
+
+
+def row_entropy(attn: np.ndarray) -> np.ndarray:
+    """Entropy (nats) of each attention row: [..., T]."""
+    p = _check(attn)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = -np.where(p > 0, p * np.log(p), 0.0).sum(axis=-1)
+    return h.astype(np.float32)
+
+
+def head_statistics(attn: np.ndarray) -> np.ndarray:
+    """[len(STAT_NAMES), L, H] statistics of attention [L, H, T, T]."""
+    attn = _check(attn)
+    return np.stack([
+        row_entropy(attn).mean(axis=-1),
+        attn[..., :, 0].mean(axis=-1),
+        offset_score(attn, 1),
+        offset_score(attn, 0),
+    ]).astype(np.float32)
+
+
+def mean_over_heads(attn: np.ndarray) -> np.ndarray:
+    """[L, T, T]: each layer's attention averaged over heads."""
+    return _check(attn).mean(axis=1)
+
+
+def rollout(attn: np.ndarray, residual: float = 0.5) -> np.ndarray:
+    """Attention rollout (Abnar & Zuidema, 2020): [L, T, T], entry l = flow from layer 0 through l.
+
+    Each layer's head-averaged attention is mixed with the identity to account for the residual
+    stream (A' = residual * I + (1 - residual) * A, rows renormalised) and the layers multiplied.
+    """
+    mean = mean_over_heads(attn).astype(np.float64)
+    t = mean.shape[-1]
+    eye = np.eye(t)
+    out = np.empty_like(mean)
+    acc = eye
+    for layer in range(mean.shape[0]):
+        a = residual * eye + (1.0 - residual) * mean[layer]
+        a /= a.sum(axis=-1, keepdims=True)
+        acc = a @ acc
+        out[layer] = acc
+    return out.astype(np.float32)
+
+
+def thumbnails(attn: np.ndarray, size: int) -> np.ndarray:
+    """Block-mean downsample of [..., T, T] to at most [..., size, size] (identity when T <= size)."""
+    attn = _check(attn)
+    t = attn.shape[-1]
+    if t <= size:
+        return attn
+    edges = np.linspace(0, t, size + 1).round().astype(int)
+    # sum over row blocks, then column blocks, divide by block areas
+    rows = np.add.reduceat(attn, edges[:-1], axis=-2)
+    both = np.add.reduceat(rows, edges[:-1], axis=-1)
+    counts = np.diff(edges)
+    return (both / np.outer(counts, counts)).astype(np.float32)
+
+
+@dataclass
+class AttentionResult:
+    tokens: list[str]
+    labels: list[str]
+    attentions: np.ndarray  # [L, H, T, T] as the model returned it
+    stats: np.ndarray  # [len(STAT_NAMES), L, H]
+    stat_names: tuple[str, ...] = STAT_NAMES
+    causal: bool = False
+
+    def matrix(self, mode: str, layer: int, head: int) -> np.ndarray:
+        """The [T, T] matrix a view draws for a (mode, layer, head) selection."""
+        if mode == "head":
+            return self.attentions[layer, head].astype(np.float32)
+        if mode == "mean":
+            return mean_over_heads(self.attentions[layer: layer + 1])[0]
+        if mode == "rollout":
+            return rollout(self.attentions[: layer + 1])[layer]
+        raise LLMWidgetsError(f"unknown mode {mode!r}; use 'head', 'mean' or 'rollout'")
+
+
+def attention_result(trace, causal: bool = False) -> AttentionResult:
+    attn = trace.require_attentions()
+    return AttentionResult(tokens=list(trace.tokens), labels=list(trace.labels), attentions=attn,
+                           stats=head_statistics(attn), causal=causal)

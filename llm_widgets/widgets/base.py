@@ -1,0 +1,173 @@
+"""What every view shares: the JS bundle, binary array transport, progress for long work, HTML export.
+
+Arrays travel as {"shape", "dtype", "scale", "offset", "data": bytes}: ipywidgets sends the bytes as
+binary buffers (no JSON lists of floats); js/src/lib/buffers.ts decodes them.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+import anywidget
+import numpy as np
+import traitlets as t
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+
+
+@lru_cache(maxsize=None)
+def bundle(name: str) -> str:
+    """Text of the built JS bundle llm_widgets/static/<name>.js."""
+    path = STATIC / f"{name}.js"
+    if not path.exists():
+        raise RuntimeError(
+            f"The JS bundle {path.name} is not built. Run `npm install && npm run build` in the "
+            f"llm-widgets checkout (pip install -e . does this when npm is present)."
+        )
+    return path.read_text(encoding="utf-8")
+
+
+def encode_array(arr, dtype: str = "uint8", lo: float | None = None, hi: float | None = None) -> dict:
+    """Pack a numpy array for the front end.
+
+    dtype 'uint8': values mapped linearly from [lo, hi] (default: the array's min and max) to 0..255,
+    decoded as offset + q * scale (1 byte per value). 'float16' / 'float32': raw little-endian values.
+    Non-finite values are an error: the front end must never draw garbage silently.
+    """
+    a = np.asarray(arr, dtype=np.float32)
+    if a.size and not np.isfinite(a).all():
+        from ..errors import NonFiniteError
+
+        raise NonFiniteError("Cannot display non-finite values (NaN/inf) in an array of shape "
+                             f"{a.shape}.")
+    if dtype == "uint8":
+        lo = float(a.min()) if lo is None and a.size else float(lo or 0.0)
+        hi = float(a.max()) if hi is None and a.size else float(hi if hi is not None else 1.0)
+        span = hi - lo if hi > lo else 1.0
+        q = np.clip(np.rint((a - lo) / span * 255.0), 0, 255).astype(np.uint8)
+        return {"shape": list(a.shape), "dtype": "uint8", "scale": span / 255.0, "offset": lo,
+                "data": q.tobytes()}
+    if dtype in ("float16", "float32"):
+        return {"shape": list(a.shape), "dtype": dtype, "scale": 1.0, "offset": 0.0,
+                "data": a.astype("<f2" if dtype == "float16" else "<f4").tobytes()}
+    raise ValueError(f"unsupported transport dtype {dtype!r}")
+
+
+def decode_array(packed: dict) -> np.ndarray:
+    """Inverse of encode_array (what the front end computes), for tests and exports."""
+    raw = bytes(packed["data"])
+    kind = {"uint8": np.uint8, "float16": "<f2", "float32": "<f4"}[packed["dtype"]]
+    a = np.frombuffer(raw, dtype=kind).astype(np.float32).reshape(packed["shape"])
+    return (packed["offset"] + a * packed["scale"]).astype(np.float32) if packed["dtype"] == "uint8" else a
+
+
+class View(anywidget.AnyWidget):
+    """Base of every llm-widgets view. Subclasses set `_bundle_name` and fill `.result`."""
+
+    _bundle_name = ""
+    title = t.Unicode("").tag(sync=True)
+    notice = t.Unicode("").tag(sync=True)  # non-fatal message shown above the view (e.g. truncation)
+    error = t.Unicode("").tag(sync=True)  # fatal message from background work
+    progress = t.Float(-1.0).tag(sync=True)  # 0..1 while working, -1 when idle
+    progress_label = t.Unicode("").tag(sync=True)
+
+    def __init__(self, **kwargs):
+        self._esm = bundle(self._bundle_name)
+        self._worker: threading.Thread | None = None
+        super().__init__(**kwargs)
+
+    # -- long work -----------------------------------------------------------------------------
+    def _report(self, fraction: float, label: str = "") -> None:
+        self.progress = float(min(max(fraction, 0.0), 1.0))
+        if label:
+            self.progress_label = label
+
+    def _run(self, work: Callable[[Callable[[float, str], None]], Any],
+             done: Callable[[Any], None], background: bool) -> None:
+        """Run work(report) then done(result). In the background the kernel stays free: the
+        progress traits update the bar as it goes, and an error lands in `.error` (and is re-raised
+        in the foreground)."""
+        def go():
+            self.error = ""
+            self._report(0.0)
+            try:
+                done(work(self._report))
+            except Exception as e:  # surface to the UI; nothing the user typed is lost
+                self.error = f"{type(e).__name__}: {e}"
+                if not background:
+                    raise
+            finally:
+                self.progress = -1.0
+
+        if background:
+            self._worker = threading.Thread(target=go, daemon=True)
+            self._worker.start()
+        else:
+            go()
+
+    def wait(self, timeout: float | None = None) -> "View":
+        """Block until background work finishes (for scripts and tests)."""
+        if self._worker is not None:
+            self._worker.join(timeout)
+        return self
+
+    # -- export --------------------------------------------------------------------------------
+    def _export_extra(self) -> dict:
+        """Data a view needs to work with no kernel (e.g. every head at full resolution)."""
+        return {}
+
+    def export_state(self) -> dict:
+        state = {k: v for k, v in self.get_state().items()
+                 if not k.startswith("_") and k not in ("layout", "tabbable", "tooltip")}
+        state["_export"] = self._export_extra()
+        return state
+
+    def to_html(self, path: str | Path, title: str | None = None) -> Path:
+        """Write a self-contained HTML file (bundle and data inlined) that renders this view with
+        no kernel and no network."""
+        path = Path(path)
+        path.write_text(render_html([(self._bundle_name, self.export_state())],
+                                    title or self.title or type(self).__name__), encoding="utf-8")
+        return path
+
+
+def _jsonable(obj):
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return {"__b64__": base64.b64encode(bytes(obj)).decode("ascii")}
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return obj
+
+
+def script_json(obj) -> str:
+    """JSON safe to place inside <script type="application/json">: no '<', '>' or '&' survive."""
+    text = json.dumps(_jsonable(obj), separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def render_html(views: list[tuple[str, dict]], title: str) -> str:
+    """One page mounting each (bundle name, state) with the export host (js/src/export_host.ts)."""
+    bundles = {name: base64.b64encode(bundle(name).encode()).decode("ascii") for name, _ in views}
+    payload = {"bundles": bundles, "views": [{"bundle": n, "state": s} for n, s in views]}
+    host = bundle("export_host").replace("</", "<\\/")  # cannot close the script element early
+    csp = ("default-src 'none'; script-src 'unsafe-inline' blob:; style-src 'unsafe-inline'; "
+           "img-src data: blob:")
+    return (
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\">"
+        f"<meta http-equiv=\"Content-Security-Policy\" content=\"{csp}\">"
+        f"<title>{html.escape(title)}</title></head>\n"
+        "<body style=\"margin:12px;font-family:system-ui,sans-serif\"><div id=\"lw-root\"></div>\n"
+        f"<script type=\"application/json\" id=\"lw-payload\">{script_json(payload)}</script>\n"
+        f"<script type=\"module\">{host}</script>\n</body></html>\n"
+    )

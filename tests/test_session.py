@@ -1,0 +1,127 @@
+"""Session/load: model kinds, caching, and every kind of bad input with a clear error."""
+import inspect
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModel, T5Config, T5ForConditionalGeneration
+
+import llm_widgets as lw
+from llm_widgets.session import default_model_path
+
+
+def test_default_model_is_the_offline_minilm(minilm):
+    assert minilm.kind == "encoder"
+    assert (minilm.num_layers, minilm.num_heads, minilm.max_length) == (6, 12, 512)
+    tr = minilm.trace("Hello world")
+    assert tr.tokens == ["[CLS]", "hello", "world", "[SEP]"]
+    assert tr.attentions.shape == (6, 12, 4, 4)
+    assert tr.hidden_states.shape == (7, 4, 384)
+    assert tr.special_mask.tolist() == [True, False, False, True]
+    assert tr.word_ids == [None, 0, 1, None]
+
+
+def test_hidden_states_equal_the_raw_model(minilm):
+    raw = AutoModel.from_pretrained(default_model_path()).eval()
+    enc = minilm.tokenizer("Hidden states are shared.", return_tensors="pt")
+    with torch.no_grad():
+        out = raw(**enc, output_hidden_states=True)
+    expected = torch.stack([h[0] for h in out.hidden_states]).numpy()
+    np.testing.assert_allclose(minilm.trace("Hidden states are shared.").hidden_states, expected, atol=1e-5)
+
+
+def test_trace_is_cached_so_views_share_one_forward(minilm):
+    calls = []
+    handle = minilm.model.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        text = "A sentence traced only once."
+        a = minilm.trace(text)
+        lw.AttentionView(minilm, text)
+        lw.AttentionView(minilm, text)
+        assert minilm.trace(text) is a
+        assert len(calls) == 1
+    finally:
+        handle.remove()
+
+
+def test_causal_lm_session(tiny_gpt2):
+    assert tiny_gpt2.kind == "decoder" and tiny_gpt2.is_causal
+    tr = tiny_gpt2.trace("one two three")
+    assert tr.logits.shape == (len(tr.tokens), tiny_gpt2.tokenizer.vocab_size)
+
+
+def test_encoder_decoder_session(minilm_tokenizer):
+    torch.manual_seed(0)
+    cfg = T5Config(vocab_size=minilm_tokenizer.vocab_size, d_model=32, d_kv=8, d_ff=64, num_layers=2,
+                   num_decoder_layers=2, num_heads=4, decoder_start_token_id=0, pad_token_id=0)
+    s = lw.load((T5ForConditionalGeneration(cfg), minilm_tokenizer), device="cpu")
+    assert s.kind == "encoder-decoder"
+    tr = s.trace("translate this sentence")
+    t = len(tr.tokens)
+    assert tr.attentions.shape == (2, 4, t, t)
+    assert tr.cross_attentions.shape == (2, 4, 1, t)
+    view = lw.AttentionView(s, "translate this sentence")
+    assert view.layers == 2 and view.heads == 4
+
+
+def test_empty_text_is_a_clear_error(minilm):
+    for text in ["", "   \n"]:
+        with pytest.raises(lw.EmptyInputError, match="empty"):
+            minilm.trace(text)
+        with pytest.raises(lw.EmptyInputError):
+            lw.AttentionView(minilm, text)
+
+
+def test_text_over_max_length(minilm):
+    long_text = "word " * 600
+    with pytest.raises(lw.InputTooLongError, match=r"602 tokens long.*at most 512.*truncate=True"):
+        minilm.trace(long_text)
+    view = lw.AttentionView(minilm, long_text, truncate=True)
+    assert len(view.tokens) == 512
+    assert "truncated from 602 to 512" in view.notice
+
+
+def test_unknown_model_names_it():
+    with pytest.raises(lw.ModelNotFoundError, match="no-such-org/no-such-model") as e:
+        lw.load("no-such-org/no-such-model")
+    assert "Traceback" not in str(e.value)
+    assert e.value.__cause__ is None  # no chained traceback soup
+
+
+def test_model_without_attentions_is_explained(minilm_tokenizer):
+    s = lw.load(str(default_model_path()), attn_implementation="sdpa")
+    tr = s.trace("no attention weights here")
+    assert tr.attentions is None and tr.hidden_states.shape[0] == 7  # other views still work
+    with pytest.raises(lw.AttentionUnavailableError, match="attn_implementation='eager'"):
+        lw.AttentionView(s, "no attention weights here")
+
+
+def test_pair_with_sdpa_model_is_switched_to_eager(minilm_tokenizer):
+    model = AutoModel.from_pretrained(default_model_path())  # transformers 5 default: sdpa
+    s = lw.load((model, minilm_tokenizer))
+    assert s.trace("switched to eager").attentions is not None
+
+
+def test_non_finite_values_are_reported(minilm_tokenizer):
+    from transformers import BertConfig, BertModel
+
+    model = BertModel(BertConfig(vocab_size=minilm_tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1,
+                                 num_attention_heads=2, intermediate_size=64))
+    with torch.no_grad():
+        model.encoder.layer[0].output.dense.weight.fill_(float("nan"))
+    s = lw.load((model, minilm_tokenizer), device="cpu")
+    with pytest.raises(lw.NonFiniteError, match="NaN/inf"):
+        s.trace("this overflows")
+
+
+def test_never_trusts_remote_code_by_default():
+    assert inspect.signature(lw.load).parameters["trust_remote_code"].default is False
+
+
+def test_out_of_memory_is_a_clear_error(minilm, monkeypatch):
+    def boom(*a, **k):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(minilm, "model", type("M", (), {"__call__": boom, "config": minilm.model.config})())
+    with pytest.raises(lw.OutOfMemoryError, match="Out of GPU memory.*truncate=True"):
+        minilm.forward(**minilm.encode("memory")[0])
