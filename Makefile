@@ -14,8 +14,10 @@ setup: $(STAMP) build
 $(PY):
 	python3 -m venv $(VENV)
 
+# npm install, not npm ci: this registry lacks other platforms' optional packages (rollup's), so
+# npm records no lock entries for them and `npm ci` refuses the lock as out of sync.
 node_modules/.package-lock.json: package.json package-lock.json
-	npm ci --no-audit --no-fund
+	npm install --no-audit --no-fund
 
 # torch==2.13.0 first: an unpinned torch would pull a multi-GB CUDA build where none is installed.
 $(STAMP): pyproject.toml node_modules/.package-lock.json | $(PY)
