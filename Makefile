@@ -33,7 +33,7 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
 demo: setup
-	cd notebooks && ../$(VENV)/bin/jupyter lab 01_attention.ipynb
+	cd notebooks && ../$(VENV)/bin/jupyter lab 00_tour.ipynb
 
 # vitest first, pytest last: CI reads pytest's closing line.
 test: setup chromium

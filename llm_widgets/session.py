@@ -4,7 +4,10 @@ Every view takes a Session, so several views over the same text share one forwar
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,6 +106,7 @@ class Session:
             model.to(dtype)
         model.to(device)
         model.eval()
+        model_lock(model)  # background work and the kernel thread take turns on the model
         self.device = torch.device(device)
         self.dtype = next(model.parameters()).dtype
         self._cache: OrderedDict[tuple, Trace] = OrderedDict()
@@ -354,12 +358,47 @@ def load(model=None, *, device=None, dtype=None, task: str | None = None,
     kwargs = {"trust_remote_code": trust_remote_code}
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
-    try:
-        mdl = cls.from_pretrained(name, config=config, **kwargs)
-    except (ValueError, TypeError) as e:
-        if "attn_implementation" not in kwargs:
-            raise
-        kwargs.pop("attn_implementation")  # architectures without an eager path: load as they come
-        mdl = cls.from_pretrained(name, config=config, **kwargs)
+    with _quiet_local_load(os.path.isdir(name)):
+        try:
+            mdl = cls.from_pretrained(name, config=config, **kwargs)
+        except (ValueError, TypeError):
+            if "attn_implementation" not in kwargs:
+                raise
+            kwargs.pop("attn_implementation")  # architectures without an eager path: load as they come
+            mdl = cls.from_pretrained(name, config=config, **kwargs)
     tok = tf.AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
     return Session(mdl, tok, name=label, device=device, dtype=dtype)
+
+
+@contextlib.contextmanager
+def _quiet_local_load(local: bool):
+    """No "Loading weights" progress bar (a widget in notebooks) for a local model that loads in a
+    blink; downloads from the hub keep theirs."""
+    from transformers.utils import logging as tf_logging
+
+    was_enabled = tf_logging.is_progress_bar_enabled()
+    if local:
+        tf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if local and was_enabled:
+            tf_logging.enable_progress_bar()
+
+
+_LOCKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def model_lock(model) -> threading.RLock:
+    """The lock that serialises use of `model` across threads (views compute in the background).
+
+    Every forward pass of the model holds it (a pre-hook takes it, an always-called hook gives it
+    back, exceptions included), and code that registers hooks holds it from registration to removal
+    (`with model_lock(model): ...`), so a forward in one thread never runs through hooks that another
+    thread put on the model. Re-entrant. Kept outside the model, so copies of it stay copyable."""
+    lock = _LOCKS.get(model)
+    if lock is None:
+        lock = _LOCKS[model] = threading.RLock()
+        model.register_forward_pre_hook(lambda module, args: lock.acquire() and None)
+        model.register_forward_hook(lambda module, args, out: lock.release(), always_call=True)
+    return lock

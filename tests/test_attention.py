@@ -183,3 +183,21 @@ def test_export_is_self_contained_and_escaped(minilm, tmp_path):
     assert "http://" not in html and "https://" not in html.replace("https://github.com", "")
     assert "Content-Security-Policy" in html
 
+
+
+def test_stat_lookup_and_top_heads_on_a_constructed_grid():
+    from llm_widgets.compute.attention import STAT_NAMES, AttentionResult
+    from llm_widgets.errors import LLMWidgetsError
+
+    T = 5
+    attn = np.tile(np.full((T, T), 1 / T, np.float32), (2, 3, 1, 1))
+    attn[1, 2] = np.eye(T, k=-1)  # a pure previous-token head at (1, 2) ...
+    attn[1, 2, 0, 0] = 1.0
+    res = AttentionResult(tokens=list("abcde"), labels=list("abcde"), attentions=attn,
+                          stats=A.head_statistics(attn))
+    assert res.stat("prev_token").shape == (2, 3)
+    assert res.top_heads("prev_token", k=1)[0][:2] == (1, 2)
+    assert res.top_heads("prev_token", k=1)[0][2] == pytest.approx(res.stat("prev_token")[1, 2])
+    with pytest.raises(LLMWidgetsError, match="unknown statistic"):
+        res.stat("nope")
+    assert set(STAT_NAMES) >= {"prev_token", "sink"}

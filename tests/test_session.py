@@ -125,3 +125,46 @@ def test_out_of_memory_is_a_clear_error(minilm, monkeypatch):
     monkeypatch.setattr(minilm, "model", type("M", (), {"__call__": boom, "config": minilm.model.config})())
     with pytest.raises(lw.OutOfMemoryError, match="Out of GPU memory.*truncate=True"):
         minilm.forward(**minilm.encode("memory")[0])
+
+
+def test_model_lock_serialises_hooks_and_forwards_across_threads(tiny_gpt2):
+    """A forward in one thread never runs through hooks another thread holds on the model."""
+    import copy
+    import threading
+
+    from llm_widgets.session import model_lock
+
+    model = tiny_gpt2.model
+    lock = model_lock(model)
+    assert model_lock(model) is lock
+    enc, _, _ = tiny_gpt2.encode("the cat sat")
+    seen = []
+    hook_on = threading.Event()
+    done = threading.Event()
+
+    def other_thread():
+        hook_on.wait(10)
+        with torch.no_grad():
+            model(**enc)  # must wait until the hook below is gone
+        done.set()
+
+    th = threading.Thread(target=other_thread)
+    th.start()
+    with lock:
+        h = model.transformer.h[0].register_forward_hook(lambda *a: seen.append(threading.get_ident()))
+        hook_on.set()
+        assert not done.wait(0.5)  # blocked while we hold the hooks
+        with torch.no_grad():
+            model(**enc)  # re-entrant: our own forward runs
+        h.remove()
+    th.join(10)
+    assert done.is_set() and seen == [threading.get_ident()]
+    # an exception inside forward gives the lock back; the model stays copyable
+    with pytest.raises(Exception):
+        model(input_ids=torch.tensor([[10 ** 9]]))
+    free = []
+    t2 = threading.Thread(target=lambda: free.append(lock.acquire(timeout=2) and (lock.release() or True)))
+    t2.start()
+    t2.join(5)
+    assert free == [True]  # another thread can take it: the failed forward released it
+    copy.deepcopy(model)

@@ -102,6 +102,18 @@ class AttentionResult:
     stat_names: tuple[str, ...] = STAT_NAMES
     causal: bool = False
 
+    def stat(self, name: str) -> np.ndarray:
+        """[L, H] values of one head statistic (one of STAT_NAMES)."""
+        if name not in self.stat_names:
+            raise LLMWidgetsError(f"unknown statistic {name!r}; use one of {list(self.stat_names)}")
+        return self.stats[self.stat_names.index(name)]
+
+    def top_heads(self, name: str, k: int = 3) -> list[tuple[int, int, float]]:
+        """The k (layer, head, value) with the highest value of a statistic."""
+        v = self.stat(name)
+        order = np.argsort(v, axis=None)[::-1][:k]
+        return [(int(i // v.shape[1]), int(i % v.shape[1]), float(v.flat[i])) for i in order]
+
     def matrix(self, mode: str, layer: int, head: int) -> np.ndarray:
         """The [T, T] matrix a view draws for a (mode, layer, head) selection."""
         if mode == "head":

@@ -13,6 +13,8 @@ _LAZY = {
     "keyword_dataset": ".classifier",
     "induction_model": ".induction",
     "induction_dataset": ".induction",
+    "induction_scores": ".induction",
+    "repeated_prompt": ".induction",
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import traitlets as t
 
 from ..compute.attention import STAT_HELP, attention_result, mean_over_heads, rollout, thumbnails
-from .base import View, encode_array
+from .base import View, encode_array, token_selection
 
 THUMB = 48  # thumbnails are at most THUMB x THUMB cells; the selected head travels at full size
 EXPORT_ALL_CELLS = 1 << 22  # exports embed every head at full size up to this many cells
@@ -69,10 +69,7 @@ class AttentionView(View):
 
     @t.validate("selected_token")
     def _valid_token(self, proposal):
-        v = proposal["value"]
-        if not -1 <= v < len(self.tokens):
-            raise t.TraitError(f"selected_token must be -1 (none) or in 0..{len(self.tokens) - 1}, got {v}")
-        return v
+        return token_selection(proposal["value"], len(self.tokens))
 
     def _send_matrix(self, change=None):
         m = self.result.matrix(self.mode, self.selected_layer, self.selected_head)

@@ -58,6 +58,13 @@ def encode_array(arr, dtype: str = "uint8", lo: float | None = None, hi: float |
     raise ValueError(f"unsupported transport dtype {dtype!r}")
 
 
+def token_selection(value: int, n_tokens: int) -> int:
+    """Validate a `selected_token` value: -1 (none) or a token index."""
+    if not -1 <= value < n_tokens:
+        raise t.TraitError(f"selected_token must be -1 (none) or in 0..{n_tokens - 1}, got {value}")
+    return value
+
+
 def decode_array(packed: dict) -> np.ndarray:
     """Inverse of encode_array (what the front end computes), for tests and exports."""
     raw = bytes(packed["data"])

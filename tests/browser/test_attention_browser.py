@@ -4,7 +4,6 @@ from pathlib import Path
 
 import nbformat
 import numpy as np
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 XSS = '<img src=x onerror="window.__xss=1">'

@@ -38,6 +38,7 @@ export const CSS = `
 .lw-table tbody tr{cursor:pointer}
 .lw-scroll{max-height:260px;overflow:auto;border:1px solid #eee}
 .lw-muted{color:#777}
+.lw-snap{margin-left:auto}
 canvas.lw-canvas{image-rendering:pixelated;cursor:crosshair;display:block}
 `;
 
@@ -55,4 +56,48 @@ export function savePNG(canvas: HTMLCanvasElement, filename: string): void {
   a.download = filename;
   a.href = canvas.toDataURL("image/png");
   a.click();
+}
+
+/** The whole view as an image: its DOM (canvases as their pixels) drawn through an SVG
+ * foreignObject with our stylesheet, so a PNG needs no library and no network. */
+export async function snapshot(root: HTMLElement, scale = window.devicePixelRatio || 1): Promise<HTMLCanvasElement> {
+  const w = Math.ceil(Math.max(root.scrollWidth, root.getBoundingClientRect().width));
+  const ht = Math.ceil(Math.max(root.scrollHeight, root.getBoundingClientRect().height));
+  const clone = root.cloneNode(true) as HTMLElement;
+  const live = Array.from(root.querySelectorAll("canvas"));
+  Array.from(clone.querySelectorAll("canvas")).forEach((c, i) => {
+    const img = document.createElement("img");
+    img.src = live[i].toDataURL("image/png");
+    img.style.cssText = c.style.cssText;
+    img.style.width = `${live[i].clientWidth}px`;
+    img.style.height = `${live[i].clientHeight}px`;
+    img.style.display = "block";
+    c.replaceWith(img);
+  });
+  const liveInputs = Array.from(root.querySelectorAll("input, select"));
+  Array.from(clone.querySelectorAll("input, select")).forEach((c, i) => {  // typed values are properties
+    const src = liveInputs[i] as HTMLInputElement;
+    if (src.type === "checkbox") { if (src.checked) c.setAttribute("checked", ""); }
+    else if (c instanceof HTMLSelectElement) Array.from(c.options).forEach((o, k) => { if (k === (src as unknown as HTMLSelectElement).selectedIndex) o.setAttribute("selected", ""); });
+    else c.setAttribute("value", src.value);
+  });
+  clone.style.overflow = "visible";
+  clone.style.maxWidth = "none";
+  clone.style.width = `${w}px`;
+  const body = new XMLSerializer().serializeToString(clone);
+  const css = new XMLSerializer().serializeToString(Object.assign(document.createElement("style"), { textContent: CSS }));
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${ht}"><foreignObject x="0" y="0" width="${w}" height="${ht}">` +
+    `<div xmlns="http://www.w3.org/1999/xhtml">${css}${body}</div></foreignObject></svg>`;
+  const img = new Image();
+  img.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(svg);
+  await img.decode();
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.round(w * scale);
+  canvas.height = Math.round(ht * scale);
+  const ctx = canvas.getContext("2d")!;
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.scale(scale, scale);
+  ctx.drawImage(img, 0, 0);
+  return canvas;
 }

@@ -1,6 +1,6 @@
 // The frame every view shares: title, notice, error and progress bound to the base traits
 // (llm_widgets.widgets.base.View), a toolbar, and listener bookkeeping for clean teardown.
-import { h, injectStyle } from "./dom";
+import { h, injectStyle, savePNG, snapshot } from "./dom";
 
 export interface Model {
   get(key: string): any;
@@ -33,9 +33,14 @@ export function frame(model: Model, el: HTMLElement, view: string): Frame {
   const progress = h("span", { class: "lw-progress", "data-testid": "progress" }, bar, barLabel);
   const toolbar = h("div", { class: "lw-head" });
   const body = h("div");
+  const snap = h("button", { class: "lw-btn lw-snap", text: "Snapshot", title: "Save the whole view as a PNG image", "data-testid": "snapshot" });
   const root = h("div", { class: "lw-root", "data-lw-view": view },
-    h("div", { class: "lw-head" }, title, notice, error, progress), toolbar, body);
+    h("div", { class: "lw-head" }, title, notice, error, progress, snap), toolbar, body);
   el.replaceChildren(root);
+  snap.addEventListener("click", async (e) => {
+    e.stopPropagation();
+    savePNG(await snapshot(root), `${view}.png`);
+  });
 
   const subs: [string, () => void][] = [];
   const watch = (keys: string[], cb: () => void) => {

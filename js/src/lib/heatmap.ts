@@ -15,6 +15,7 @@ export interface HeatmapOptions {
   onLeave?: () => void;
   onClick?: (r: number, c: number) => void;
   describe?: (r: number, c: number, v: number) => string; // tooltip text
+  markSelColumn?: boolean; // also mark the label of column `sel` (default true: rows and columns are the same tokens)
 }
 
 export function shorten(s: string, n = 12): string {
@@ -138,7 +139,7 @@ export class Heatmap {
         ctx.translate(this.left + (c + 0.5) * this.cell, this.top - 4);
         ctx.rotate(-Math.PI / 2);
         ctx.textAlign = "left";
-        ctx.fillStyle = c === this.hl.sel || c === this.hl.col ? "#d62728" : "#333";
+        ctx.fillStyle = (c === this.hl.sel && o.markSelColumn !== false) || c === this.hl.col ? "#d62728" : "#333";
         ctx.fillText(shorten(o.colLabels[c] ?? ""), 0, 0);
         ctx.restore();
       }

@@ -1,0 +1,46 @@
+// An in-page widget model for static exports (no kernel): get/set/on/off/save_changes with Backbone-
+// style change events, so selections and links keep working inside an exported page.
+type Cb = (...a: unknown[]) => void;
+
+/** Turn {__b64__} placeholders (how exports carry binary buffers) back into DataViews. */
+export function revive(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(revive);
+  if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer) return v; // already revived
+  if (v && typeof v === "object") {
+    if ("__b64__" in (v as object)) {
+      const bin = atob((v as { __b64__: string }).__b64__);
+      const out = new Uint8Array(bin.length);
+      for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+      return new DataView(out.buffer);
+    }
+    const o: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v as object)) o[k] = revive(x);
+    return o;
+  }
+  return v;
+}
+
+export function createModel(state: Record<string, unknown>) {
+  const subs = new Map<string, Set<Cb>>();
+  const emit = (ev: string, ...a: unknown[]) => subs.get(ev)?.forEach((cb) => cb(...a));
+  return {
+    get: (k: string) => state[k],
+    set(k: string, v: unknown) {
+      const old = state[k];
+      state[k] = v;
+      if (old !== v) { emit(`change:${k}`, v); emit("change"); }
+    },
+    save_changes() {},
+    send() {},
+    on(ev: string, cb: Cb) {
+      if (!subs.has(ev)) subs.set(ev, new Set());
+      subs.get(ev)!.add(cb);
+    },
+    off(ev?: string | null, cb?: Cb | null) {
+      if (!ev) subs.clear();
+      else if (!cb) subs.delete(ev);
+      else subs.get(ev)?.delete(cb);
+    },
+    widget_manager: {},
+  };
+}

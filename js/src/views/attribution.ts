@@ -1,0 +1,232 @@
+// AttributionView: prompt tokens coloured by their attribution to the selected output (diverging
+// scale for signed methods, sequential for saliency); for several outputs (generation) an
+// [output x input] matrix with clickable outputs (selected_output) and inputs (selected_token);
+// word-level aggregation toggle; the faithfulness panel (completeness, AOPC, deletion curve).
+// Every number comes from binary buffers, so a static export behaves like the live view.
+import { decode, NDArray, Packed } from "../lib/buffers";
+import { h, savePNG } from "../lib/dom";
+import { frame, Model } from "../lib/frame";
+import { Heatmap } from "../lib/heatmap";
+import { LineChart } from "../lib/linechart";
+import { TokenStrip } from "../lib/tokens";
+
+interface Info {
+  method: string; method_label: string; signed: boolean; baseline: string; output: string;
+  steps: number; n_samples: number; generated: boolean; contrast: string | null;
+}
+interface Summary {
+  fx: number | null; fbase: number | null; delta: number | null; relative_delta: number | null;
+  comprehensiveness: number | null; sufficiency: number | null;
+  deletion_auc: number | null; deletion_random_auc: number | null;
+}
+interface Faith {
+  rows?: Summary[]; percents?: number[];
+  comprehensiveness?: Packed; sufficiency?: Packed;
+  deletion_x?: Packed; deletion?: Packed; deletion_random?: Packed;
+}
+
+const fmt = (v: number | null | undefined, d = 4) => (v === null || v === undefined || !Number.isFinite(v) ? "n/a" : v.toFixed(d));
+const pct = (v: number | null | undefined) => (v === null || v === undefined || !Number.isFinite(v) ? "n/a" : `${(100 * v).toFixed(1)}%`);
+const row = (m: NDArray, r: number) => m.values.subarray(r * m.shape[1], (r + 1) * m.shape[1]);
+const col = (m: NDArray, c: number) => Float32Array.from({ length: m.shape[0] }, (_, r) => m.values[r * m.shape[1] + c]);
+
+function render({ model, el }: { model: Model; el: HTMLElement }) {
+  const f = frame(model, el, "attribution");
+  const info = h("span", { class: "lw-muted", "data-testid": "info" });
+  const wordBox = h("input", { type: "checkbox", "data-testid": "word-level" }) as HTMLInputElement;
+  const wordLabel = h("label", { title: "Sum the scores of the sub-word tokens of each word" }, wordBox, " word level");
+  const legend = h("span", { class: "lw-muted", "data-testid": "legend" });
+  const methods: Record<string, string> = model.get("methods") || {};
+  const methodSel = h("select", {
+    class: "lw-select", "data-testid": "method", disabled: f.exported,
+    title: f.exported ? "Another method needs the kernel: this is a static export" : "Recompute with another method",
+  }, ...Object.entries(methods).map(([k, label]) => h("option", { value: k, text: label }))) as HTMLSelectElement;
+  f.toolbar.append(methodSel, info, wordLabel, legend);
+  wordBox.addEventListener("change", () => f.commit({ word_level: wordBox.checked }));
+  methodSel.addEventListener("change", () => f.commit({ method: methodSel.value }));
+  const showMethod = () => { methodSel.value = model.get("method"); };
+  showMethod();
+
+  const outputsBox = h("div", { "data-testid": "outputs-box" });
+  const inputBox = h("div");
+  const matrixBox = h("div");
+  const faithBox = h("div", { "data-testid": "faithfulness", style: "margin-top:10px" });
+  f.body.append(outputsBox, inputBox, matrixBox, faithBox);
+
+  // state rebuilt when the data arrive (background work) or the word-level toggle changes
+  let M: NDArray | null = null; // [K, C]: C tokens or words
+  let colLabels: string[] = [];
+  let outStrip: TokenStrip | null = null;
+  let inStrip: TokenStrip | null = null;
+  let heat: Heatmap | null = null;
+  let caption: HTMLElement | null = null;
+  let outCaption: HTMLElement | null = null;
+  let topList: HTMLElement | null = null;
+  let preview: number | null = null; // output row under the mouse
+
+  const targets = (): string[] => model.get("targets") || [];
+  const groups = (): number[] => model.get("groups") || [];
+  const wordLevel = (): boolean => Boolean(model.get("word_level"));
+  const meta = (): Info => model.get("info") || {};
+  // column shown for the selected prompt token (a word in word-level mode) and back
+  const colOf = (tok: number) => (tok < 0 ? -1 : wordLevel() ? groups()[tok] ?? -1 : tok);
+  const tokenOf = (c: number) => (wordLevel() ? groups().indexOf(c) : c);
+
+  const build = () => {
+    const packed = model.get(wordLevel() ? "word_scores" : "scores") as Packed;
+    M = decode(packed);
+    if (!M) {
+      inputBox.replaceChildren(h("div", { class: "lw-muted", text: model.get("error") ? "" : "computing attributions\u2026" }));
+      return;
+    }
+    const K = M.shape[0];
+    const names = targets();
+    const m = meta();
+    const signed = m.signed !== false;
+    colLabels = wordLevel() ? model.get("words") : model.get("tokens");
+    const steps = m.method === "ig" ? ` (${m.steps} steps)` : m.n_samples ? ` (${m.n_samples} samples)` : "";
+    info.textContent = `${m.method_label}${steps} \u00b7 ${K > 1 ? `${K} outputs` : `target: ${names[0] ?? ""}`} (${m.output})` +
+      ` \u00b7 baseline: ${m.baseline}`;
+    legend.textContent = signed ? "red raises the output, blue lowers it" : "darker: larger |gradient| (unsigned)";
+    wordBox.checked = wordLevel();
+
+    outStrip = null;
+    outCaption = null;
+    if (K > 1) {
+      outCaption = h("div", { class: "lw-muted", "data-testid": "outputs-caption" });
+      outStrip = new TokenStrip(names, {
+        testid: "outputs",
+        onClick: (r) => f.commit({ selected_output: r }),
+        onHover: (r) => { preview = r; paint(); },
+      });
+      outputsBox.replaceChildren(h("div", { text: m.generated ? "Generated tokens (click one):" : "Outputs (click one):" }), outStrip.el, outCaption);
+    } else outputsBox.replaceChildren();
+
+    caption = h("div", { "data-testid": "caption" });
+    inStrip = new TokenStrip(colLabels, {
+      testid: "tokens",
+      onClick: (c) => {
+        const tok = tokenOf(c);
+        f.commit({ selected_token: colOf(model.get("selected_token")) === c ? -1 : tok });
+      },
+    });
+    topList = h("div", { class: "lw-muted", "data-testid": "top" });
+    inputBox.replaceChildren(caption, inStrip.el, topList);
+
+    heat = null;
+    if (K > 1) {
+      heat = new Heatmap("matrix");
+      let vmax = 0;
+      for (let i = 0; i < M.values.length; i++) vmax = Math.max(vmax, Math.abs(M.values[i]));
+      heat.draw(M, {
+        rowLabels: names, colLabels, scale: signed ? "div" : "seq", vmax, maxSize: 640,
+        minCell: K <= 32 ? 8 : 0.25, // long prompts scroll sideways rather than shrink rows to a pixel
+        onClick: (r, c) => f.commit({ selected_output: r, selected_token: tokenOf(c) }),
+        onHover: (r) => { if (preview !== r) { preview = r; paint(); } },
+        onLeave: () => { preview = null; paint(); },
+        describe: (r, c, v) => `${names[r]} \u2190 ${colLabels[c]}: ${v.toFixed(4)}`,
+        markSelColumn: false, // rows are outputs, columns prompt tokens
+      });
+      const png = h("button", { class: "lw-btn", text: "PNG", title: "Save the matrix as PNG" });
+      const hm = heat;
+      png.addEventListener("click", () => savePNG(hm.canvas, `attribution-${m.method}.png`));
+      matrixBox.replaceChildren(h("div", { class: "lw-head" },
+        h("span", { class: "lw-muted", text: `Rows: outputs. Columns: ${wordLevel() ? "words" : "prompt tokens"}. Click a cell to select both. Colour scale \u00b1${vmax.toPrecision(3)}.` }), png), heat.el);
+    } else matrixBox.replaceChildren();
+    paint();
+    drawFaith();
+    f.root.dataset.ready = "1";
+  };
+
+  const paint = () => {
+    if (!M || !inStrip || !caption || !topList) return;
+    const K = M.shape[0];
+    const signed = meta().signed !== false;
+    const names = targets();
+    const sel = Math.min(Math.max(model.get("selected_output") ?? 0, 0), K - 1);
+    const r = preview ?? sel;
+    const tok: number = model.get("selected_token");
+    const c = colOf(tok);
+    const w = row(M, r);
+    inStrip.setWeights(w, signed);
+    inStrip.select(c);
+    let vmax = 0;
+    for (let i = 0; i < w.length; i++) vmax = Math.max(vmax, Math.abs(w[i]));
+    caption.textContent = `Attribution of ${K > 1 ? "output" : "target"} \u201c${names[r] ?? ""}\u201d to each ${wordLevel() ? "word" : "prompt token"}` +
+      ` (colour scale ${signed ? "\u00b1" : "0\u2013"}${vmax.toPrecision(3)}; hover a token for its score):`;
+    const order = Array.from(w.keys()).sort((a, b) => w[b] - w[a]).filter((i) => w[i] !== 0).slice(0, 5);
+    topList.textContent = order.length ? "top: " + order.map((i) => `${colLabels[i]} [${i}] ${w[i] >= 0 ? "+" : ""}${w[i].toFixed(3)}`).join(", ") : "";
+    if (outStrip && outCaption) {
+      outStrip.select(sel);
+      if (c >= 0) {
+        outStrip.setWeights(col(M, c), signed);
+        outCaption.textContent = `Colour: influence of \u201c${colLabels[c]}\u201d on every output (click it again to clear).`;
+      } else {
+        outStrip.setWeights(null);
+        outCaption.textContent = "Click a prompt token to see its influence on every output.";
+      }
+    }
+    heat?.highlight(preview, c >= 0 ? c : null, sel);
+    Object.assign(f.root.dataset, { selectedOutput: String(sel), selectedToken: String(tok), wordLevel: wordLevel() ? "1" : "0" });
+  };
+
+  const drawFaith = () => {
+    const fa: Faith = model.get("faithfulness") || {};
+    if (!fa.rows || !fa.rows.length) {
+      faithBox.replaceChildren(h("div", { class: "lw-muted", text: "Faithfulness was not computed." }));
+      return;
+    }
+    const K = fa.rows.length;
+    const r = Math.min(Math.max(model.get("selected_output") ?? 0, 0), K - 1);
+    const s = fa.rows[r];
+    const m = meta();
+    const complete = m.method === "ig" || m.method === "shapley";
+    const rel = s.relative_delta;
+    const warn = complete && rel !== null && rel > 0.05;
+    const line = (label: string, value: string, help: string, testid: string, bad = false) =>
+      h("tr", {}, h("th", { text: label, title: help, style: "text-align:left" }),
+        h("td", { text: value, "data-testid": testid, style: bad ? "color:#b00" : "" }),
+        h("td", { class: "lw-muted", text: help, style: "text-align:left" }));
+    const table = h("table", { class: "lw-table" },
+      line("f(x), f(baseline)", `${fmt(s.fx)}, ${fmt(s.fbase)}`, `the output (${m.output}) on the prompt and on the baseline`, "faith-f"),
+      line("completeness \u0394", `${fmt(s.delta)} (${pct(rel)} of f(x) \u2212 f(x\u2032))`,
+        complete ? "sum of scores \u2212 (f(x) \u2212 f(baseline)); near 0 when the attribution is complete" :
+          "sum of scores \u2212 (f(x) \u2212 f(baseline)); only IG and Shapley are complete by construction", "faith-delta", warn),
+      line("comprehensiveness (AOPC)", fmt(s.comprehensiveness), `drop in f when the top-k% tokens are removed, k in {${(fa.percents || []).join(", ")}}%: higher is better`, "faith-comp"),
+      line("sufficiency (AOPC)", fmt(s.sufficiency), "drop in f when ONLY the top-k% tokens are kept: lower is better", "faith-suff"),
+      line("deletion AUC", `${fmt(s.deletion_auc)} vs random ${fmt(s.deletion_random_auc)}`, "area under the deletion curve: below random means the top tokens matter", "faith-auc"));
+    const xs = decode(fa.deletion_x);
+    const del = decode(fa.deletion);
+    const rnd = decode(fa.deletion_random);
+    let chart: Node | null = null;
+    if (xs && del && rnd) {
+      const n = xs.values.length;
+      chart = new LineChart(n, [
+        { name: "top tokens first", values: row(del, r), color: "#c0392b" },
+        { name: "random order", values: row(rnd, r), color: "#7f8c8d", dashed: true },
+      ], {
+        width: 460, height: 240, xLabel: "fraction of prompt tokens removed", yLabel: `f (${m.output})`,
+        testid: "deletion-chart",
+        xTick: (i) => (i % Math.ceil(n / 6) === 0 || i === n - 1 ? `${Math.round(100 * xs.values[i])}%` : ""),
+        describe: (i) => `${Math.round(100 * xs.values[i])}% removed: top-first ${row(del, r)[i].toFixed(4)}, random ${row(rnd, r)[i].toFixed(4)}`,
+      }).el;
+    }
+    const names = targets();
+    faithBox.dataset.row = String(r);
+    faithBox.replaceChildren(
+      h("div", { class: "lw-title", text: `Faithfulness${K > 1 ? ` of output \u201c${names[r] ?? ""}\u201d` : ""}` }),
+      h("div", { class: "lw-row" }, table, chart));
+  };
+
+  f.watch(["scores", "word_scores", "tokens", "targets", "info", "word_level"], build);
+  f.watch(["error"], () => { if (!M) build(); });
+  f.watch(["faithfulness"], drawFaith);
+  f.watch(["method"], showMethod);
+  f.watch(["selected_output"], () => { preview = null; paint(); drawFaith(); });
+  f.watch(["selected_token"], paint);
+  build();
+  (el as any).__lw = { get heat() { return heat; }, get matrix() { return M; } };
+  return () => f.cleanup();
+}
+
+export default { render };

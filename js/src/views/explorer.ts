@@ -1,0 +1,105 @@
+// Explorer: child views around one shared token strip. Hover sync happens here in the browser (no
+// kernel round trip); committed selections (selected_token) are traits, mirrored between the
+// explorer and every child model here, and linked in Python too.
+import { h } from "../lib/dom";
+import { frame, Model } from "../lib/frame";
+import { createModel, revive } from "../lib/model";
+import { TokenStrip } from "../lib/tokens";
+import attention from "./attention";
+import attribution from "./attribution";
+import logit_lens from "./logit_lens";
+import neuron from "./neuron";
+
+type ViewModule = { render(a: { model: Model; el: HTMLElement }): (() => void) | void };
+const REGISTRY: Record<string, ViewModule> = { attention, attribution, neuron, logit_lens };
+
+const TITLES: Record<string, string> = {
+  attention: "Attention", attribution: "Attribution", neuron: "Neurons", logit_lens: "Logit lens",
+};
+
+async function childModels(model: Model): Promise<Model[]> {
+  const exp = model.get("_export");
+  if (exp && exp.children) return exp.children.map((c: { state: Record<string, unknown> }) => createModel(revive(c.state) as Record<string, unknown>));
+  const refs: string[] = model.get("views") || [];
+  const wm = (model as any).widget_manager;
+  return Promise.all(refs.map((r) => wm.get_model(String(r).replace(/^IPY_MODEL_/, ""))));
+}
+
+function render({ model, el }: { model: Model; el: HTMLElement }) {
+  const f = frame(model, el, "explorer");
+  const input = h("input", { type: "text", class: "lw-select", style: "width:min(640px,70vw)", "data-testid": "text" }) as HTMLInputElement;
+  const run = h("button", { class: "lw-btn", text: "Run", "data-testid": "run" });
+  f.toolbar.append(input, run);
+  const submit = () => { if (input.value.trim() && input.value !== model.get("text")) f.commit({ text: input.value }); };
+  run.addEventListener("click", submit);
+  input.addEventListener("keydown", (e) => { if (e.key === "Enter") submit(); });
+  const stripHost = h("div", { "data-testid": "shared-strip" });
+  const panels = h("div", { "data-testid": "panels" });
+  f.body.append(stripHost, panels);
+
+  let cleanups: (() => void)[] = [];
+  let children: Model[] = [];
+  let strip: TokenStrip | null = null;
+
+  // hover: mark token i in every strip of every panel (pure DOM, within the frame)
+  let hovered = -1;
+  const hover = (i: number) => {
+    if (i === hovered) return;
+    hovered = i;
+    for (const e of Array.from(f.root.querySelectorAll(".lw-tok.lw-linked"))) e.classList.remove("lw-linked", "lw-hover");
+    if (i >= 0) for (const e of Array.from(f.root.querySelectorAll(`.lw-tok[data-index="${i}"]`))) e.classList.add("lw-linked", "lw-hover");
+    f.root.dataset.hovered = String(i);
+  };
+  f.root.addEventListener("mouseover", (e) => {
+    const tok = (e.target as HTMLElement).closest?.(".lw-tok") as HTMLElement | null;
+    if (tok && tok.dataset.index !== undefined) hover(Number(tok.dataset.index));
+  });
+  f.root.addEventListener("mouseleave", () => hover(-1));
+
+  const select = (i: number, from: Model | null) => {
+    strip?.select(i);
+    if (model.get("selected_token") !== i) f.commit({ selected_token: i });
+    for (const c of children) if (c !== from && c.get("selected_token") !== i) { c.set("selected_token", i); c.save_changes(); }
+    f.root.dataset.selected = String(i);
+  };
+
+  const mount = async () => {
+    cleanups.forEach((c) => c());
+    cleanups = [];
+    const names: string[] = model.get("view_names") || [];
+    children = await childModels(model);
+    strip = new TokenStrip(model.get("tokens") || [], { onClick: (i) => select(i, null), testid: "shared-tokens" });
+    stripHost.replaceChildren(h("div", { class: "lw-muted", text: "Shared tokens: hover to highlight everywhere, click to select in every view." }), strip.el);
+    panels.replaceChildren();
+    names.forEach((name, k) => {
+      const child = children[k];
+      const box = h("div", { "data-panel": name, style: "margin-top:10px;border-top:1px solid #ddd;padding-top:6px" },
+        h("div", { class: "lw-title", text: TITLES[name] ?? name }));
+      const host = h("div");
+      box.append(host);
+      panels.append(box);
+      const mod = REGISTRY[name];
+      if (!mod) { host.append(h("div", { class: "lw-muted", text: `No front end for panel ${name}.` })); return; }
+      const cb = () => select(child.get("selected_token"), child);
+      child.on("change:selected_token", cb);
+      cleanups.push(() => child.off("change:selected_token", cb));
+      const cleanup = mod.render({ model: child, el: host });
+      if (typeof cleanup === "function") cleanups.push(cleanup);
+    });
+    input.value = model.get("text") || "";
+    strip.select(model.get("selected_token"));
+    f.root.dataset.selected = String(model.get("selected_token"));
+    f.root.dataset.ready = "1";
+  };
+  f.watch(["selected_token"], () => select(model.get("selected_token"), null));
+  // a re-run changes several traits in one message: mount once for all of them
+  let pending = false;
+  f.watch(["views", "view_names", "tokens"], () => {
+    f.root.dataset.ready = "0";
+    if (!pending) { pending = true; setTimeout(() => { pending = false; void mount(); }, 0); }
+  });
+  void mount();
+  return () => { cleanups.forEach((c) => c()); f.cleanup(); };
+}
+
+export default { render };

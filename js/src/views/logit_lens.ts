@@ -1,0 +1,61 @@
+// LogitLensView: layers (rows, embeddings first) x positions (columns); each cell shows the top
+// next-token guess read from that layer's residual stream, coloured by its probability (or by the
+// probability of the actual next token). Click a cell for the top-k list.
+import { decode, Packed } from "../lib/buffers";
+import { h } from "../lib/dom";
+import { frame, Model } from "../lib/frame";
+import { Heatmap } from "../lib/heatmap";
+
+function render({ model, el }: { model: Model; el: HTMLElement }) {
+  const f = frame(model, el, "logit_lens");
+  const tokens: string[] = model.get("tokens");
+  const rows: string[] = model.get("layer_names");
+  const labels: string[] = model.get("top_labels");
+  const idx = decode(model.get("top_index") as Packed)!;
+  const pr = decode(model.get("top_probs") as Packed)!;
+  const nxt = decode(model.get("next_prob") as Packed)!;
+  const R = idx.shape[0], T = idx.shape[1], K = idx.shape[2];
+  const colourSel = h("select", { class: "lw-select", "data-testid": "colour" },
+    h("option", { value: "top", text: "colour: top-token probability" }),
+    h("option", { value: "next", text: "colour: probability of the actual next token" }));
+  f.toolbar.append(colourSel);
+  const heat = new Heatmap("heatmap");
+  const detail = h("div", { "data-testid": "detail", style: "min-width:220px" });
+  f.body.append(h("div", { class: "lw-row" }, heat.el, detail),
+    h("div", { class: "lw-muted", text: "Rows: residual stream after each layer (read through the final norm and unembedding). Columns: input positions; each cell predicts the token after its column." }));
+
+  const topLabel = (r: number, c: number) => labels[idx.values[(r * T + c) * K]];
+  const draw = () => {
+    const colour: string = model.get("colour");
+    colourSel.value = colour;
+    const values = new Float32Array(R * T);
+    for (let i = 0; i < R * T; i++) values[i] = colour === "next" ? nxt.values[i] : pr.values[i * K];
+    heat.draw({ shape: [R, T], values }, {
+      rowLabels: rows, colLabels: tokens, scale: "seq", vmax: 1, maxSize: 720, minCell: 18,
+      cellText: (r, c) => topLabel(r, c),
+      onClick: (r, c) => f.commit({ selected_layer: r, selected_token: c }),
+      describe: (r, c) => `${rows[r]}, after "${tokens[c]}": top ${JSON.stringify(topLabel(r, c))} ${(pr.values[(r * T + c) * K] * 100).toFixed(1)}%` +
+        (c + 1 < T ? `; actual next ${JSON.stringify(tokens[c + 1])} ${(nxt.values[r * T + c] * 100).toFixed(1)}%` : ""),
+    });
+    showDetail();
+    f.root.dataset.ready = "1";
+  };
+  const showDetail = () => {
+    const r: number = model.get("selected_layer"), c: number = model.get("selected_token");
+    heat.highlight(r >= 0 ? r : null, c >= 0 ? c : null, null);
+    Object.assign(detail.dataset, { layer: String(r), token: String(c) });
+    if (r < 0 || c < 0) { detail.replaceChildren(h("div", { class: "lw-muted", text: "Click a cell for its top tokens." })); return; }
+    const items = [];
+    for (let j = 0; j < K; j++) items.push(h("li", { text: `${JSON.stringify(labels[idx.values[(r * T + c) * K + j]])} ${(pr.values[(r * T + c) * K + j] * 100).toFixed(1)}%` }));
+    detail.replaceChildren(h("div", { class: "lw-title", text: `${rows[r]}, after "${tokens[c]}"` }), h("ol", { style: "margin:2px 0 0 18px;padding:0" }, ...items),
+      c + 1 < T ? h("div", { text: `actual next token ${JSON.stringify(tokens[c + 1])}: ${(nxt.values[r * T + c] * 100).toFixed(1)}%` }) : "");
+  };
+  colourSel.addEventListener("change", () => f.commit({ colour: colourSel.value }));
+  f.watch(["colour"], draw);
+  f.watch(["selected_layer", "selected_token"], showDetail);
+  draw();
+  (el as any).__lw = { heat };
+  return () => f.cleanup();
+}
+
+export default { render };

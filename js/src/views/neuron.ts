@@ -1,0 +1,108 @@
+// NeuronView: MLP neuron activations of one layer. Click a token -> its top-k neurons (table);
+// click a neuron or type its number -> every token coloured by that neuron's activation, plus the
+// tokens that fire it most.
+import { decode, slice2d, NDArray, Packed } from "../lib/buffers";
+import { h } from "../lib/dom";
+import { frame, Model } from "../lib/frame";
+import { SortableTable } from "../lib/table";
+import { TokenStrip } from "../lib/tokens";
+
+function render({ model, el }: { model: Model; el: HTMLElement }) {
+  const f = frame(model, el, "neuron");
+  const labels: string[] = model.get("tokens");
+  const T = labels.length;
+  const L: number = model.get("layers");
+  const N: number = model.get("neurons");
+  const all = f.exported ? decode((model.get("_export") || {}).all as Packed) : null;
+
+  const layerSel = h("select", { class: "lw-select", "data-testid": "layer" },
+    ...Array.from({ length: L }, (_, l) => h("option", { value: String(l), text: `layer ${l}` })));
+  const input = h("input", { class: "lw-select", type: "number", min: 0, max: N - 1, placeholder: "neuron #", "data-testid": "neuron-input", style: "width:90px" }) as HTMLInputElement;
+  const info = h("span", { class: "lw-muted", "data-testid": "info" });
+  const ablateSel = h("select", { class: "lw-select", "data-testid": "ablation-mode", title: "ablate the selected neuron and show the change in output probabilities" },
+    h("option", { value: "", text: "no ablation" }), h("option", { value: "zero", text: "zero-ablate neuron" }),
+    h("option", { value: "mean", text: "mean-ablate neuron" })) as HTMLSelectElement;
+  f.toolbar.append(layerSel, h("label", { text: "neuron " }, input), info);
+  if (!f.exported) f.toolbar.append(ablateSel); // ablation needs the kernel
+  if (f.exported && !all) layerSel.disabled = true;
+
+  const strip = new TokenStrip(labels, { onClick: (i) => f.commit({ selected_token: i }) });
+  const tableBox = h("div", { "data-testid": "top-neurons" });
+  const firing = h("div", { "data-testid": "firing" });
+  const ablation = h("div", { "data-testid": "ablation" });
+  f.body.append(strip.el, h("div", { class: "lw-row" }, tableBox, firing, ablation),
+    h("div", { class: "lw-muted", text: "Click a token for its most active neurons; click a neuron to colour the tokens by its activation." }));
+
+  let acts: NDArray | null = null;
+  const current = (): NDArray | null => {
+    const layer: number = model.get("layer");
+    if (all) return slice2d(all, layer);
+    const p = model.get("acts") as Packed & { layer?: number };
+    return p && p.layer === layer ? decode(p) : null;
+  };
+
+  const drawTable = () => {
+    const tok: number = model.get("selected_token");
+    strip.select(tok);
+    if (!acts || tok < 0) { tableBox.replaceChildren(h("div", { class: "lw-muted", text: "No token selected." })); return; }
+    const row = acts.values.subarray(tok * N, (tok + 1) * N);
+    const order = Array.from(row.keys()).sort((a, b) => row[b] - row[a] || a - b).slice(0, model.get("k"));
+    const table = new SortableTable(
+      [{ key: "neuron", label: "neuron" }, { key: "act", label: "activation", format: (v) => Number(v).toFixed(3) }],
+      order.map((n) => ({ neuron: n, act: row[n] })), (r) => String(r.neuron),
+      (r) => f.commit({ selected_neuron: Number(r.neuron) }), "neuron-table");
+    table.sortBy("act", true);
+    table.select(String(model.get("selected_neuron")));
+    tableBox.replaceChildren(h("div", { class: "lw-title", text: `top neurons on "${labels[tok]}"` }), table.el);
+  };
+
+  const drawNeuron = () => {
+    const n: number = model.get("selected_neuron");
+    input.value = n >= 0 ? String(n) : "";
+    if (!acts || n < 0) { strip.setWeights(null); firing.replaceChildren(); return; }
+    const w = new Float32Array(T);
+    for (let i = 0; i < T; i++) w[i] = acts.values[i * N + n];
+    strip.setWeights(w, true);
+    const order = Array.from(w.keys()).sort((a, b) => w[b] - w[a] || a - b).slice(0, 10);
+    firing.replaceChildren(h("div", { class: "lw-title", text: `tokens firing neuron ${n}` }),
+      h("ol", { style: "margin:2px 0 0 18px;padding:0" }, ...order.map((i) => h("li", { text: `${JSON.stringify(labels[i])} (${i}): ${w[i].toFixed(3)}` }))));
+  };
+
+  const drawAll = () => {
+    layerSel.value = String(model.get("layer"));
+    acts = current();
+    info.textContent = acts ? `layer ${model.get("layer")}: ${N} neurons \u00b7 ${T} tokens` : "loading\u2026";
+    drawTable();
+    drawNeuron();
+    if (acts) f.root.dataset.ready = "1";
+  };
+  const drawAblation = () => {
+    ablateSel.value = model.get("ablation_mode");
+    const a = model.get("ablation") || {};
+    if (!a.labels) { ablation.replaceChildren(); return; }
+    const pct = (p: number) => (p * 100).toFixed(1) + "%";
+    const rows = a.labels.map((t: string, i: number) => h("tr", {},
+      h("td", { text: JSON.stringify(t) }), h("td", { text: pct(a.before[i]) }), h("td", { text: pct(a.after[i]) }),
+      h("td", { text: (a.after[i] >= a.before[i] ? "+" : "") + ((a.after[i] - a.before[i]) * 100).toFixed(1) })));
+    ablation.replaceChildren(
+      h("div", { class: "lw-title", text: `${a.mode}-ablating neuron ${a.neurons.join(", ")} of layer ${a.layer}: output probabilities` }),
+      h("table", { class: "lw-table" }, h("tr", {}, ...["output", "before", "after", "change (pts)"].map((c) => h("th", { text: c }))), ...rows));
+  };
+  ablateSel.addEventListener("change", () => f.commit({ ablation_mode: ablateSel.value }));
+  f.watch(["ablation", "ablation_mode"], drawAblation);
+  layerSel.addEventListener("change", () => f.commit({ layer: Number(layerSel.value) }));
+  input.addEventListener("change", () => {
+    const n = Math.floor(Number(input.value));
+    if (Number.isFinite(n) && n >= 0 && n < N) f.commit({ selected_neuron: n });
+    else info.textContent = `neuron must be 0..${N - 1}`;
+  });
+  f.watch(["layer", "acts"], drawAll);
+  f.watch(["selected_token"], drawTable);
+  f.watch(["selected_neuron"], () => { drawTable(); drawNeuron(); });
+  drawAll();
+  drawAblation();
+  (el as any).__lw = { strip };
+  return () => f.cleanup();
+}
+
+export default { render };

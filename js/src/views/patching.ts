@@ -1,0 +1,105 @@
+// PatchingView: normalized patching metric as heatmaps (residual / attention / MLP: layer x position,
+// plus layer x head), diverging scale around 0 (corrupted) with 1 = clean restored. Clicking a cell
+// selects (site, layer, position|head) and shows the top outputs of that patched run.
+import { decode, NDArray, Packed } from "../lib/buffers";
+import { h } from "../lib/dom";
+import { frame, Model } from "../lib/frame";
+import { Heatmap } from "../lib/heatmap";
+
+const SITE_NAMES: Record<string, string> = {
+  resid: "residual stream", attn: "attention output", mlp: "MLP output", heads: "attention heads (all positions)",
+};
+
+function render({ model, el }: { model: Model; el: HTMLElement }) {
+  const f = frame(model, el, "patching");
+  const waiting = h("div", { class: "lw-muted", text: "computing patched runs\u2026" });
+  const grids = h("div", { class: "lw-row" });
+  const detail = h("div", { "data-testid": "detail", style: "min-width:260px" });
+  const legend = h("div", { class: "lw-muted", text: "Each cell: the corrupted run with that one clean activation restored, normalized metric: 0 (white) = corrupted output, 1 (red) = clean output restored, < 0 (blue) = further from clean. Click a cell for its output." });
+  f.body.append(waiting, grids, legend, detail);
+  const maps: Record<string, Heatmap> = {};
+  let drawn = false;
+
+  const fmt = (p: number) => (p * 100).toFixed(1) + "%";
+  const topList = (pairs: [string, number][]) =>
+    h("ol", { style: "margin:2px 0 6px 18px;padding:0" }, ...pairs.map(([t, p]) => h("li", { text: `${JSON.stringify(t)} ${fmt(p)}` })));
+
+  const draw = () => {
+    const S = decode(model.get("scores") as Packed);
+    if (!S) return;
+    drawn = true;
+    waiting.style.display = "none";
+    const sites: string[] = model.get("sites");
+    const tokens: string[] = model.get("tokens");
+    const clean: string[] = model.get("clean_tokens");
+    const L = S.shape[1], T = S.shape[2];
+    const summary = model.get("summary") || {};
+    const changed: number[] = summary.changed || [];
+    const colLabels = tokens.map((t, i) => (changed.includes(i) ? `${clean[i]}\u2192${t}` : t));
+    const rowLabels = Array.from({ length: L }, (_, l) => `L${l}`);
+    grids.replaceChildren();
+    const add = (site: string, m: NDArray, cols: string[]) => {
+      const hm = maps[site] ?? (maps[site] = new Heatmap(`heat-${site}`));
+      const box = h("div", {}, h("div", { class: "lw-title", text: SITE_NAMES[site] ?? site }), hm.el);
+      grids.append(box);
+      hm.draw(m, {
+        rowLabels, colLabels: cols, scale: "div", vmax: 1, maxSize: 360,
+        onClick: (r, c) => f.commit(site === "heads"
+          ? { selected_site: site, selected_layer: r, selected_head: c, selected_position: -1 }
+          : { selected_site: site, selected_layer: r, selected_position: c, selected_head: -1 }),
+        describe: (r, c, v) => `${SITE_NAMES[site] ?? site}, layer ${r}, ${site === "heads" ? `head ${c}` : `"${tokens[c]}" (${c})`}: ${v.toFixed(3)}`,
+      });
+    };
+    sites.forEach((s, si) => add(s, { shape: [L, T], values: S.values.subarray(si * L * T, (si + 1) * L * T) }, colLabels));
+    const HS = decode(model.get("head_scores") as Packed);
+    if (HS) add("heads", HS, Array.from({ length: HS.shape[1] }, (_, i) => `H${i}`));
+    showDetail();
+    f.root.dataset.ready = "1";
+  };
+
+  const showDetail = () => {
+    if (!drawn) return;
+    const summary = model.get("summary") || {};
+    const site: string = model.get("selected_site");
+    const l: number = model.get("selected_layer");
+    const labels: string[] = model.get("top_labels");
+    const tokens: string[] = model.get("tokens");
+    const parts: (Node | string)[] = [
+      h("div", { text: `metric ${summary.metric}: clean ${Number(summary.clean).toFixed(4)}, corrupted ${Number(summary.corrupted).toFixed(4)} (read at position ${summary.position})` }),
+    ];
+    for (const m of Object.values(maps)) m.highlight(null, null, null);
+    let pairs: [string, number][] | null = null;
+    if (site && l >= 0) {
+      const heads = site === "heads";
+      const idx = decode(model.get(heads ? "head_top_index" : "top_index") as Packed);
+      const pr = decode(model.get(heads ? "head_top_probs" : "top_probs") as Packed);
+      const sc = decode(model.get(heads ? "head_scores" : "scores") as Packed);
+      const col: number = heads ? model.get("selected_head") : model.get("selected_position");
+      const sites: string[] = model.get("sites");
+      if (idx && pr && sc && col >= 0) {
+        const k = idx.shape[idx.shape.length - 1];
+        const cols = sc.shape[sc.shape.length - 1];
+        const cell = (heads ? 0 : sites.indexOf(site) * model.get("layers") * cols) + l * cols + col;
+        pairs = [];
+        for (let j = 0; j < k; j++) pairs.push([labels[idx.values[cell * k + j]], pr.values[cell * k + j]]);
+        const what = heads ? `head ${col}` : `position ${col} "${tokens[col]}"`;
+        parts.push(h("div", { class: "lw-title", "data-testid": "detail-title", text: `patch ${SITE_NAMES[site]}, layer ${l}, ${what}: ${sc.values[cell].toFixed(4)}` }));
+        maps[site]?.highlight(l, col, null);
+      }
+    }
+    parts.push(h("div", { class: "lw-row" },
+      pairs ? h("div", {}, h("b", { text: "patched run" }), topList(pairs)) : h("div", { class: "lw-muted", text: "Click a cell to see that patched run's top outputs." }),
+      h("div", {}, h("b", { text: "clean" }), topList(summary.clean_top || [])),
+      h("div", {}, h("b", { text: "corrupted" }), topList(summary.corrupted_top || []))));
+    detail.replaceChildren(...parts);
+    Object.assign(detail.dataset, { site, layer: String(l), position: String(model.get("selected_position")), head: String(model.get("selected_head")) });
+  };
+
+  f.watch(["scores", "head_scores", "sites", "tokens"], draw);
+  f.watch(["selected_site", "selected_layer", "selected_position", "selected_head"], showDetail);
+  draw();
+  (el as any).__lw = { maps };
+  return () => f.cleanup();
+}
+
+export default { render };

@@ -1,0 +1,111 @@
+// ProbeView: held-out probe accuracy (95% CI band), control accuracy, selectivity and the majority
+// baseline against layer; click a layer for its confusion matrix and most confidently wrong examples.
+import { decode, slice2d, NDArray, Packed } from "../lib/buffers";
+import { h } from "../lib/dom";
+import { frame, Model } from "../lib/frame";
+import { Heatmap } from "../lib/heatmap";
+import { LineChart } from "../lib/linechart";
+import { SortableTable } from "../lib/table";
+import { TokenStrip } from "../lib/tokens";
+
+interface Example { tokens: string[]; highlight: number; true: string; pred: string; confidence: number; weights?: Packed }
+
+function render({ model, el }: { model: Model; el: HTMLElement }) {
+  const f = frame(model, el, "probe");
+  const info = h("span", { class: "lw-muted", "data-testid": "info" });
+  f.toolbar.append(info);
+  const chartBox = h("div", { "data-testid": "chart-box" });
+  const detail = h("div", { "data-testid": "detail" });
+  const tableBox = h("div");
+  f.body.append(h("div", { class: "lw-row" }, chartBox, detail), tableBox);
+
+  let chart: LineChart | null = null;
+  let curves: NDArray | null = null;
+  let confusion: NDArray | null = null;
+  let table: SortableTable | null = null;
+  const heat = new Heatmap("confusion");
+  const fmt = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : "\u2013");
+
+  const drawAll = () => {
+    if (!model.get("done")) {
+      info.textContent = "extracting hidden states and training probes\u2026";
+      return;
+    }
+    const L: number = model.get("n_layers");
+    curves = decode(model.get("curves") as Packed)!;
+    confusion = decode(model.get("confusion") as Packed)!;
+    const row = (k: number) => curves!.values.subarray(k * L, (k + 1) * L);
+    const [acc, ci, ctrl, ctrlCi, sel] = [0, 1, 2, 3, 4].map(row);
+    const hasControl = ctrl.every((v) => v >= 0);
+    const majority: number = model.get("majority");
+    const series = [
+      { name: "accuracy", values: acc, band: ci, color: "#1f77b4" },
+      ...(hasControl ? [{ name: "control", values: ctrl, band: ctrlCi, color: "#ff7f0e" },
+                        { name: "selectivity", values: sel, color: "#2ca02c" }] : []),
+      { name: "majority", values: new Float32Array(L).fill(majority), color: "#7f7f7f", dashed: true },
+    ];
+    chart = new LineChart(L, series, {
+      yMin: Math.min(0, ...Array.from(sel)), yMax: 1, yLabel: "held-out accuracy",
+      onClick: (l) => f.commit({ selected_layer: l }),
+      describe: (l) => `layer ${l}: accuracy ${fmt(acc[l])} \u00b1 ${fmt(ci[l])}` +
+        (hasControl ? `, control ${fmt(ctrl[l])}, selectivity ${fmt(sel[l])}` : ""),
+    });
+    chartBox.replaceChildren(chart.el);
+    let best = 0;
+    for (let l = 1; l < L; l++) if (acc[l] > acc[best]) best = l;
+    info.textContent = `${model.get("level")}-level ${model.get("probe_kind")} probe \u00b7 ${model.get("seeds")} splits \u00b7 ` +
+      `best layer ${best} (${fmt(acc[best])}) \u00b7 majority baseline ${fmt(majority)} \u00b7 click a layer`;
+    const rows = Array.from({ length: L }, (_, l) => ({ layer: l, accuracy: acc[l], ci95: ci[l], control: hasControl ? ctrl[l] : NaN, selectivity: hasControl ? sel[l] : NaN }));
+    table = new SortableTable(
+      [{ key: "layer", label: "layer" },
+       ...["accuracy", "ci95", "control", "selectivity"].map((k) => ({ key: k, label: k, format: (v: number | string) => fmt(Number(v)) }))],
+      rows, (r) => String(r.layer), (r) => f.commit({ selected_layer: Number(r.layer) }), "layers");
+    table.sortBy("layer", false);
+    tableBox.replaceChildren(h("details", {}, h("summary", { text: "Numbers per layer" }), table.el));
+    drawLayer();
+    f.root.dataset.ready = "1";
+  };
+
+  const drawLayer = () => {
+    const l: number = model.get("selected_layer");
+    const classes: string[] = model.get("classes");
+    if (!curves || !confusion || l < 0) return;
+    chart?.select(l);
+    table?.select(String(l));
+    const L: number = model.get("n_layers");
+    const C = classes.length;
+    const cm: NDArray = slice2d(confusion, l);
+    const title = h("div", { class: "lw-title", "data-testid": "layer-title",
+      text: `Layer ${l}: accuracy ${fmt(curves.values[l])} \u00b1 ${fmt(curves.values[L + l])}` });
+    let cmax = 0;
+    for (let i = 0; i < cm.values.length; i++) cmax = Math.max(cmax, cm.values[i]);
+    heat.draw(cm, {
+      rowLabels: classes, colLabels: classes, scale: "seq", vmax: cmax, maxSize: Math.min(260, 60 * C), minCell: 8,
+      cellText: (r, c) => String(Math.round(cm.values[r * C + c])),
+      describe: (r, c, v) => `true ${classes[r]}, predicted ${classes[c]}: ${Math.round(v)}`,
+    });
+    const examples: Example[] = (model.get("examples") || [])[l] || [];
+    const list = h("div", { "data-testid": "wrong" });
+    let weighted = false;
+    for (const ex of examples) {
+      const strip = new TokenStrip(ex.tokens, { testid: "wrong-example" });
+      if (ex.highlight >= 0) strip.select(ex.highlight);
+      if (ex.weights) { strip.setWeights(decode(ex.weights)!.values, true); weighted = true; }
+      list.append(h("div", { class: "lw-muted", text: `true ${ex.true} \u2192 predicted ${ex.pred} (p = ${ex.confidence.toFixed(2)})` }), strip.el);
+    }
+    if (!examples.length) list.append(h("div", { class: "lw-muted", text: "No held-out mistakes at this layer." }));
+    if (weighted) list.append(h("div", { class: "lw-muted", "data-testid": "weights-legend",
+      text: "Token colour: share of the probe's wrong decision, logit(predicted) \u2212 logit(true) (red: pushed towards the wrong class, blue: towards the true one)." }));
+    detail.replaceChildren(title, h("div", { class: "lw-muted", text: "Confusion matrix (all splits; rows: true, columns: predicted)" }), heat.el,
+      h("div", { class: "lw-muted", text: "Most confidently wrong held-out examples" }), list);
+    detail.dataset.layer = String(l);
+  };
+
+  f.watch(["done", "curves", "confusion", "examples"], drawAll);
+  f.watch(["selected_layer"], drawLayer);
+  drawAll();
+  (el as any).__lw = { heat };
+  return () => f.cleanup();
+}
+
+export default { render };

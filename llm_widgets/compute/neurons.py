@@ -1,0 +1,38 @@
+"""MLP neuron activations: the input of each MLP's output projection (after the nonlinearity)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .hooks import blocks, capture, check_layer
+
+
+@dataclass
+class NeuronResult:
+    labels: list[str]  # tokens as read
+    activations: np.ndarray  # [L, T, N] every layer, one forward pass
+
+    def top_neurons(self, layer: int, token: int, k: int = 10) -> list[tuple[int, float]]:
+        """The k neurons of `layer` most active on `token`, highest first."""
+        a = self.activations[layer, token]
+        order = np.argsort(-a, kind="stable")[:k]
+        return [(int(i), float(a[i])) for i in order]
+
+    def top_tokens(self, layer: int, neuron: int, k: int | None = None) -> list[tuple[int, float]]:
+        """Which tokens fire `neuron`: (position, activation), highest first."""
+        a = self.activations[layer, :, neuron]
+        order = np.argsort(-a, kind="stable")[:k]
+        return [(int(i), float(a[i])) for i in order]
+
+
+def neuron_activations(session, text: str, *, truncate: bool = False) -> NeuronResult:
+    trace = session.trace(text, truncate=truncate)
+    enc, _, _ = session.encode(text, truncate=truncate)
+    n = len(blocks(session.model))
+    acts = capture(session.model, [("neurons", l) for l in range(n)], lambda: session.forward(**enc))
+    stacked = np.stack([acts[("neurons", l)][0].float().cpu().numpy() for l in range(n)])
+    return NeuronResult(labels=list(trace.labels), activations=stacked)
+
+
+__all__ = ["NeuronResult", "neuron_activations", "check_layer"]

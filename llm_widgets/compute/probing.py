@@ -1,0 +1,508 @@
+"""Layer-wise probing: hidden states for many texts (batched), linear probes per layer with control
+tasks (Hewitt & Liang, 2019), confidence intervals over seeds. Pure torch/numpy/sklearn.
+
+Features
+- level 'sentence': one row per text, the mean of the hidden states of its non-special tokens
+  (pooling='mean'; pooling='first' takes the first token, e.g. [CLS]).
+- level 'token': one row per real (non-special) token. Word labels (one per whitespace-separated
+  word) are aligned to tokens through the tokenizer's character offsets: every sub-word token of a
+  word gets the word's label; a word labelled None is skipped.
+
+Control task (selectivity = accuracy - control accuracy)
+- token level: every word *type* (lowercased word) gets a random label, drawn once (seeded) from
+  the task's label distribution and fixed for all its occurrences (Hewitt & Liang).
+- sentence level: every sentence *type* gets a fixed random label the same way. By default the type
+  of a text is the text itself, lowercased with punctuation and repeated spaces removed; pass
+  `control_types` (one key per text) to group differently, e.g. by template or by main verb.
+The control measures what a probe of the same capacity gets from memorising types; a probe that
+reads the property from the representation beats it on held-out data.
+"""
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import EmptyInputError, InputTooLongError, LLMWidgetsError, NonFiniteError
+
+Report = Callable[[float, str], None]
+LEVELS = ("sentence", "token")
+
+
+def _noop(fraction: float, label: str = "") -> None:
+    pass
+
+
+@dataclass
+class Activations:
+    """Hidden states of every layer for the rows of a probing/concept data set."""
+
+    states: np.ndarray  # [L+1, N, D] float32; layer 0 is the embedding output
+    level: str
+    texts: list[str]
+    tokens: list[list[str]]  # display labels of each text's tokens
+    text_index: np.ndarray  # [N] text each row comes from
+    token_index: np.ndarray  # [N] token position of each row in its text (-1: sentence rows)
+    types: list[str]  # [N] the type of each row: lowercased word (token) / normalised text (sentence)
+    labels: list | None = None  # [N] row labels (strings) when labels were given
+
+    @property
+    def num_layers(self) -> int:
+        return self.states.shape[0]
+
+    def __len__(self) -> int:
+        return self.states.shape[1]
+
+
+def _normalise(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+def _words(text: str) -> list[tuple[int, int]]:
+    return [m.span() for m in re.finditer(r"\S+", text)]
+
+
+def _check_texts(texts) -> list[str]:
+    if isinstance(texts, str):
+        raise TypeError("texts must be a list of strings, not one string: wrap it as [text]")
+    texts = list(texts)
+    if not texts:
+        raise EmptyInputError("No texts given: pass a list of strings.")
+    for i, tx in enumerate(texts):
+        if not isinstance(tx, str):
+            raise TypeError(f"texts[{i}] must be a str, got {type(tx).__name__}")
+        if not tx.strip():
+            raise EmptyInputError(f"texts[{i}] is empty: remove it or give it some words.")
+    return texts
+
+
+def check_labels(texts: Sequence[str], labels, level: str) -> list | None:
+    """Validate labels against texts (length, per-text word counts for level 'token')."""
+    if level not in LEVELS:
+        raise LLMWidgetsError(f"level must be 'sentence' or 'token', got {level!r}")
+    if labels is None:
+        return None
+    labels = list(labels)
+    if len(labels) != len(texts):
+        raise LLMWidgetsError(f"Got {len(labels)} labels for {len(texts)} texts: give exactly one "
+                              f"{'label' if level == 'sentence' else 'list of word labels'} per text.")
+    if level == "token":
+        for i, (tx, lab) in enumerate(zip(texts, labels)):
+            if isinstance(lab, str) or not hasattr(lab, "__len__"):
+                raise LLMWidgetsError(f"labels[{i}] must be a list with one label per word for "
+                                      f"level='token' (got {type(lab).__name__}).")
+            n = len(_words(tx))
+            if len(lab) != n:
+                raise LLMWidgetsError(f"Text {i} has {n} whitespace-separated words but {len(lab)} "
+                                      f"labels: {tx[:60]!r}. Give one label per word (None to skip).")
+    return labels
+
+
+def _encode_all(session, texts: list[str], truncate: bool):
+    tok = session.tokenizer
+    limit = session.max_length
+    out = []
+    for i, tx in enumerate(texts):
+        try:
+            enc = tok(tx, return_offsets_mapping=True, return_special_tokens_mask=True)
+        except NotImplementedError:  # slow tokenizers have no offsets
+            enc = tok(tx, return_special_tokens_mask=True)
+        ids = list(enc["input_ids"])
+        if limit is not None and len(ids) > limit:
+            if not truncate:
+                raise InputTooLongError(f"texts[{i}] is {len(ids)} tokens long; {session.name} accepts "
+                                        f"at most {limit}. Shorten it or pass truncate=True.")
+            enc = {k: list(v)[:limit] for k, v in enc.items()}
+        if not enc["input_ids"]:
+            raise EmptyInputError(f"texts[{i}] produced no tokens.")
+        out.append(enc)
+    return out
+
+
+def _row_plan(session, texts, encs, labels, level):
+    """Which (text, token) pairs become rows, their labels and types."""
+    text_index, token_index, types, row_labels, tokens = [], [], [], [], []
+    for i, (tx, enc) in enumerate(zip(texts, encs)):
+        ids = list(enc["input_ids"])
+        tokens.append(session.token_labels(session.tokenizer.convert_ids_to_tokens(ids)))
+        special = list(enc.get("special_tokens_mask") or [0] * len(ids))
+        if level == "sentence":
+            text_index.append(i)
+            token_index.append(-1)
+            types.append(_normalise(tx))
+            if labels is not None:
+                row_labels.append(labels[i])
+            continue
+        spans = _words(tx)
+        offsets = enc.get("offset_mapping")
+        for j in range(len(ids)):
+            if special[j]:
+                continue
+            w = None
+            if offsets is not None:
+                s, e = offsets[j]
+                if e <= s:
+                    continue
+                w = next((k for k, (a, b) in enumerate(spans) if a <= s < b), None)
+            if w is None:
+                continue
+            lab = labels[i][w] if labels is not None else None
+            if labels is not None and lab is None:
+                continue
+            text_index.append(i)
+            token_index.append(j)
+            types.append(tx[spans[w][0]:spans[w][1]].lower())
+            row_labels.append(lab)
+        if offsets is None:
+            raise LLMWidgetsError("level='token' needs a fast tokenizer (character offsets) to align "
+                                  "word labels with tokens; load the model with its fast tokenizer.")
+    return (np.array(text_index, dtype=np.int64), np.array(token_index, dtype=np.int64), types,
+            (row_labels if labels is not None else None), tokens)
+
+
+def _encoder(session):
+    model = session.model
+    if session.kind == "encoder-decoder":
+        return model.get_encoder()
+    return getattr(model, "base_model", model)  # skip LM / classifier heads: not needed here
+
+
+def _batches(session, encs, batch_size: int):
+    """Yield (text indices, padded width, hidden states [L+1, B, T, D] float32 torch) for batches of
+    the encoded texts, sorted by length (little padding), attention-masked, without gradients."""
+    model = _encoder(session)
+    pad_id = session.tokenizer.pad_token_id or 0
+    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encs[0]]
+    order = sorted(range(len(encs)), key=lambda i: len(encs[i]["input_ids"]))
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        width = max(len(encs[i]["input_ids"]) for i in chunk)
+        batch = {}
+        for k in keys:
+            fill = pad_id if k == "input_ids" else 0
+            batch[k] = torch.tensor([list(encs[i][k]) + [fill] * (width - len(encs[i][k])) for i in chunk],
+                                    device=session.device)
+        if "attention_mask" not in batch:
+            batch["attention_mask"] = torch.tensor(
+                [[1] * len(encs[i]["input_ids"]) + [0] * (width - len(encs[i]["input_ids"])) for i in chunk],
+                device=session.device)
+        with torch.no_grad():
+            out = model(**batch, output_hidden_states=True, return_dict=True)
+        yield chunk, width, torch.stack(out.hidden_states).float()
+
+
+def token_states(session, texts, *, batch_size: int = 32, truncate: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per text: (hidden states of every layer and token [L+1, T, D], special-token mask [T]), from
+    batched passes (the same numbers as Session.trace(text).hidden_states)."""
+    texts = _check_texts(texts)
+    encs = _encode_all(session, texts, truncate)
+    out: list = [None] * len(texts)
+    for chunk, _, hs in _batches(session, encs, batch_size):
+        for b, i in enumerate(chunk):
+            n = len(encs[i]["input_ids"])
+            special = np.asarray(list(encs[i].get("special_tokens_mask") or [0] * n), dtype=bool)
+            out[i] = (hs[:, b, :n].cpu().numpy(), special)
+    return out
+
+
+def extract(session, texts, labels=None, *, level: str = "sentence", pooling: str = "mean",
+            batch_size: int = 32, truncate: bool = False, report: Report = _noop) -> Activations:
+    """Hidden states of all layers for many texts: one batched forward pass per `batch_size` texts
+    (texts sorted by length, padded, attention-masked), on the session's device."""
+    texts = _check_texts(texts)
+    labels = check_labels(texts, labels, level)
+    if pooling not in ("mean", "first"):
+        raise LLMWidgetsError(f"pooling must be 'mean' or 'first', got {pooling!r}")
+    if batch_size < 1:
+        raise LLMWidgetsError(f"batch_size must be >= 1, got {batch_size}")
+    encs = _encode_all(session, texts, truncate)
+    text_index, token_index, types, row_labels, tokens = _row_plan(session, texts, encs, labels, level)
+    if level == "token" and len(text_index) == 0:
+        raise LLMWidgetsError("No labelled tokens: every word label is None.")
+    rows_of = {}
+    for r, (i, j) in enumerate(zip(text_index, token_index)):
+        rows_of.setdefault(int(i), []).append((r, int(j)))
+
+    states = None
+    done = 0
+    for chunk, width, hs in _batches(session, encs, batch_size):
+        if states is None:
+            states = np.zeros((hs.shape[0], len(text_index), hs.shape[-1]), dtype=np.float32)
+        if level == "sentence":
+            mask = torch.zeros(len(chunk), width, device=hs.device)
+            for b, i in enumerate(chunk):
+                special = list(encs[i].get("special_tokens_mask") or [0] * len(encs[i]["input_ids"]))
+                keep = [1.0 - s for s in special] if pooling == "mean" else [1.0] + [0.0] * (len(special) - 1)
+                if sum(keep) == 0:  # only special tokens: use them all
+                    keep = [1.0] * len(special)
+                mask[b, :len(keep)] = torch.tensor(keep)
+            pooled = (hs * mask[None, :, :, None]).sum(2) / mask.sum(1)[None, :, None]
+            states[:, chunk] = pooled.cpu().numpy()
+        else:
+            b_idx, t_idx, r_idx = [], [], []
+            for b, i in enumerate(chunk):
+                for r, j in rows_of.get(i, []):
+                    b_idx.append(b)
+                    t_idx.append(j)
+                    r_idx.append(r)
+            if r_idx:
+                states[:, r_idx] = hs[:, b_idx, t_idx].cpu().numpy()
+        done += len(chunk)
+        report(done / len(texts), f"hidden states {done}/{len(texts)} texts")
+    if not np.isfinite(states).all():
+        raise NonFiniteError("The model produced NaN/inf hidden states; with float16 try "
+                             "dtype='float32' (or 'bfloat16').")
+    return Activations(states, level, texts, tokens, text_index, token_index, types, row_labels)
+
+
+# -- probes ------------------------------------------------------------------------------------
+@dataclass
+class ProbeResult:
+    """Held-out accuracy of a probe at each layer, over several seeds (random splits)."""
+
+    classes: list[str]
+    accuracy: np.ndarray  # [L+1, seeds]
+    control: np.ndarray | None  # [L+1, seeds] accuracy on the control task
+    majority: float  # accuracy of predicting the training majority class (mean over seeds)
+    confusion: np.ndarray  # [L+1, C, C] counts, rows = true class, columns = predicted; all seeds
+    wrong: list[list[dict]]  # per layer: most confidently wrong rows {row, true, pred, confidence}
+    level: str = "sentence"
+    probe: str = "linear"
+    n_rows: int = 0
+    control_labels: list[str] = field(default_factory=list)
+    # linear probes only: per layer, per seed {classes, coef [K, D], intercept [K], mean [D], scale [D]}
+    weights: list[list[dict]] | None = None
+
+    @property
+    def num_layers(self) -> int:
+        return self.accuracy.shape[0]
+
+    def margin_direction(self, layer: int, seed: int, pred: str, true: str) -> tuple[np.ndarray, float]:
+        """(u, b) with margin(x) = logit(pred) - logit(true) = u . (x - mean) + b for the linear probe
+        of (layer, seed), in the units of the raw features x (the probe's StandardScaler folded in)."""
+        if self.weights is None:
+            raise LLMWidgetsError("Margins need linear probes (probe='linear').")
+        w = self.weights[layer][seed]
+        classes, coef, icpt = w["classes"], w["coef"], w["intercept"]
+        if coef.shape[0] == 1:  # binary: one logit, for classes[1]
+            sign = 1.0 if pred == classes[1] else -1.0
+            v, b = sign * coef[0], sign * float(icpt[0])
+        else:
+            i, j = classes.index(pred), classes.index(true)
+            v, b = coef[i] - coef[j], float(icpt[i] - icpt[j])
+        return v.astype(np.float64) / w["scale"].astype(np.float64), b
+
+    def token_contributions(self, layer: int, wrong: dict, token_states: np.ndarray) -> np.ndarray:
+        """Per-token share of a mean-pooled sentence row's wrong decision: for the probe that made the
+        mistake (`wrong` is an item of `.wrong[layer]`), c_t = u . (h_t - mean) / T over the T pooled
+        tokens `token_states` [T, D], so that sum(c) + intercept difference = logit(pred) - logit(true)
+        > 0. Positive tokens pushed towards the wrong class."""
+        u, _ = self.margin_direction(layer, wrong["seed"], wrong["pred"], wrong["true"])
+        h = np.asarray(token_states, dtype=np.float64)
+        return ((h - self.weights[layer][wrong["seed"]]["mean"].astype(np.float64)) @ u / len(h)).astype(np.float32)
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.accuracy.mean(axis=1)
+
+    @property
+    def ci(self) -> np.ndarray:
+        """Half-width of the 95% t-interval of the mean accuracy over seeds."""
+        return _ci(self.accuracy)
+
+    @property
+    def control_mean(self) -> np.ndarray:
+        return self.control.mean(axis=1) if self.control is not None else np.full(self.num_layers, np.nan)
+
+    @property
+    def control_ci(self) -> np.ndarray:
+        return _ci(self.control) if self.control is not None else np.full(self.num_layers, np.nan)
+
+    @property
+    def selectivity(self) -> np.ndarray:
+        return self.mean - self.control_mean
+
+    @property
+    def best_layer(self) -> int:
+        return int(np.argmax(self.mean))
+
+    def to_frame(self):
+        """One row per layer: accuracy, ci95, control, control_ci95, selectivity, majority."""
+        import pandas as pd
+
+        return pd.DataFrame({"layer": np.arange(self.num_layers), "accuracy": self.mean, "ci95": self.ci,
+                             "control": self.control_mean, "control_ci95": self.control_ci,
+                             "selectivity": self.selectivity, "majority": self.majority})
+
+
+def _ci(a: np.ndarray) -> np.ndarray:
+    from scipy import stats
+
+    n = a.shape[1]
+    if n < 2:
+        return np.zeros(a.shape[0])
+    return stats.t.ppf(0.975, n - 1) * a.std(axis=1, ddof=1) / np.sqrt(n)
+
+
+def control_task(types: Sequence[str], labels: Sequence, seed: int = 0) -> list:
+    """Hewitt & Liang control labels: one random label per type, drawn from the empirical label
+    distribution, the same for every row of that type."""
+    rng = np.random.default_rng(seed)
+    values, counts = np.unique(np.asarray(labels, dtype=object).astype(str), return_counts=True)
+    uniq = sorted(set(types))
+    draw = rng.choice(len(values), size=len(uniq), p=counts / counts.sum())
+    by_type = {t: values[d] for t, d in zip(uniq, draw)}
+    return [by_type[t] for t in types]
+
+
+def few_threads(n: int = 1):
+    """Context limiting BLAS/OpenMP threads while sklearn fits the small matrices of probes and
+    projections: with every core's BLAS threads competing (torch, other processes) such fits run
+    10-20x slower than on one thread."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=n)
+
+
+def _make_probe(kind: str, seed: int):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if kind == "linear":
+        clf = LogisticRegression(max_iter=300, C=1.0)
+    elif kind == "mlp":
+        clf = MLPClassifier(hidden_layer_sizes=(64,), max_iter=300, random_state=seed)
+    else:
+        raise LLMWidgetsError(f"probe must be 'linear' or 'mlp', got {kind!r}")
+    return make_pipeline(StandardScaler(), clf)
+
+
+def _splits(n: int, y: np.ndarray, groups: np.ndarray | None, seeds: int, test_size: float):
+    from sklearn.model_selection import GroupShuffleSplit, StratifiedShuffleSplit
+
+    if groups is not None:
+        splitter = GroupShuffleSplit(n_splits=seeds, test_size=test_size, random_state=0)
+        return list(splitter.split(np.zeros(n), y, groups))
+    splitter = StratifiedShuffleSplit(n_splits=seeds, test_size=test_size, random_state=0)
+    return list(splitter.split(np.zeros(n), y))
+
+
+def probe_layers(acts: Activations | np.ndarray, labels=None, *, seeds: int = 3, test_size: float = 0.25,
+                 control: bool = True, control_types: Sequence[str] | None = None, probe: str = "linear",
+                 groups: Sequence | None = None, n_wrong: int = 8, report: Report = _noop) -> ProbeResult:
+    """Train a probe per layer on `seeds` random train/test splits (stratified; grouped by text at
+    token level, so no sentence is in both). Returns held-out accuracy per layer and seed, the same
+    for the control task, the majority baseline, confusion matrices and confidently wrong rows.
+
+    acts: Activations from `extract` (labels taken from it unless given), or a [L+1, N, D] array.
+    """
+    from sklearn.exceptions import ConvergenceWarning
+
+    if probe not in ("linear", "mlp"):
+        raise LLMWidgetsError(f"probe must be 'linear' or 'mlp', got {probe!r}")
+    if not 0.0 < float(test_size) < 1.0:
+        raise LLMWidgetsError(f"test_size must be between 0 and 1 (a fraction of the rows), got {test_size}")
+    if isinstance(acts, Activations):
+        states, level = acts.states, acts.level
+        labels = acts.labels if labels is None else labels
+        types = list(acts.types)
+        if groups is None and level == "token":
+            groups = acts.text_index
+    else:
+        states, level, types = np.asarray(acts, dtype=np.float32), "sentence", None
+        if states.ndim != 3:
+            raise LLMWidgetsError(f"activations must be [layers, rows, dim], got shape {states.shape}")
+    if labels is None:
+        raise LLMWidgetsError("No labels: pass one label per row (or per text).")
+    y = np.asarray([str(v) for v in labels], dtype=object)
+    n = states.shape[1]
+    if len(y) != n:
+        raise LLMWidgetsError(f"Got {len(y)} labels for {n} rows of activations.")
+    if not np.isfinite(states).all():
+        bad = sorted(set(np.argwhere(~np.isfinite(states))[:, 0].tolist()))
+        raise NonFiniteError(f"Activations contain NaN/inf (layers {bad}); a probe cannot be trained "
+                             f"on them. With float16 models load with dtype='float32'.")
+    classes, counts = np.unique(y, return_counts=True)
+    if len(classes) < 2:
+        raise LLMWidgetsError(f"All {n} rows have the label {classes[0]!r}: a probe needs at least two "
+                              f"classes. Add examples of another class.")
+    if seeds < 1:
+        raise LLMWidgetsError(f"seeds must be >= 1, got {seeds}")
+    if counts.min() < 2:
+        raise LLMWidgetsError(f"Class {classes[counts.argmin()]!r} has a single example; give at least "
+                              f"two per class so it can appear in both train and test sets.")
+    if control_types is not None:
+        control_types = [str(c) for c in control_types]
+        if len(control_types) != n:
+            raise LLMWidgetsError(f"Got {len(control_types)} control_types for {n} rows.")
+        types = control_types
+    if types is None:
+        types = [str(i) for i in range(n)]
+    y_ctrl = np.asarray(control_task(types, y, seed=0), dtype=object) if control else None
+    groups = np.asarray(groups) if groups is not None else None
+    splits = _splits(n, y, groups, seeds, test_size)
+
+    n_layers, C = states.shape[0], len(classes)
+    index = {c: k for k, c in enumerate(classes)}
+    yi = np.array([index[v] for v in y])
+    acc = np.zeros((n_layers, seeds))
+    ctrl = np.zeros((n_layers, seeds)) if control else None
+    confusion = np.zeros((n_layers, C, C), dtype=np.int64)
+    wrong_best: list[dict[int, tuple[float, int, int]]] = [{} for _ in range(n_layers)]
+    weights = [[None] * seeds for _ in range(n_layers)] if probe == "linear" else None
+    majority = []
+    for s, (tr, te) in enumerate(splits):
+        vals, cnt = np.unique(y[tr], return_counts=True)
+        majority.append(float(np.mean(y[te] == vals[cnt.argmax()])))
+    total = n_layers * seeds
+    with few_threads(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # the MLP's max_iter: accuracy still counts
+        _fit_layers(states, y, y_ctrl, yi, index, splits, probe, acc, ctrl, confusion, wrong_best, report, total,
+                    weights)
+    wrong = []
+    for layer in range(n_layers):
+        items = sorted(wrong_best[layer].items(), key=lambda kv: -kv[1][0])[:n_wrong]
+        wrong.append([{"row": r, "true": str(y[r]), "pred": str(classes[p]), "confidence": c, "seed": sd}
+                      for r, (c, p, sd) in items])
+    return ProbeResult(classes=[str(c) for c in classes], accuracy=acc, control=ctrl,
+                       majority=float(np.mean(majority)), confusion=confusion, wrong=wrong, level=level,
+                       probe=probe, n_rows=n, control_labels=list(y_ctrl) if control else [],
+                       weights=weights)
+
+
+def _fit_layers(states, y, y_ctrl, yi, index, splits, probe, acc, ctrl, confusion, wrong_best, report, total,
+                weights=None):
+    seeds = len(splits)
+    control = y_ctrl is not None
+    for layer in range(states.shape[0]):
+        X = states[layer]
+        for s, (tr, te) in enumerate(splits):
+            if len(np.unique(y[tr])) < 2:
+                raise LLMWidgetsError("A training split holds a single class; give more examples.")
+            clf = _make_probe(probe, s).fit(X[tr], y[tr])
+            if weights is not None:
+                scaler, lr = clf[0], clf[-1]
+                weights[layer][s] = {"classes": [str(c) for c in lr.classes_],
+                                     "coef": lr.coef_.astype(np.float32), "intercept": lr.intercept_.astype(np.float64),
+                                     "mean": scaler.mean_.astype(np.float32), "scale": scaler.scale_.astype(np.float32)}
+            proba = clf.predict_proba(X[te])
+            pred = clf.classes_[proba.argmax(1)]
+            acc[layer, s] = float(np.mean(pred == y[te]))
+            np.add.at(confusion[layer], (yi[te], np.array([index[p] for p in pred])), 1)
+            conf = proba.max(1)
+            for r, p, c in zip(te[pred != y[te]], pred[pred != y[te]], conf[pred != y[te]]):
+                if c > wrong_best[layer].get(int(r), (-1.0, 0, 0))[0]:
+                    wrong_best[layer][int(r)] = (float(c), index[p], s)
+            if control:
+                if len(np.unique(y_ctrl[tr])) < 2:  # every training type drew one label
+                    ctrl[layer, s] = float(np.mean(y_ctrl[te] == y_ctrl[tr][0]))
+                else:
+                    cc = _make_probe(probe, s).fit(X[tr], y_ctrl[tr])
+                    ctrl[layer, s] = float(np.mean(cc.predict(X[te]) == y_ctrl[te]))
+            report((layer * seeds + s + 1) / total, f"probe layer {layer}, split {s + 1}/{seeds}")

@@ -1,0 +1,181 @@
+"""AuditView: counterfactual bias, robustness/consistency tests, per-group metrics, summary table."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import traitlets as t
+
+from ..audit.perturb import word_diff
+from ..compute.attribution import METHODS, attribute
+from ..compute.audit import AuditResult, Scorer, plan_audit, run_audit
+from ..errors import LLMWidgetsError
+from .base import View, encode_array
+
+WORST = 20  # worst pairs listed in the view
+EXPLAINED = 8  # of which explained (token attribution) up front; the others on click
+FAILURES = 5  # failing examples shown per robustness test
+
+
+def _in_kernel() -> bool:
+    try:
+        from IPython import get_ipython
+
+        return getattr(get_ipython(), "kernel", None) is not None
+    except ImportError:
+        return False
+
+
+def _clean(rows: list[dict]) -> list[dict]:
+    """JSON-safe table rows: NaN -> None, numpy scalars -> Python."""
+    out = []
+    for r in rows:
+        out.append({k: (None if isinstance(v, float) and math.isnan(v) else
+                        v.item() if isinstance(v, np.generic) else v) for k, v in r.items()})
+    return out
+
+
+class AuditView(View):
+    """Audit a model: counterfactual bias over templated sentences, robustness (invariance and
+    directional perturbations), per-group metrics with bootstrap CIs, and a pass/fail summary.
+
+    >>> AuditView(s, templates=lw.audit.templates.occupations, attribute="gender")
+    >>> AuditView(s, task=fn, texts=df["text"], labels=df["label"], groups=df["group"])
+
+    session: a classifier Session (class probabilities) or causal LM (log p(continuation | text));
+    may be None when task is a callable ``list[str] -> [N] or [N, C]``. thresholds: override
+    compute.audit.DEFAULT_THRESHOLDS. background: score in a thread with a progress bar (default: in
+    a notebook kernel); call .wait() before reading .result in scripts. Click a worst pair (or set
+    `selected_pair`) to see both versions side by side, with token attribution (explain= any method
+    of compute.attribution, default occlusion; False for none) when the session is a classifier.
+    `.result` is an AuditResult; `.to_csv(path)` writes the summary table,
+    `.report_html(path)` a plain printable report, `.to_html(path)` the interactive page.
+    """
+
+    _bundle_name = "audit"
+    score_name = t.Unicode("score").tag(sync=True)
+    attribute = t.Unicode("").tag(sync=True)
+    done = t.Bool(False).tag(sync=True)
+    summary = t.List(t.Dict()).tag(sync=True)
+    cf_summary = t.List(t.Dict()).tag(sync=True)
+    shifts = t.Dict().tag(sync=True)  # float32 [P] every pair's shift (histogram)
+    pairs = t.List(t.Dict()).tag(sync=True)  # the worst pairs, largest |shift| first
+    attributions = t.Dict().tag(sync=True)  # str(pair id) -> {"a": {tokens, weights}, "b": ...}
+    robustness = t.List(t.Dict()).tag(sync=True)
+    failures = t.List(t.Dict()).tag(sync=True)
+    group_table = t.List(t.Dict()).tag(sync=True)
+    differences = t.Dict().tag(sync=True)
+    selected_pair = t.Int(-1).tag(sync=True)
+
+    def __init__(self, session=None, *, task=None, templates=None, attribute: str | None = None,
+                 terms: dict | None = None, texts=None, labels=None, groups=None,
+                 robustness: bool | dict = True, target=None, continuation: str | None = None,
+                 thresholds: dict | None = None, tolerance: float = 0.2, batch_size: int = 32,
+                 n_boot: int = 1000, seed: int = 0, explain: str | bool = "occlusion",
+                 background: bool | None = None,
+                 **kwargs):
+        self.scorer = Scorer(task, session, target=target, continuation=continuation, batch_size=batch_size)
+        self.session = self.scorer.session
+        self.result: AuditResult | None = None
+        if explain and explain not in METHODS:
+            raise LLMWidgetsError(f"explain={explain!r}: use False or an attribution method, one of {sorted(METHODS)}.")
+        self._explain = explain if self.scorer.kind == "classifier" else False
+        name = self.session.name if self.session is not None else getattr(task, "__name__", "task")
+        super().__init__(title=kwargs.pop("title", f"Audit \u00b7 {name}"),
+                         attribute=attribute or ("terms" if terms else ""), **kwargs)
+        # bad input fails here, before any (background) scoring
+        plan = plan_audit(self.scorer, templates=templates, attribute=attribute, terms=terms, texts=texts,
+                          labels=labels, groups=groups, robustness=robustness, tolerance=tolerance,
+                          thresholds=thresholds, n_boot=n_boot, seed=seed)
+        self.observe(self._on_select, names=["selected_pair"])
+        self._run(lambda report: self._work(plan, report), self._show,
+                  _in_kernel() if background is None else background)
+
+    def _work(self, plan, report) -> tuple[AuditResult, dict]:
+        res = run_audit(self.scorer, plan, report=report)
+        explained = {}
+        if self._explain and res.counterfactual is not None:
+            worst = res.counterfactual.worst(EXPLAINED)
+            for k, i in enumerate(worst):
+                report(0.95 + 0.05 * k / len(worst), "explaining the worst pairs")
+                explained[str(int(i))] = self._explain_pair(res, int(i))
+        return res, explained
+
+    def _explain_pair(self, res: AuditResult, i: int) -> dict:
+        """Token attribution of both versions of pair i (compute.attribution.attribute): for a
+        2-class model, of the audited class's logit minus the other's (its log-odds)."""
+        cf = res.counterfactual
+        n = len(self.session.class_labels)
+        k = self.scorer.target_index(n)
+        contrast = 1 - k if n == 2 else None
+        out = {}
+        for side, text in (("a", cf.text_a[i]), ("b", cf.text_b[i])):
+            r = attribute(self.session, text, target=k, contrast=contrast, method=self._explain,
+                          compute_faithfulness=False, truncate=True)
+            out[side] = {"tokens": r.labels, "weights": encode_array(r.scores[0], "float32"),
+                         "what": f"{METHODS[r.method]} of {r.targets[0]}"}
+        return out
+
+    def _show(self, value) -> None:
+        res, explained = value
+        self.result = res
+        self.score_name = res.score_name
+        cf, rb, gm = res.counterfactual, res.robustness, res.groups
+        if cf is not None:
+            self.cf_summary = _clean(cf.summary)
+            self.shifts = encode_array(cf.shift, "float32")
+            self.pairs = [self._pair_row(int(i)) for i in cf.worst(WORST)]
+            self.attributions = explained
+        if rb is not None:
+            self.robustness = _clean(rb.summary)
+            fails = []
+            for row in rb.summary:
+                for i in rb.failures(row["test"])[:FAILURES]:
+                    a, b = word_diff(rb.original[i], rb.perturbed[i])
+                    fails.append({"test": row["test"], "kind": rb.kind[i], "original": a, "perturbed": b,
+                                  "score_o": float(rb.score_o[i]), "score_p": float(rb.score_p[i]),
+                                  "pred_o": int(rb.pred_o[i]), "pred_p": int(rb.pred_p[i])})
+            self.failures = fails
+        if gm is not None:
+            self.group_table = _clean(gm.table())
+            self.differences = {k: [None if math.isnan(x) else x for x in v] for k, v in gm.differences.items()}
+        self.summary = _clean(res.summary)
+        self.done = True
+
+    def _pair_row(self, i: int) -> dict:
+        cf = self.result.counterfactual
+        return {"id": i, "group": cf.group_b[i], "term_a": cf.term_a[i], "term_b": cf.term_b[i],
+                "text_a": cf.text_a[i], "text_b": cf.text_b[i], "score_a": float(cf.score_a[i]),
+                "score_b": float(cf.score_b[i]), "shift": float(cf.score_b[i] - cf.score_a[i])}
+
+    @t.validate("selected_pair")
+    def _valid_pair(self, proposal):
+        v = proposal["value"]
+        n = len(self.result.counterfactual.shift) if self.result and self.result.counterfactual else 0
+        if v != -1 and not 0 <= v < n:
+            raise t.TraitError(f"selected_pair must be -1 (none) or a pair index in 0..{n - 1}, got {v}")
+        return v
+
+    def _on_select(self, change) -> None:
+        """Add the row and the attribution of a pair the view does not have yet (on demand)."""
+        i = change["new"]
+        if i < 0 or self.result is None or self.result.counterfactual is None:
+            return
+        if not any(p["id"] == i for p in self.pairs):
+            self.pairs = self.pairs + [self._pair_row(i)]
+        if self._explain and str(i) not in self.attributions:
+            self.attributions = {**self.attributions, str(i): self._explain_pair(self.result, i)}
+
+    # -- export --------------------------------------------------------------------------------
+    def to_csv(self, path):
+        """Write the audit summary table (one row per check, pass/fail) as CSV."""
+        if self.result is None:
+            raise LLMWidgetsError("The audit is still running (or failed: see .error); call .wait() first.")
+        return self.result.to_csv(path)
+
+    def report_html(self, path):
+        """Write the audit as a plain, printable HTML report (summary pass/fail table, per-group
+        metrics, worst pairs; no script). `to_html` writes the interactive page instead."""
+        if self.result is None:
+            raise LLMWidgetsError("The audit is still running (or failed: see .error); call .wait() first.")
+        return self.result.to_html(path, title=self.title)

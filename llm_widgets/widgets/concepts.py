@@ -1,0 +1,153 @@
+"""ConceptView: what does the model represent alike? PCA + k-means of token (or sentence)
+activations per layer; brush points to see them in context; a layer slider re-projects."""
+from __future__ import annotations
+
+import numpy as np
+import traitlets as t
+
+from ..compute.concepts import METHODS, concepts
+from ..compute.probing import _check_texts, check_labels, extract
+from ..errors import LLMWidgetsError
+from .base import View, encode_array
+from .probing import as_texts_labels, in_kernel
+
+
+class ConceptView(View):
+    """2-D PCA (or UMAP) of activations at each layer, coloured by k-means cluster or by label.
+
+    >>> v = lw.ConceptView(session, texts, layer=4)               # one point per token
+    >>> lw.ConceptView(session, texts, labels, level="sentence")  # one point per text
+
+    Drag a rectangle over the scatter to select points: `selected_indices` (row numbers of
+    `.result.to_frame(layer)`) and their contexts appear below. `layer` re-projects; `color_by`
+    is 'cluster' or 'label'. `.result` is a ConceptResult; `.figure()` a bqplot scatter of it.
+    """
+
+    _bundle_name = "concepts"
+    level = t.Unicode("token").tag(sync=True)
+    n_layers = t.Int(0).tag(sync=True)
+    layer = t.Int(0).tag(sync=True)
+    k = t.Int(5).tag(sync=True)
+    method = t.Unicode("pca").tag(sync=True)
+    coords = t.Dict().tag(sync=True)  # float32 [L+1, N, 2]
+    clusters = t.Dict().tag(sync=True)  # uint8 [L+1, N] exact ints
+    explained = t.Dict().tag(sync=True)  # float32 [L+1, 2]
+    label_names = t.List(t.Unicode()).tag(sync=True)
+    label_index = t.Dict().tag(sync=True)  # uint8 [N] index into label_names (255: no label)
+    texts_tokens = t.List(t.List(t.Unicode())).tag(sync=True)
+    rows = t.Dict().tag(sync=True)  # float32 [2, N]: text index, token index (-1: sentence)
+    color_by = t.Enum(["cluster", "label"], default_value="cluster").tag(sync=True)
+    selected_indices = t.List(t.Int()).tag(sync=True)
+    done = t.Bool(False).tag(sync=True)
+
+    def __init__(self, session, texts, labels=None, *, layer: int | None = None, level: str = "token",
+                 k: int = 5, method: str = "pca", pooling: str = "mean", batch_size: int = 32,
+                 truncate: bool = False, seed: int = 0, background: bool | None = None,
+                 text_column: str = "text", label_column: str = "label", **kwargs):
+        texts, labels, level = as_texts_labels(texts, labels, level, text_column, label_column)
+        texts = _check_texts(texts)
+        labels = check_labels(texts, labels, level)
+        if method not in METHODS:
+            raise LLMWidgetsError(f"method must be one of {METHODS}, got {method!r}")
+        if not 1 <= k <= 255:
+            raise LLMWidgetsError(f"k must be in 1..255, got {k}")
+        n_layers = session.num_layers + 1
+        if layer is None:
+            layer = n_layers // 2
+        if not 0 <= layer < n_layers:
+            raise LLMWidgetsError(f"layer must be in 0..{n_layers - 1} (0 is the embedding output), got {layer}")
+        self.result = None
+        self.activations = None
+        super().__init__(title=kwargs.pop("title", f"Concepts \u00b7 {session.name}"), level=level,
+                         n_layers=n_layers, layer=layer, k=k, method=method,
+                         color_by="label" if labels is not None else "cluster", **kwargs)
+
+        def work(report):
+            acts = extract(session, texts, labels, level=level, pooling=pooling, batch_size=batch_size,
+                           truncate=truncate, report=lambda f, s: report(0.5 * f, s))
+            if len(acts) > 65535:
+                raise LLMWidgetsError(f"{len(acts)} points are too many to draw; pass fewer texts.")
+            res = concepts(acts, k=min(k, len(acts)), method=method, seed=seed,
+                           report=lambda f, s: report(0.5 + 0.5 * f, s))
+            return res
+
+        self._run(work, self._show, in_kernel() if background is None else background)
+
+    def _show(self, res) -> None:
+        acts = res.acts
+        self.result, self.activations = res, acts
+        names = sorted({str(v) for v in acts.labels}) if acts.labels is not None else []
+        idx = np.array([names.index(str(v)) for v in acts.labels]) if names else np.full(len(acts), 255)
+        with self.hold_sync():
+            self.label_names = names
+            self.label_index = encode_array(idx, "uint8", 0, 255)
+            self.texts_tokens = acts.tokens
+            self.rows = encode_array(np.stack([acts.text_index, acts.token_index]), "float32")
+            self.coords = encode_array(res.coords, "float32")
+            self.clusters = encode_array(res.clusters, "uint8", 0, 255)
+            self.explained = encode_array(res.explained, "float32")
+            self.done = True
+
+    @t.validate("layer")
+    def _valid_layer(self, proposal):
+        v = proposal["value"]
+        if self.n_layers and not 0 <= v < self.n_layers:
+            raise t.TraitError(f"layer must be in 0..{self.n_layers - 1}, got {v}")
+        return v
+
+    @t.validate("selected_indices")
+    def _valid_selection(self, proposal):
+        v = list(proposal["value"])
+        n = len(self.activations) if self.activations is not None else None
+        if n is not None and any(not 0 <= i < n for i in v):
+            raise t.TraitError(f"selected_indices must be row numbers in 0..{n - 1}")
+        return v
+
+    def selection(self):
+        """The selected rows (DataFrame at the current layer): their text, token, label, cluster."""
+        if self.result is None:
+            raise LLMWidgetsError("Still computing: call .wait() first.")
+        return self.result.to_frame(self.layer).iloc[list(self.selected_indices)]
+
+    def figure(self):
+        """A bqplot scatter of the current layer, coloured like the view (`color_by`: k-means
+        cluster or label), with a brush linked to `selected_indices` (both ways); it follows `layer`
+        and `color_by`."""
+        import bqplot as bq
+
+        if self.result is None:
+            raise LLMWidgetsError("Still computing: call .wait() first.")
+        res = self.result
+        xs, ys, cs = bq.LinearScale(), bq.LinearScale(), bq.ColorScale(scheme="Set1")
+        labels = self.activations.labels
+        label_idx = (np.array([self.label_names.index(str(v)) for v in labels]) if labels is not None
+                     else None)
+
+        def colours():
+            by_label = self.color_by == "label" and label_idx is not None
+            return label_idx if by_label else res.clusters[self.layer]
+
+        sc = bq.Scatter(x=res.coords[self.layer, :, 0], y=res.coords[self.layer, :, 1],
+                        color=colours(), scales={"x": xs, "y": ys, "color": cs},
+                        default_size=24, unselected_style={"opacity": 0.3})
+        brush = bq.interacts.BrushSelector(x_scale=xs, y_scale=ys, marks=[sc], color="red")
+
+        def relayer(change=None):
+            with sc.hold_sync():
+                sc.x, sc.y = res.coords[self.layer, :, 0], res.coords[self.layer, :, 1]
+                sc.color = colours()
+
+        def to_view(change):
+            sel = change["new"]
+            self.selected_indices = [] if sel is None else [int(i) for i in sel]
+
+        def to_mark(change):
+            if list(sc.selected if sc.selected is not None else []) != list(change["new"]):
+                sc.selected = list(change["new"])
+
+        self.observe(relayer, names=["layer", "color_by"])
+        sc.observe(to_view, names="selected")
+        self.observe(to_mark, names="selected_indices")
+        axes = [bq.Axis(scale=xs, label="PC1"), bq.Axis(scale=ys, orientation="vertical", label="PC2")]
+        return bq.Figure(marks=[sc], axes=axes, interaction=brush, title=self.title,
+                         layout={"width": "480px", "height": "420px"})

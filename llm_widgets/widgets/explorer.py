@@ -1,0 +1,120 @@
+"""Explorer: several views of one text around one shared token strip, with one linked selection."""
+from __future__ import annotations
+
+from importlib import import_module
+
+import ipywidgets
+import traitlets as t
+
+from ..errors import LLMWidgetsError
+from .base import View, token_selection
+
+GENERATE = 4  # tokens a causal model's attribution panel generates and explains by default
+
+NEEDS_TARGET = ("needs a classifier head or a causal LM; for other models pass "
+                "options={'attribution': {'target': fn}} with fn(model_output) -> a score per row")
+
+# name -> (module, class, applies(session)); tried in this order, skipped where they do not apply
+PANELS = {
+    "attention": (".attention", "AttentionView", lambda s: True),
+    "attribution": (".attribution", "AttributionView", lambda s: bool(s.class_labels) or s.is_causal),
+    "neuron": (".mechanistic", "NeuronView", lambda s: s.kind != "encoder-decoder"),
+    "logit_lens": (".mechanistic", "LogitLensView", lambda s: s.is_causal),
+}
+
+
+class Explorer(View):
+    """Linked views of one text: a click on a token anywhere selects it everywhere.
+
+    >>> ex = Explorer(session, "The keys to the cabinet are on the table")
+    >>> ex.selected_token = 3          # Python drives every view; clicks drive Python
+
+    `panels` picks views by name ({"attention", "attribution", "neuron", "logit_lens"}); those that
+    do not apply to the model (e.g. logit lens on an encoder) are left out. `options` passes
+    keyword arguments per panel, e.g. {"attribution": {"target": "POSITIVE"}}. Set `text` (or type
+    in the box) to re-run every view on new text.
+    """
+
+    _bundle_name = "explorer"
+    text = t.Unicode("").tag(sync=True)
+    tokens = t.List(t.Unicode()).tag(sync=True)
+    selected_token = t.Int(-1).tag(sync=True)
+    views = t.List(t.Instance(ipywidgets.Widget)).tag(sync=True, **ipywidgets.widget_serialization)
+    view_names = t.List(t.Unicode()).tag(sync=True)
+
+    def __init__(self, session, text: str, *, panels=tuple(PANELS), options: dict | None = None,
+                 truncate: bool = False, **kwargs):
+        unknown = set(panels) - set(PANELS)
+        if unknown:
+            raise ValueError(f"Unknown panels {sorted(unknown)}; choose from {list(PANELS)}")
+        self._session, self._panels, self._options, self._truncate = session, panels, options or {}, truncate
+        self._links: list = []
+        self.skipped: dict[str, str] = {}  # panel -> why it is not shown
+        views, names, trace = self._build(text)
+        super().__init__(title=kwargs.pop("title", f"Explorer \u00b7 {session.name}"), text=text,
+                         tokens=trace.labels, views=views, view_names=names, notice=trace.notice, **kwargs)
+        self._link()
+        self.observe(self._rerun, names=["text"])
+
+    @property
+    def panels(self) -> dict[str, View]:
+        return dict(zip(self.view_names, self.views))
+
+    @property
+    def result(self) -> dict:
+        """Each panel's `.result`, by panel name."""
+        return {name: v.result for name, v in self.panels.items()}
+
+    def _build(self, text: str):
+        trace = self._session.trace(text, truncate=self._truncate)  # validates the text once
+        self.skipped = {}
+        views, names = [], []
+        for name in self._panels:
+            module, cls, applies = PANELS[name]
+            if not applies(self._session) and "target" not in self._options.get(name, {}):
+                self.skipped[name] = (NEEDS_TARGET if name == "attribution"
+                                      else f"does not apply to this {self._session.kind} model")
+                continue
+            try:
+                view_cls = getattr(import_module(module, __package__), cls)
+            except (ImportError, AttributeError) as e:
+                self.skipped[name] = f"unavailable: {e}"
+                continue
+            kwargs = dict(self._options.get(name, {}))
+            kwargs.setdefault("truncate", self._truncate)
+            if name == "attribution" and self._session.is_causal and "target" not in kwargs:
+                kwargs.setdefault("generate", GENERATE)  # explain the next few tokens
+            try:
+                views.append(view_cls(self._session, text, **kwargs))
+            except LLMWidgetsError as e:  # e.g. neurons of a model without MLPs: say so, show the rest
+                self.skipped[name] = str(e)
+                continue
+            names.append(name)
+        return views, names, trace
+
+    def _link(self):
+        for link in self._links:
+            link.unlink()
+        self._links = [ipywidgets.link((self, "selected_token"), (v, "selected_token"))
+                       for v in self.views if v.has_trait("selected_token")]
+
+    @t.validate("selected_token")
+    def _valid_token(self, proposal):
+        return token_selection(proposal["value"], len(self.tokens))
+
+    def _rerun(self, change):
+        try:
+            views, names, trace = self._build(change["new"])
+        except Exception as e:  # keep the views of the previous text; say what went wrong
+            self.error = f"{type(e).__name__}: {e}"
+            return
+        self.error = ""
+        with self.hold_sync():
+            self.selected_token = -1
+            self.tokens = trace.labels
+            self.notice = trace.notice
+            self.views, self.view_names = views, names
+        self._link()
+
+    def _export_extra(self) -> dict:
+        return {"children": [{"bundle": v._bundle_name, "state": v.export_state()} for v in self.views]}

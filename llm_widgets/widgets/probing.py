@@ -1,0 +1,206 @@
+"""ProbeView: which layer knows X? Probe accuracy, control accuracy and selectivity per layer, with
+the confusion matrix and the most confidently wrong examples of a clicked layer."""
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import traitlets as t
+
+from ..compute.probing import check_labels, extract, probe_layers, token_states
+from ..errors import LLMWidgetsError
+from .base import View, encode_array
+
+CURVES = ("accuracy", "ci95", "control", "control_ci95", "selectivity")
+
+
+def in_kernel() -> bool:
+    """True inside a running Jupyter kernel (long work then goes to a background thread)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    ip = get_ipython()
+    return ip is not None and getattr(ip, "kernel", None) is not None
+
+
+def as_texts_labels(texts, labels, level, text_column="text", label_column="label"):
+    """Accept (texts, labels), a pandas DataFrame with text/label columns, or a built-in Dataset.
+    Returns (texts, labels, level)."""
+    if hasattr(texts, "texts") and hasattr(texts, "level") and labels is None:  # datasets.Dataset
+        return list(texts.texts), list(texts.labels), level or texts.level
+    if hasattr(texts, "columns"):  # pandas DataFrame
+        df = texts
+        if text_column not in df.columns:
+            raise LLMWidgetsError(f"The DataFrame has no {text_column!r} column (columns: "
+                                  f"{list(df.columns)}); pass text_column=.")
+        if labels is None and label_column in df.columns:
+            labels = df[label_column].tolist()
+        texts = df[text_column].tolist()
+    return texts, labels, level or "sentence"
+
+
+def explain_mistakes(session, acts, res, truncate: bool = False, batch_size: int = 32,
+                     report=lambda f, s: None) -> dict:
+    """(layer, row) -> per-token contribution [T] to the wrong decision of each most confidently
+    wrong sentence row (mean pooling, linear probe): ProbeResult.token_contributions on the hidden
+    states of that text's tokens (one batched pass over the texts concerned; special tokens, which
+    the mean pooling leaves out, get 0)."""
+    wanted = [(layer, w) for layer, ws in enumerate(res.wrong) for w in ws]
+    if not wanted:
+        return {}
+    text_ids = sorted({int(acts.text_index[w["row"]]) for _, w in wanted})
+    states = dict(zip(text_ids, token_states(session, [acts.texts[i] for i in text_ids],
+                                             batch_size=batch_size, truncate=truncate)))
+    out = {}
+    for layer, w in wanted:
+        hs, special = states[int(acts.text_index[w["row"]])]
+        keep = ~special if (~special).any() else np.ones_like(special)
+        c = np.zeros(len(special), np.float32)
+        c[keep] = res.token_contributions(layer, w, hs[layer][keep])
+        out[(layer, int(w["row"]))] = c
+    report(1.0, "explained the mistakes")
+    return out
+
+
+class ProbeView(View):
+    """Layer-wise linear probes with Hewitt & Liang control tasks.
+
+    >>> ds = lw.datasets.tense(200)
+    >>> v = lw.ProbeView(session, ds.texts, ds.labels)         # sentence level
+    >>> lw.ProbeView(session, texts, word_labels, level="token")  # one label per word
+
+    Click a layer (or set `selected_layer`) to see its confusion matrix and most confidently wrong
+    examples: at token level the mislabelled token is marked; at sentence level (linear probe, mean
+    pooling) each token is coloured by its share of the wrong decision (`.contributions`, see
+    ProbeResult.token_contributions; red: pushed towards the wrong class). `.result` is a ProbeResult (`.result.to_frame()` for pandas), `.activations` the
+    hidden states, `.figure()` a bqplot chart of the same numbers. In a notebook the work runs in a
+    background thread with a progress bar (`background=False` to block; `.wait()` to join).
+    """
+
+    _bundle_name = "probe"
+    level = t.Unicode("sentence").tag(sync=True)
+    classes = t.List(t.Unicode()).tag(sync=True)
+    n_layers = t.Int(0).tag(sync=True)
+    curves = t.Dict().tag(sync=True)  # float32 [len(CURVES), L+1]
+    curve_names = t.List(t.Unicode(), list(CURVES)).tag(sync=True)
+    majority = t.Float(0.0).tag(sync=True)
+    confusion = t.Dict().tag(sync=True)  # float32 [L+1, C, C] counts
+    examples = t.List().tag(sync=True)  # per layer: [{tokens, highlight, true, pred, confidence}]
+    probe_kind = t.Unicode("linear").tag(sync=True)
+    seeds = t.Int(3).tag(sync=True)
+    selected_layer = t.Int(-1).tag(sync=True)
+    done = t.Bool(False).tag(sync=True)
+
+    def __init__(self, session, texts, labels=None, *, level: str | None = None, seeds: int = 3,
+                 control: bool = True, control_types=None, probe: str = "linear", pooling: str = "mean",
+                 test_size: float = 0.25, batch_size: int = 32, truncate: bool = False,
+                 background: bool | None = None, text_column: str = "text", label_column: str = "label",
+                 **kwargs):
+        # arguments first (cheap, and their error names the argument), then the data
+        if probe not in ("linear", "mlp"):
+            raise LLMWidgetsError(f"probe must be 'linear' or 'mlp', got {probe!r}")
+        if pooling not in ("mean", "first"):
+            raise LLMWidgetsError(f"pooling must be 'mean' or 'first', got {pooling!r}")
+        if int(seeds) < 1:
+            raise LLMWidgetsError(f"seeds must be >= 1, got {seeds}")
+        if not 0.0 < float(test_size) < 1.0:
+            raise LLMWidgetsError(f"test_size must be between 0 and 1 (a fraction of the rows), got {test_size}")
+        texts, labels, level = as_texts_labels(texts, labels, level, text_column, label_column)
+        if labels is None:
+            raise LLMWidgetsError("ProbeView needs labels: one per text (level='sentence') or one per "
+                                  "word of each text (level='token').")
+        from ..compute.probing import _check_texts
+
+        texts = _check_texts(texts)
+        labels = check_labels(texts, labels, level)
+        flat = [v for lab in labels for v in lab if v is not None] if level == "token" else labels
+        counts = Counter(str(v) for v in flat)
+        if len(counts) < 2:
+            raise LLMWidgetsError(f"All labels are {str(flat[0]) if flat else None!r}: a probe needs at "
+                                  f"least two classes.")
+        rare = [c for c, n in counts.items() if n < 2]
+        if level == "sentence" and rare:
+            raise LLMWidgetsError(f"Class {rare[0]!r} has a single example; give at least two per class "
+                                  f"so it can appear in both train and test sets.")
+        self.result = None
+        self.activations = None
+        self.contributions: dict = {}
+        super().__init__(title=kwargs.pop("title", f"Probe \u00b7 {session.name}"), level=level,
+                         probe_kind=probe, seeds=seeds, **kwargs)
+
+        def work(report):
+            acts = extract(session, texts, labels, level=level, pooling=pooling, batch_size=batch_size,
+                           truncate=truncate, report=lambda f, s: report(0.5 * f, s))
+            res = probe_layers(acts, seeds=seeds, test_size=test_size, control=control,
+                               control_types=control_types, probe=probe,
+                               report=lambda f, s: report(0.5 + 0.45 * f, s))
+            contrib = {}
+            if level == "sentence" and pooling == "mean" and res.weights is not None:
+                contrib = explain_mistakes(session, acts, res, truncate, batch_size,
+                                           report=lambda f, s: report(0.95 + 0.05 * f, s))
+            return acts, res, contrib
+
+        self._run(work, self._show, in_kernel() if background is None else background)
+
+    def _show(self, out) -> None:
+        acts, res, contrib = out
+        self.activations, self.result = acts, res
+        self.contributions = contrib
+        curves = np.stack([res.mean, res.ci, np.nan_to_num(res.control_mean, nan=-1.0),
+                           np.nan_to_num(res.control_ci), np.nan_to_num(res.selectivity, nan=0.0)])
+        examples = []
+        for layer, layer_wrong in enumerate(res.wrong):
+            rows = []
+            for w in layer_wrong:
+                r = w["row"]
+                row = {"tokens": acts.tokens[int(acts.text_index[r])],
+                       "highlight": int(acts.token_index[r]), "true": w["true"], "pred": w["pred"],
+                       "confidence": round(float(w["confidence"]), 4), "row": int(r)}
+                if (layer, int(r)) in contrib:
+                    row["weights"] = encode_array(contrib[(layer, int(r))], "float32")
+                rows.append(row)
+            examples.append(rows)
+        with self.hold_sync():
+            self.classes = res.classes
+            self.n_layers = res.num_layers
+            self.curves = encode_array(curves, "float32")
+            self.majority = res.majority
+            self.confusion = encode_array(res.confusion, "float32")
+            self.examples = examples
+            if self.selected_layer < 0 or self.selected_layer >= res.num_layers:
+                self.selected_layer = res.best_layer
+            self.done = True
+
+    @t.validate("selected_layer")
+    def _valid_layer(self, proposal):
+        v = proposal["value"]
+        if self.n_layers and not -1 <= v < self.n_layers:
+            raise t.TraitError(f"selected_layer must be in 0..{self.n_layers - 1} (-1: none), got {v}")
+        return v
+
+    def figure(self):
+        """A bqplot Figure of accuracy (with 95% CI band), control, selectivity and the majority
+        baseline against layer: the numbers of `.result`."""
+        import bqplot as bq
+
+        if self.result is None:
+            raise LLMWidgetsError("The probes are still running: call .wait() first.")
+        res = self.result
+        x = np.arange(res.num_layers)
+        xs, ys = bq.LinearScale(), bq.LinearScale(min=min(0.0, float(np.nan_to_num(res.selectivity).min())), max=1.0)
+        band = bq.Lines(x=[x, x], y=[res.mean - res.ci, res.mean + res.ci], scales={"x": xs, "y": ys},
+                        fill="between", fill_colors=["#1f77b4"], fill_opacities=[0.15], colors=["#9ecae1"],
+                        labels=["95% CI"])
+        marks = [band]
+        series = [("accuracy", res.mean, "#1f77b4")]
+        if res.control is not None:
+            series += [("control", res.control_mean, "#ff7f0e"), ("selectivity", res.selectivity, "#2ca02c")]
+        series.append(("majority", np.full(res.num_layers, res.majority), "#7f7f7f"))
+        for name, y, color in series:
+            marks.append(bq.Lines(x=x, y=y, scales={"x": xs, "y": ys}, colors=[color], labels=[name],
+                                  display_legend=True, marker="circle"))
+        axes = [bq.Axis(scale=xs, label="layer", tick_format="d"),
+                bq.Axis(scale=ys, orientation="vertical", label="held-out accuracy")]
+        return bq.Figure(marks=marks, axes=axes, title=self.title, legend_location="bottom-right",
+                         layout={"width": "560px", "height": "340px"})

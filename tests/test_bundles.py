@@ -1,0 +1,31 @@
+"""What makes an anywidget front end portable to VS Code and Colab as well as JupyterLab/Notebook 7:
+every bundle is one self-contained ES module — no CDN loads, no require.js/AMD, no imports."""
+import re
+from pathlib import Path
+
+import pytest
+
+STATIC = Path(__file__).resolve().parents[1] / "llm_widgets" / "static"
+BUNDLES = sorted(p for p in STATIC.glob("*.js") if p.stem != "export_host")  # the views
+# namespace names (createElementNS, the Snapshot SVG), never fetched
+ALLOWED_URLS = {"http://www.w3.org/2000/svg", "http://www.w3.org/1999/xhtml"}
+
+
+def test_every_view_has_a_bundle():
+    views = {p.stem for p in (STATIC.parents[1] / "js" / "src" / "views").glob("*.ts")}
+    assert views and views <= {p.stem for p in BUNDLES}
+
+
+@pytest.mark.parametrize("bundle", BUNDLES, ids=lambda p: p.name)
+def test_bundle_is_self_contained(bundle):
+    src = bundle.read_text(encoding="utf-8")
+    assert set(re.findall(r"https?://[^\s\"'`)]+", src)) <= ALLOWED_URLS
+    assert not re.search(r"\brequire\s*\(|\bdefine\s*\(\s*\[|\bimport\s*\(|^\s*import\s", src, re.M)
+    assert re.search(r"\bexport\s*\{", src), "an ES module with a default export"
+
+
+def test_export_host_fetches_nothing():
+    """The static-export host imports only the bundles inlined in the page (as blob: URLs)."""
+    src = (STATIC / "export_host.js").read_text(encoding="utf-8")
+    assert not re.findall(r"https?://", src)
+    assert "createObjectURL" in src and not re.search(r"\bfetch\s*\(|XMLHttpRequest", src)

@@ -1,0 +1,173 @@
+"""Hooks, ablation, neurons and the logit lens, checked against independent computations."""
+import numpy as np
+import pytest
+import torch
+
+import llm_widgets as lw
+from llm_widgets.compute.hooks import ablate, ablation_effect, capture, hooks, num_hooks, num_neurons
+from llm_widgets.compute.logit_lens import lens_logits, logit_lens
+from llm_widgets.compute.neurons import neuron_activations
+from llm_widgets.errors import LLMWidgetsError
+from llm_widgets.widgets.base import decode_array
+
+TEXT = "The cat sat on the mat because it was tired"
+
+
+def _enc(s, text=TEXT):
+    return s.encode(text)[0]
+
+
+def test_hooks_are_removed_after_an_exception(tiny_gpt2):
+    model = tiny_gpt2.model
+    base = num_hooks(model)
+    with pytest.raises(RuntimeError, match="inside"):
+        with ablate(tiny_gpt2, heads=[(0, 1), (2, 3)], neurons=[(1, 5)]):
+            assert num_hooks(model) == base + 3
+            raise RuntimeError("inside")
+    assert num_hooks(model) == base
+
+    def explode(x):
+        raise ValueError("hook failed")
+    with pytest.raises(ValueError, match="hook failed"):
+        with hooks(model, [("resid", 1, explode)]):
+            tiny_gpt2.forward(**_enc(tiny_gpt2))
+    assert num_hooks(model) == base
+
+
+def test_zero_ablating_every_head_leaves_only_the_projection_bias(tiny_gpt2):
+    s = tiny_gpt2
+    enc = _enc(s)
+    with ablate(s, heads=[(1, h) for h in range(s.num_heads)]):
+        got = capture(s.model, [("attn", 1)], lambda: s.forward(**enc))[("attn", 1)][0]
+    bias = s.model.transformer.h[1].attn.c_proj.bias
+    torch.testing.assert_close(got, bias.expand_as(got), atol=1e-6, rtol=0)
+
+
+def test_one_head_ablation_removes_exactly_that_head(tiny_gpt2):
+    s = tiny_gpt2
+    enc = _enc(s)
+    dh = s.config.n_embd // s.num_heads
+    clean = capture(s.model, [("heads", 2)], lambda: s.forward(**enc))[("heads", 2)]
+    with ablate(s, heads=[(2, 1)], mode="zero"):
+        zero = capture(s.model, [("heads", 2)], lambda: s.forward(**enc))[("heads", 2)]
+    with ablate(s, heads=[(2, 1)], mode="mean"):
+        mean = capture(s.model, [("heads", 2)], lambda: s.forward(**enc))[("heads", 2)]
+    sl = slice(dh, 2 * dh)
+    assert torch.all(zero[..., sl] == 0)
+    torch.testing.assert_close(zero[..., :dh], clean[..., :dh])  # other heads untouched
+    torch.testing.assert_close(mean[..., sl], clean[..., sl].mean(1, keepdim=True).expand_as(mean[..., sl]))
+    # the output changes, and comes back once the context exits
+    base = s.forward(**enc).logits
+    with ablate(s, heads=[(2, 1)]):
+        ablated = s.forward(**enc).logits
+    assert (ablated - base).abs().max() > 1e-4
+    torch.testing.assert_close(s.forward(**enc).logits, base)
+
+
+def test_ablation_effect_reports_probabilities(tiny_gpt2):
+    eff = ablation_effect(tiny_gpt2, TEXT, neurons=[(0, n) for n in range(64)], k=5)
+    probs = torch.softmax(torch.tensor(tiny_gpt2.trace(TEXT).logits[-1]), -1).numpy()
+    np.testing.assert_allclose(eff.before, probs[eff.ids], atol=1e-6)
+    assert np.abs(eff.change).max() > 0 and len(eff.labels) == 5
+    assert np.all(np.diff(np.abs(eff.change)) <= 1e-9)  # most changed first
+
+
+def test_bad_interventions_are_explained(tiny_gpt2, minilm):
+    with pytest.raises(LLMWidgetsError, match="out of range"):
+        with ablate(tiny_gpt2, heads=[(3, 0)]):
+            pass
+    with pytest.raises(LLMWidgetsError, match="head 4 is out of range"):
+        with ablate(tiny_gpt2, heads=[(0, 4)]):
+            pass
+    with pytest.raises(LLMWidgetsError, match="'zero' or 'mean'"):
+        with ablate(tiny_gpt2, heads=[(0, 0)], mode="random"):
+            pass
+
+    class Fake(torch.nn.Module):
+        config = type("C", (), {"model_type": "mystery"})()
+    with pytest.raises(LLMWidgetsError, match="mystery"):
+        with hooks(Fake(), [("resid", 0, lambda x: x)]):
+            pass
+
+
+def test_neuron_activations_match_bert_intermediate(minilm):
+    r = neuron_activations(minilm, TEXT)
+    enc = _enc(minilm)
+    inter = minilm.model.encoder.layer[3].intermediate
+    got = {}
+    hd = inter.register_forward_hook(lambda m, a, o: got.setdefault("x", o.detach()))
+    try:
+        minilm.forward(**enc)
+    finally:
+        hd.remove()
+    np.testing.assert_allclose(r.activations[3], got["x"][0].numpy(), atol=1e-5)
+    assert r.activations.shape == (6, len(r.labels), 1536) == (6, len(r.labels), num_neurons(minilm, 3))
+    top = r.top_neurons(3, 2, k=5)
+    assert [n for n, _ in top] == list(np.argsort(-r.activations[3, 2])[:5])
+    fire = r.top_tokens(3, top[0][0])
+    assert fire[0][1] == r.activations[3, :, top[0][0]].max()
+
+
+def test_neuron_view(minilm, tiny_gpt2):
+    v = lw.NeuronView(minilm, TEXT, layer=3)
+    np.testing.assert_allclose(decode_array(v.acts), v.result.activations[3], rtol=1e-3, atol=1e-3)
+    v.layer = 5
+    assert v.acts["layer"] == 5
+    np.testing.assert_allclose(decode_array(v.acts), v.result.activations[5], rtol=1e-3, atol=1e-3)
+    with pytest.raises(Exception, match="layer must be in 0..5"):
+        v.layer = 6
+    with pytest.raises(Exception, match="selected_neuron"):
+        v.selected_neuron = 1536
+    with pytest.raises(LLMWidgetsError, match="out of range"):
+        lw.NeuronView(minilm, TEXT, layer=6)
+    v.selected_neuron = 3
+    with pytest.raises(LLMWidgetsError, match="no output head"):
+        v.ablate()
+    g = lw.NeuronView(tiny_gpt2, TEXT, layer=1)
+    g.selected_neuron = 7
+    eff = g.ablate()
+    assert eff.before.shape == (10,) and np.abs(eff.change).max() > 0
+
+
+def test_logit_lens_final_layer_reproduces_the_model(tiny_gpt2):
+    lens = lens_logits(tiny_gpt2, TEXT)
+    assert lens.shape[0] == tiny_gpt2.num_layers + 1
+    np.testing.assert_allclose(lens[-1].numpy(), tiny_gpt2.trace(TEXT).logits, atol=1e-4)
+    assert (lens[0] - lens[-1]).abs().max() > 1e-2  # earlier layers read differently
+    r = logit_lens(tiny_gpt2, TEXT, k=3)
+    probs = torch.softmax(lens, -1)
+    np.testing.assert_allclose(r.top_probs[..., 0], probs.max(-1).values.numpy(), atol=1e-6)
+    ids = tiny_gpt2.trace(TEXT).input_ids
+    np.testing.assert_allclose(r.next_prob[2, :-1], probs[2, np.arange(len(ids) - 1), ids[1:]].numpy(), atol=1e-6)
+    last_top = tiny_gpt2.token_labels(tiny_gpt2.tokenizer.convert_ids_to_tokens(
+        tiny_gpt2.trace(TEXT).logits.argmax(-1).tolist()))
+    assert [r.top(len(r.layer_names) - 1, i)[0][0] for i in range(len(ids))] == last_top
+
+
+def test_logit_lens_view_and_errors(tiny_gpt2, minilm, tmp_path):
+    v = lw.LogitLensView(tiny_gpt2, TEXT)
+    np.testing.assert_allclose(decode_array(v.top_probs), v.result.top_probs)
+    assert v.layer_names == ["embed", "layer 0", "layer 1", "layer 2"]
+    v.selected_layer, v.selected_token = 3, 2
+    with pytest.raises(Exception, match="selected_layer"):
+        v.selected_layer = 4
+    assert v.to_html(tmp_path / "lens.html").stat().st_size > 1000
+    with pytest.raises(LLMWidgetsError, match="language-model head"):
+        lw.LogitLensView(minilm, TEXT)
+
+
+def test_neuron_view_shows_the_ablation_of_the_selected_neuron(tiny_gpt2, minilm):
+    v = lw.NeuronView(tiny_gpt2, TEXT, layer=1)
+    v.selected_neuron = 7
+    assert v.ablation == {}  # off until a mode is chosen (the view's ablation menu)
+    v.ablation_mode = "mean"
+    ref = ablation_effect(tiny_gpt2, TEXT, neurons=[(1, 7)], mode="mean")
+    assert v.ablation["labels"] == ref.labels and v.ablation["neurons"] == [7]
+    np.testing.assert_allclose(v.ablation["after"], ref.after, atol=1e-7)
+    v.selected_neuron = 9  # follows the selection
+    assert v.ablation["neurons"] == [9] and v.ablation["layer"] == 1
+    v.ablation_mode = ""
+    assert v.ablation == {}
+    b = lw.NeuronView(minilm, TEXT, layer=0)  # no output head: explained, not raised into the widget
+    b.selected_neuron, b.ablation_mode = 3, "zero"
+    assert "no output head" in b.error and b.ablation == {}

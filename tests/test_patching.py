@@ -1,0 +1,121 @@
+"""Activation patching: known answers on a small GPT-2 (random weights, so every number is exact)."""
+import numpy as np
+import pytest
+
+from llm_widgets.compute.hooks import num_hooks
+from llm_widgets.compute.patching import patching
+from llm_widgets.errors import LLMWidgetsError
+from llm_widgets.widgets.base import decode_array
+
+CLEAN = "When Mary and John went to the store, John gave a drink to"
+CORRUPT = "When Mary and John went to the store, Mary gave a drink to"
+
+
+@pytest.fixture(scope="module")
+def result(tiny_gpt2):
+    return patching(tiny_gpt2, CLEAN, CORRUPT, answers=("mary", "john"))
+
+
+def test_last_layer_residual_restores_clean_and_early_positions_do_nothing(tiny_gpt2, result):
+    L, T = tiny_gpt2.num_layers, len(result.labels)
+    assert result.scores.shape == (3, L, T) and result.head_scores.shape == (L, tiny_gpt2.num_heads)
+    last = T - 1
+    # the clean residual after the last block, at the read-out position, is the clean output
+    assert result.score("resid", L - 1, last) == pytest.approx(1.0, abs=1e-5)
+    # the last block's residual elsewhere cannot reach the last position's output (causal): 0
+    assert np.abs(result.scores[0, L - 1, :last]).max() < 1e-5
+    # positions before the first differing token hold identical activations in both runs: 0 everywhere
+    first = result.changed[0]
+    assert result.changed == [10] and result.labels[10] == "mary" and result.clean_labels[10] == "john"
+    assert np.abs(result.scores[:, :, :first]).max() < 1e-6
+    # the metric values themselves: clean and corrupted runs differ, and normalization maps them to 1 and 0
+    assert result.metric == "logit_diff(mary, john)"
+    raw_last = result.raw[0, L - 1, last]
+    assert raw_last == pytest.approx(result.clean_metric, abs=1e-5)
+    assert result.raw[0, 0, 0] == pytest.approx(result.corrupted_metric, abs=1e-5)
+
+
+def test_batched_equals_one_forward_per_patch(tiny_gpt2):
+    args = ("Mary met John, John thanked", "Mary met John, Mary thanked")
+    kw = dict(answers=("mary", "john"), sites=("resid", "mlp"))
+    result = patching(tiny_gpt2, *args, **kw)
+    loop = patching(tiny_gpt2, *args, batch_size=1, **kw)
+    odd = patching(tiny_gpt2, *args, batch_size=7, **kw)
+    for other in (loop, odd):
+        np.testing.assert_allclose(other.raw, result.raw, atol=1e-5)
+        np.testing.assert_allclose(other.head_scores * (result.clean_metric - result.corrupted_metric),
+                                   result.head_scores * (result.clean_metric - result.corrupted_metric), atol=1e-5)
+        np.testing.assert_array_equal(other.top_index[:, -1], result.top_index[:, -1])
+
+
+def test_patched_top_outputs_match_clean_at_full_restore(tiny_gpt2, result):
+    L = tiny_gpt2.num_layers
+    top = result.top("resid", L - 1, len(result.labels) - 1)
+    assert [t for t, _ in top] == [t for t, _ in result.clean_top]
+    np.testing.assert_allclose([p for _, p in top], [p for _, p in result.clean_top], atol=1e-5)
+
+
+def test_bad_inputs_are_explained(tiny_gpt2):
+    with pytest.raises(LLMWidgetsError, match="same number of tokens"):
+        patching(tiny_gpt2, "When Mary went home", "When Mary and John went home")
+    with pytest.raises(LLMWidgetsError, match="no difference"):
+        patching(tiny_gpt2, CLEAN, CLEAN, answers=("mary", "john"))
+    with pytest.raises(LLMWidgetsError, match="exactly one token"):
+        patching(tiny_gpt2, CLEAN, CORRUPT, answers=("mary", "johnsonville's"))
+    with pytest.raises(LLMWidgetsError, match="unknown site"):
+        patching(tiny_gpt2, CLEAN, CORRUPT, sites=("resid", "nope"))
+    with pytest.raises(LLMWidgetsError, match="metric must be"):
+        patching(tiny_gpt2, CLEAN, CORRUPT, metric="accuracy")
+
+
+def test_hooks_removed_when_the_metric_raises(tiny_gpt2):
+    before = num_hooks(tiny_gpt2.model)
+    calls = []
+
+    def bad_metric(logits):
+        calls.append(1)
+        if len(calls) > 2:  # clean and corrupted pass; the first patched batch fails inside the hooks
+            raise RuntimeError("boom")
+        return logits[:, 0]
+
+    with pytest.raises(RuntimeError, match="boom"):
+        patching(tiny_gpt2, CLEAN, CORRUPT, metric=bad_metric)
+    assert len(calls) == 3
+    assert num_hooks(tiny_gpt2.model) == before
+
+
+def test_patching_view_background_progress_and_selection(tiny_gpt2):
+    import llm_widgets as lw
+
+    seen = []
+    v = lw.PatchingView(tiny_gpt2, clean=CLEAN, corrupted=CORRUPT, answers=("mary", "john"), batch_size=16,
+                        background=True)
+    v.observe(lambda c: seen.append(c["new"]), names=["progress"])
+    v.wait(60)
+    assert v.error == "" and v.result is not None and v.progress == -1.0
+    np.testing.assert_allclose(decode_array(v.scores), v.result.scores, atol=0)
+    np.testing.assert_allclose(decode_array(v.head_scores), v.result.head_scores, atol=0)
+    idx = decode_array(v.top_index).astype(int)
+    assert v.top_labels[idx[0, 2, len(v.tokens) - 1, 0]] == v.result.clean_top[0][0]
+    v.selected_site, v.selected_layer, v.selected_position = "attn", 1, 4
+    with pytest.raises(Exception, match="selected_layer"):
+        v.selected_layer = 3
+    with pytest.raises(Exception, match="selected_site"):
+        v.selected_site = "embeddings"
+
+
+def test_patching_view_reports_errors(tiny_gpt2):
+    import llm_widgets as lw
+
+    with pytest.raises(LLMWidgetsError, match="same number of tokens"):
+        lw.PatchingView(tiny_gpt2, clean="a b c", corrupted="a b")
+    v = lw.PatchingView(tiny_gpt2, clean="a b c", corrupted="a b", background=True).wait(30)
+    assert "same number of tokens" in v.error and v.result is None
+
+
+def test_static_export_carries_the_numbers(tiny_gpt2, tmp_path):
+    import llm_widgets as lw
+
+    v = lw.PatchingView(tiny_gpt2, clean=CLEAN, corrupted=CORRUPT, answers=("mary", "john"), heads=False)
+    page = v.to_html(tmp_path / "p.html").read_text()
+    assert "lw-payload" in page and v.head_scores == {}
