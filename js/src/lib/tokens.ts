@@ -11,6 +11,7 @@ export class TokenStrip {
   readonly el: HTMLDivElement;
   private spans: HTMLSpanElement[] = [];
   private selected = -1;
+  private leaving: ReturnType<typeof setTimeout> | undefined;
 
   constructor(private labels: string[], private o: StripOptions = {}) {
     this.el = document.createElement("div");
@@ -21,8 +22,15 @@ export class TokenStrip {
       s.className = "lw-tok";
       s.textContent = label;
       s.dataset.index = String(i);
-      s.addEventListener("mouseenter", () => { s.classList.add("lw-hover"); o.onHover?.(i); });
-      s.addEventListener("mouseleave", () => { s.classList.remove("lw-hover"); o.onHover?.(null); });
+      s.addEventListener("mouseenter", () => {
+        s.classList.add("lw-hover");
+        clearTimeout(this.leaving); // moving to a neighbour: one update, not a clear then a redraw
+        o.onHover?.(i);
+      });
+      s.addEventListener("mouseleave", () => {
+        s.classList.remove("lw-hover");
+        this.leaving = setTimeout(() => o.onHover?.(null), 0);
+      });
       s.addEventListener("click", () => o.onClick?.(i));
       this.spans.push(s);
       this.el.append(s);
@@ -43,8 +51,7 @@ export class TokenStrip {
         return;
       }
       const c = signed ? div(w[i], m) : seq(w[i], m);
-      s.style.background = css(c);
-      s.style.color = ink(c);
+      s.style.cssText = `background:${css(c)};color:${ink(c)}`;
       s.title = w[i].toFixed(4);
       s.dataset.weight = String(w[i]);
     });
