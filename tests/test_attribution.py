@@ -60,25 +60,16 @@ def keyword_hit_rate(session, method: str, cases) -> float:
     return hits / len(cases)
 
 
-# methods that find the keyword; the local-gradient ones do not on this (saturated) model, see below
-KEYWORD_METHODS = ["ig", "occlusion", "shapley", "lime", "permutation"]
+# every method must find the keyword. The local-gradient ones only do because training keeps the
+# model out of saturation (classifier._train's pooler penalty): on a ~99.9%-confident model the
+# gradients at x are nearly flat and grad x input / saliency found the keyword in ~52% / ~67%.
+KEYWORD_METHODS = ["ig", "occlusion", "shapley", "lime", "permutation", "grad_x_input", "saliency"]
 
 
 @pytest.mark.parametrize("method", KEYWORD_METHODS)
 def test_keyword_is_top_token_for_trained_model_not_for_random(keyword, random_keyword, needed, method):
     assert keyword_hit_rate(keyword, method, needed) >= 0.9
     assert keyword_hit_rate(random_keyword, method, needed) < 0.5  # sanity control: it can fail
-
-
-@pytest.mark.parametrize("method", ["grad_x_input", "saliency"])
-def test_local_gradient_methods_are_weaker_but_informative(keyword, random_keyword, needed, method):
-    """Below the issue's 90% (measured: grad x input 0.52, saliency 0.67 on 21 cases; random
-    model 0.29 / 0.05): gradients at x see only the saturated neighbourhood of the input (the
-    model is ~99% sure), which is why IG integrates them along a path. They still beat the random
-    model clearly. Their values are pinned to captum in test_local_gradient_methods_equal_captum."""
-    trained = keyword_hit_rate(keyword, method, needed)
-    rnd = keyword_hit_rate(random_keyword, method, needed)
-    assert trained >= 0.45 and trained >= rnd + 0.2, (trained, rnd)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -156,7 +147,7 @@ def test_local_gradient_methods_equal_captum(minilm, method):
 
 
 def test_ig_raises_steps_until_complete_and_says_so(keyword):
-    text = "this excellent film was really quite some show"
+    text = "the movie was great today"
     few = attribute(keyword, text, target="POSITIVE", steps=2, max_steps=2)
     assert few.faithfulness.relative_delta[0] > 0.05  # 2 steps are not enough here...
     assert "still" in few.notice
@@ -295,8 +286,10 @@ def test_faithfulness_of_real_attribution(keyword):
                   method="occlusion")
     fa = r.faithfulness
     assert r.top(0, 1)[0][0] == "excellent"
-    assert fa.aopc_comprehensiveness[0] > 2.0  # removing the keyword first kills the logit...
-    assert abs(fa.aopc_sufficiency[0]) < 0.05  # ...and the keyword alone keeps it
+    span = fa.fx[0] - fa.fbase[0]  # what removing every token costs (~1.2 logits here, ~6 on an
+    assert span > 1.0  # over-confident model: so the bounds below are relative to it)
+    assert fa.aopc_comprehensiveness[0] > 0.35 * span  # removing the keyword first costs a lot...
+    assert abs(fa.aopc_sufficiency[0]) < 0.01 * span  # ...and the keyword alone keeps the logit
     assert fa.deletion_auc[0] < fa.deletion_random_auc[0]
     fig = deletion_figure(fa)
     assert len(fig.marks[0].y) == 2 and len(fig.marks[0].x) == len(fa.deletion_x)
