@@ -1,6 +1,9 @@
 // A strip of tokens, each coloured by a weight. Token text is set with textContent: always escaped.
 import { seq, div, css, ink } from "./colors";
 
+// inline style per colour-table entry (colours are entries of the 256-colour tables)
+const STYLE = new WeakMap<object, string>();
+
 export interface StripOptions {
   onHover?: (i: number | null) => void;
   onClick?: (i: number) => void;
@@ -12,6 +15,7 @@ export class TokenStrip {
   private spans: HTMLSpanElement[] = [];
   private selected = -1;
   private leaving: ReturnType<typeof setTimeout> | undefined;
+  private styles: string[] = []; // the inline style each token has now
 
   constructor(private labels: string[], private o: StripOptions = {}) {
     this.el = document.createElement("div");
@@ -45,13 +49,18 @@ export class TokenStrip {
     if (w && vmax === undefined) for (let i = 0; i < w.length; i++) m = Math.max(m, Math.abs(w[i]));
     this.spans.forEach((s, i) => {
       if (!w || i >= w.length) {
-        s.style.background = "";
-        s.style.color = "";
+        if (this.styles[i]) s.style.cssText = "";
+        this.styles[i] = "";
         s.title = "";
         return;
       }
       const c = signed ? div(w[i], m) : seq(w[i], m);
-      s.style.cssText = `background:${css(c)};color:${ink(c)}`;
+      let style = STYLE.get(c);
+      if (style === undefined) STYLE.set(c, style = `background:${css(c)};color:${ink(c)}`);
+      if (this.styles[i] !== style) { // most tokens keep their colour from one row to the next
+        s.style.cssText = style;
+        this.styles[i] = style;
+      }
       s.title = w[i].toFixed(4);
       s.dataset.weight = String(w[i]);
     });
