@@ -112,43 +112,36 @@ def _check_n(n: int) -> None:
         raise ValueError(f"n must be an int >= 4 (two examples of each class at least), got {n!r}")
 
 
-def tense(n: int = 200, seed: int = 0) -> Dataset:
-    """Sentence tense: 'past' or 'present' (simple past vs simple present of the main verb)."""
+def _two_classes(fn, n: int, seed: int, classes: tuple[str, str], sentence, listed=None) -> Dataset:
+    """n sentences alternating between classes[0] (even i) and classes[1] (odd i);
+    sentence(rng, first) -> one sentence of the class (first: is it classes[0]). `listed`: the
+    classes in the order the dataset lists them (default: `classes`)."""
     _check_n(n)
     rng = random.Random(seed)
-    texts, labels = [], []
-    for i in range(n):
-        past = i % 2 == 0
-        texts.append(_sentence(rng, plural=rng.random() < 0.5, past=past)[0])
-        labels.append("past" if past else "present")
-    return Dataset("tense", texts, labels, "sentence", tense.__doc__.strip(), ["past", "present"])
+    texts = [sentence(rng, i % 2 == 0) for i in range(n)]
+    labels = [classes[i % 2] for i in range(n)]
+    return Dataset(fn.__name__, texts, labels, "sentence", fn.__doc__.strip(), list(listed or classes))
+
+
+def tense(n: int = 200, seed: int = 0) -> Dataset:
+    """Sentence tense: 'past' or 'present' (simple past vs simple present of the main verb)."""
+    return _two_classes(tense, n, seed, ("past", "present"),
+                        lambda rng, past: _sentence(rng, plural=rng.random() < 0.5, past=past)[0])
 
 
 def subject_number(n: int = 200, seed: int = 0) -> Dataset:
     """Subject number: 'singular' or 'plural' subject noun (tense drawn at random, so in the past
     tense only the noun itself carries the number)."""
-    _check_n(n)
-    rng = random.Random(seed)
-    texts, labels = [], []
-    for i in range(n):
-        plural = i % 2 == 1
-        texts.append(_sentence(rng, plural=plural, past=rng.random() < 0.5)[0])
-        labels.append("plural" if plural else "singular")
-    return Dataset("subject_number", texts, labels, "sentence", subject_number.__doc__.strip(),
-                   ["singular", "plural"])
+    return _two_classes(subject_number, n, seed, ("singular", "plural"),
+                        lambda rng, singular: _sentence(rng, plural=not singular, past=rng.random() < 0.5)[0])
 
 
 def negation(n: int = 200, seed: int = 0) -> Dataset:
     """Negation: 'negated' (do/does/did not + verb) or 'affirmative'."""
-    _check_n(n)
-    rng = random.Random(seed)
-    texts, labels = [], []
-    for i in range(n):
-        neg = i % 2 == 0
-        texts.append(_sentence(rng, plural=rng.random() < 0.5, past=rng.random() < 0.5, negated=neg)[0])
-        labels.append("negated" if neg else "affirmative")
-    return Dataset("negation", texts, labels, "sentence", negation.__doc__.strip(),
-                   ["affirmative", "negated"])
+    return _two_classes(negation, n, seed, ("negated", "affirmative"),
+                        lambda rng, neg: _sentence(rng, plural=rng.random() < 0.5, past=rng.random() < 0.5,
+                                                   negated=neg)[0],
+                        listed=("affirmative", "negated"))
 
 
 def part_of_speech(n: int = 120, seed: int = 0) -> Dataset:

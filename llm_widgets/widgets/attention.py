@@ -4,7 +4,7 @@ from __future__ import annotations
 import traitlets as t
 
 from ..compute.attention import STAT_HELP, attention_result, mean_over_heads, rollout, thumbnails
-from .base import View, encode_array, token_selection
+from .base import View, check_index, encode_array
 
 THUMB = 48  # thumbnails are at most THUMB x THUMB cells; the selected head travels at full size
 EXPORT_ALL_CELLS = 1 << 22  # exports embed every head at full size up to this many cells
@@ -69,7 +69,7 @@ class AttentionView(View):
 
     @t.validate("selected_token")
     def _valid_token(self, proposal):
-        return token_selection(proposal["value"], len(self.tokens))
+        return check_index(proposal["value"], len(self.tokens), "selected_token")
 
     def _send_matrix(self, change=None):
         m = self.result.matrix(self.mode, self.selected_layer, self.selected_head)
@@ -86,6 +86,4 @@ class AttentionView(View):
 
 
 def _in_range(v: int, n: int, what: str) -> int:
-    if n and not 0 <= v < n:
-        raise t.TraitError(f"selected_{what} must be in 0..{n - 1}, got {v}")
-    return v
+    return check_index(v, n, f"selected_{what}", allow_none=False) if n else v  # n = 0: not set yet

@@ -58,10 +58,12 @@ def encode_array(arr, dtype: str = "uint8", lo: float | None = None, hi: float |
     raise ValueError(f"unsupported transport dtype {dtype!r}")
 
 
-def token_selection(value: int, n_tokens: int) -> int:
-    """Validate a `selected_token` value: -1 (none) or a token index."""
-    if not -1 <= value < n_tokens:
-        raise t.TraitError(f"selected_token must be -1 (none) or in 0..{n_tokens - 1}, got {value}")
+def check_index(value: int, n: int, name: str, *, allow_none: bool = True) -> int:
+    """Validate an index trait (`selected_token`, `layer`, ...): in 0..n-1, or -1 (none) where
+    allow_none. Raises a TraitError that names the trait and the range."""
+    if not (-1 if allow_none else 0) <= value < n:
+        none = "-1 (none) or " if allow_none else ""
+        raise t.TraitError(f"{name} must be {none}in 0..{n - 1}, got {value}")
     return value
 
 

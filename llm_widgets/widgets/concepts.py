@@ -8,7 +8,7 @@ import traitlets as t
 from ..compute.concepts import METHODS, concepts
 from ..compute.probing import _check_texts, check_labels, extract
 from ..errors import LLMWidgetsError
-from .base import View, encode_array
+from .base import View, check_index, encode_array
 from .probing import as_texts_labels, in_kernel
 
 
@@ -91,9 +91,7 @@ class ConceptView(View):
     @t.validate("layer")
     def _valid_layer(self, proposal):
         v = proposal["value"]
-        if self.n_layers and not 0 <= v < self.n_layers:
-            raise t.TraitError(f"layer must be in 0..{self.n_layers - 1}, got {v}")
-        return v
+        return check_index(v, self.n_layers, "layer", allow_none=False) if self.n_layers else v
 
     @t.validate("selected_indices")
     def _valid_selection(self, proposal):

@@ -7,7 +7,7 @@ import ipywidgets
 import traitlets as t
 
 from ..errors import LLMWidgetsError
-from .base import View, token_selection
+from .base import View, check_index
 
 GENERATE = 4  # tokens a causal model's attribution panel generates and explains by default
 
@@ -100,7 +100,7 @@ class Explorer(View):
 
     @t.validate("selected_token")
     def _valid_token(self, proposal):
-        return token_selection(proposal["value"], len(self.tokens))
+        return check_index(proposal["value"], len(self.tokens), "selected_token")
 
     def _rerun(self, change):
         try:

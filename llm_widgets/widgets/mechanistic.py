@@ -8,15 +8,9 @@ from ..compute.logit_lens import logit_lens
 from ..compute.neurons import neuron_activations
 from ..compute.patching import patching
 from ..errors import LLMWidgetsError
-from .base import View, encode_array
+from .base import View, check_index, encode_array
 
 EXPORT_ALL_LAYERS = 1 << 22  # NeuronView exports every layer's activations up to this many values
-
-
-def _index_range(v: int, n: int, what: str) -> int:
-    if not -1 <= v < n:
-        raise t.TraitError(f"{what} must be -1 (none) or in 0..{n - 1}, got {v}")
-    return v
 
 
 class NeuronView(View):
@@ -57,17 +51,15 @@ class NeuronView(View):
     @t.validate("layer")
     def _valid_layer(self, proposal):
         v = proposal["value"]
-        if self.layers and not 0 <= v < self.layers:
-            raise t.TraitError(f"layer must be in 0..{self.layers - 1}, got {v}")
-        return v
+        return check_index(v, self.layers, "layer", allow_none=False) if self.layers else v
 
     @t.validate("selected_token")
     def _valid_token(self, proposal):
-        return _index_range(proposal["value"], len(self.tokens), "selected_token")
+        return check_index(proposal["value"], len(self.tokens), "selected_token")
 
     @t.validate("selected_neuron")
     def _valid_neuron(self, proposal):
-        return _index_range(proposal["value"], self.neurons, "selected_neuron")
+        return check_index(proposal["value"], self.neurons, "selected_neuron")
 
     def _send_acts(self, change=None):
         packed = encode_array(self.result.activations[self.layer], "float16")
@@ -173,16 +165,16 @@ class PatchingView(View):
 
     @t.validate("selected_layer")
     def _valid_layer(self, proposal):
-        return _index_range(proposal["value"], self.layers, "selected_layer")
+        return check_index(proposal["value"], self.layers, "selected_layer")
 
     @t.validate("selected_position")
     def _valid_position(self, proposal):
         n = len(self.tokens) if self.tokens else 1 << 30
-        return _index_range(proposal["value"], n, "selected_position")
+        return check_index(proposal["value"], n, "selected_position")
 
     @t.validate("selected_head")
     def _valid_head(self, proposal):
-        return _index_range(proposal["value"], self.heads, "selected_head")
+        return check_index(proposal["value"], self.heads, "selected_head")
 
 
 class LogitLensView(View):
@@ -217,11 +209,11 @@ class LogitLensView(View):
 
     @t.validate("selected_layer")
     def _valid_layer(self, proposal):
-        return _index_range(proposal["value"], len(self.layer_names), "selected_layer")
+        return check_index(proposal["value"], len(self.layer_names), "selected_layer")
 
     @t.validate("selected_token")
     def _valid_token(self, proposal):
-        return _index_range(proposal["value"], len(self.tokens), "selected_token")
+        return check_index(proposal["value"], len(self.tokens), "selected_token")
 
 
 __all__ = ["NeuronView", "PatchingView", "LogitLensView"]
