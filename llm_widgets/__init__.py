@@ -6,14 +6,17 @@
 """
 from importlib import import_module
 
+from .adapter import Layout  # noqa: F401
 from .errors import (  # noqa: F401
     AttentionUnavailableError,
+    DoesNotApplyError,
     EmptyInputError,
     InputTooLongError,
     LLMWidgetsError,
     ModelNotFoundError,
     NonFiniteError,
     OutOfMemoryError,
+    UnsupportedModelError,
 )
 from .session import Session, Trace, load  # noqa: F401
 

@@ -27,3 +27,13 @@ class NonFiniteError(LLMWidgetsError):
 
 class OutOfMemoryError(LLMWidgetsError, MemoryError):
     pass
+
+
+class DoesNotApplyError(LLMWidgetsError):
+    """A view or method that does not apply to this model (e.g. the logit lens on a model with no
+    language-model head); the message says why. Every view raises the same message for the same model."""
+
+
+class UnsupportedModelError(LLMWidgetsError):
+    """The adapter could not resolve the model's layout; the message says what was found and how to
+    pass `llm_widgets.Layout(...)`."""

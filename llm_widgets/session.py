@@ -23,6 +23,7 @@ from .errors import (
     ModelNotFoundError,
     NonFiniteError,
     OutOfMemoryError,
+    UnsupportedModelError,
 )
 
 # Attention tensors above this many bytes (float32) are kept as float16 in the Trace.
@@ -48,6 +49,7 @@ class Trace:
     cross_attentions: np.ndarray | None = None  # enc-dec: [layers, heads, T_dec, T]
     decoder_attentions: np.ndarray | None = None  # enc-dec: [layers, heads, T_dec, T_dec]
     decoder_tokens: list[str] | None = None
+    attention_note: str = ""  # why `attentions` is None, when the model returned weights we cannot trust
 
     @property
     def num_tokens(self) -> int:
@@ -55,6 +57,8 @@ class Trace:
 
     def require_attentions(self) -> np.ndarray:
         if self.attentions is None:
+            if self.attention_note:
+                raise AttentionUnavailableError(self.attention_note)
             raise AttentionUnavailableError(
                 "This model returned no attention weights. Load it with "
                 "llm_widgets.load(..., attn_implementation='eager') (transformers' default 'sdpa' and "
@@ -96,7 +100,8 @@ def default_model_path() -> Path:
 class Session:
     """A model and its tokenizer, ready to trace texts. Build one with `llm_widgets.load`."""
 
-    def __init__(self, model, tokenizer, *, name: str | None = None, device=None, dtype=None):
+    def __init__(self, model, tokenizer, *, name: str | None = None, device=None, dtype=None,
+                 layout=None):
         self.model = model
         self.tokenizer = tokenizer
         self.name = name or getattr(model.config, "_name_or_path", "") or type(model).__name__
@@ -109,7 +114,13 @@ class Session:
         model_lock(model)  # background work and the kernel thread take turns on the model
         self.device = torch.device(device)
         self.dtype = next(model.parameters()).dtype
+        self.layout = layout
         self._cache: OrderedDict[tuple, Trace] = OrderedDict()
+        self._adapter_error: Exception | None = None
+        try:  # now, before any user hook can see the probe forward
+            self.adapter
+        except UnsupportedModelError as e:  # raised again where the adapter is needed
+            self._adapter_error = e
 
     # -- model facts ---------------------------------------------------------------------------
     @property
@@ -117,29 +128,32 @@ class Session:
         return self.model.config
 
     @property
+    def adapter(self):
+        """Model facts found from the module tree (blocks, heads, readout; see llm_widgets.adapter),
+        discovered and checked on first use."""
+        from .adapter import adapter_of
+
+        if self._adapter_error is not None:
+            raise self._adapter_error
+        return adapter_of(self.model, self.layout)
+
+    @property
     def kind(self) -> str:
         """'encoder', 'decoder' (causal LM) or 'encoder-decoder'."""
-        if getattr(self.config, "is_encoder_decoder", False):
-            return "encoder-decoder"
-        if getattr(self.config, "is_decoder", False) or type(self.model).__name__.endswith(
-            ("ForCausalLM", "LMHeadModel")
-        ):
-            return "decoder"
-        return "encoder"
+        return self.adapter.kind
 
     @property
     def is_causal(self) -> bool:
-        return self.kind == "decoder"
+        """True when no position sees later ones (checked on the model, not read from its name)."""
+        return self.adapter.causal
 
     @property
     def num_layers(self) -> int:
-        c = self.config
-        return int(getattr(c, "num_hidden_layers", None) or getattr(c, "n_layer", None) or c.num_layers)
+        return self.adapter.n_layers
 
     @property
     def num_heads(self) -> int:
-        c = self.config
-        return int(getattr(c, "num_attention_heads", None) or getattr(c, "n_head", None) or c.num_heads)
+        return self.adapter.n_heads
 
     @property
     def max_length(self) -> int | None:
@@ -155,7 +169,7 @@ class Session:
     @property
     def class_labels(self) -> list[str] | None:
         """Class names of a sequence classifier, in index order; None for other models."""
-        if not type(self.model).__name__.endswith("ForSequenceClassification"):
+        if self.adapter.output != "classes":
             return None
         id2label = getattr(self.config, "id2label", None) or {}
         return [str(id2label.get(i, f"LABEL_{i}")) for i in range(self.config.num_labels)]
@@ -217,8 +231,9 @@ class Session:
 
     def trace(self, text: str, *, truncate: bool = False) -> Trace:
         """One forward pass over `text` (cached: views on the same text share it)."""
-        key = (text, truncate)
-        if key in self._cache:
+        state = model_state(self.model)
+        key = (text, truncate, state)
+        if state is not None and key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
         enc, truncated, notice = self.encode(text, truncate=truncate)
@@ -244,6 +259,9 @@ class Session:
 
         is_ed = self.kind == "encoder-decoder"
         attn = out.encoder_attentions if is_ed else out.attentions
+        note = _untrusted_attention(self.model, attn, self.is_causal and not is_ed)
+        if note:
+            attn = None
         hidden = out.encoder_hidden_states if is_ed else out.hidden_states
         trace = Trace(
             text=text,
@@ -257,15 +275,67 @@ class Session:
             special_mask=special,
             truncated=truncated,
             notice=notice,
+            attention_note=note,
         )
         if is_ed:
             trace.cross_attentions = _stack_attention(out.cross_attentions)
             trace.decoder_attentions = _stack_attention(out.decoder_attentions)
             trace.decoder_tokens = self.tokenizer.convert_ids_to_tokens(inputs["decoder_input_ids"][0].tolist())
+        if state is None:  # computed under hooks: never served again
+            return trace
         self._cache[key] = trace
         if len(self._cache) > _CACHE_SIZE:
             self._cache.popitem(last=False)
         return trace
+
+
+_CHECKSUM_UP_TO = 100_000_000  # parameters; above this only in-place edits (version counters) are seen
+
+
+def model_state(model) -> tuple | None:
+    """What a cached trace depends on besides the text: None while any forward hook other than the
+    model lock's (and transformers' own output recorders) is installed (an ablation, a patch, a user's hook: such a forward is never cached),
+    else the parameters' version counters (bumped by in-place edits) and, for models up to
+    100M parameters, a checksum of every weight (also catches `p.data[...] = ...`)."""
+    params = list(model.parameters())
+    for m in model.modules():
+        for fn in list(m._forward_hooks.values()) + list(m._forward_pre_hooks.values()):
+            if not (getattr(fn, "__lw_lock__", False) or _library_hook(fn)):
+                return None
+    versions = tuple(p._version for p in params)
+    ptrs = tuple(p.data_ptr() for p in params)
+    checksum = None
+    if sum(p.numel() for p in params) <= _CHECKSUM_UP_TO:
+        with torch.no_grad():
+            checksum = float(torch.stack([p.detach().float().sum() for p in params]).double().sum())
+    return hash((versions, ptrs, checksum))
+
+
+def _library_hook(fn) -> bool:
+    """Hooks transformers installs to record outputs (and accelerate's device hooks) read, never edit."""
+    return (getattr(fn, "__module__", "") or "").split(".")[0] in ("transformers", "accelerate")
+
+
+def _untrusted_attention(model, attn, causal: bool) -> str:
+    """Why the attention weights the model returned are not the ones it used ('' if they are)."""
+    if attn is None or len(attn) == 0 or any(a is None for a in attn):
+        return ""
+    impls = {getattr(m.config, "_attn_implementation", None) for m in model.modules()
+             if hasattr(m, "config") and getattr(m.config, "_attn_implementation", None)}
+    bad = sorted(i for i in impls if i != "eager")
+    if bad:
+        return (f"This model runs attention with {bad[0]!r}, so the attention weights it returns are not "
+                f"the ones it computes with (its eager path could not be switched on). Load it with "
+                f"attn_implementation='eager' (llm_widgets.load(name) does; for your own model: "
+                f"from_pretrained(..., attn_implementation='eager')).")
+    a = attn[0][0].float()
+    rows = a.sum(-1)
+    if not torch.allclose(rows, torch.ones_like(rows), atol=1e-2):
+        return "The model's attention weights do not sum to 1 over keys: they are not softmax weights."
+    if causal and a.shape[-1] == a.shape[-2] and float(torch.triu(a, 1).abs().max()) > 1e-6:
+        return ("The model is causal but its returned attention weights attend to later tokens: they "
+                "are not the weights it computes with. Load it with attn_implementation='eager'.")
+    return ""
 
 
 def _to_numpy(t: torch.Tensor, what: str, dtype=np.float32) -> np.ndarray:
@@ -318,13 +388,14 @@ def _model_class(config, task: str | None):
 
 
 def load(model=None, *, device=None, dtype=None, task: str | None = None,
-         attn_implementation: str | None = "eager", trust_remote_code: bool = False) -> Session:
+         attn_implementation: str | None = "eager", trust_remote_code: bool = False, layout=None) -> Session:
     """Load a model into a Session.
 
     model: None (the offline default, all-MiniLM-L6-v2), a Hugging Face id, a local directory, or a
     ``(model, tokenizer)`` pair. device: 'cuda' > 'mps' > 'cpu' when None. dtype: 'float32',
     'float16', 'bfloat16' or a torch.dtype. task: force the head ('causal-lm', 'classification',
-    'seq2seq', 'masked-lm', 'base'); inferred from the config otherwise. attn_implementation:
+    'seq2seq', 'masked-lm', 'base'); inferred from the config otherwise. layout: an
+    llm_widgets.Layout naming module paths where discovery cannot find them. attn_implementation:
     'eager' by default, because attention views need attention weights, which transformers'
     'sdpa' and flash kernels do not return. trust_remote_code stays False unless you set it.
     """
@@ -339,7 +410,7 @@ def load(model=None, *, device=None, dtype=None, task: str | None = None,
                     mdl.set_attn_implementation(attn_implementation)
                 except Exception:  # keep the user's model; views needing attention will say so
                     pass
-        return Session(mdl, tok, device=device, dtype=dtype)
+        return Session(mdl, tok, device=device, dtype=dtype, layout=layout)
 
     import transformers as tf
 
@@ -367,7 +438,7 @@ def load(model=None, *, device=None, dtype=None, task: str | None = None,
             kwargs.pop("attn_implementation")  # architectures without an eager path: load as they come
             mdl = cls.from_pretrained(name, config=config, **kwargs)
     tok = tf.AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
-    return Session(mdl, tok, name=label, device=device, dtype=dtype)
+    return Session(mdl, tok, name=label, device=device, dtype=dtype, layout=layout)
 
 
 @contextlib.contextmanager
@@ -399,6 +470,14 @@ def model_lock(model) -> threading.RLock:
     lock = _LOCKS.get(model)
     if lock is None:
         lock = _LOCKS[model] = threading.RLock()
-        model.register_forward_pre_hook(lambda module, args: lock.acquire() and None)
-        model.register_forward_hook(lambda module, args, out: lock.release(), always_call=True)
+        entries = [model]
+        base = getattr(model, "base_model", None)  # probing runs the base model without the head
+        if isinstance(base, torch.nn.Module) and base is not model:
+            entries.append(base)
+        for m in entries:
+            take = lambda module, args: lock.acquire() and None  # noqa: E731
+            give = lambda module, args, out: lock.release()  # noqa: E731
+            take.__lw_lock__ = give.__lw_lock__ = True
+            m.register_forward_pre_hook(take)
+            m.register_forward_hook(give, always_call=True)
     return lock

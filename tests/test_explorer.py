@@ -27,7 +27,8 @@ def test_panels_that_apply(keyword, minilm, tiny_gpt2):
     assert lw.Explorer(keyword, TEXT).view_names == ["attention", "attribution", "neuron"]
     ex = lw.Explorer(minilm, "The keys are on the table.")  # no head: no attribution target, no lens
     assert ex.view_names == ["attention", "neuron"]
-    assert ex.skipped == {"attribution": NEEDS_TARGET, "logit_lens": "does not apply to this encoder model"}
+    assert ex.skipped == {"attribution": NEEDS_TARGET, "logit_lens": minilm.adapter.why_not("logit_lens")}
+    assert "no language-model head" in ex.skipped["logit_lens"]
     # with a target the attribution panel applies to an encoder without a head
     ex = lw.Explorer(minilm, "The keys are on the table.", panels=("attribution",),
                      options={"attribution": {"target": lambda out: out.last_hidden_state[:, 0, 0],

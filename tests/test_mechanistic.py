@@ -85,7 +85,7 @@ def test_bad_interventions_are_explained(tiny_gpt2, minilm):
 
     class Fake(torch.nn.Module):
         config = type("C", (), {"model_type": "mystery"})()
-    with pytest.raises(LLMWidgetsError, match="mystery"):
+    with pytest.raises(lw.UnsupportedModelError, match="Fake.*Layout"):
         with hooks(Fake(), [("resid", 0, lambda x: x)]):
             pass
 

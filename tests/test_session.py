@@ -30,18 +30,40 @@ def test_hidden_states_equal_the_raw_model(minilm):
     np.testing.assert_allclose(minilm.trace("Hidden states are shared.").hidden_states, expected, atol=1e-5)
 
 
-def test_trace_is_cached_so_views_share_one_forward(minilm):
+def test_trace_is_cached_so_views_share_one_forward(minilm, monkeypatch):
     calls = []
-    handle = minilm.model.register_forward_hook(lambda *a: calls.append(1))
+    forward = minilm.forward
+    monkeypatch.setattr(minilm, "forward", lambda **kw: calls.append(1) or forward(**kw))
+    text = "A sentence traced only once."
+    a = minilm.trace(text)
+    lw.AttentionView(minilm, text)
+    lw.AttentionView(minilm, text)
+    assert minilm.trace(text) is a
+    assert len(calls) == 1
+
+
+def test_cache_never_serves_a_trace_from_other_hooks_or_weights(tiny_gpt2):
+    """A trace computed under an ablation is not served afterwards, nor the clean one under it; a
+    weight edited in place (even through .data) is seen."""
+    from llm_widgets.compute.hooks import ablate
+
+    s, text = tiny_gpt2, "the cache must follow the model"
+    clean = s.trace(text)
+    with ablate(s, heads=[(l, h) for l in range(s.num_layers) for h in range(s.num_heads)]):
+        ablated = s.trace(text)
+        assert not np.allclose(ablated.logits, clean.logits, atol=1e-3)
+        assert s.trace(text) is not ablated  # never cached while hooks are on
+    again = s.trace(text)
+    np.testing.assert_array_equal(again.logits, clean.logits)
+    w = s.model.lm_head.weight
+    old = w.data[0, 0].item()
     try:
-        text = "A sentence traced only once."
-        a = minilm.trace(text)
-        lw.AttentionView(minilm, text)
-        lw.AttentionView(minilm, text)
-        assert minilm.trace(text) is a
-        assert len(calls) == 1
+        w.data[0, 0] = float("nan")
+        with pytest.raises(lw.NonFiniteError):
+            s.trace(text)
     finally:
-        handle.remove()
+        w.data[0, 0] = old
+    np.testing.assert_array_equal(s.trace(text).logits, clean.logits)
 
 
 def test_causal_lm_session(tiny_gpt2):

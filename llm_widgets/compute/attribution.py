@@ -27,6 +27,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ..adapter import CallHook
 from ..session import model_lock
 from ..errors import EmptyInputError, LLMWidgetsError, NonFiniteError
 from .faithfulness import Faithfulness, completeness, faithfulness
@@ -99,18 +100,6 @@ class AttributionResult:
 # the target function f(E) -> [B, K]
 
 
-def first_block(model) -> torch.nn.Module:
-    """The first transformer block: the first nn.ModuleList with one entry per layer."""
-    n = None
-    for key in ("num_hidden_layers", "n_layer", "num_layers"):
-        n = n or getattr(model.config, key, None)
-    for _, mod in model.named_modules():
-        if isinstance(mod, torch.nn.ModuleList) and len(mod) == n and n:
-            return mod[0]
-    raise LLMWidgetsError(f"Could not find the transformer blocks of {type(model).__name__}: "
-                          "attribution needs a list of layers (nn.ModuleList) in the model.")
-
-
 class Objective:
     """f(E): embedding-layer outputs of the prompt E [B, T, D] -> target outputs [B, K] (float32).
 
@@ -128,7 +117,7 @@ class Objective:
         # input, so per-target gradients need one backward through the head, not one per target.
         self.head: torch.nn.Module | None = None
         self.head_pos: list[int] | None = None
-        self.block = first_block(self.model)
+        self.block = session.adapter.blocks[0]  # the first block (call 0 of a shared one)
         self.T = enc["input_ids"].shape[1]
         ids_full = enc["input_ids"]
         if suffix_ids is not None and suffix_ids.numel():
@@ -162,7 +151,7 @@ class Objective:
             raise _Stop
 
         with model_lock(self.model):  # no other thread's forward may run through this hook
-            h = self.block.register_forward_pre_hook(pre, with_kwargs=True)
+            h = CallHook(self.model, self.block, pre, pre=True, with_kwargs=True)
             try:
                 with torch.no_grad():
                     self.model(**self._kwargs(1, **inputs))
@@ -191,7 +180,7 @@ class Objective:
             return (leaf,) + tuple(args[1:])
 
         with model_lock(self.model):
-            hooks = [self.block.register_forward_pre_hook(pre, with_kwargs=True)]
+            hooks = [CallHook(self.model, self.block, pre, pre=True, with_kwargs=True)]
             if cut is not None:
                 hooks.append(self.head.register_forward_pre_hook(cut_head))
             try:
@@ -435,10 +424,10 @@ def _free_bytes(device: torch.device) -> int:
 
 def auto_batch_size(session, seq_len: int, num_targets: int, grad: bool, cap: int = 64) -> int:
     """Sequences per forward so that activations use at most a quarter of free memory."""
-    c = session.config
-    d = int(getattr(c, "hidden_size", None) or getattr(c, "n_embd", None) or getattr(c, "d_model", 512))
-    layers, heads = session.num_layers, session.num_heads
-    vocab = int(getattr(c, "vocab_size", 0) or 0) if session.kind == "decoder" else 16
+    ad = session.adapter
+    d, layers, heads = ad.d_model, ad.n_layers, ad.n_heads
+    out = session.model.get_output_embeddings() if session.kind == "decoder" else None
+    vocab = int(out.weight.shape[0]) if out is not None else 16
     per = 4 * layers * seq_len * (16 * d + 3 * heads * seq_len) + 12 * num_targets * vocab
     if grad:
         per = per * 2 + 4 * num_targets * seq_len * d * 2  # backward buffers + batched input grads

@@ -1,9 +1,10 @@
 """Forward hooks on the raw Hugging Face model: read or overwrite activations, always removed after.
 
-Sites, per layer (module paths come from a small per-architecture table, ARCHS):
+Sites, per layer (where they are in the model comes from its adapter, llm_widgets.adapter):
 - "resid": the residual stream after the block (the block's output),
 - "attn":  the attention output added to the residual (the attention output projection's output),
-- "mlp":   the MLP output added to the residual (the MLP output projection's output),
+- "mlp":   the MLP output added to the residual (the MLP output projection's output; for a
+           mixture-of-experts block, the whole block's output),
 - "heads": the per-head attention outputs, i.e. the input of the output projection, [.., H * d_head],
 - "neurons": the MLP neuron activations, i.e. the input of the MLP output projection.
 
@@ -19,94 +20,20 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
+from ..adapter import CallHook, adapter_of
 from ..errors import LLMWidgetsError
 from ..session import model_lock
 
 SITES = ("resid", "attn", "mlp")
 
 
-@dataclass(frozen=True)
-class Arch:
-    layers: tuple[str, ...]  # candidate paths of the list of blocks, first found wins
-    attn_out: str  # in a block: the attention output projection (input: heads concatenated)
-    mlp_out: str  # in a block: the MLP output projection (input: neuron activations)
-    final_norm: str | None = None  # from the model root, for the logit lens
-    unembed: str | None = None
-
-
-ARCHS = {
-    "gpt2": Arch(layers=("transformer.h",), attn_out="attn.c_proj", mlp_out="mlp.c_proj",
-                 final_norm="transformer.ln_f", unembed="lm_head"),
-    "llama": Arch(layers=("model.layers",), attn_out="self_attn.o_proj", mlp_out="mlp.down_proj",
-                  final_norm="model.norm", unembed="lm_head"),
-    "bert": Arch(layers=("bert.encoder.layer", "encoder.layer"), attn_out="attention.output.dense",
-                 mlp_out="output.dense"),
-}
-
-
-def _get(root, path: str):
-    obj = root
-    for part in path.split("."):
-        obj = obj[int(part)] if part.isdigit() else getattr(obj, part, None)
-        if obj is None:
-            return None
-    return obj
-
-
-def arch_of(model) -> Arch:
-    kind = getattr(model.config, "model_type", None)
-    if kind not in ARCHS:
-        raise LLMWidgetsError(
-            f"Interventions do not know the module layout of model_type={kind!r} yet; supported: "
-            f"{sorted(ARCHS)}. Add an entry to llm_widgets.compute.hooks.ARCHS (paths of the blocks, "
-            f"attention and MLP output projections)."
-        )
-    return ARCHS[kind]
-
-
-def blocks(model) -> list:
-    arch = arch_of(model)
-    for path in arch.layers:
-        found = _get(model, path)
-        if found is not None:
-            return list(found)
-    raise LLMWidgetsError(f"Could not find the transformer blocks of {type(model).__name__} at any of "
-                          f"{arch.layers}.")
-
-
 def check_layer(model, layer: int) -> int:
-    n = len(blocks(model))
-    if not isinstance(layer, (int, np.integer)) or not 0 <= layer < n:
-        raise LLMWidgetsError(f"layer {layer!r} is out of range: this model has layers 0..{n - 1}.")
-    return int(layer)
-
-
-def module_at(model, site: str, layer: int):
-    """The module whose output (resid/attn/mlp) or input (heads/neurons) is the site at `layer`."""
-    layer = check_layer(model, layer)
-    block = blocks(model)[layer]
-    arch = arch_of(model)
-    if site == "resid":
-        return block
-    path = {"attn": arch.attn_out, "heads": arch.attn_out, "mlp": arch.mlp_out, "neurons": arch.mlp_out}.get(site)
-    if path is None:
-        raise LLMWidgetsError(f"unknown site {site!r}; use one of {SITES + ('heads', 'neurons')}")
-    mod = _get(block, path)
-    if mod is None:
-        what = "MLP" if site in ("mlp", "neurons") else "attention output projection"
-        raise LLMWidgetsError(f"Layer {layer} of this model has no {what} (no module at {path!r}); "
-                              f"it cannot be read or patched at site {site!r}.")
-    return mod
+    return adapter_of(model).check_layer(layer)
 
 
 def available_sites(model) -> tuple[str, ...]:
     """The SITES this model has in every layer (an attention-only model has no "mlp")."""
-    def has(site):
-        try:
-            return all(module_at(model, site, layer) is not None for layer in range(len(blocks(model))))
-        except LLMWidgetsError:
-            return False
-    return tuple(s for s in SITES if has(s))
+    return adapter_of(model).sites
 
 
 def is_input_site(site: str) -> bool:
@@ -120,17 +47,17 @@ Edit = Callable[[torch.Tensor], "torch.Tensor | None"]
 def hooks(model, edits: Iterable[tuple[str, int, Edit]]):
     """Install forward hooks: each (site, layer, fn) calls fn(activation) on every forward; fn may
     return a replacement tensor (or edit in place and return None). Removed on exit, also on error."""
+    ad = adapter_of(model)
     with model_lock(model):  # no other thread's forward runs through these hooks
         handles = []
         try:
             for site, layer, fn in edits:
-                mod = module_at(model, site, layer)
+                ref = ad.site(site, layer)
                 if is_input_site(site):
                     def pre(module, args, fn=fn):
                         new = fn(args[0])
                         return None if new is None else (new,) + tuple(args[1:])
-                    pre.__lw_hook__ = True
-                    handles.append(mod.register_forward_pre_hook(pre))
+                    handles.append(CallHook(model, ref, pre, pre=True))
                 else:
                     def post(module, args, output, fn=fn):
                         first = output[0] if isinstance(output, tuple) else output
@@ -138,8 +65,7 @@ def hooks(model, edits: Iterable[tuple[str, int, Edit]]):
                         if new is None:
                             return None
                         return (new,) + tuple(output[1:]) if isinstance(output, tuple) else new
-                    post.__lw_hook__ = True
-                    handles.append(mod.register_forward_hook(post))
+                    handles.append(CallHook(model, ref, post, pre=False))
             yield
         finally:
             for hd in handles:
@@ -167,9 +93,7 @@ def capture(model, sites: Iterable[tuple[str, int]], run: Callable[[], object]) 
 
 
 def head_dim(session) -> int:
-    c = session.config
-    d = getattr(c, "hidden_size", None) or getattr(c, "n_embd")
-    return int(d) // session.num_heads
+    return session.adapter.head_dim
 
 
 def _check_units(session, units, what: str, size_of: Callable[[int], int]) -> list[tuple[int, int]]:
@@ -188,10 +112,9 @@ def _check_units(session, units, what: str, size_of: Callable[[int], int]) -> li
 
 
 def num_neurons(session, layer: int) -> int:
-    mod = module_at(session.model, "neurons", layer)
-    w = getattr(mod, "weight")
-    # nn.Linear: weight [out, in]; GPT-2 Conv1D: weight [in, out]
-    return int(w.shape[0] if type(mod).__name__ == "Conv1D" else w.shape[1])
+    ad = session.adapter
+    ad.site("neurons", layer)  # says why, where there are none
+    return ad.n_neurons[layer]
 
 
 @contextmanager
@@ -204,6 +127,7 @@ def ablate(session, heads=(), neurons=(), mode: str = "zero"):
     """
     if mode not in ("zero", "mean"):
         raise LLMWidgetsError(f"mode must be 'zero' or 'mean', got {mode!r}")
+    session.adapter.require("interventions")
     dh = head_dim(session)
     heads = _check_units(session, heads, "heads", lambda l: session.num_heads)
     neurons = _check_units(session, neurons, "neurons", lambda l: num_neurons(session, l))
@@ -256,6 +180,7 @@ def ablation_effect(session, text: str, heads=(), neurons=(), mode: str = "zero"
                     k: int = 10) -> AblationEffect:
     """Probabilities of the `k` outputs whose probability changes most when ablating, at `position`
     (default: the last token, i.e. the next-token prediction; the class for classifiers)."""
+    session.adapter.require("interventions")
     enc, _, _ = session.encode(text)
     if getattr(session.forward(**enc), "logits", None) is None:
         raise LLMWidgetsError(f"{session.name} has no output head (no logits): there are no output "

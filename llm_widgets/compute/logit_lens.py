@@ -7,8 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..errors import LLMWidgetsError
-from .hooks import _get, arch_of, blocks, capture, output_labels
+from .hooks import capture, output_labels
 
 
 @dataclass
@@ -25,31 +24,19 @@ class LogitLensResult:
                 zip(self.top_index[row, position], self.top_probs[row, position])]
 
 
-def _norm_and_unembed(session):
-    model = session.model
-    arch = arch_of(model)
-    norm = _get(model, arch.final_norm) if arch.final_norm else None
-    unembed = _get(model, arch.unembed) if arch.unembed else None
-    if norm is None or unembed is None:
-        raise LLMWidgetsError(
-            f"The logit lens needs a language-model head (final norm + unembedding), and {session.name} "
-            f"({type(model).__name__}, a {session.kind}) has none. Use a causal LM, e.g. "
-            f"llm_widgets.load('gpt2') or llm_widgets.teaching.induction_model()."
-        )
-    return norm, unembed
-
-
 def lens_logits(session, text: str, *, truncate: bool = False) -> torch.Tensor:
-    """[layers + 1, T, V] logits read from the embeddings and from the residual after each block."""
-    norm, unembed = _norm_and_unembed(session)
+    """[layers + 1, T, V] logits read from the embeddings and from the residual after each block,
+    through the model's own readout (final norm, unembedding, soft-capping: see the adapter)."""
+    ad = session.adapter
+    ad.require("logit_lens")
     enc, _, _ = session.encode(text, truncate=truncate)
-    n = len(blocks(session.model))
+    n = ad.n_layers
     holder = {}
     acts = capture(session.model, [("resid", l) for l in range(n)],
                    lambda: holder.setdefault("out", session.forward(**enc)))
     resid = [holder["out"].hidden_states[0][0]] + [acts[("resid", l)][0] for l in range(n)]
     with torch.no_grad():
-        return torch.stack([unembed(norm(r)) for r in resid]).float()
+        return torch.stack([ad.readout(r[None])[0] for r in resid]).float()
 
 
 def logit_lens(session, text: str, *, k: int = 5, truncate: bool = False) -> LogitLensResult:

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .hooks import blocks, capture, check_layer
+from .hooks import capture, check_layer
 
 
 @dataclass
@@ -29,7 +29,8 @@ class NeuronResult:
 def neuron_activations(session, text: str, *, truncate: bool = False) -> NeuronResult:
     trace = session.trace(text, truncate=truncate)
     enc, _, _ = session.encode(text, truncate=truncate)
-    n = len(blocks(session.model))
+    session.adapter.require("neurons")
+    n = session.adapter.n_layers
     acts = capture(session.model, [("neurons", l) for l in range(n)], lambda: session.forward(**enc))
     stacked = np.stack([acts[("neurons", l)][0].float().cpu().numpy() for l in range(n)])
     return NeuronResult(labels=list(trace.labels), activations=stacked)

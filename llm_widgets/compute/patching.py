@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import LLMWidgetsError
-from .hooks import SITES, available_sites, blocks, capture, final_logits, head_dim, hooks, output_labels
+from .hooks import SITES, available_sites, capture, final_logits, hooks, output_labels
 
 METRICS = ("logit_diff", "logit", "prob")
 
@@ -150,7 +150,9 @@ def patching(session, clean: str, corrupted: str, *, metric="logit_diff", answer
     if batch_size < 1:
         raise LLMWidgetsError("batch_size must be at least 1")
     model = session.model
-    n_layers = len(blocks(model))
+    ad = session.adapter
+    ad.require("patching")
+    n_layers = ad.n_layers
     ec, ex = encode_pair(session, clean, corrupted)
     T = ex["input_ids"].shape[1]
     pos = position if position >= 0 else T + position
@@ -176,10 +178,10 @@ def patching(session, clean: str, corrupted: str, *, metric="logit_diff", answer
                               f"that the model treats differently.")
 
     patches = [(s, l, p) for s in sites for l in range(n_layers) for p in range(T)]
-    H = session.num_heads
+    H = ad.n_heads
     if heads:
         patches += [("heads", l, hd) for l in range(n_layers) for hd in range(H)]
-    dh = head_dim(session) if heads else 0
+    dh = ad.head_dim if heads else 0
     values = np.empty(len(patches), dtype=np.float64)
     kk = min(k, int(lx.shape[-1]))
     tops_p = torch.empty(len(patches), kk)
@@ -190,6 +192,7 @@ def patching(session, clean: str, corrupted: str, *, metric="logit_diff", answer
     for layer in range(n_layers):
         js = [j for j, p in enumerate(patches) if p[1] == layer]
         chunks += [js[i:i + batch_size] for i in range(0, len(js), batch_size)]
+    widen = True  # start each chunk with one copy, widened at the patched layer
     for where_in in chunks:
         chunk = [patches[j] for j in where_in]
         B = len(chunk)
@@ -207,8 +210,16 @@ def patching(session, clean: str, corrupted: str, *, metric="logit_diff", answer
                     mask[j, i] = True
             rows = torch.tensor([b for b, _ in items], device=clean_act.device)
             edits.append((s, l, _patch_fn(rows, mask, clean_act, B)))
-        with hooks(model, edits):
-            logits = _output_at(model, ex, pos).float()
+        logits = None
+        if widen:
+            try:
+                with hooks(model, edits):
+                    logits = _output_at(model, ex, pos).float()
+            except RuntimeError:  # the model keeps batch-shaped tensors from below (ALiBi, parallel
+                widen = False     # blocks): run B full copies of the corrupted input instead
+        if logits is None:
+            with hooks(model, edits):
+                logits = _output_at(model, {k: v.expand(B, *v.shape[1:]) for k, v in ex.items()}, pos).float()
         values[where_in] = fn(logits).double().cpu().numpy()
         tp, ti = torch.softmax(logits, -1).topk(min(k, logits.shape[-1]), dim=-1)
         tops_p[where_in] = tp.cpu()

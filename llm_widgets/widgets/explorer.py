@@ -14,12 +14,14 @@ GENERATE = 4  # tokens a causal model's attribution panel generates and explains
 NEEDS_TARGET = ("needs a classifier head or a causal LM; for other models pass "
                 "options={'attribution': {'target': fn}} with fn(model_output) -> a score per row")
 
-# name -> (module, class, applies(session)); tried in this order, skipped where they do not apply
+# name -> (module, class, why_not(session) -> "" where it applies); tried in this order, skipped
+# where they do not apply, with the same reason the view itself would give
 PANELS = {
-    "attention": (".attention", "AttentionView", lambda s: True),
-    "attribution": (".attribution", "AttributionView", lambda s: bool(s.class_labels) or s.is_causal),
-    "neuron": (".mechanistic", "NeuronView", lambda s: s.kind != "encoder-decoder"),
-    "logit_lens": (".mechanistic", "LogitLensView", lambda s: s.is_causal),
+    "attention": (".attention", "AttentionView", lambda s: ""),
+    "attribution": (".attribution", "AttributionView",
+                    lambda s: "" if s.class_labels or s.kind == "decoder" else NEEDS_TARGET),
+    "neuron": (".mechanistic", "NeuronView", lambda s: s.adapter.why_not("neurons")),
+    "logit_lens": (".mechanistic", "LogitLensView", lambda s: s.adapter.why_not("logit_lens")),
 }
 
 
@@ -70,10 +72,10 @@ class Explorer(View):
         self.skipped = {}
         views, names = [], []
         for name in self._panels:
-            module, cls, applies = PANELS[name]
-            if not applies(self._session) and "target" not in self._options.get(name, {}):
-                self.skipped[name] = (NEEDS_TARGET if name == "attribution"
-                                      else f"does not apply to this {self._session.kind} model")
+            module, cls, why_not = PANELS[name]
+            why = why_not(self._session)
+            if why and "target" not in self._options.get(name, {}):
+                self.skipped[name] = why
                 continue
             try:
                 view_cls = getattr(import_module(module, __package__), cls)
@@ -82,7 +84,7 @@ class Explorer(View):
                 continue
             kwargs = dict(self._options.get(name, {}))
             kwargs.setdefault("truncate", self._truncate)
-            if name == "attribution" and self._session.is_causal and "target" not in kwargs:
+            if name == "attribution" and self._session.kind == "decoder" and "target" not in kwargs:
                 kwargs.setdefault("generate", GENERATE)  # explain the next few tokens
             try:
                 views.append(view_cls(self._session, text, **kwargs))

@@ -1,0 +1,646 @@
+"""The model adapter: everything llm-widgets knows about a model's layout, found from its structure.
+
+One probe forward pass (a few random tokens, hooks on every module) tells us:
+- the blocks: the modules whose successive outputs are the model's own hidden states (a list of
+  blocks, or one shared block called n_layers times, as in ALBERT),
+- in each block, the attention module (its attribute name says "att") and its output projection
+  (the last linear map the attention calls; its input is the heads concatenated), the MLP's
+  output projection (the last linear map outside attention that writes the residual width; its
+  input is the neurons), or a mixture-of-experts block (expert weights in one 3-D tensor or a list
+  of expert MLPs), whose output is the "mlp" site and which has no single neuron layer,
+- the readout: the modules called between the last block and the unembedding (the final norm),
+  the language-model head, and the logit soft-capping / scaling the model applies after it,
+- whether the model is causal (changing the last token leaves earlier positions untouched) and
+  whether its attention and MLP read the same input (parallel blocks, as GPT-J and Falcon).
+
+No view branches on `model_type` or class names. The findings are checked with invariants the
+first time (block i output == hidden_states[i + 1]; readout of the last residual == the model's
+logits; n_heads * head_dim == the output projection's input width); when discovery cannot resolve
+a model it raises UnsupportedModelError saying what it found and how to pass a `Layout`.
+"""
+from __future__ import annotations
+
+import re
+import weakref
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .errors import DoesNotApplyError, LLMWidgetsError, UnsupportedModelError
+
+ATTENTION_NAME = re.compile(r"att", re.I)  # self_attn, attention, SelfAttention, self_attention, attn
+CROSS_NAME = re.compile(r"cross|encdec|encoder_att", re.I)
+PROBE_TOKENS = 7
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a model keeps its parts, as module paths (dots; list items by number). Pass it as
+    `llm_widgets.load(..., layout=Layout(...))` when discovery cannot resolve a model; every
+    field left None is still discovered, and the result is checked with the same invariants.
+
+    blocks: from the model root, the list of blocks (e.g. "model.layers").
+    attn_out / mlp_out: inside a block, the attention output projection (input: heads
+      concatenated) and the MLP output projection (input: neuron activations), e.g.
+      "self_attn.o_proj" and "mlp.down_proj". mlp: inside a block, a module whose output is the
+      MLP's contribution, for mixture-of-experts blocks (e.g. "block_sparse_moe").
+    final_norm / head: from the root, the final norm and the language-model head ("model.norm",
+      "lm_head"). n_heads / head_dim: when the modules do not say.
+    """
+
+    blocks: str | None = None
+    attn_out: str | None = None
+    mlp_out: str | None = None
+    mlp: str | None = None
+    final_norm: str | None = None
+    head: str | None = None
+    n_heads: int | None = None
+    head_dim: int | None = None
+
+
+@dataclass(frozen=True)
+class Ref:
+    """One layer's module and which of its calls in a forward pass is that layer (shared layers)."""
+
+    module: torch.nn.Module
+    call: int = 0
+    path: str = ""
+    calls: int = 1  # how often the module runs in one forward pass (n_layers for a shared block)
+
+
+@dataclass
+class Adapter:
+    """Model facts for every view. Build with `adapter_of(model)` (cached per model)."""
+
+    model: torch.nn.Module
+    kind: str  # 'decoder' (causal LM), 'encoder' or 'encoder-decoder'
+    causal: bool
+    output: str | None  # what the logits are: 'lm' (per token, vocabulary), 'classes', 'token-classes', None
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    d_model: int
+    blocks: list[Ref] = field(default_factory=list)
+    attn_out: list[Ref] = field(default_factory=list)
+    mlp: list[Ref | None] = field(default_factory=list)  # the "mlp" site: mlp_out, or the MoE block
+    mlp_out: list[Ref | None] = field(default_factory=list)
+    n_neurons: list[int] = field(default_factory=list)  # mlp_out input width per layer (0: none)
+    parallel: bool = False  # attention and MLP read the same input
+    shared: bool = False  # one block module serves several layers
+    moe: bool = False
+    final_norm: list[str] = field(default_factory=list)  # paths, applied in order before the head
+    head: str | None = None
+    softcap: float | None = None
+    logit_scale: float = 1.0
+    reasons: dict = field(default_factory=dict)  # what -> why it does not apply
+
+    # -- what applies ------------------------------------------------------------------------
+    def require(self, what: str) -> None:
+        """Raise DoesNotApplyError (one message for every view) unless `what` applies:
+        'interventions' (hooks, ablation, patching), 'neurons', 'logit_lens', 'patching'."""
+        why = self.why_not(what)
+        if why:
+            raise DoesNotApplyError(why)
+
+    def why_not(self, what: str) -> str:
+        if "interventions" in self.reasons:
+            return self.reasons["interventions"]
+        if what == "neurons" and not any(self.n_neurons):
+            return self.reasons.get("neurons", "this model's blocks have no MLP neuron layer")
+        if what == "logit_lens" and self.head is None:
+            return self.reasons.get("logit_lens", "this model has no language-model head (final norm + "
+                                    "unembedding): the logit lens reads residuals through it. Load a "
+                                    "causal or masked LM, e.g. llm_widgets.load('gpt2').")
+        if what == "patching" and self.output is None:
+            return ("patching measures the model's output, and this model has no output head (no "
+                    "logits). Load a causal LM or a classifier (task='causal-lm' / 'classification').")
+        return ""
+
+    @property
+    def sites(self) -> tuple[str, ...]:
+        """The residual/attention/MLP sites present in every layer."""
+        return ("resid", "attn") + (("mlp",) if all(self.mlp) else ())
+
+    # -- modules -----------------------------------------------------------------------------
+    def check_layer(self, layer) -> int:
+        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 0 <= layer < self.n_layers:
+            raise LLMWidgetsError(f"layer {layer!r} is out of range: this model has layers 0..{self.n_layers - 1}.")
+        return int(layer)
+
+    def site(self, site: str, layer: int) -> Ref:
+        """The module (and call) whose output (resid/attn/mlp) or input (heads/neurons) is `site`."""
+        self.require("interventions")
+        layer = self.check_layer(layer)
+        table = {"resid": self.blocks, "attn": self.attn_out, "heads": self.attn_out, "mlp": self.mlp,
+                 "neurons": self.mlp_out}
+        if site not in table:
+            raise DoesNotApplyError(f"unknown site {site!r}; use one of {tuple(table)}")
+        ref = table[site][layer]
+        if ref is None:
+            why = self.why_not("neurons") if site == "neurons" else "this model's blocks have no MLP"
+            raise DoesNotApplyError(f"layer {layer} has no {site!r} site: {why}.")
+        return ref
+
+    def readout(self, h: torch.Tensor) -> torch.Tensor:
+        """The model's own logits from a residual-stream state h [..., D]: final norm, head,
+        soft-capping and scaling, as the model does after its last block."""
+        self.require("logit_lens")
+        for path in self.final_norm:
+            h = _first(get_module(self.model, path)(h))
+        logits = _first(get_module(self.model, self.head)(h))
+        return self._post(logits)
+
+    def _post(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.logit_scale != 1.0:
+            logits = logits * self.logit_scale
+        if self.softcap:
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        return logits
+
+    def describe(self) -> str:
+        if "interventions" in self.reasons:
+            return f"{self.kind} model, {self.n_layers} layers x {self.n_heads} heads; {self.reasons['interventions']}"
+        b = self.blocks[0]
+        mlp = "MoE" if self.moe else (self.mlp_out[0].path if self.mlp_out[0] else "none")
+        return (f"{self.kind}, {self.n_layers} layers x {self.n_heads} heads ({self.n_kv_heads} kv, head_dim "
+                f"{self.head_dim}), d_model {self.d_model}; blocks {b.path}{' (shared)' if self.shared else ''}, "
+                f"attention out {self.attn_out[0].path}, MLP out {mlp}, "
+                f"{'parallel' if self.parallel else 'sequential'}; readout "
+                f"{' -> '.join(self.final_norm + [self.head]) if self.head else 'none'}"
+                f"{f', soft-cap {self.softcap}' if self.softcap else ''}")
+
+
+# ------------------------------------------------------------------------------------------------
+# hooks that fire on one call of a module (shared layers are called once per layer)
+
+
+class CallHook:
+    """A forward (pre-)hook on `ref.module` that runs `fn` only on call number `ref.call` of each
+    forward pass (a shared block runs once per layer). Calls are counted modulo `ref.calls` and the
+    count restarts with every forward of the model. `remove()` takes it off."""
+
+    def __init__(self, model, ref: Ref, fn: Callable, *, pre: bool, with_kwargs: bool = False):
+        self.count = 0
+        self._handles = []
+        if ref.calls > 1:
+            self._handles.append(model.register_forward_pre_hook(self._reset))
+
+            def wrapped(*args):
+                n = self.count
+                self.count = (n + 1) % ref.calls
+                return fn(*args) if n == ref.call else None
+        else:
+            def wrapped(*args):
+                return fn(*args)
+
+        wrapped.__lw_hook__ = True
+        reg = ref.module.register_forward_pre_hook if pre else ref.module.register_forward_hook
+        self._handles.append(reg(wrapped, with_kwargs=with_kwargs))
+
+    def _reset(self, module, args):
+        self.count = 0
+
+    def remove(self):
+        for h in self._handles:
+            h.remove()
+
+
+# ------------------------------------------------------------------------------------------------
+# discovery
+
+
+def get_module(root, path: str | None):
+    if path is None:
+        return None
+    obj = root
+    for part in path.split(".") if path else []:
+        obj = obj[int(part)] if part.isdigit() else getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
+
+
+def _first(x):
+    if isinstance(x, (tuple, list)):
+        return x[0]
+    if hasattr(x, "last_hidden_state") and not isinstance(x, torch.Tensor):
+        return x.last_hidden_state
+    return x
+
+
+def _is_linear(mod) -> bool:
+    w = getattr(mod, "weight", None)
+    return (isinstance(w, torch.Tensor) and w.dim() == 2 and not isinstance(mod, torch.nn.Embedding)
+            and not any(True for _ in mod.children()))
+
+
+def _linear_widths(mod, x_in: torch.Tensor | None, y: torch.Tensor | None) -> tuple[int, int]:
+    if x_in is not None and y is not None:
+        return int(x_in.shape[-1]), int(y.shape[-1])
+    w = mod.weight
+    return (int(w.shape[0]), int(w.shape[1])) if type(mod).__name__ == "Conv1D" else (int(w.shape[1]), int(w.shape[0]))
+
+
+@dataclass
+class _Call:
+    name: str
+    index: int  # which call of this module
+    start: int  # event counter at pre-hook
+    end: int = -1  # event counter at hook
+    inp: torch.Tensor | None = None
+    out: torch.Tensor | None = None
+
+
+def _probe_inputs(model) -> dict:
+    emb = model.get_input_embeddings()
+    vocab = int(getattr(emb, "num_embeddings", 0) or emb.weight.shape[0])
+    g = torch.Generator().manual_seed(0)
+    low = min(5, vocab - 1)
+    ids = torch.randint(low, max(low + 1, min(vocab, 1000)), (1, PROBE_TOKENS), generator=g)
+    dev = next(model.parameters()).device
+    return {"input_ids": ids.to(dev), "attention_mask": torch.ones_like(ids).to(dev)}
+
+
+def _record(model, inputs: dict, **kwargs):
+    """One forward with hooks on every module: returns (output, calls by module name, ordered calls)."""
+    names = {mod: name for name, mod in model.named_modules(remove_duplicate=False)}
+    calls: dict[str, list[_Call]] = {}
+    order: list[_Call] = []
+    clock = [0]
+    stack: dict[int, list[_Call]] = {}
+    handles = []
+
+    def pre(mod, args, kw):
+        name = names.get(mod, "?")
+        x = args[0] if args and isinstance(args[0], torch.Tensor) else kw.get("hidden_states")
+        c = _Call(name, len(calls.get(name, [])), clock[0], inp=x if isinstance(x, torch.Tensor) else None)
+        clock[0] += 1
+        calls.setdefault(name, []).append(c)
+        order.append(c)
+        stack.setdefault(id(mod), []).append(c)
+
+    def post(mod, args, kw, out):
+        c = stack[id(mod)].pop()
+        c.end = clock[0]
+        clock[0] += 1
+        o = _first(out)
+        c.out = o if isinstance(o, torch.Tensor) else None
+
+    seen = set()
+    for name, mod in model.named_modules():
+        if id(mod) in seen:
+            continue
+        seen.add(id(mod))
+        handles.append(mod.register_forward_pre_hook(pre, with_kwargs=True))
+        handles.append(mod.register_forward_hook(post, with_kwargs=True))
+    try:
+        with torch.no_grad():
+            out = model(**inputs, return_dict=True, **kwargs)
+    finally:
+        for h in handles:
+            h.remove()
+    return out, calls, order
+
+
+def _same(a, b) -> bool:
+    return a is not None and b is not None and a.shape == b.shape and torch.equal(a, b)
+
+
+def _inside(child: str, parent: str) -> bool:
+    return parent == "" or child == parent or child.startswith(parent + ".")
+
+
+def _find_blocks(model, calls, hs, layout: Layout | None) -> tuple[list[Ref], bool]:
+    """Blocks: per layer the module call whose output is hidden_states[l + 1]."""
+    n = len(hs) - 1
+    if layout is not None and layout.blocks:
+        lst = get_module(model, layout.blocks)
+        if lst is None:
+            raise UnsupportedModelError(f"Layout.blocks={layout.blocks!r}: no such module in {type(model).__name__}.")
+        refs = [Ref(m, 0, f"{layout.blocks}.{i}") for i, m in enumerate(lst)]
+        return refs, False
+    matches: list[list[tuple[str, int]]] = []
+    for l in range(1, n):  # the last hidden state may be after the final norm
+        matches.append([(name, c.index) for name, cs in calls.items() for c in cs if _same(c.out, hs[l])])
+    if n == 1:  # one layer: the module producing hs[1] either raw or before the final norm
+        matches = [[(name, c.index) for name, cs in calls.items() for c in cs
+                    if c.out is not None and c.out.shape == hs[1].shape and name]]
+    # a ModuleList whose item i produced hidden_states[i + 1]
+    lists = {name: mod for name, mod in model.named_modules() if isinstance(mod, torch.nn.ModuleList)}
+    for lname, lst in lists.items():
+        if len(lst) != n:
+            continue
+        if all((f"{lname}.{i}", 0) in set(matches[i]) for i in range(len(matches))) and \
+                all(len(calls.get(f"{lname}.{i}", [])) == 1 for i in range(n)):
+            return [Ref(m, 0, f"{lname}.{i}") for i, m in enumerate(lst)], False
+    # one module called once per layer (shared weights): the outermost such module
+    if matches and matches[0]:
+        cands = [name for name, idx in matches[0] if idx == 0 and len(calls[name]) == n]
+        cands = [c for c in cands if all((c, i) in set(matches[i]) for i in range(len(matches)))]
+        if cands:
+            name = min(cands, key=len)
+            mod = get_module(model, name)
+            return [Ref(mod, i, name, n) for i in range(n)], True
+    raise UnsupportedModelError(
+        f"Could not find the transformer blocks of {type(model).__name__}: no list of {n} modules (and no "
+        f"module called {n} times) produces the model's hidden states. Pass them explicitly: "
+        f"llm_widgets.load(model, layout=llm_widgets.Layout(blocks='path.to.layers', attn_out=..., mlp_out=...)).")
+
+
+def _block_parts(model, block: Ref, calls, order, d: int, layout: Layout | None):
+    """Within one block's call: attention module, its output projection, the MLP site."""
+    name = block.path
+    win = calls[name][block.call]
+    inside = [c for c in order if win.start < c.start and c.end <= win.end and _inside(c.name, name)
+              and c.name != name]
+    mods = dict(model.named_modules())
+    rel = lambda p: p[len(name) + 1:]  # noqa: E731
+
+    def by_path(path):
+        full = f"{name}.{path}"
+        hits = [c for c in inside if c.name == full]
+        if not hits:
+            raise UnsupportedModelError(f"Layout path {path!r} is not called inside block {name!r}.")
+        return hits[-1]
+
+    att_mods = []  # the outermost module named like "attention" that holds linear maps
+    for c in inside:
+        if not _is_linear(mods[c.name]):
+            continue
+        parts = rel(c.name).split(".")
+        hit = next((i for i, p in enumerate(parts[:-1]) if ATTENTION_NAME.search(p)), None)
+        if hit is not None and not any(CROSS_NAME.search(p) for p in parts[:hit + 1]):
+            top = ".".join(parts[:hit + 1])
+            if top not in att_mods:
+                att_mods.append(top)
+    att_root = att_mods[0] if att_mods else None
+    in_att = lambda c: att_root is not None and _inside(rel(c.name), att_root)  # noqa: E731
+    linears = [c for c in inside if _is_linear(mods[c.name])]
+    if layout is not None and layout.attn_out:
+        attn_out = by_path(layout.attn_out)
+    else:
+        outs = [c for c in linears if in_att(c) and c.out is not None and c.out.shape[-1] == d]
+        if not outs:
+            raise UnsupportedModelError(
+                f"Block {name!r}: found no attention output projection (a linear map inside a module named "
+                f"like 'attn'/'attention' that writes width {d}); attention modules seen: {att_mods or 'none'}. "
+                f"Pass Layout(attn_out='path.in.block').")
+        attn_out = outs[-1]
+    # mixture of experts: 3-D expert weights or a list of expert MLPs outside attention
+    moe_root = None
+    for p, m in mods[name].named_modules():
+        if not p or (att_root and _inside(p, att_root)):
+            continue
+        if any(w.dim() >= 3 for w in m.parameters(recurse=False)) or (
+                isinstance(m, torch.nn.ModuleList) and len(m) > 1 and any(_is_linear(x) for x in m[0].modules())):
+            moe_root = p.split(".")[0]
+            break
+    mlp_out = mlp = None
+    if layout is not None and layout.mlp:
+        mlp = by_path(layout.mlp)
+    elif moe_root is not None:
+        hits = [c for c in inside if c.name == f"{name}.{moe_root}"]
+        mlp = hits[-1] if hits else None
+    if layout is not None and layout.mlp_out:
+        mlp_out = by_path(layout.mlp_out)
+    elif moe_root is None:
+        outs = [c for c in linears if not in_att(c) and c.out is not None and c.out.shape[-1] == d
+                and c.inp is not None]
+        mlp_out = outs[-1] if outs else None
+    return att_root, attn_out, mlp, mlp_out, moe_root is not None, inside
+
+
+def _count(mod, config, names) -> int | None:
+    for src in (mod, config):
+        for k in names:
+            v = getattr(src, k, None) if src is not None else None
+            if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+                return v
+    return None
+
+
+def discover(model, layout: Layout | None = None) -> Adapter:
+    """Find the model's layout from its module tree and one probe forward; check it."""
+    config = getattr(model, "config", None)
+    lock = _lock(model)
+    with lock:
+        was_training = model.training
+        model.eval()
+        try:
+            return _discover(model, config, layout)
+        except LLMWidgetsError:
+            raise
+        except Exception as e:  # not a Hugging Face-style model, or one that fails on a probe
+            raise UnsupportedModelError(
+                f"Could not discover the layout of {type(model).__name__}: a probe forward pass (a few "
+                f"tokens, output_hidden_states=True) failed with {type(e).__name__}: {e}. llm-widgets "
+                f"needs a Hugging Face-style model (input embeddings, hidden states); pass "
+                f"llm_widgets.Layout(...) for the parts discovery cannot find.") from e
+        finally:
+            model.train(was_training)
+
+
+def _lock(model):
+    from .session import model_lock
+
+    return model_lock(model)
+
+
+def _discover(model, config, layout: Layout | None) -> Adapter:
+    inputs = _probe_inputs(model)
+    enc_dec = bool(getattr(config, "is_encoder_decoder", False))
+    if enc_dec:
+        n_layers = _count(None, config, ("num_layers", "encoder_layers", "num_hidden_layers"))
+        n_heads = _count(None, config, ("num_heads", "encoder_attention_heads", "num_attention_heads"))
+        d = _count(None, config, ("d_model", "hidden_size"))
+        why = ("interventions (neurons, ablation, patching, logit lens) do not apply to encoder-decoder models "
+               "yet; attention (encoder, decoder and cross) and probing of the encoder do")
+        return Adapter(model, "encoder-decoder", False, "lm", n_layers or 0, n_heads or 0, n_heads or 0,
+                       (d or 0) // max(n_heads or 1, 1), d or 0, reasons={"interventions": why})
+    kwargs = {"output_hidden_states": True}
+    out, calls, order = _record(model, inputs, **kwargs)
+    hs = getattr(out, "hidden_states", None)
+    if not hs:
+        raise UnsupportedModelError(f"{type(model).__name__} returns no hidden states "
+                                    "(output_hidden_states=True); llm-widgets needs them to find its blocks.")
+    hs = [h for h in hs]
+    d = int(hs[0].shape[-1])
+    blocks, shared = _find_blocks(model, calls, hs, layout)
+    n = len(blocks)
+    # per-block parts
+    attn_out, mlp, mlp_out, n_neurons, att_roots, moe_any, insides = [], [], [], [], [], False, []
+    for ref in blocks:
+        att_root, ao, m, mo, moe, inside = _block_parts(model, ref, calls, order, d, layout)
+        insides.append(inside)
+        att_roots.append(att_root)
+        mods = dict(model.named_modules())
+        ref_of = lambda c: Ref(mods[c.name], c.index, c.name, len(calls[c.name])) if c is not None else None  # noqa: E731
+        attn_out.append(ref_of(ao))
+        mlp_out.append(ref_of(mo))
+        mlp.append(ref_of(m if m is not None else mo))
+        n_neurons.append(int(mo.inp.shape[-1]) if mo is not None and mo.inp is not None else 0)
+        moe_any |= moe
+    # heads
+    att_mod = get_module(blocks[0].module, att_roots[0]) if att_roots[0] else None
+    width = int(calls[attn_out[0].path][attn_out[0].call].inp.shape[-1])
+    n_heads = (layout.n_heads if layout and layout.n_heads else
+               _count(att_mod, config, ("num_heads", "num_attention_heads", "n_head", "n_heads", "attention_heads")))
+    if n_heads is None:
+        raise UnsupportedModelError("Could not tell the number of attention heads; pass Layout(n_heads=...).")
+    explicit_dh = (layout.head_dim if layout and layout.head_dim else
+                   _count(att_mod, None, ("head_dim", "attention_head_size", "head_size", "dim_per_head"))
+                   or _count(None, config, ("head_dim",)))
+    head_dim = explicit_dh or (width // n_heads)
+    if n_heads * head_dim != width:
+        raise UnsupportedModelError(
+            f"n_heads ({n_heads}) x head_dim ({head_dim}) = {n_heads * head_dim}, but the attention output "
+            f"projection {attn_out[0].path} reads {width} features: the heads cannot be located. Pass "
+            f"Layout(n_heads=..., head_dim=...) with n_heads * head_dim == {width}.")
+    groups = getattr(att_mod, "num_key_value_groups", None)
+    n_kv = (n_heads // groups if isinstance(groups, int) and groups > 0 else
+            _count(att_mod, config, ("num_key_value_heads", "num_kv_heads", "n_head_kv")) or n_heads)
+    att = getattr(out, "attentions", None)
+    if att and att[0] is not None and att[0].shape[1] != n_heads:
+        raise UnsupportedModelError(f"The model's attention weights have {att[0].shape[1]} heads, but "
+                                    f"{n_heads} were read from the modules; pass Layout(n_heads=...).")
+    parallel = _is_parallel(model, inputs, calls, blocks[0], attn_out[0], insides[0], att_roots[0], mlp[0])
+    causal = _is_causal(model, inputs, hs)
+    # outputs and readout
+    logits = getattr(out, "logits", None)
+    emb_out = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    output = None
+    if logits is not None:
+        if logits.dim() == 2:
+            output = "classes"
+        elif emb_out is not None and logits.shape[-1] == getattr(emb_out, "weight", torch.empty(0)).shape[0]:
+            output = "lm"
+        else:
+            output = "token-classes"
+    kind = "decoder" if causal and output == "lm" else "encoder"
+    ad = Adapter(model, kind, causal, output, n, n_heads, n_kv, head_dim, d, blocks, attn_out, mlp, mlp_out,
+                 n_neurons, parallel=parallel, shared=shared, moe=moe_any)
+    if moe_any:
+        ad.reasons["neurons"] = ("its MLPs are mixtures of experts, which have no single neuron layer "
+                                 "(the 'mlp' site is the whole expert block's output)")
+    if output == "lm":
+        _find_readout(ad, model, calls, order, blocks[-1], emb_out, logits, layout, config)
+    _check(ad, hs, calls)
+    return ad
+
+
+def _is_parallel(model, inputs, calls, block, attn_out, inside, att_root, mlp) -> bool:
+    """True when the MLP does not read the attention output (GPT-J, Falcon, NeoX with
+    use_parallel_residual): perturbing the attention output leaves the MLP's input unchanged."""
+    if mlp is None:
+        return False
+    bname = block.path
+    first = next((c for c in inside if _is_linear(dict(model.named_modules())[c.name])
+                  and not (att_root and _inside(c.name, f"{bname}.{att_root}"))
+                  and _inside(c.name, bname)), None)
+    if first is None:
+        return False
+    mods = dict(model.named_modules())
+    seen = []
+    a = CallHook(model, attn_out, lambda m, args, out: out + 1.0, pre=False)
+    b = CallHook(model, Ref(mods[first.name], first.index, first.name, len(calls[first.name])),
+                 lambda m, args: seen.append(args[0].detach().clone()), pre=True)
+    try:
+        with torch.no_grad():
+            model(**inputs)
+    finally:
+        a.remove()
+        b.remove()
+    return bool(seen) and _same(seen[0], first.inp)
+
+
+def _is_causal(model, inputs, hs) -> bool:
+    """Changing the last token leaves every earlier position's hidden states unchanged."""
+    ids = inputs["input_ids"].clone()
+    ids[0, -1] = ids[0, 0] if ids[0, 0] != ids[0, -1] else ids[0, 1]
+    with torch.no_grad():
+        hs2 = model(input_ids=ids, attention_mask=inputs["attention_mask"], output_hidden_states=True,
+                    return_dict=True).hidden_states
+    return all(torch.allclose(a[:, :-1], b[:, :-1], atol=1e-6, rtol=0) for a, b in zip(hs[1:], hs2[1:]))
+
+
+def _find_readout(ad: Adapter, model, calls, order, last: Ref, emb_out, logits, layout, config):
+    names = {m: n for n, m in model.named_modules()}
+    out_path = names.get(emb_out)
+    if layout is not None and layout.head:
+        head = layout.head
+    else:  # the outermost module (below the root) that holds the output embeddings
+        head = out_path.split(".")[0] if out_path else None
+    if head is None or head not in calls:
+        ad.reasons["logit_lens"] = "could not find the language-model head that produces the logits"
+        return
+    end = calls[last.path][last.call].end
+    start = calls[head][0].start
+    tail = []
+    for c in order:
+        if not (end < c.start and c.end < start) or not c.name or _inside(last.path, c.name):
+            continue
+        if any(_inside(c.name, t) for t in tail):
+            continue
+        tail.append(c.name)
+    if layout is not None and layout.final_norm:
+        tail = [layout.final_norm]
+    ad.final_norm, ad.head = tail, head
+    soft = getattr(config, "final_logit_softcapping", None)
+    ad.softcap = float(soft) if isinstance(soft, (int, float)) and soft else None
+    scale = getattr(config, "logit_scale", None)
+    scale = scale if isinstance(scale, (int, float)) and not isinstance(scale, bool) else 1.0
+    div = getattr(config, "logits_scaling", None)
+    if isinstance(div, (int, float)) and div:
+        scale = scale / div
+    ad.logit_scale = float(scale)
+    h = calls[last.path][last.call].out
+    with torch.no_grad():
+        got = ad.readout(h)
+    if not _close(got, logits):
+        diff = float((got.float() - logits.float()).abs().max())
+        ad.reasons["logit_lens"] = (
+            f"reading the last residual through {' -> '.join(tail + [head])} does not reproduce the model's "
+            f"logits (max difference {diff:.3g}): the model does something after its last block that was "
+            f"not found. Pass Layout(final_norm=..., head=...) to say which modules read it out")
+        ad.head = None
+
+
+def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    if a.shape != b.shape:
+        return False
+    a, b = a.float(), b.float()
+    tol = 1e-4 if b.dtype == torch.float32 else 2e-2
+    return bool((a - b).abs().max() <= tol * max(1.0, float(b.abs().max())))
+
+
+def _check(ad: Adapter, hs, calls) -> None:
+    """The invariants: block outputs are the model's hidden states; widths agree."""
+    for l, ref in enumerate(ad.blocks[:-1]):
+        got = calls[ref.path][ref.call].out
+        if not _same(got, hs[l + 1]):
+            raise UnsupportedModelError(f"Block {l} ({ref.path}) does not output hidden_states[{l + 1}]: "
+                                        f"the blocks given or found are not the model's layers.")
+    for ref in ad.attn_out:
+        w = int(calls[ref.path][ref.call].inp.shape[-1])
+        if w != ad.n_heads * ad.head_dim:
+            raise UnsupportedModelError(f"{ref.path} reads {w} features, not n_heads x head_dim = "
+                                        f"{ad.n_heads * ad.head_dim}.")
+
+
+_ADAPTERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def adapter_of(model, layout: Layout | None = None) -> Adapter:
+    """The model's adapter, discovered on first use and cached (a new `layout` rediscovers)."""
+    have = _ADAPTERS.get(model)
+    if have is not None and (layout is None or have[1] == layout):
+        return have[0]
+    ad = discover(model, layout)
+    _ADAPTERS[model] = (ad, layout)
+    return ad
+
+
+__all__ = ["Adapter", "Layout", "Ref", "CallHook", "adapter_of", "discover", "get_module"]
