@@ -46,13 +46,32 @@ Edit = Callable[[torch.Tensor], "torch.Tensor | None"]
 @contextmanager
 def hooks(model, edits: Iterable[tuple[str, int, Edit]]):
     """Install forward hooks: each (site, layer, fn) calls fn(activation) on every forward; fn may
-    return a replacement tensor (or edit in place and return None). Removed on exit, also on error."""
+    return a replacement tensor (or edit in place and return None). Removed on exit, also on error.
+    fn always sees [batch, tokens, features], also where a model flattens tokens into the batch
+    inside its blocks (OPT's MLP works on [batch * tokens, features])."""
     ad = adapter_of(model)
+    seq = [0]
+
+    def length(module, args, kwargs):  # tokens of the current forward, from the first block's input
+        x = args[0] if args else kwargs.get("hidden_states")
+        seq[0] = x.shape[1] if isinstance(x, torch.Tensor) and x.dim() == 3 else 0
+
+    def shaped(fn):
+        def run(x):
+            if x.dim() != 2 or not seq[0]:
+                return fn(x)
+            new = fn(x.view(-1, seq[0], x.shape[-1]))
+            return None if new is None else new.reshape(-1, new.shape[-1])
+        return run
+
     with model_lock(model):  # no other thread's forward runs through these hooks
-        handles = []
+        # on a block, not on the model: another thread waiting at the model's lock would still call a
+        # hook registered on the model after it was removed
+        handles = [ad.blocks[0].module.register_forward_pre_hook(length, with_kwargs=True)]
         try:
             for site, layer, fn in edits:
                 ref = ad.site(site, layer)
+                fn = shaped(fn)
                 if is_input_site(site):
                     def pre(module, args, fn=fn):
                         new = fn(args[0])

@@ -75,6 +75,18 @@ def decode_array(packed: dict) -> np.ndarray:
     return (packed["offset"] + a * packed["scale"]).astype(np.float32) if packed["dtype"] == "uint8" else a
 
 
+def unexpected_keyword(cls, name: str, also=()) -> TypeError:
+    """TypeError for a misspelled keyword argument, naming the closest valid one."""
+    import difflib
+    import inspect
+
+    valid = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "kwargs", "args")]
+    valid += [n for n in also if not n.startswith("_")]
+    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; valid: {', '.join(sorted(set(valid)))}"
+    return TypeError(f"{cls.__name__}() got an unexpected keyword argument {name!r}{hint}")
+
+
 class View(anywidget.AnyWidget):
     """Base of every llm-widgets view. Subclasses set `_bundle_name` and fill `.result`."""
 
@@ -86,6 +98,9 @@ class View(anywidget.AnyWidget):
     progress_label = t.Unicode("").tag(sync=True)
 
     def __init__(self, **kwargs):
+        unknown = [k for k in kwargs if not self.has_trait(k)]
+        if unknown:
+            raise unexpected_keyword(type(self), unknown[0], self.trait_names())
         self._esm = bundle(self._bundle_name)
         self._worker: threading.Thread | None = None
         super().__init__(**kwargs)
