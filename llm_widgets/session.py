@@ -470,10 +470,12 @@ def model_lock(model) -> threading.RLock:
     lock = _LOCKS.get(model)
     if lock is None:
         lock = _LOCKS[model] = threading.RLock()
-        entries = [model]
+        entries = [model]  # and the submodules that views run on their own:
         base = getattr(model, "base_model", None)  # probing runs the base model without the head
-        if isinstance(base, torch.nn.Module) and base is not model:
-            entries.append(base)
+        encoder = model.get_encoder() if hasattr(model, "get_encoder") else None  # enc-dec probing
+        for sub in (base, encoder):
+            if isinstance(sub, torch.nn.Module) and all(sub is not e for e in entries):
+                entries.append(sub)
         for m in entries:
             take = lambda module, args: lock.acquire() and None  # noqa: E731
             give = lambda module, args, out: lock.release()  # noqa: E731

@@ -112,7 +112,7 @@ def test_background_run_reports_progress_and_stays_responsive(keyword):
     events = []
     v = lw.AttributionView(keyword, NEG, negative, method="ig", steps=32, internal_batch_size=8)
     # the constructor returned while the work is still running: the kernel is free
-    assert v._worker.is_alive() and v.result is None and v.targets == []
+    assert v.computing and v.result is None and v.targets == []
     v.selected_token = 2  # the prompt's tokens are known already: a linked selection can land now
     assert v.tokens[2] == keyword.trace(NEG).labels[2]
     v.observe(lambda c: events.append((c["new"], v.progress_label)), "progress")

@@ -67,23 +67,17 @@ class AttributionView(View):
                           internal_batch_size=internal_batch_size, truncate=truncate,
                           compute_faithfulness=compute_faithfulness)
         self._background = background
-        self._runs = 0
         self._compute()
         self.observe(lambda change: self._compute(), names="method")
 
     def _compute(self) -> None:
         """Run the attribution with the current `method`; a newer run supersedes an older one."""
-        self._runs += 1
-        run, method = self._runs, self.method
+        method = self.method
 
         def work(report):
             return attribute(method=method, report=report, **self._args)
 
-        def done(r):
-            if run == self._runs:
-                self._show(r)
-
-        self._run(work, done, self._background)
+        self._run(work, self._show, self._background)
 
     def _show(self, r) -> None:
         # every array a click needs travels in the traits (all rows, words, deletion curves), so a

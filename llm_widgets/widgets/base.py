@@ -5,10 +5,12 @@ binary buffers (no JSON lists of floats); js/src/lib/buffers.ts decodes them.
 """
 from __future__ import annotations
 
+import atexit
 import base64
 import html
 import json
 import threading
+import weakref
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
@@ -16,6 +18,8 @@ from typing import Any, Callable
 import anywidget
 import numpy as np
 import traitlets as t
+
+from ..errors import LLMWidgetsError
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
@@ -61,6 +65,8 @@ def encode_array(arr, dtype: str = "uint8", lo: float | None = None, hi: float |
 def check_index(value: int, n: int, name: str, *, allow_none: bool = True) -> int:
     """Validate an index trait (`selected_token`, `layer`, ...): in 0..n-1, or -1 (none) where
     allow_none. Raises a TraitError that names the trait and the range."""
+    if isinstance(value, bool):
+        raise t.TraitError(f"{name} must be an integer index, got {value!r}")
     if not (-1 if allow_none else 0) <= value < n:
         none = "-1 (none) or " if allow_none else ""
         raise t.TraitError(f"{name} must be {none}in 0..{n - 1}, got {value}")
@@ -73,6 +79,35 @@ def decode_array(packed: dict) -> np.ndarray:
     kind = {"uint8": np.uint8, "float16": "<f2", "float32": "<f4"}[packed["dtype"]]
     a = np.frombuffer(raw, dtype=kind).astype(np.float32).reshape(packed["shape"])
     return (packed["offset"] + a * packed["scale"]).astype(np.float32) if packed["dtype"] == "uint8" else a
+
+
+class Cancelled(LLMWidgetsError):
+    """Background work stopped by a newer run or by view.cancel()."""
+
+
+def headless() -> bool:
+    """True inside a kernel driven by a headless executor (nbconvert / nbclient / papermill), which
+    saves widget state when the last cell returns: work must finish inside the cell there. They
+    run cells with stdin disabled; JupyterLab, Notebook, VS Code and Colab enable it."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    kernel = getattr(get_ipython(), "kernel", None)
+    return kernel is not None and getattr(kernel, "_allow_stdin", True) is False
+
+
+_LIVE: "weakref.WeakSet" = weakref.WeakSet()  # views that started background work
+
+
+@atexit.register
+def _stop_background_work() -> None:
+    """At interpreter exit, cancel and join background work, so the process does not abort
+    inside torch (a daemon thread killed mid-operation ends it with SIGABRT)."""
+    for view in list(_LIVE):
+        view.cancel()
+    for view in list(_LIVE):
+        view.wait(timeout=30)
 
 
 def unexpected_keyword(cls, name: str, also=()) -> TypeError:
@@ -102,7 +137,9 @@ class View(anywidget.AnyWidget):
         if unknown:
             raise unexpected_keyword(type(self), unknown[0], self.trait_names())
         self._esm = bundle(self._bundle_name)
-        self._worker: threading.Thread | None = None
+        self._workers: list[threading.Thread] = []
+        self._run_id = 0
+        self._cancel = threading.Event()
         super().__init__(**kwargs)
 
     # -- long work -----------------------------------------------------------------------------
@@ -115,29 +152,60 @@ class View(anywidget.AnyWidget):
              done: Callable[[Any], None], background: bool) -> None:
         """Run work(report) then done(result). In the background the kernel stays free: the
         progress traits update the bar as it goes, and an error lands in `.error` (and is re-raised
-        in the foreground)."""
+        in the foreground). A new run supersedes (cancels) the previous one: only the newest run's
+        result, error and progress are shown. In a notebook executed headless (nbconvert, nbclient)
+        the work runs in the foreground, so the saved notebook holds finished views."""
+        self._cancel.set()  # the previous run, if any, stops at its next progress report
+        self._run_id += 1
+        rid, cancel = self._run_id, threading.Event()
+        self._cancel = cancel
+        background = background and not headless()
+
+        def report(fraction: float, label: str = "") -> None:
+            if cancel.is_set():
+                raise Cancelled("cancelled: a newer run or view.cancel() stopped this work")
+            if rid == self._run_id:
+                self._report(fraction, label)
+
         def go():
-            self.error = ""
-            self._report(0.0)
+            if rid == self._run_id:
+                self.error = ""
+                self._report(0.0)
             try:
-                done(work(self._report))
+                result = work(report)
+                if rid == self._run_id and not cancel.is_set():
+                    done(result)
             except Exception as e:  # surface to the UI; nothing the user typed is lost
-                self.error = f"{type(e).__name__}: {e}"
+                if rid == self._run_id:
+                    self.error = f"{type(e).__name__}: {e}"
                 if not background:
                     raise
             finally:
-                self.progress = -1.0
+                if rid == self._run_id:
+                    self.progress = -1.0
 
         if background:
-            self._worker = threading.Thread(target=go, daemon=True)
-            self._worker.start()
+            worker = threading.Thread(target=go, daemon=True)
+            self._workers = [w for w in self._workers if w.is_alive()] + [worker]
+            _LIVE.add(self)
+            worker.start()
         else:
             go()
 
+    @property
+    def computing(self) -> bool:
+        """True while background work of this view is running."""
+        return any(w.is_alive() for w in self._workers)
+
+    def cancel(self) -> "View":
+        """Stop the background work at its next progress step; `.error` then says it was cancelled."""
+        self._cancel.set()
+        return self
+
     def wait(self, timeout: float | None = None) -> "View":
         """Block until background work finishes (for scripts and tests)."""
-        if self._worker is not None:
-            self._worker.join(timeout)
+        for w in list(self._workers):
+            w.join(timeout)
         return self
 
     # -- export --------------------------------------------------------------------------------
@@ -155,6 +223,7 @@ class View(anywidget.AnyWidget):
         """Write a self-contained HTML file (bundle and data inlined) that renders this view with
         no kernel and no network."""
         path = Path(path)
+        self.wait()  # an export holds finished results (or the error that ended the work)
         path.write_text(render_html([(self._bundle_name, self.export_state())],
                                     title or self.title or type(self).__name__), encoding="utf-8")
         return path

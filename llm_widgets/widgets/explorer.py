@@ -99,6 +99,31 @@ class Explorer(View):
             link.unlink()
         self._links = [ipywidgets.link((self, "selected_token"), (v, "selected_token"))
                        for v in self.views if v.has_trait("selected_token")]
+        for v in self.views:
+            v.observe(self._panel_failed, names="error")
+
+    def _panel_failed(self, change):
+        """A panel whose (background) work failed is taken out and listed in `skipped` with why."""
+        view = change["owner"]
+        if not change["new"] or view not in self.views or getattr(view, "result", None) is not None:
+            return
+        name = self.view_names[self.views.index(view)]
+        self.skipped[name] = change["new"]
+        with self.hold_sync():
+            keep = [(n, v) for n, v in zip(self.view_names, self.views) if v is not view]
+            self.views, self.view_names = [v for _, v in keep], [n for n, _ in keep]
+        view.close()
+
+    def wait(self, timeout: float | None = None) -> "Explorer":
+        """Block until every panel's background work has finished."""
+        for v in list(self.views):
+            v.wait(timeout)
+        return self
+
+    def cancel(self) -> "Explorer":
+        for v in self.views:
+            v.cancel()
+        return self
 
     @t.validate("selected_token")
     def _valid_token(self, proposal):
@@ -111,12 +136,16 @@ class Explorer(View):
             self.error = f"{type(e).__name__}: {e}"
             return
         self.error = ""
+        old = list(self.views)
         with self.hold_sync():
             self.selected_token = -1
             self.tokens = trace.labels
             self.notice = trace.notice
             self.views, self.view_names = views, names
         self._link()
+        for v in old:  # the replaced panels: stop their work and free their front ends
+            v.cancel()
+            v.close()
 
     def _export_extra(self) -> dict:
         return {"children": [{"bundle": v._bundle_name, "state": v.export_state()} for v in self.views]}
