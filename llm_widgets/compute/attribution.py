@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from ..adapter import CallHook
+from ..checks import integer, no_unknowns, one_token
 from ..session import model_lock
 from ..errors import EmptyInputError, LLMWidgetsError, NonFiniteError
 from .faithfulness import Faithfulness, completeness, faithfulness
@@ -218,12 +219,9 @@ def _single_token(session, t, what: str) -> int:
         if not 0 <= int(t) < session.model.get_output_embeddings().weight.shape[0]:
             raise LLMWidgetsError(f"{what} token id {t} is outside the vocabulary.")
         return int(t)
-    ids = session.tokenizer.encode(t, add_special_tokens=False)
-    if len(ids) != 1:
-        raise LLMWidgetsError(f"{what} {t!r} is {len(ids)} tokens ({session.tokenizer.convert_ids_to_tokens(ids)}); "
-                              f"a contrastive target compares single next tokens: pass one token "
-                              f"(e.g. a word with a leading space for GPT-2) or a token id.")
-    return ids[0]
+    if not isinstance(t, str):
+        raise LLMWidgetsError(f"{what} must be a token (str) or a token id, got {t!r}")
+    return one_token(session, t, what)
 
 
 def greedy_generate(session, input_ids: torch.Tensor, k: int) -> list[int]:
@@ -270,8 +268,11 @@ def build_objective(session, enc: dict, target=None, *, contrast=None, generate:
         probe = None
         with torch.no_grad():
             probe = fn({"input_ids": enc["input_ids"], **{k: v for k, v in enc.items() if k != "input_ids"}})
+        if not isinstance(probe, torch.Tensor):
+            raise LLMWidgetsError("A callable target must return a tensor [batch] or [batch, K] computed "
+                                  f"from the model output (with gradients), got {type(probe).__name__}.")
         k = 1 if probe.dim() == 1 else probe.shape[-1]
-        if probe.dim() not in (1, 2) or probe.shape[0] != 1:
+        if probe.dim() not in (1, 2) or probe.shape[0] != 1 or k < 1:
             raise LLMWidgetsError("A callable target must return a tensor [batch] or [batch, K] "
                                   f"from the model output; got shape {tuple(probe.shape)}.")
         names = [name] if k == 1 else [f"{name}[{i}]" for i in range(k)]
@@ -297,6 +298,7 @@ def build_objective(session, enc: dict, target=None, *, contrast=None, generate:
             tgt = session.tokenizer.encode(target, add_special_tokens=False)
             if not tgt:
                 raise EmptyInputError("The target text produced no tokens.")
+            no_unknowns(session, tgt, target, "target")
         elif isinstance(target, (int, np.integer)):
             tgt = [_single_token(session, target, "target")]
         else:
@@ -310,6 +312,9 @@ def build_objective(session, enc: dict, target=None, *, contrast=None, generate:
         positions = torch.arange(T - 1, T - 1 + k, device=session.device)
         keep = _supports_logits_to_keep(model)
         other = _single_token(session, contrast, "contrast") if contrast is not None else None
+        if other is not None and other == tgt[0]:
+            raise LLMWidgetsError(f"contrast is the same token as target ({target!r}): the difference "
+                                  "would be 0 everywhere. Pass two different tokens.")
 
         def fn(kwargs):
             if keep:
@@ -351,6 +356,9 @@ def build_objective(session, enc: dict, target=None, *, contrast=None, generate:
     other = _as_class(session, contrast, labels) if contrast is not None else None
     if other is not None and len(classes) != 1:
         raise LLMWidgetsError("A contrastive target compares one class with another: pass a single target.")
+    if other is not None and other == classes[0]:
+        raise LLMWidgetsError(f"contrast is the same class as target ({labels[other]!r}): the difference "
+                              "would be 0 everywhere. Pass two different classes.")
 
     def fn(kwargs):
         logits = model(**kwargs).logits.float()
@@ -659,11 +667,15 @@ def attribute(session, text: str, target: Any = None, *, method: str = "ig", con
       exceeds 5%). n_samples: permutations (shapley, default 25), perturbations (lime, 200), or
       donors per token (permutation, 8). report(fraction, label): progress callback.
     """
-    method = ALIASES.get(method, method)
+    method = ALIASES.get(method, method) if isinstance(method, str) else method
     if method not in METHODS:
         raise LLMWidgetsError(f"Unknown method {method!r}; use one of {sorted(METHODS)}.")
-    if steps < 1 or max_steps < 1:
-        raise LLMWidgetsError("steps and max_steps must be positive")
+    steps, max_steps = integer(steps, "steps", low=1), integer(max_steps, "max_steps", low=1)
+    seed = integer(seed, "seed", low=0)
+    n_samples = integer(n_samples, "n_samples", low=1, allow_none=True)
+    internal_batch_size = integer(internal_batch_size, "internal_batch_size", low=1, allow_none=True)
+    if generate is not None:
+        generate = integer(generate, "generate", low=1)
     trace = session.trace(text, truncate=truncate)
     enc, _, _ = session.encode(text, truncate=truncate)
     special = np.asarray(trace.special_mask if trace.special_mask is not None

@@ -24,6 +24,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..checks import csv_cell, names, number
+
 from ..audit import perturb
 from ..audit.templates import ATTRIBUTES, TemplateSet, fill, validate
 from ..errors import EmptyInputError, LLMWidgetsError, NonFiniteError
@@ -60,6 +62,7 @@ class Scorer:
         self.session, self.batch_size, self.threshold = session, int(batch_size), float(threshold)
         self.continuation = continuation
         self.label_names: list[str] | None = None
+        self.truncated = 0  # texts longer than the model's maximum, scored on their first tokens
         if task is not None and not callable(task):
             if hasattr(task, "model") and hasattr(task, "tokenizer"):
                 session, task, self.session = task, None, task
@@ -144,6 +147,9 @@ class Scorer:
         import torch
 
         s = self.session
+        if s.max_length:
+            lengths = [len(ids) for ids in s.tokenizer(batch)["input_ids"]]
+            self.truncated += sum(n > s.max_length for n in lengths)
         enc = s.tokenizer(batch, return_tensors="pt", padding=True, truncation=True,
                           max_length=s.max_length)
         with torch.no_grad():
@@ -491,7 +497,7 @@ class AuditResult:
             w = csv.DictWriter(fh, fieldnames=cols)
             w.writeheader()
             for row in self.summary:
-                w.writerow({k: "" if _nan(row.get(k)) else row.get(k, "") for k in cols})
+                w.writerow({k: "" if _nan(row.get(k)) else csv_cell(row.get(k, "")) for k in cols})
         return path
 
     def to_html(self, path, title: str = "Model audit") -> Path:
@@ -642,9 +648,14 @@ def plan_audit(scorer: Scorer, *, templates: TemplateSet | None = None, attribut
     if n_boot < 10:
         raise LLMWidgetsError(f"n_boot={n_boot}: a bootstrap CI needs at least 10 resamples (default 1000).")
     if texts is not None:
-        texts = [str(x) for x in _as_list(texts, "texts")]
+        texts = names(texts, "texts")
+        bad = [i for i, x in enumerate(texts) if not isinstance(x, str) or not x.strip()]
+        if bad:
+            raise LLMWidgetsError(f"texts[{bad[0]}] is {texts[bad[0]]!r}: every text must be a non-empty "
+                                  f"string ({len(bad)} are not). Drop or fill those rows.")
         if not texts:
             raise EmptyInputError("texts is empty.")
+    tolerance = number(tolerance, "tolerance", low=0.0)
     if (labels is None) != (groups is None):
         raise LLMWidgetsError("Per-group metrics need both labels= and groups= (one per text)."
                               if texts is not None else "labels/groups need texts=[...].")
@@ -705,16 +716,24 @@ def run_audit(scorer: Scorer, plan: AuditPlan | None = None, *, report: Report =
 
 def _label_indices(labels: list, scorer: Scorer) -> list:
     """Class names -> indices (using the model's class names); ints/bools as they are."""
-    names = scorer.label_names
+    classes = scorer.label_names
     out = []
     for v in labels:
         if isinstance(v, str):
-            if not names or v not in names:
-                raise LLMWidgetsError(f"Label {v!r} is not one of the model's classes {names}; pass class "
+            if not classes or v not in classes:
+                raise LLMWidgetsError(f"Label {v!r} is not one of the model's classes {classes}; pass class "
                                       "indices or the class names.")
-            out.append(names.index(v))
-        else:
-            out.append(int(v))
+            out.append(classes.index(v))
+            continue
+        if isinstance(v, (float, np.floating)) and float(v).is_integer():
+            v = int(v)
+        if not isinstance(v, (int, np.integer)):
+            raise LLMWidgetsError(f"Label {v!r} is not a class: labels are class indices (0, 1, ...) or "
+                                  "class names, not fractions or scores.")
+        if v < 0 or (classes and v >= len(classes)):
+            where = f" 0..{len(classes) - 1} ({classes})" if classes else " (indices 0, 1, ...)"
+            raise LLMWidgetsError(f"Label {v} is outside the model's classes{where}.")
+        out.append(int(v))
     return out
 
 

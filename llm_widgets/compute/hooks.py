@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..adapter import CallHook, adapter_of
+from ..checks import integer
 from ..errors import LLMWidgetsError
 from ..session import model_lock
 
@@ -200,6 +201,7 @@ def ablation_effect(session, text: str, heads=(), neurons=(), mode: str = "zero"
     """Probabilities of the `k` outputs whose probability changes most when ablating, at `position`
     (default: the last token, i.e. the next-token prediction; the class for classifiers)."""
     session.adapter.require("interventions")
+    k = integer(k, "k", low=1)
     enc, _, _ = session.encode(text)
     if getattr(session.forward(**enc), "logits", None) is None:
         raise LLMWidgetsError(f"{session.name} has no output head (no logits): there are no output "

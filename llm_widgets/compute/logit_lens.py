@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..checks import integer
 from .hooks import capture, output_labels
 
 
@@ -40,6 +41,7 @@ def lens_logits(session, text: str, *, truncate: bool = False) -> torch.Tensor:
 
 
 def logit_lens(session, text: str, *, k: int = 5, truncate: bool = False) -> LogitLensResult:
+    k = integer(k, "k", low=1)
     logits = lens_logits(session, text, truncate=truncate)
     probs = torch.softmax(logits, -1)
     top_p, top_i = probs.topk(min(k, probs.shape[-1]), dim=-1)

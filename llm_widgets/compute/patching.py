@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..checks import integer, names, one_token
 from ..errors import LLMWidgetsError
 from .hooks import SITES, available_sites, capture, final_logits, hooks, output_labels
 
@@ -56,19 +57,16 @@ class PatchingResult:
 
 
 def _answer_id(session, answer) -> int:
-    if isinstance(answer, (int, np.integer)):
+    if isinstance(answer, (int, np.integer)) and not isinstance(answer, bool):
         return int(answer)
     classes = session.class_labels
     if classes is not None:
         if answer not in classes:
             raise LLMWidgetsError(f"answer {answer!r} is not a class of this model; classes: {classes}")
         return classes.index(answer)
-    ids = session.tokenizer(answer, add_special_tokens=False)["input_ids"]
-    if len(ids) != 1:
-        toks = session.tokenizer.convert_ids_to_tokens(ids)
-        raise LLMWidgetsError(f"answer {answer!r} is {len(ids)} tokens for this tokenizer ({toks}); "
-                              f"pass an answer that is exactly one token (or a token id).")
-    return ids[0]
+    if not isinstance(answer, str):
+        raise LLMWidgetsError(f"answers must be tokens (str) or token ids, got {answer!r}")
+    return one_token(session, answer, "answer")
 
 
 def make_metric(session, metric, answers, clean_logits: torch.Tensor, corrupted_logits: torch.Tensor):
@@ -143,7 +141,9 @@ def patching(session, clean: str, corrupted: str, *, metric="logit_diff", answer
     """Patch clean activations into the corrupted run at every (site, layer, position) and, when
     `heads`, every attention head; `batch_size` patched runs per forward pass (1 = one run per
     forward, the unbatched reference). `sites` defaults to every site the model has."""
-    sites = available_sites(session.model) if sites is None else tuple(sites)
+    sites = available_sites(session.model) if sites is None else tuple(names(sites, "sites"))
+    batch_size, k = integer(batch_size, "batch_size", low=1), integer(k, "k", low=1)
+    position = integer(position, "position")
     for s in sites:
         if s not in SITES:
             raise LLMWidgetsError(f"unknown site {s!r}; use any of {SITES}")

@@ -27,6 +27,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from ..checks import integer, names
 from ..errors import EmptyInputError, InputTooLongError, LLMWidgetsError, NonFiniteError
 
 Report = Callable[[float, str], None]
@@ -386,11 +387,22 @@ def _make_probe(kind: str, seed: int):
 def _splits(n: int, y: np.ndarray, groups: np.ndarray | None, seeds: int, test_size: float):
     from sklearn.model_selection import GroupShuffleSplit, StratifiedShuffleSplit
 
-    if groups is not None:
-        splitter = GroupShuffleSplit(n_splits=seeds, test_size=test_size, random_state=0)
-        return list(splitter.split(np.zeros(n), y, groups))
-    splitter = StratifiedShuffleSplit(n_splits=seeds, test_size=test_size, random_state=0)
-    return list(splitter.split(np.zeros(n), y))
+    try:
+        if groups is not None:
+            splitter = GroupShuffleSplit(n_splits=seeds, test_size=test_size, random_state=0)
+            splits = list(splitter.split(np.zeros(n), y, groups))
+        else:
+            splitter = StratifiedShuffleSplit(n_splits=seeds, test_size=test_size, random_state=0)
+            splits = list(splitter.split(np.zeros(n), y))
+    except ValueError as e:
+        raise LLMWidgetsError(
+            f"Cannot split {n} rows of {len(set(y))} classes into train and test sets (test_size="
+            f"{test_size}): {e} Give more examples per class (at least a few), or change test_size.") from None
+    for train, _ in splits:
+        if len(set(y[train])) < 2:
+            raise LLMWidgetsError(f"A training split holds a single class ({n} rows, grouped): give more "
+                                  "examples per class or more groups.")
+    return splits
 
 
 def probe_layers(acts: Activations | np.ndarray, labels=None, *, seeds: int = 3, test_size: float = 0.25,
@@ -420,6 +432,12 @@ def probe_layers(acts: Activations | np.ndarray, labels=None, *, seeds: int = 3,
             raise LLMWidgetsError(f"activations must be [layers, rows, dim], got shape {states.shape}")
     if labels is None:
         raise LLMWidgetsError("No labels: pass one label per row (or per text).")
+    missing = [i for i, v in enumerate(labels) if v is None or (isinstance(v, float) and np.isnan(v))
+               or (isinstance(v, str) and not v.strip())]
+    if missing:
+        raise LLMWidgetsError(f"{len(missing)} label(s) are missing (None/NaN/empty), at rows {missing[:10]}: "
+                              "they would become a class of their own. Drop those rows or fill them in.")
+    seeds = integer(seeds, "seeds", low=1)
     y = np.asarray([str(v) for v in labels], dtype=object)
     n = states.shape[1]
     if len(y) != n:
@@ -445,7 +463,17 @@ def probe_layers(acts: Activations | np.ndarray, labels=None, *, seeds: int = 3,
     if types is None:
         types = [str(i) for i in range(n)]
     y_ctrl = np.asarray(control_task(types, y, seed=0), dtype=object) if control else None
-    groups = np.asarray(groups) if groups is not None else None
+    if groups is None and level == "sentence" and isinstance(acts, Activations):
+        dup = len(acts.types) - len(set(acts.types))
+        if dup:  # the same text in train and test would be remembered, not decoded
+            warnings.warn(f"{dup} of {n} texts repeat another one (after lower-casing and removing "
+                          "punctuation); the train/test split keeps identical texts together. Pass "
+                          "groups=[...] to group rows yourself.", stacklevel=2)
+            groups = acts.types
+    if groups is not None:
+        groups = np.asarray([str(g) for g in names(groups, "groups")], dtype=object)
+        if len(groups) != n:
+            raise LLMWidgetsError(f"Got {len(groups)} groups for {n} rows.")
     splits = _splits(n, y, groups, seeds, test_size)
 
     n_layers, C = states.shape[0], len(classes)

@@ -50,7 +50,9 @@ class AttributionView(View):
                  truncate: bool = False, compute_faithfulness: bool = True, word_level: bool = False,
                  background: bool = True, **kwargs):
         # cheap checks before any work, so they raise right here even in the background
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        if not text.strip():
             raise EmptyInputError("The text to attribute is empty: pass a sentence or a prompt.")
         if ALIASES.get(method, method) not in METHODS:
             raise LLMWidgetsError(f"Unknown method {method!r}; use one of {sorted(METHODS)}.")

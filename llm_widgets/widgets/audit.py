@@ -140,6 +140,10 @@ class AuditView(View):
             self.group_table = _clean(gm.table())
             self.differences = {k: [None if math.isnan(x) else x for x in v] for k, v in gm.differences.items()}
         self.summary = _clean(res.summary)
+        if self.scorer.truncated:
+            self.notice = (f"{self.scorer.truncated} text(s) are longer than the model's "
+                           f"{self.session.max_length} tokens: only their first {self.session.max_length} "
+                           "tokens were scored.")
         self.done = True
 
     def _pair_row(self, i: int) -> dict:

@@ -6,6 +6,7 @@ from importlib import import_module
 import ipywidgets
 import traitlets as t
 
+from ..checks import names as name_list
 from ..errors import LLMWidgetsError
 from .base import View, check_index
 
@@ -46,6 +47,7 @@ class Explorer(View):
 
     def __init__(self, session, text: str, *, panels=tuple(PANELS), options: dict | None = None,
                  truncate: bool = False, **kwargs):
+        panels = name_list(panels, "panels")
         unknown = set(panels) - set(PANELS)
         if unknown:
             raise ValueError(f"Unknown panels {sorted(unknown)}; choose from {list(PANELS)}")

@@ -7,6 +7,7 @@ from ..compute.hooks import SITES, ablation_effect, check_layer
 from ..compute.logit_lens import logit_lens
 from ..compute.neurons import neuron_activations
 from ..compute.patching import patching
+from ..checks import integer
 from ..errors import LLMWidgetsError
 from .base import View, check_index, encode_array
 
@@ -39,6 +40,7 @@ class NeuronView(View):
     def __init__(self, session, text: str, *, layer: int = 0, k: int = 10, truncate: bool = False, **kwargs):
         self.session, self.text = session, text
         check_layer(session.model, layer)
+        integer(k, "k", low=1)
         self.result = neuron_activations(session, text, truncate=truncate)
         n_layers, _, n = self.result.activations.shape
         super().__init__(title=kwargs.pop("title", f"MLP neurons \u00b7 {session.name}"),

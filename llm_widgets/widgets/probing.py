@@ -2,12 +2,14 @@
 the confusion matrix and the most confidently wrong examples of a clicked layer."""
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 
 import numpy as np
 import traitlets as t
 
 from ..compute.probing import check_labels, extract, probe_layers, token_states
+from ..checks import integer, names as name_list
 from ..errors import LLMWidgetsError
 from .base import View, encode_array
 
@@ -96,14 +98,14 @@ class ProbeView(View):
                  control: bool = True, control_types=None, probe: str = "linear", pooling: str = "mean",
                  test_size: float = 0.25, batch_size: int = 32, truncate: bool = False,
                  background: bool | None = None, text_column: str = "text", label_column: str = "label",
-                 **kwargs):
+                 groups=None, **kwargs):
         # arguments first (cheap, and their error names the argument), then the data
         if probe not in ("linear", "mlp"):
             raise LLMWidgetsError(f"probe must be 'linear' or 'mlp', got {probe!r}")
         if pooling not in ("mean", "first"):
             raise LLMWidgetsError(f"pooling must be 'mean' or 'first', got {pooling!r}")
-        if int(seeds) < 1:
-            raise LLMWidgetsError(f"seeds must be >= 1, got {seeds}")
+        seeds = integer(seeds, "seeds", low=1)
+        batch_size = integer(batch_size, "batch_size", low=1)
         if not 0.0 < float(test_size) < 1.0:
             raise LLMWidgetsError(f"test_size must be between 0 and 1 (a fraction of the rows), got {test_size}")
         texts, labels, level = as_texts_labels(texts, labels, level, text_column, label_column)
@@ -123,18 +125,31 @@ class ProbeView(View):
         if level == "sentence" and rare:
             raise LLMWidgetsError(f"Class {rare[0]!r} has a single example; give at least two per class "
                                   f"so it can appear in both train and test sets.")
+        if groups is not None:
+            groups = [str(g) for g in name_list(groups, "groups")]
+            if len(groups) != len(texts):
+                raise LLMWidgetsError(f"Got {len(groups)} groups for {len(texts)} texts: one group per text.")
+        from ..compute.probing import _normalise
+
+        dup = len(texts) - len({_normalise(tx) for tx in texts})
+        notice = (f"{dup} of {len(texts)} texts repeat another one: identical texts are kept on the same "
+                  "side of the train/test split (pass groups= to choose the grouping)."
+                  if dup and groups is None and level == "sentence" else "")
         self.result = None
         self.activations = None
         self.contributions: dict = {}
         super().__init__(title=kwargs.pop("title", f"Probe \u00b7 {session.name}"), level=level,
-                         probe_kind=probe, seeds=seeds, **kwargs)
+                         probe_kind=probe, seeds=seeds, notice=notice, **kwargs)
 
         def work(report):
             acts = extract(session, texts, labels, level=level, pooling=pooling, batch_size=batch_size,
                            truncate=truncate, report=lambda f, s: report(0.5 * f, s))
-            res = probe_layers(acts, seeds=seeds, test_size=test_size, control=control,
-                               control_types=control_types, probe=probe,
-                               report=lambda f, s: report(0.5 + 0.45 * f, s))
+            rows = None if groups is None else [groups[i] for i in acts.text_index]
+            with warnings.catch_warnings():  # the duplicate notice is shown in the view instead
+                warnings.simplefilter("ignore", UserWarning)
+                res = probe_layers(acts, seeds=seeds, test_size=test_size, control=control, groups=rows,
+                                   control_types=control_types, probe=probe,
+                                   report=lambda f, s: report(0.5 + 0.45 * f, s))
             contrib = {}
             if level == "sentence" and pooling == "mean" and res.weights is not None:
                 contrib = explain_mistakes(session, acts, res, truncate, batch_size,
