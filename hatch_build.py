@@ -19,5 +19,7 @@ class JSBuildHook(BuildHookInterface):
                 return
             raise RuntimeError("llm-widgets: npm (Node.js >= 18) is needed to build the JS views")
         if not (root / "node_modules" / "esbuild").exists():
-            subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=root, check=True)
+            # npm install, not npm ci: registries without other platforms' optional packages make
+            # `npm ci` reject the lock file (rollup's optional binaries); the bundles need esbuild only
+            subprocess.run([npm, "install", "--no-audit", "--no-fund"], cwd=root, check=True)
         subprocess.run([npm, "run", "build"], cwd=root, check=True)

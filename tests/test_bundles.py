@@ -29,3 +29,18 @@ def test_export_host_fetches_nothing():
     src = (STATIC / "export_host.js").read_text(encoding="utf-8")
     assert not re.findall(r"https?://", src)
     assert "createObjectURL" in src and not re.search(r"\bfetch\s*\(|XMLHttpRequest", src)
+
+
+def test_committed_bundles_are_fresh():
+    """The bundles are committed, so `pip install git+...` needs no Node; `make test` rebuilds them
+    first, so on a clean clone (CI) any difference means someone changed js/src without committing
+    the rebuilt bundles."""
+    import os
+    import subprocess
+
+    if not os.environ.get("CI"):
+        pytest.skip("checked in CI, on a clean clone after `make build`")
+    diff = subprocess.run(["git", "status", "--porcelain", "--", str(STATIC)], capture_output=True, text=True,
+                          cwd=STATIC.parents[1])
+    assert diff.returncode == 0 and diff.stdout.strip() == "", (
+        "llm_widgets/static differs from a fresh build: run `npm run build` and commit the bundles\n" + diff.stdout)

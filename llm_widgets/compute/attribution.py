@@ -400,6 +400,9 @@ def baseline_embeddings(f: Objective, special: np.ndarray, baseline) -> tuple[to
         embeds = torch.where(keep[..., None], words, torch.zeros_like(words))
         return f.capture(inputs_embeds=embeds)[:, :f.T], "zero token vector (special tokens kept)"
     if isinstance(baseline, (int, np.integer)) and not isinstance(baseline, bool):
+        vocab = session.model.get_input_embeddings().weight.shape[0]
+        if not 0 <= baseline < vocab:
+            raise LLMWidgetsError(f"baseline token id {baseline} is outside the vocabulary (0..{vocab - 1}).")
         tid, name = int(baseline), tok.convert_ids_to_tokens(int(baseline))
     elif baseline in ("pad", "unk", "mask"):
         tid = getattr(tok, f"{baseline}_token_id", None)

@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..checks import csv_cell, names, number
+from ..checks import csv_cell, integer, names, number
 
 from ..audit import perturb
 from ..audit.templates import ATTRIBUTES, TemplateSet, fill, validate
@@ -645,6 +645,8 @@ def plan_audit(scorer: Scorer, *, templates: TemplateSet | None = None, attribut
                               "attribute=...), and/or texts=[...] (with labels= and groups=).")
     if templates is None and (attribute is not None or terms is not None):
         raise LLMWidgetsError("attribute/terms need templates=... (e.g. lw.audit.templates.occupations).")
+    seed, n_boot = integer(seed, "seed", low=0), integer(n_boot, "n_boot")
+    max_robustness = integer(max_robustness, "max_robustness", low=1)
     if n_boot < 10:
         raise LLMWidgetsError(f"n_boot={n_boot}: a bootstrap CI needs at least 10 resamples (default 1000).")
     if texts is not None:

@@ -48,9 +48,16 @@ class Explorer(View):
     def __init__(self, session, text: str, *, panels=tuple(PANELS), options: dict | None = None,
                  truncate: bool = False, **kwargs):
         panels = name_list(panels, "panels")
-        unknown = set(panels) - set(PANELS)
+        unknown = [p for p in panels if p not in PANELS]
         if unknown:
-            raise ValueError(f"Unknown panels {sorted(unknown)}; choose from {list(PANELS)}")
+            raise LLMWidgetsError(f"Unknown panels {unknown}; choose from {list(PANELS)}")
+        if options is not None and (not isinstance(options, dict) or
+                                    not all(isinstance(v, dict) for v in options.values())):
+            raise TypeError("options must be a dict of keyword arguments per panel, e.g. "
+                            "{'attribution': {'target': 'POSITIVE'}}")
+        bad = [k for k in options or {} if k not in PANELS]
+        if bad:
+            raise LLMWidgetsError(f"options for unknown panels {bad}; choose from {list(PANELS)}")
         self._session, self._panels, self._options, self._truncate = session, panels, options or {}, truncate
         self._links: list = []
         self.skipped: dict[str, str] = {}  # panel -> why it is not shown

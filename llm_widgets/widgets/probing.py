@@ -9,7 +9,7 @@ import numpy as np
 import traitlets as t
 
 from ..compute.probing import check_labels, extract, probe_layers, token_states
-from ..checks import integer, names as name_list
+from ..checks import integer, names as name_list, number
 from ..errors import LLMWidgetsError
 from .base import View, encode_array
 
@@ -106,7 +106,7 @@ class ProbeView(View):
             raise LLMWidgetsError(f"pooling must be 'mean' or 'first', got {pooling!r}")
         seeds = integer(seeds, "seeds", low=1)
         batch_size = integer(batch_size, "batch_size", low=1)
-        if not 0.0 < float(test_size) < 1.0:
+        if not 0.0 < number(test_size, "test_size") < 1.0:
             raise LLMWidgetsError(f"test_size must be between 0 and 1 (a fraction of the rows), got {test_size}")
         texts, labels, level = as_texts_labels(texts, labels, level, text_column, label_column)
         if labels is None:
