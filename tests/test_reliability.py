@@ -238,3 +238,18 @@ def test_audit_inputs_and_csv_injection(keyword, tmp_path):
     long = " ".join(["word"] * 2000)
     s = lw.AuditView(keyword, texts=[long, "the film was great"], background=False)
     assert "longer than the model's" in s.notice
+
+
+def test_explorer_closes_replaced_panels_and_lists_failed_ones(keyword):
+    ex = lw.Explorer(keyword, NEG, options={"attribution": {"method": "occlusion"}})
+    ex.wait(120)
+    old = list(ex.views)
+    ex.text = "a wonderful story with a great cast"
+    assert all(v.comm is None for v in old)  # closed: no front end, no kernel-side comm left
+    assert all(v not in old for v in ex.views)
+
+    def broken(out):
+        raise RuntimeError("this panel's target fails")
+    ex2 = lw.Explorer(keyword, NEG, options={"attribution": {"target": broken, "method": "occlusion"}})
+    ex2.wait(120)
+    assert "attribution" not in ex2.view_names and "this panel's target fails" in ex2.skipped["attribution"]

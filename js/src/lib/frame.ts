@@ -23,6 +23,9 @@ export interface Frame {
   exported: boolean;
 }
 
+/** Milliseconds without a progress change after which a computing view says it may be stale. */
+export const STALLED_MS = 15_000;
+
 export function frame(model: Model, el: HTMLElement, view: string): Frame {
   injectStyle();
   const title = h("span", { class: "lw-title" });
@@ -49,7 +52,24 @@ export function frame(model: Model, el: HTMLElement, view: string): Frame {
       subs.push([`change:${k}`, cb]);
     }
   };
+  // A view saved (or exported by hand) while its kernel was still computing would spin forever:
+  // when progress stops moving, say what that may mean.
+  let lastMove = Date.now();
+  const stale = setInterval(() => {
+    const p = model.get("progress");
+    const computing = typeof p === "number" && p >= 0;
+    const quiet = Date.now() - lastMove > STALLED_MS;
+    stalled.style.display = computing && quiet ? "" : "none";
+  }, 1000);
+  const stalled = h("span", {
+    class: "lw-muted", "data-testid": "stalled",
+    text: " no progress for a while: if this view was saved before its work finished, re-run its cell",
+  });
+  stalled.style.display = "none";
+  progress.append(stalled);
   const show = () => {
+    lastMove = Date.now();
+    stalled.style.display = "none";
     title.textContent = model.get("title") || "";
     title.style.display = title.textContent ? "" : "none";
     notice.textContent = model.get("notice") || "";
@@ -71,6 +91,7 @@ export function frame(model: Model, el: HTMLElement, view: string): Frame {
       model.save_changes();
     },
     cleanup() {
+      clearInterval(stale);
       for (const [ev, cb] of subs) model.off(ev, cb);
     },
   };
