@@ -24,6 +24,8 @@ $(STAMP): pyproject.toml node_modules/.package-lock.json | $(PY)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev]"
+	# lxt (AttnLRP's reference code, for the tests) without its GPU-only requirements (bitsandbytes, ...)
+	$(PY) -m pip install -q --no-deps lxt==2.1
 	touch $@
 
 build: node_modules/.package-lock.json

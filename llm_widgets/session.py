@@ -224,7 +224,7 @@ class Session:
             notice = f"Input truncated from {n} to {limit} tokens (the model's maximum)."
         if n == 0 or enc["input_ids"].shape[1] == 0:
             raise EmptyInputError("The text produced no tokens.")
-        return {k: v.to(self.device) for k, v in enc.items()}, truncated, notice
+        return {k: v.to(self.device) for k, v in model_inputs(enc).items()}, truncated, notice
 
     def token_labels(self, tokens: list[str]) -> list[str]:
         """Readable form of each token: byte-level BPE markers decoded, newlines/tabs made visible."""
@@ -335,6 +335,17 @@ def model_state(model) -> tuple | None:
         with torch.no_grad():
             checksum = float(torch.stack([p.detach().float().sum() for p in params]).double().sum())
     return hash((versions, ptrs, checksum))
+
+
+def model_inputs(enc) -> dict:
+    """The tokenizer's tensors the model should see. All-zero token_type_ids (one segment) are
+    dropped: a model with segment embeddings reads a missing one as zeros anyway, and a model
+    without them (GPT-2 paired with a BERT tokenizer) would add wte(0) to every position."""
+    out = dict(enc)
+    tt = out.get("token_type_ids")
+    if tt is not None and not bool(torch.as_tensor(tt).any()):
+        out.pop("token_type_ids")
+    return out
 
 
 def _library_hook(fn) -> bool:

@@ -15,7 +15,8 @@ TEXT = "The cat sat on the mat because it was tired."
 
 
 def raw_attentions(model, tokenizer, text):
-    enc = tokenizer(text, return_tensors="pt")
+    # one segment: no token_type_ids (GPT-2 would add wte(0) for them; BERT reads absent as zeros)
+    enc = {k: v for k, v in tokenizer(text, return_tensors="pt").items() if k != "token_type_ids"}
     with torch.no_grad():
         out = model(**enc, output_attentions=True)
     return torch.stack([a[0] for a in out.attentions]).numpy()

@@ -63,7 +63,8 @@ def keyword_hit_rate(session, method: str, cases) -> float:
 # every method must find the keyword. The local-gradient ones only do because training keeps the
 # model out of saturation (classifier._train's pooler penalty): on a ~99.9%-confident model the
 # gradients at x are nearly flat and grad x input / saliency found the keyword in ~52% / ~67%.
-KEYWORD_METHODS = ["ig", "occlusion", "shapley", "lime", "permutation", "grad_x_input", "saliency"]
+KEYWORD_METHODS = ["ig", "occlusion", "shapley", "lime", "permutation", "grad_x_input", "saliency", "shap",
+                   "attention_gradcam", "lrp"]
 
 
 @pytest.mark.parametrize("method", KEYWORD_METHODS)

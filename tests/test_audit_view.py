@@ -151,8 +151,8 @@ def test_bad_input_fails_fast_and_scoring_errors_reach_the_view():
     def nan_task(texts):
         return np.full(len(texts), np.nan)
 
-    with pytest.raises(lw.LLMWidgetsError, match="explain='gradcam'"):
-        lw.AuditView(task=nan_task, texts=["a b"], explain="gradcam")
+    with pytest.raises(lw.LLMWidgetsError, match="explain='gradcam\\+\\+'"):
+        lw.AuditView(task=nan_task, texts=["a b"], explain="gradcam++")
     # validation happens before the background thread: the user gets the exception at once
     with pytest.raises(lw.LLMWidgetsError, match="single member"):
         lw.AuditView(task=nan_task, texts=["a b", "c d", "e f"], labels=[1, 0, 1], groups=["x", "x", "y"],

@@ -205,3 +205,18 @@ def test_encoder_decoder_says_the_same_everywhere(session):
     assert ex.view_names == ["attention"]
     assert ex.skipped["neuron"] == why and ex.skipped["logit_lens"] == why
     assert session.trace(TEXT).attentions.shape[:2] == (2, 4)
+
+
+@pytest.mark.parametrize("session", ONE_STACK, indirect=True)
+def test_new_attribution_methods_run_on_every_family(session):
+    """AttnLRP, attention Grad-CAM and exact SHAP need nothing per family: finite scores, the
+    conservation reported, SHAP efficient."""
+    if session.kind != "decoder" and session.class_labels is None:
+        return  # a masked LM: no class, no next token (see test_attribution_reads_the_models_own_output)
+    kw = {"generate": 1} if session.kind == "decoder" else {}
+    lrp = attribute(session, TEXT, method="lrp", compute_faithfulness=False, **kw)
+    assert np.isfinite(lrp.scores).all() and np.abs(lrp.scores).max() > 0 and "conservation" in lrp.notice
+    cam = attribute(session, TEXT, method="attention_gradcam", compute_faithfulness=False, **kw)
+    assert np.isfinite(cam.scores).all() and (cam.scores >= 0).all()
+    shap = attribute(session, TEXT, method="shap", compute_faithfulness=False, **kw)
+    assert shap.scores.sum() == pytest.approx(shap.output_values[0] - shap.base_values[0], abs=1e-3)

@@ -32,6 +32,9 @@ from ..checks import integer, no_unknowns, one_token
 from ..session import model_lock
 from ..errors import EmptyInputError, LLMWidgetsError, NonFiniteError
 from .faithfulness import Faithfulness, completeness, faithfulness
+from .gradcam import attention_gradcam, layer_gradcam
+from .lrp import attn_lrp_rules
+from .shap_values import MAX_EXACT_WORDS, exact_shap, partition_shap
 
 METHODS = {
     "ig": "integrated gradients",
@@ -41,12 +44,19 @@ METHODS = {
     "shapley": "Shapley value sampling",
     "lime": "LIME",
     "permutation": "permutation importance",
+    "shap": "SHAP (exact over words; shap Partition when long)",
+    "gradcam": "layer Grad-CAM",
+    "attention_gradcam": "attention Grad-CAM (Chefer et al.)",
+    "lrp": "AttnLRP (layer-wise relevance)",
 }
 ALIASES = {"integrated_gradients": "ig", "gradient_x_input": "grad_x_input", "gxi": "grad_x_input",
            "input_x_gradient": "grad_x_input", "feature_ablation": "occlusion", "ablation": "occlusion",
-           "shap": "shapley", "shapley_sampling": "shapley", "gradient": "saliency"}
+           "shapley_sampling": "shapley", "gradient": "saliency", "grad_cam": "gradcam",
+           "layer_gradcam": "gradcam", "chefer": "attention_gradcam", "attnlrp": "lrp", "attn_lrp": "lrp",
+           "kernel_shap": "shap", "partition_shap": "shap"}
 SIGNED = {"ig": True, "grad_x_input": True, "saliency": False, "occlusion": True, "shapley": True,
-          "lime": True, "permutation": True}
+          "lime": True, "permutation": True, "shap": True, "gradcam": True, "attention_gradcam": False,
+          "lrp": True}
 BASELINES = ("auto", "pad", "unk", "zero", "mask")
 MAX_RELATIVE_DELTA = 0.05  # IG steps are doubled until |delta| / |f(x) - f(x')| is below this
 
@@ -75,6 +85,25 @@ class AttributionResult:
     contrast: str | None = None
     notice: str = ""
     input_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    output_values: np.ndarray | None = None  # [K] f(x), the explained outputs
+    base_values: np.ndarray | None = None  # [K] f(baseline)
+
+    def to_shap(self, row: int | None = None):
+        """The scores as a `shap.Explanation` (special tokens left out; base values are f(baseline)),
+        so shap's own plots work: shap.plots.text(result.to_shap(0)). row=None: every target, as
+        rows of one Explanation; row=k: target k alone."""
+        import shap
+
+        keep = ~np.asarray(self.special_mask, bool)
+        words = np.array(self.labels, dtype=object)[keep]
+        if row is not None:
+            return shap.Explanation(values=self.scores[row, keep].astype(np.float64),
+                                    base_values=float(self.base_values[row]), data=words,
+                                    feature_names=list(words))
+        return shap.Explanation(values=self.scores[:, keep].astype(np.float64),
+                                base_values=np.asarray(self.base_values, np.float64),
+                                data=np.array([words] * len(self.targets)), feature_names=list(words),
+                                output_names=list(self.targets))
 
     @property
     def signed(self) -> bool:
@@ -162,9 +191,12 @@ class Objective:
                 h.remove()
         return box[0]
 
-    def __call__(self, E: torch.Tensor, cut: list | None = None) -> torch.Tensor:
+    def __call__(self, E: torch.Tensor, cut: list | None = None, *, extra: dict | None = None,
+                 watch: tuple = ()) -> torch.Tensor:
         """f(E) [B, K] float32. With `cut=[]` (and a position-wise head) the head's input h is
-        detached: cut receives (h, h_leaf) so gradients can be taken in two stages."""
+        detached: cut receives (h, h_leaf) so gradients can be taken in two stages. `extra`: more
+        model keyword arguments (e.g. output_attentions); `watch`: (Ref, hook) pairs of forward
+        hooks installed for this call only (the Grad-CAM methods read activations with them)."""
         b = E.shape[0]
         E = E.to(self.dtype)
         if self.suffix is not None:
@@ -182,10 +214,11 @@ class Objective:
 
         with model_lock(self.model):
             hooks = [CallHook(self.model, self.block, pre, pre=True, with_kwargs=True)]
+            hooks += [CallHook(self.model, ref, hook, pre=False) for ref, hook in watch]
             if cut is not None:
                 hooks.append(self.head.register_forward_pre_hook(cut_head))
             try:
-                out = self.fn(self._kwargs(b))
+                out = self.fn(self._kwargs(b, **(extra or {})))
             finally:
                 for h in hooks:
                     h.remove()
@@ -303,9 +336,10 @@ def build_objective(session, enc: dict, target=None, *, contrast=None, generate:
             tgt = [_single_token(session, target, "target")]
         else:
             tgt = [_single_token(session, t, "target") for t in target]
-        if output not in (None, "log_prob"):
+        if output not in (None, "log_prob", "logit"):
             raise LLMWidgetsError("For a causal LM the target output is the log-prob of each token "
-                                  "(output='log_prob').")
+                                  "(output='log_prob', the default) or its logit (output='logit').")
+        output = output or "log_prob"
         k = len(tgt)
         T = enc["input_ids"].shape[1]
         tgt_t = torch.tensor(tgt, device=session.device)
@@ -321,7 +355,7 @@ def build_objective(session, enc: dict, target=None, *, contrast=None, generate:
                 logits = model(**kwargs, logits_to_keep=positions).logits
             else:
                 logits = model(**kwargs).logits[:, positions]
-            lp = torch.log_softmax(logits.float(), dim=-1)
+            lp = torch.log_softmax(logits.float(), dim=-1) if output == "log_prob" else logits.float()
             vals = lp[:, torch.arange(k, device=lp.device), tgt_t]
             if other is not None:
                 vals = vals - lp[:, 0, other][:, None]
@@ -332,7 +366,7 @@ def build_objective(session, enc: dict, target=None, *, contrast=None, generate:
         if other is not None:
             cname = session.token_labels(session.tokenizer.convert_ids_to_tokens([other]))[0]
             labels = [f"{labels[0]} \u2212 {cname}"]
-        f = Objective(session, enc, fn, labels, tgt, "log_prob", suffix_ids=tgt_t[:-1], contrast=cname)
+        f = Objective(session, enc, fn, labels, tgt, output, suffix_ids=tgt_t[:-1], contrast=cname)
         head = model.get_output_embeddings()
         if head is not None and other is None:
             f.head = head
@@ -398,7 +432,7 @@ def baseline_embeddings(f: Objective, special: np.ndarray, baseline) -> tuple[to
         with torch.no_grad():
             words = session.model.get_input_embeddings()(f.ids_full)
         embeds = torch.where(keep[..., None], words, torch.zeros_like(words))
-        return f.capture(inputs_embeds=embeds)[:, :f.T], "zero token vector (special tokens kept)"
+        return _keep_special(f, f.capture(inputs_embeds=embeds), special), "zero token vector (special tokens kept)"
     if isinstance(baseline, (int, np.integer)) and not isinstance(baseline, bool):
         vocab = session.model.get_input_embeddings().weight.shape[0]
         if not 0 <= baseline < vocab:
@@ -414,7 +448,17 @@ def baseline_embeddings(f: Objective, special: np.ndarray, baseline) -> tuple[to
     else:
         raise LLMWidgetsError(f"baseline must be one of {BASELINES} or a token id, got {baseline!r}")
     ids = torch.where(keep, f.ids_full, torch.full_like(f.ids_full, tid))
-    return f.capture(input_ids=ids)[:, :f.T], f"{name} token (id {tid}) at every non-special position"
+    return _keep_special(f, f.capture(input_ids=ids), special), f"{name} token (id {tid}) at every non-special position"
+
+
+def _keep_special(f, base: torch.Tensor, special: np.ndarray) -> torch.Tensor:
+    """The baseline's special-token rows are exactly the input's: models that number positions
+    by counting non-pad tokens (RoBERTa) would otherwise move [SEP]'s position embedding, and
+    f(baseline) would not be the value of the empty coalition."""
+    base = base[:, :f.T].clone()
+    keep = torch.as_tensor(special, device=base.device)
+    base[:, keep] = f.x[:, keep].to(base.dtype)
+    return base
 
 
 def _free_bytes(device: torch.device) -> int:
@@ -631,6 +675,15 @@ def _permutation(run: _Runner, fx: np.ndarray, n_samples: int, seed: int) -> np.
 # entry point
 
 
+def _n_words(groups: list[int], special: np.ndarray) -> int:
+    return len({g for g, sp in zip(groups, special) if not sp})
+
+
+def groups_of_feats(session, trace, special) -> list[int]:
+    """Word index of every token (special tokens are their own words)."""
+    return _groups(session, trace.tokens, trace.word_ids, special)[0]
+
+
 def _groups(session, tokens: list[str], word_ids: list, special: np.ndarray) -> tuple[list[int], list[str]]:
     groups, members, last = [], [], None
     for i, w in enumerate(word_ids if len(word_ids) == len(tokens) else [None] * len(tokens)):
@@ -654,7 +707,7 @@ def attribute(session, text: str, target: Any = None, *, method: str = "ig", con
               generate: int | None = None, baseline: Any = "auto", output: str | None = None,
               steps: int = 50, max_steps: int = 400, n_samples: int | None = None, seed: int = 0,
               internal_batch_size: int | None = None, truncate: bool = False,
-              compute_faithfulness: bool = True,
+              compute_faithfulness: bool = True, layer: int | None = None,
               report: Callable[[float, str], None] | None = None) -> AttributionResult:
     """Attribute a model output to the tokens of `text`.
 
@@ -668,7 +721,11 @@ def attribute(session, text: str, target: Any = None, *, method: str = "ig", con
       (special tokens always keep their embedding). output (classifiers): 'logit' (default), 'prob',
       'log_prob'. steps: IG steps (doubled up to max_steps while the relative completeness delta
       exceeds 5%). n_samples: permutations (shapley, default 25), perturbations (lime, 200), or
-      donors per token (permutation, 8). report(fraction, label): progress callback.
+      donors per token (permutation, 8), the shap Partition explainer's evaluations (shap on more
+      than 12 words, 500). layer: the block whose output layer Grad-CAM reads (default: the first;
+      at the last block a classifier reads one position, so only that token has a gradient).
+      method='lrp' explains the logit (AttnLRP conserves relevance of logits, not log-probs).
+      report(fraction, label): progress callback.
     """
     method = ALIASES.get(method, method) if isinstance(method, str) else method
     if method not in METHODS:
@@ -688,10 +745,14 @@ def attribute(session, text: str, target: Any = None, *, method: str = "ig", con
         raise EmptyInputError("The text has only special tokens: nothing to attribute.")
     report = report or (lambda frac, label="": None)
     report(0.0, "preparing")
+    if method == "lrp" and session.kind == "decoder" and output is None:
+        output = "logit"
     f = build_objective(session, enc, target, contrast=contrast, generate=generate, output=output)
+    if layer is not None:
+        layer = session.adapter.check_layer(layer)
     base, base_desc = baseline_embeddings(f, special, baseline)
     T = enc["input_ids"].shape[1] + (0 if f.suffix is None else f.suffix.shape[1])
-    grad = method in ("ig", "grad_x_input", "saliency")
+    grad = method in ("ig", "grad_x_input", "saliency", "gradcam", "attention_gradcam", "lrp")
     batch = internal_batch_size or auto_batch_size(session, T, f.num_targets, grad)
     run = _Runner(f, base, feats, batch, None)
     with torch.no_grad():
@@ -720,12 +781,45 @@ def attribute(session, text: str, target: Any = None, *, method: str = "ig", con
         scores = s
     elif method in ("grad_x_input", "saliency"):
         scores = _grad_methods(run, method).cpu().numpy()
+    elif method == "gradcam":
+        layer = 0 if layer is None else layer
+        scores = layer_gradcam(f, f.x, layer).cpu().numpy()
+        notice = f"Grad-CAM at the output of block {layer}."
+        if np.abs(scores).max() < 1e-3 * max(1.0, float(np.abs(fx).max())):
+            notice += (" It is ~0 here: a LayerNorm after this block makes its gradient mean-free over the "
+                       "features, so mean gradient x summed activation vanishes. Try attention_gradcam or lrp.")
+    elif method == "attention_gradcam":
+        scores = attention_gradcam(f, f.x).cpu().numpy()
+    elif method == "lrp":
+        with model_lock(session.model), attn_lrp_rules(session.model):
+            g = run.grads(run.x)[:, 0]  # [K, T, D] relevance per unit of input
+        scores = (g * run.x.float()[0]).sum(-1).cpu().numpy()
+        total = scores.sum(-1)
+        conservation = np.abs(total - fx) / np.maximum(np.abs(fx), 1e-6)
+        notice = ("AttnLRP conservation: input relevance sums to "
+                  + ", ".join(f"{a:.3g} of {b:.3g}" for a, b in zip(total, fx))
+                  + f" ({conservation.max():.1%} apart; biases and the epsilon absorb the rest).")
+    elif method == "shap" and _n_words(groups_of_feats(session, trace, special), special) > MAX_EXACT_WORDS:
+        if session.class_labels is None or callable(target) or contrast is not None:
+            raise LLMWidgetsError(f"SHAP on more than {MAX_EXACT_WORDS} words uses the shap library's Partition "
+                                  "explainer, which explains class logits of a classifier here; for this target "
+                                  "use method='shapley' (sampling).")
+        samples = n_samples or 500
+        fs, _ = partition_shap(session, text, list(f.ids), samples, seed, run.report)
+        if fs.shape[1] != trace.num_tokens:
+            raise LLMWidgetsError("The shap text masker split the text into other tokens than the model's "
+                                  f"({fs.shape[1]} vs {trace.num_tokens}); use method='shapley'.")
+        scores = fs
+        notice = "SHAP values from the shap library's Partition explainer (masking with the mask token)."
     else:
         if method == "occlusion":
             fs = _occlusion(run, fx)
         elif method == "shapley":
             samples = n_samples or 25
             fs = _shapley(run, samples, seed)
+        elif method == "shap":
+            fs = exact_shap(run, groups_of_feats(session, trace, special))
+            notice = "Exact Shapley values over words (every coalition evaluated)."
         elif method == "lime":
             samples = n_samples or 200
             fs = _lime(run, samples, seed)
@@ -751,4 +845,5 @@ def attribute(session, text: str, target: Any = None, *, method: str = "ig", con
         steps=used_steps, n_samples=samples, faithfulness=faith, special_mask=special, groups=groups,
         group_labels=group_labels, generated=session.kind == "decoder" and not callable(target)
         and target is None and contrast is None, contrast=f.contrast,
-        notice=" ".join(x for x in (trace.notice, notice) if x), input_ids=np.asarray(trace.input_ids))
+        notice=" ".join(x for x in (trace.notice, notice) if x), input_ids=np.asarray(trace.input_ids),
+        output_values=np.asarray(fx, np.float32), base_values=np.asarray(fbase, np.float32))

@@ -146,6 +146,8 @@ class Scorer:
     def _classify(self, batch: list[str]) -> np.ndarray:
         import torch
 
+        from ..session import model_inputs
+
         s = self.session
         if s.max_length:
             lengths = [len(ids) for ids in s.tokenizer(batch)["input_ids"]]
@@ -153,7 +155,7 @@ class Scorer:
         enc = s.tokenizer(batch, return_tensors="pt", padding=True, truncation=True,
                           max_length=s.max_length)
         with torch.no_grad():
-            logits = s.model(**{k: v.to(s.device) for k, v in enc.items()}).logits
+            logits = s.model(**{k: v.to(s.device) for k, v in model_inputs(enc).items()}).logits
         return torch.softmax(logits.float(), -1).cpu().numpy()
 
     def _lm_logprob(self, batch: list[str]) -> np.ndarray:

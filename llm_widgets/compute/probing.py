@@ -177,7 +177,9 @@ def _batches(session, encs, batch_size: int):
     the encoded texts, sorted by length (little padding), attention-masked, without gradients."""
     model = _encoder(session)
     pad_id = session.tokenizer.pad_token_id or 0
-    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encs[0]]
+    keys = [k for k in ("input_ids", "attention_mask") if k in encs[0]]
+    if any(any(e.get("token_type_ids") or []) for e in encs):  # several segments (else: see model_inputs)
+        keys.append("token_type_ids")
     order = sorted(range(len(encs)), key=lambda i: len(encs[i]["input_ids"]))
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]

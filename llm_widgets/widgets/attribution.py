@@ -48,7 +48,7 @@ class AttributionView(View):
                  contrast=None, baseline="auto", output: str | None = None, steps: int = 50,
                  n_samples: int | None = None, seed: int = 0, internal_batch_size: int | None = None,
                  truncate: bool = False, compute_faithfulness: bool = True, word_level: bool = False,
-                 background: bool = True, **kwargs):
+                 layer: int | None = None, background: bool = True, **kwargs):
         # cheap checks before any work, so they raise right here even in the background
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
@@ -67,7 +67,7 @@ class AttributionView(View):
         self._args = dict(session=session, text=text, target=target, contrast=contrast, generate=generate,
                           baseline=baseline, output=output, steps=steps, n_samples=n_samples, seed=seed,
                           internal_batch_size=internal_batch_size, truncate=truncate,
-                          compute_faithfulness=compute_faithfulness)
+                          compute_faithfulness=compute_faithfulness, layer=layer)
         self._background = background
         self._compute()
         self.observe(lambda change: self._compute(), names="method")
