@@ -39,6 +39,7 @@ demo: setup
 
 # vitest first, pytest last: CI reads pytest's closing line.
 test: setup chromium
+	$(VENV)/bin/ruff check llm_widgets tests bench
 	npm run typecheck --silent
 	npm test --silent
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -p no:cacheprovider --durations=15

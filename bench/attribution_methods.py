@@ -9,27 +9,17 @@ batches all 2^n coalitions, shap's Exact explainer asks for them through its mas
 """
 import argparse
 import os
-import statistics
 import sys
-import time
 
 import numpy as np
 import torch
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+from common import timed  # noqa: E402  (bench/common.py)
 
 SHORT = ["the film was terrible and the acting was slow", "a wonderful story with a great cast and music",
          "the plot was dull but the ending was fine", "what a lovely film this was"]
-
-
-def median_time(fn, repeat):
-    times, out = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return out, statistics.median(times)
 
 
 def main():
@@ -51,11 +41,11 @@ def main():
     print(f"{'model':<22}{'T':>4}{'AttnLRP s':>12}{'IG s (batched)':>16}{'ratio':>8}{'IG s (1 per pass)':>19}{'ratio':>8}")
     for name, s, text, kw in [("keyword classifier", clf, SHORT[0], {"target": "NEGATIVE"}),
                               ("llama (tiny, random)", llama, " ".join([SHORT[1]] * 6), {"generate": 1})]:
-        _, t_lrp = median_time(lambda: A.attribute(s, text, method="lrp", compute_faithfulness=False, **kw),
+        _, t_lrp = timed(lambda: A.attribute(s, text, method="lrp", compute_faithfulness=False, **kw),
                                args.repeat)
-        _, t_ig = median_time(lambda: A.attribute(s, text, method="ig", steps=args.steps, max_steps=args.steps,
+        _, t_ig = timed(lambda: A.attribute(s, text, method="ig", steps=args.steps, max_steps=args.steps,
                                                   compute_faithfulness=False, **kw), args.repeat)
-        _, t_ig1 = median_time(lambda: A.attribute(s, text, method="ig", steps=args.steps, max_steps=args.steps,
+        _, t_ig1 = timed(lambda: A.attribute(s, text, method="ig", steps=args.steps, max_steps=args.steps,
                                                    internal_batch_size=1, compute_faithfulness=False, **kw),
                                args.repeat)
         n = len(s.encode(text)[0]["input_ids"][0])
@@ -74,7 +64,7 @@ def main():
         run = A._Runner(f, base, feats, 64, None)
         groups = A.groups_of_feats(clf, trace, special)
         words = word_features(groups, feats)
-        ours, t_ours = median_time(lambda: exact_shap(run, groups), args.repeat)
+        ours, t_ours = timed(lambda: exact_shap(run, groups), args.repeat)
 
         def game(X):  # rows of word presence (1) / absence (0) -> v(S)
             masks = np.zeros((len(X), len(feats)), bool)
@@ -84,7 +74,7 @@ def main():
 
         n = len(words)
         explainer = shap.explainers.Exact(game, shap.maskers.Independent(np.zeros((1, n)), max_samples=1))
-        theirs, t_shap = median_time(lambda: explainer(np.ones((1, n))).values[0], args.repeat)
+        theirs, t_shap = timed(lambda: explainer(np.ones((1, n))).values[0], args.repeat)
         per_word = np.array([ours[0, pos].sum() for pos in words])
         print(f"{n:>6}{t_ours:>10.3f}{t_shap:>10.3f}{t_shap / t_ours:>12.1f}x{np.abs(per_word - theirs).max():>12.2e}")
 

@@ -90,7 +90,7 @@ def main():
     }
     gc.collect()
     start_rss, t0 = rss_mb(), time.perf_counter()
-    for i in range(args.iterations):
+    for _ in range(args.iterations):
         op = rng.choice(list(ops))
         x = rng.choice(TEXTS)
         try:

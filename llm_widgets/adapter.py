@@ -290,7 +290,7 @@ def _record(model, inputs: dict, **kwargs):
         c.out = o if isinstance(o, torch.Tensor) else None
 
     seen = set()
-    for name, mod in model.named_modules():
+    for mod in model.modules():
         if id(mod) in seen:
             continue
         seen.add(id(mod))

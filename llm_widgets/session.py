@@ -142,7 +142,7 @@ class Session:
         self._cache: OrderedDict[tuple, Trace] = OrderedDict()
         self._adapter_error: Exception | None = None
         try:  # now, before any user hook can see the probe forward
-            self.adapter
+            _ = self.adapter
         except UnsupportedModelError as e:  # raised again where the adapter is needed
             self._adapter_error = e
 
@@ -320,7 +320,8 @@ _CHECKSUM_UP_TO = 100_000_000  # parameters; above this only in-place edits (ver
 
 def model_state(model) -> tuple | None:
     """What a cached trace depends on besides the text: None while any forward hook other than the
-    model lock's (and transformers' own output recorders) is installed (an ablation, a patch, a user's hook: such a forward is never cached),
+    model lock's (and transformers' own output recorders) is installed (an ablation, a patch, a
+    user's hook: such a forward is never cached),
     else the parameters' version counters (bumped by in-place edits) and, for models up to
     100M parameters, a checksum of every weight (also catches `p.data[...] = ...`)."""
     params = list(model.parameters())

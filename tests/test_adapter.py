@@ -67,7 +67,7 @@ def test_an_unknown_model_is_explained_then_works_with_a_layout(minilm_tokenizer
     toy = Toy()
     s = lw.load((toy, minilm_tokenizer), device="cpu")
     with pytest.raises(lw.UnsupportedModelError, match=r"attention output projection.*Layout\(attn_out="):
-        s.adapter
+        _ = s.adapter
     s = lw.load((toy, minilm_tokenizer), device="cpu", layout=lw.Layout(attn_out="mixer.proj"))
     ad = s.adapter
     assert ad.blocks[1].path == "stack.1" and ad.mlp_out[0].path == "stack.0.ff.2"  # the rest discovered
@@ -81,10 +81,10 @@ def test_a_wrong_layout_is_refused(minilm_tokenizer):
     model = build("llama")
     s = lw.load((model, minilm_tokenizer), device="cpu", layout=lw.Layout(attn_out="mlp.down_proj"))
     with pytest.raises(lw.UnsupportedModelError, match="128 features"):
-        s.adapter
+        _ = s.adapter
     s = lw.load((model, minilm_tokenizer), device="cpu", layout=lw.Layout(n_heads=8))
     with pytest.raises(lw.UnsupportedModelError, match="n_heads"):
-        s.adapter
+        _ = s.adapter
 
 
 def test_a_shared_layer_is_one_site_per_call(minilm_tokenizer):

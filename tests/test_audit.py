@@ -84,7 +84,9 @@ def test_bootstrap_cis_cover_known_rates_in_90_percent_of_seeds():
         for k, (pi, t, f) in spec.items():
             yk = r.random(300) < pi
             pk = np.where(yk, r.random(300) < t, r.random(300) < f)
-            y += yk.astype(int).tolist(); p += pk.astype(int).tolist(); g += [k] * 300
+            y += yk.astype(int).tolist()
+            p += pk.astype(int).tolist()
+            g += [k] * 300
         gm = group_metrics(y, p, g, n_boot=400, seed=seed)
         est = {"dpd": gm.differences["demographic_parity_difference"][1:],
                "eod": gm.differences["equalized_odds_difference"][1:],

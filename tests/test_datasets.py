@@ -48,7 +48,7 @@ def test_token_level_labels_align_with_words():
     # some words are both nouns and verbs, so part of speech is not word identity
     assert any(len(v) > 1 for v in seen.values())
     buckets = D.position_bucket(20, buckets=3)
-    for text, labels in zip(*buckets.args):
+    for _, labels in zip(*buckets.args):
         assert labels[0] == "start" and labels[-1] == "end" and labels == sorted(labels, key=["start", "middle", "end"].index)
 
 

@@ -717,7 +717,8 @@ def attribute(session, text: str, target: Any = None, *, method: str = "ig", con
       matrix); for any model, a callable taking the model output and returning a tensor [batch] or
       [batch, K]. contrast: a second class / token: explain "target rather than contrast"
       (difference of logits / log-probs).
-    method: one of METHODS (aliases accepted). baseline: 'auto' (pad, else unk, else zero), 'pad', 'unk', 'mask', 'zero' or a token id
+    method: one of METHODS (aliases accepted). baseline: 'auto' (pad, else unk, else zero), 'pad',
+      'unk', 'mask', 'zero' or a token id
       (special tokens always keep their embedding). output (classifiers): 'logit' (default), 'prob',
       'log_prob'. steps: IG steps (doubled up to max_steps while the relative completeness delta
       exceeds 5%). n_samples: permutations (shapley, default 25), perturbations (lime, 200), or

@@ -415,7 +415,8 @@ def check_groups(labels, groups, n: int | None = None) -> tuple[list, list]:
 
     counts = Counter(str(v) for v in g)
     if len(counts) < 2:
-        raise LLMWidgetsError(f"Per-group metrics need at least two groups; every row is in group {next(iter(counts))!r}.")
+        raise LLMWidgetsError("Per-group metrics need at least two groups; every row is in group "
+                              f"{next(iter(counts))!r}.")
     small = [f"{a!r} ({c})" for a, c in counts.items() if c < 2]
     if small:
         raise LLMWidgetsError(f"Groups with a single member cannot be measured (no spread, no confidence "

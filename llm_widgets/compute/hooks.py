@@ -211,7 +211,8 @@ def ablation_effect(session, text: str, heads=(), neurons=(), mode: str = "zero"
         after = torch.softmax(final_logits(session.forward(**enc), position)[0].float(), -1)
     order = torch.argsort((after - before).abs(), descending=True)[:k].tolist()
     labels = output_labels(session, order)
-    return AblationEffect(labels=labels, ids=order, before=before[order].cpu().numpy(), after=after[order].cpu().numpy(),
+    return AblationEffect(labels=labels, ids=order, before=before[order].cpu().numpy(),
+                          after=after[order].cpu().numpy(),
                           position=position)
 
 

@@ -198,7 +198,8 @@ def _batches(session, encs, batch_size: int):
         yield chunk, width, torch.stack(out.hidden_states).float()
 
 
-def token_states(session, texts, *, batch_size: int = 32, truncate: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
+def token_states(session, texts, *, batch_size: int = 32,
+                 truncate: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per text: (hidden states of every layer and token [L+1, T, D], special-token mask [T]), from
     batched passes (the same numbers as Session.trace(text).hidden_states)."""
     texts = _check_texts(texts)
@@ -487,7 +488,7 @@ def probe_layers(acts: Activations | np.ndarray, labels=None, *, seeds: int = 3,
     wrong_best: list[dict[int, tuple[float, int, int]]] = [{} for _ in range(n_layers)]
     weights = [[None] * seeds for _ in range(n_layers)] if probe == "linear" else None
     majority = []
-    for s, (tr, te) in enumerate(splits):
+    for tr, te in splits:
         vals, cnt = np.unique(y[tr], return_counts=True)
         majority.append(float(np.mean(y[te] == vals[cnt.argmax()])))
     total = n_layers * seeds

@@ -78,7 +78,8 @@ def partition_shap(session, text: str, class_ids: list[int], max_evals: int, see
 
     def f(texts):
         texts = [str(t) for t in texts]
-        enc = model_inputs(tok(texts, return_tensors="pt", padding=True, truncation=True, max_length=session.max_length))
+        enc = model_inputs(tok(texts, return_tensors="pt", padding=True, truncation=True,
+                               max_length=session.max_length))
         with torch.no_grad():
             logits = session.model(**{k: v.to(session.device) for k, v in enc.items()}).logits.float()
         report(0.5, "shap Partition explainer")

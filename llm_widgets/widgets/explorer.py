@@ -109,15 +109,16 @@ class Explorer(View):
         self._links = [ipywidgets.link((self, "selected_token"), (v, "selected_token"))
                        for v in self.views if v.has_trait("selected_token")]
         for v in self.views:
-            v.observe(self._panel_failed, names="error")
+            v.observe(lambda change: self._panel_failed(change["owner"]), names="error")
+        for v in list(self.views):  # work that failed before the observer was there
+            self._panel_failed(v)
 
-    def _panel_failed(self, change):
+    def _panel_failed(self, view):
         """A panel whose (background) work failed is taken out and listed in `skipped` with why."""
-        view = change["owner"]
-        if not change["new"] or view not in self.views or getattr(view, "result", None) is not None:
+        if not view.error or view not in self.views or getattr(view, "result", None) is not None:
             return
         name = self.view_names[self.views.index(view)]
-        self.skipped[name] = change["new"]
+        self.skipped[name] = view.error
         with self.hold_sync():
             keep = [(n, v) for n, v in zip(self.view_names, self.views) if v is not view]
             self.views, self.view_names = [v for _, v in keep], [n for n, _ in keep]
@@ -127,6 +128,7 @@ class Explorer(View):
         """Block until every panel's background work has finished."""
         for v in list(self.views):
             v.wait(timeout)
+            self._panel_failed(v)
         return self
 
     def cancel(self) -> "Explorer":

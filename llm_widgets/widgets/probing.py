@@ -75,7 +75,8 @@ class ProbeView(View):
     Click a layer (or set `selected_layer`) to see its confusion matrix and most confidently wrong
     examples: at token level the mislabelled token is marked; at sentence level (linear probe, mean
     pooling) each token is coloured by its share of the wrong decision (`.contributions`, see
-    ProbeResult.token_contributions; red: pushed towards the wrong class). `.result` is a ProbeResult (`.result.to_frame()` for pandas), `.activations` the
+    ProbeResult.token_contributions; red: pushed towards the wrong class). `.result` is a
+    ProbeResult (`.result.to_frame()` for pandas), `.activations` the
     hidden states, `.figure()` a bqplot chart of the same numbers. In a notebook the work runs in a
     background thread with a progress bar (`background=False` to block; `.wait()` to join).
     """
