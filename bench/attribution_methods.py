@@ -61,7 +61,7 @@ def main():
         feats = np.flatnonzero(~special)
         f = A.build_objective(clf, enc, "NEGATIVE")
         base, _ = A.baseline_embeddings(f, special, "auto")
-        run = A._Runner(f, base, feats, 64, None)
+        run = A.Runner(f, base, feats, 64, None)
         groups = A.groups_of_feats(clf, trace, special)
         words = word_features(groups, feats)
         ours, t_ours = timed(lambda: exact_shap(run, groups), args.repeat)

@@ -1,0 +1,294 @@
+"""The target function f(E): embedding-layer outputs of the prompt -> the K outputs to explain."""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ...adapter import CallHook
+from ...checks import no_unknowns, one_token
+from ...errors import EmptyInputError, LLMWidgetsError
+from ...session import model_lock
+
+
+class Objective:
+    """f(E): embedding-layer outputs of the prompt E [B, T, D] -> target outputs [B, K] (float32).
+
+    E is what the first transformer block reads (token + position embeddings, after BERT's
+    LayerNorm): attributing there keeps gradient x input meaningful for post-LayerNorm encoders,
+    and for GPT-2 style models it equals attributing to the token embeddings (positions add)."""
+
+    def __init__(self, session, enc: dict, fn: Callable, names: list[str], ids: list[int],
+                 output: str, suffix_ids: torch.Tensor | None = None, contrast: str | None = None):
+        self.session = session
+        self.model = session.model
+        self.fn = fn  # fn(model_kwargs) -> [B, K]
+        self.names, self.ids, self.output, self.contrast = names, ids, output, contrast
+        # Position-wise head (causal LMs): target k reads only position head_pos[k] of the head's
+        # input, so per-target gradients need one backward through the head, not one per target.
+        self.head: torch.nn.Module | None = None
+        self.head_pos: list[int] | None = None
+        self.block = session.adapter.blocks[0]  # the first block (call 0 of a shared one)
+        self.T = enc["input_ids"].shape[1]
+        ids_full = enc["input_ids"]
+        if suffix_ids is not None and suffix_ids.numel():
+            ids_full = torch.cat([ids_full, suffix_ids[None]], dim=1)
+        self.ids_full = ids_full
+        self.extra = {k: v for k, v in enc.items() if k == "token_type_ids" and ids_full.shape[1] == self.T}
+        full = self.capture(input_ids=ids_full)  # [1, T_full, D]
+        self.x, self.suffix = full[:, :self.T], (full[:, self.T:] if full.shape[1] > self.T else None)
+        self.dtype = self.x.dtype
+
+    @property
+    def num_targets(self) -> int:
+        return len(self.names)
+
+    def _kwargs(self, b: int, **over) -> dict:
+        kw = {"input_ids": self.ids_full.expand(b, -1),
+              "attention_mask": torch.ones((b, self.ids_full.shape[1]), dtype=torch.long,
+                                           device=self.ids_full.device)}
+        kw.update({k: v.expand(b, -1) for k, v in self.extra.items()})
+        kw.update(over)
+        if "inputs_embeds" in kw:
+            kw.pop("input_ids")
+        return kw
+
+    def capture(self, **inputs) -> torch.Tensor:
+        """The first block's input [1, T_full, D] for these inputs (one no-grad forward)."""
+        box = []
+
+        def pre(mod, args, kwargs):
+            box.append((args[0] if args else kwargs["hidden_states"]).detach())
+            raise _Stop
+
+        with model_lock(self.model):  # no other thread's forward may run through this hook
+            h = CallHook(self.model, self.block, pre, pre=True, with_kwargs=True)
+            try:
+                with torch.no_grad():
+                    self.model(**self._kwargs(1, **inputs))
+            except _Stop:
+                pass
+            finally:
+                h.remove()
+        return box[0]
+
+    def __call__(self, E: torch.Tensor, cut: list | None = None, *, extra: dict | None = None,
+                 watch: tuple = ()) -> torch.Tensor:
+        """f(E) [B, K] float32. With `cut=[]` (and a position-wise head) the head's input h is
+        detached: cut receives (h, h_leaf) so gradients can be taken in two stages. `extra`: more
+        model keyword arguments (e.g. output_attentions); `watch`: (Ref, hook) pairs of forward
+        hooks installed for this call only (the Grad-CAM methods read activations with them)."""
+        b = E.shape[0]
+        E = E.to(self.dtype)
+        if self.suffix is not None:
+            E = torch.cat([E, self.suffix.expand(b, -1, -1)], dim=1)
+
+        def pre(mod, args, kwargs):
+            if args:
+                return (E,) + tuple(args[1:]), kwargs
+            return args, {**kwargs, "hidden_states": E}
+
+        def cut_head(mod, args):
+            leaf = args[0].detach().requires_grad_(True)
+            cut.append((args[0], leaf))
+            return (leaf,) + tuple(args[1:])
+
+        with model_lock(self.model):
+            hooks = [CallHook(self.model, self.block, pre, pre=True, with_kwargs=True)]
+            hooks += [CallHook(self.model, ref, hook, pre=False) for ref, hook in watch]
+            if cut is not None:
+                hooks.append(self.head.register_forward_pre_hook(cut_head))
+            try:
+                out = self.fn(self._kwargs(b, **(extra or {})))
+            finally:
+                for h in hooks:
+                    h.remove()
+        if out.dim() == 1:
+            out = out[:, None]
+        return out.float()
+
+
+class _Stop(Exception):
+    pass
+
+
+def _as_class(session, t, labels: list[str]) -> int:
+    if isinstance(t, (int, np.integer)) and not isinstance(t, bool):
+        if 0 <= int(t) < len(labels):
+            return int(t)
+        raise LLMWidgetsError(f"Target class index {t} is out of range: this model has "
+                              f"{len(labels)} classes: {labels} (indices 0..{len(labels) - 1}).")
+    if isinstance(t, str):
+        if t in labels:
+            return labels.index(t)
+        lower = [x.lower() for x in labels]
+        if t.lower() in lower:
+            return lower.index(t.lower())
+    raise LLMWidgetsError(f"Target {t!r} is not one of this model's labels: {labels}. "
+                          f"Pass a label name or an index 0..{len(labels) - 1}.")
+
+
+def _single_token(session, t, what: str) -> int:
+    if isinstance(t, (int, np.integer)) and not isinstance(t, bool):
+        if not 0 <= int(t) < session.model.get_output_embeddings().weight.shape[0]:
+            raise LLMWidgetsError(f"{what} token id {t} is outside the vocabulary.")
+        return int(t)
+    if not isinstance(t, str):
+        raise LLMWidgetsError(f"{what} must be a token (str) or a token id, got {t!r}")
+    return one_token(session, t, what)
+
+
+def greedy_generate(session, input_ids: torch.Tensor, k: int) -> list[int]:
+    """k greedy next tokens after input_ids [1, T] (full forward per token; k is small)."""
+    ids = input_ids
+    out = []
+    limit = session.max_length
+    last = {"logits_to_keep": 1} if _supports_logits_to_keep(session.model) else {}
+    with torch.no_grad():
+        for _ in range(k):
+            if limit is not None and ids.shape[1] >= limit:
+                break
+            logits = session.model(input_ids=ids, attention_mask=torch.ones_like(ids), **last).logits[0, -1]
+            nxt = int(logits.float().argmax())
+            out.append(nxt)
+            ids = torch.cat([ids, torch.tensor([[nxt]], device=ids.device)], dim=1)
+    return out
+
+
+def _supports_logits_to_keep(model) -> bool:
+    import inspect
+
+    try:
+        return "logits_to_keep" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def build_objective(session, enc: dict, target=None, *, contrast=None, generate: int | None = None,
+                    output: str | None = None) -> Objective:
+    """Turn a user target into f(E). See `attribute` for the accepted forms."""
+    model = session.model
+    kind = session.kind
+    if kind == "encoder-decoder":
+        raise LLMWidgetsError("Attribution supports classifiers, causal LMs and encoders with a "
+                              "callable target; encoder-decoder models are not supported yet.")
+    if callable(target) and not isinstance(target, (str, int)):
+        name = getattr(target, "__name__", "custom")
+        name = "custom" if name == "<lambda>" else name
+
+        def fn(kwargs):
+            return target(model(**kwargs))
+
+        probe = None
+        with torch.no_grad():
+            probe = fn({"input_ids": enc["input_ids"], **{k: v for k, v in enc.items() if k != "input_ids"}})
+        if not isinstance(probe, torch.Tensor):
+            raise LLMWidgetsError("A callable target must return a tensor [batch] or [batch, K] computed "
+                                  f"from the model output (with gradients), got {type(probe).__name__}.")
+        k = 1 if probe.dim() == 1 else probe.shape[-1]
+        if probe.dim() not in (1, 2) or probe.shape[0] != 1 or k < 1:
+            raise LLMWidgetsError("A callable target must return a tensor [batch] or [batch, K] "
+                                  f"from the model output; got shape {tuple(probe.shape)}.")
+        names = [name] if k == 1 else [f"{name}[{i}]" for i in range(k)]
+        return Objective(session, enc, fn, names, [-1] * k, "custom")
+
+    if kind == "decoder":
+        if generate is not None and target is not None:
+            raise LLMWidgetsError("Pass either generate=k (attribute k greedily generated tokens) or "
+                                  "target=... (tokens you choose), not both.")
+        if contrast is not None:
+            if target is None:
+                raise LLMWidgetsError("A contrastive target needs both: target='A', contrast='B' "
+                                      "(why the model prefers A over B as the next token).")
+            tgt = [_single_token(session, target, "target")]
+        elif target is None:
+            n = 1 if generate is None else int(generate)
+            if n < 1:
+                raise LLMWidgetsError(f"generate must be at least 1, got {generate}")
+            tgt = greedy_generate(session, enc["input_ids"], n)
+            if not tgt:
+                raise LLMWidgetsError("No room to generate: the prompt already fills the model's context.")
+        elif isinstance(target, str):
+            tgt = session.tokenizer.encode(target, add_special_tokens=False)
+            if not tgt:
+                raise EmptyInputError("The target text produced no tokens.")
+            no_unknowns(session, tgt, target, "target")
+        elif isinstance(target, (int, np.integer)):
+            tgt = [_single_token(session, target, "target")]
+        else:
+            tgt = [_single_token(session, t, "target") for t in target]
+        if output not in (None, "log_prob", "logit"):
+            raise LLMWidgetsError("For a causal LM the target output is the log-prob of each token "
+                                  "(output='log_prob', the default) or its logit (output='logit').")
+        output = output or "log_prob"
+        k = len(tgt)
+        T = enc["input_ids"].shape[1]
+        tgt_t = torch.tensor(tgt, device=session.device)
+        positions = torch.arange(T - 1, T - 1 + k, device=session.device)
+        keep = _supports_logits_to_keep(model)
+        other = _single_token(session, contrast, "contrast") if contrast is not None else None
+        if other is not None and other == tgt[0]:
+            raise LLMWidgetsError(f"contrast is the same token as target ({target!r}): the difference "
+                                  "would be 0 everywhere. Pass two different tokens.")
+
+        def fn(kwargs):
+            if keep:
+                logits = model(**kwargs, logits_to_keep=positions).logits
+            else:
+                logits = model(**kwargs).logits[:, positions]
+            lp = torch.log_softmax(logits.float(), dim=-1) if output == "log_prob" else logits.float()
+            vals = lp[:, torch.arange(k, device=lp.device), tgt_t]
+            if other is not None:
+                vals = vals - lp[:, 0, other][:, None]
+            return vals
+
+        labels = session.token_labels(session.tokenizer.convert_ids_to_tokens(tgt))
+        cname = None
+        if other is not None:
+            cname = session.token_labels(session.tokenizer.convert_ids_to_tokens([other]))[0]
+            labels = [f"{labels[0]} \u2212 {cname}"]
+        f = Objective(session, enc, fn, labels, tgt, output, suffix_ids=tgt_t[:-1], contrast=cname)
+        head = model.get_output_embeddings()
+        if head is not None and other is None:
+            f.head = head
+            f.head_pos = list(range(k)) if keep else [T - 1 + j for j in range(k)]
+        return f
+
+    labels = session.class_labels
+    if labels is None:
+        raise LLMWidgetsError(f"{session.name} has no classification head, so there is no class to "
+                              "explain. Pass target=callable(output) -> tensor[batch] (e.g. a probe "
+                              "on output.last_hidden_state), or load a classifier or causal LM.")
+    if generate is not None:
+        raise LLMWidgetsError("generate= is for causal LMs; this model is a classifier: pass target='CLASS'.")
+    output = output or "logit"
+    if output not in ("logit", "prob", "log_prob"):
+        raise LLMWidgetsError(f"output must be 'logit', 'prob' or 'log_prob', got {output!r}")
+    if target is None:
+        with torch.no_grad():
+            target = int(model(**enc).logits[0].float().argmax())
+    classes = [_as_class(session, t, labels) for t in (target if isinstance(target, (list, tuple)) else [target])]
+    other = _as_class(session, contrast, labels) if contrast is not None else None
+    if other is not None and len(classes) != 1:
+        raise LLMWidgetsError("A contrastive target compares one class with another: pass a single target.")
+    if other is not None and other == classes[0]:
+        raise LLMWidgetsError(f"contrast is the same class as target ({labels[other]!r}): the difference "
+                              "would be 0 everywhere. Pass two different classes.")
+
+    def fn(kwargs):
+        logits = model(**kwargs).logits.float()
+        if output == "prob":
+            logits = torch.softmax(logits, -1)
+        elif output == "log_prob":
+            logits = torch.log_softmax(logits, -1)
+        vals = logits[:, classes]
+        if other is not None:
+            vals = vals - logits[:, other][:, None]
+        return vals
+
+    names = [labels[c] for c in classes]
+    if other is not None:
+        names = [f"{names[0]} \u2212 {labels[other]}"]
+    return Objective(session, enc, fn, names, classes, output,
+                     contrast=labels[other] if other is not None else None)
