@@ -444,7 +444,7 @@ def discover(model, layout: Layout | None = None) -> Adapter:
 
 
 def _lock(model):
-    from .session import model_lock
+    from .guards import model_lock
 
     return model_lock(model)
 

@@ -154,7 +154,7 @@ def test_model_lock_serialises_hooks_and_forwards_across_threads(tiny_gpt2):
     import copy
     import threading
 
-    from llm_widgets.session import model_lock
+    from llm_widgets.guards import model_lock
 
     model = tiny_gpt2.model
     lock = model_lock(model)

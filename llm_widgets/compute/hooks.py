@@ -23,7 +23,7 @@ import torch
 from ..adapter import CallHook, adapter_of
 from ..checks import integer
 from ..errors import LLMWidgetsError
-from ..session import model_lock
+from ..guards import model_lock
 
 SITES = ("resid", "attn", "mlp")
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ...errors import LLMWidgetsError
-from ...session import model_lock
+from ...guards import model_lock
 from ..faithfulness import completeness
 from ..gradcam import attention_gradcam, layer_gradcam
 from ..lrp import attn_lrp_rules

@@ -9,7 +9,7 @@ import torch
 from ...adapter import CallHook
 from ...checks import no_unknowns, one_token
 from ...errors import EmptyInputError, LLMWidgetsError
-from ...session import model_lock
+from ...guards import model_lock
 
 
 class Objective:
