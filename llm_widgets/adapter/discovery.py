@@ -1,316 +1,19 @@
-"""The model adapter: everything llm-widgets knows about a model's layout, found from its structure.
-
-One probe forward pass (a few random tokens, hooks on every module) tells us:
-- the blocks: the modules whose successive outputs are the model's own hidden states (a list of
-  blocks, or one shared block called n_layers times, as in ALBERT),
-- in each block, the attention module (its attribute name says "att") and its output projection
-  (the last linear map the attention calls; its input is the heads concatenated), the MLP's
-  output projection (the last linear map outside attention that writes the residual width; its
-  input is the neurons), or a mixture-of-experts block (expert weights in one 3-D tensor or a list
-  of expert MLPs), whose output is the "mlp" site and which has no single neuron layer,
-- the readout: the modules called between the last block and the unembedding (the final norm),
-  the language-model head, and the logit soft-capping / scaling the model applies after it,
-- whether the model is causal (changing the last token leaves earlier positions untouched) and
-  whether its attention and MLP read the same input (parallel blocks, as GPT-J and Falcon).
-
-No view branches on `model_type` or class names. The findings are checked with invariants the
-first time (block i output == hidden_states[i + 1]; readout of the last residual == the model's
-logits; n_heads * head_dim == the output projection's input width); when discovery cannot resolve
-a model it raises UnsupportedModelError saying what it found and how to pass a `Layout`.
-"""
+"""Finding a model's layout from a recorded probe forward, and checking it with invariants."""
 from __future__ import annotations
 
 import re
 import weakref
-from dataclasses import dataclass, field
-from typing import Callable
 
-import numpy as np
 import torch
 
-from .errors import DoesNotApplyError, LLMWidgetsError, UnsupportedModelError
+from ..errors import LLMWidgetsError, UnsupportedModelError
+from ..guards import model_lock
+from .callhook import CallHook
+from .facts import Adapter, Layout, Ref, get_module
+from .probe import is_linear, is_within, probe_inputs, record, same_tensor
 
 ATTENTION_NAME = re.compile(r"att", re.I)  # self_attn, attention, SelfAttention, self_attention, attn
 CROSS_NAME = re.compile(r"cross|encdec|encoder_att", re.I)
-PROBE_TOKENS = 7
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where a model keeps its parts, as module paths (dots; list items by number). Pass it as
-    `llm_widgets.load(..., layout=Layout(...))` when discovery cannot resolve a model; every
-    field left None is still discovered, and the result is checked with the same invariants.
-
-    blocks: from the model root, the list of blocks (e.g. "model.layers").
-    attn_out / mlp_out: inside a block, the attention output projection (input: heads
-      concatenated) and the MLP output projection (input: neuron activations), e.g.
-      "self_attn.o_proj" and "mlp.down_proj". mlp: inside a block, a module whose output is the
-      MLP's contribution, for mixture-of-experts blocks (e.g. "block_sparse_moe").
-    final_norm / head: from the root, the final norm and the language-model head ("model.norm",
-      "lm_head"). n_heads / head_dim: when the modules do not say.
-    """
-
-    blocks: str | None = None
-    attn_out: str | None = None
-    mlp_out: str | None = None
-    mlp: str | None = None
-    final_norm: str | None = None
-    head: str | None = None
-    n_heads: int | None = None
-    head_dim: int | None = None
-
-
-@dataclass(frozen=True)
-class Ref:
-    """One layer's module and which of its calls in a forward pass is that layer (shared layers)."""
-
-    module: torch.nn.Module
-    call: int = 0
-    path: str = ""
-    calls: int = 1  # how often the module runs in one forward pass (n_layers for a shared block)
-
-
-@dataclass
-class Adapter:
-    """Model facts for every view. Build with `adapter_of(model)` (cached per model)."""
-
-    model: torch.nn.Module
-    kind: str  # 'decoder' (causal LM), 'encoder' or 'encoder-decoder'
-    causal: bool
-    output: str | None  # what the logits are: 'lm' (per token, vocabulary), 'classes', 'token-classes', None
-    n_layers: int
-    n_heads: int
-    n_kv_heads: int
-    head_dim: int
-    d_model: int
-    blocks: list[Ref] = field(default_factory=list)
-    attn_out: list[Ref] = field(default_factory=list)
-    mlp: list[Ref | None] = field(default_factory=list)  # the "mlp" site: mlp_out, or the MoE block
-    mlp_out: list[Ref | None] = field(default_factory=list)
-    n_neurons: list[int] = field(default_factory=list)  # mlp_out input width per layer (0: none)
-    parallel: bool = False  # attention and MLP read the same input
-    shared: bool = False  # one block module serves several layers
-    moe: bool = False
-    final_norm: list[str] = field(default_factory=list)  # paths, applied in order before the head
-    head: str | None = None
-    softcap: float | None = None
-    logit_scale: float = 1.0
-    reasons: dict = field(default_factory=dict)  # what -> why it does not apply
-
-    # -- what applies ------------------------------------------------------------------------
-    def require(self, what: str) -> None:
-        """Raise DoesNotApplyError (one message for every view) unless `what` applies:
-        'interventions' (hooks, ablation, patching), 'neurons', 'logit_lens', 'patching'."""
-        why = self.why_not(what)
-        if why:
-            raise DoesNotApplyError(why)
-
-    def why_not(self, what: str) -> str:
-        if "interventions" in self.reasons:
-            return self.reasons["interventions"]
-        if what == "neurons" and not any(self.n_neurons):
-            return self.reasons.get("neurons", "this model's blocks have no MLP neuron layer")
-        if what == "logit_lens" and self.head is None:
-            return self.reasons.get("logit_lens", "this model has no language-model head (final norm + "
-                                    "unembedding): the logit lens reads residuals through it. Load a "
-                                    "causal or masked LM, e.g. llm_widgets.load('gpt2').")
-        if what == "patching" and self.output is None:
-            return ("patching measures the model's output, and this model has no output head (no "
-                    "logits). Load a causal LM or a classifier (task='causal-lm' / 'classification').")
-        return ""
-
-    @property
-    def sites(self) -> tuple[str, ...]:
-        """The residual/attention/MLP sites present in every layer."""
-        return ("resid", "attn") + (("mlp",) if all(self.mlp) else ())
-
-    # -- modules -----------------------------------------------------------------------------
-    def check_layer(self, layer) -> int:
-        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 0 <= layer < self.n_layers:
-            raise LLMWidgetsError(f"layer {layer!r} is out of range: this model has layers 0..{self.n_layers - 1}.")
-        return int(layer)
-
-    def site(self, site: str, layer: int) -> Ref:
-        """The module (and call) whose output (resid/attn/mlp) or input (heads/neurons) is `site`."""
-        self.require("interventions")
-        layer = self.check_layer(layer)
-        table = {"resid": self.blocks, "attn": self.attn_out, "heads": self.attn_out, "mlp": self.mlp,
-                 "neurons": self.mlp_out}
-        if site not in table:
-            raise DoesNotApplyError(f"unknown site {site!r}; use one of {tuple(table)}")
-        ref = table[site][layer]
-        if ref is None:
-            why = self.why_not("neurons") if site == "neurons" else "this model's blocks have no MLP"
-            raise DoesNotApplyError(f"layer {layer} has no {site!r} site: {why}.")
-        return ref
-
-    def readout(self, h: torch.Tensor) -> torch.Tensor:
-        """The model's own logits from a residual-stream state h [..., D]: final norm, head,
-        soft-capping and scaling, as the model does after its last block."""
-        self.require("logit_lens")
-        for path in self.final_norm:
-            h = _first(get_module(self.model, path)(h))
-        logits = _first(get_module(self.model, self.head)(h))
-        return self._post(logits)
-
-    def _post(self, logits: torch.Tensor) -> torch.Tensor:
-        if self.logit_scale != 1.0:
-            logits = logits * self.logit_scale
-        if self.softcap:
-            logits = torch.tanh(logits / self.softcap) * self.softcap
-        return logits
-
-    def describe(self) -> str:
-        if "interventions" in self.reasons:
-            return f"{self.kind} model, {self.n_layers} layers x {self.n_heads} heads; {self.reasons['interventions']}"
-        b = self.blocks[0]
-        mlp = "MoE" if self.moe else (self.mlp_out[0].path if self.mlp_out[0] else "none")
-        return (f"{self.kind}, {self.n_layers} layers x {self.n_heads} heads ({self.n_kv_heads} kv, head_dim "
-                f"{self.head_dim}), d_model {self.d_model}; blocks {b.path}{' (shared)' if self.shared else ''}, "
-                f"attention out {self.attn_out[0].path}, MLP out {mlp}, "
-                f"{'parallel' if self.parallel else 'sequential'}; readout "
-                f"{' -> '.join(self.final_norm + [self.head]) if self.head else 'none'}"
-                f"{f', soft-cap {self.softcap}' if self.softcap else ''}")
-
-
-# ------------------------------------------------------------------------------------------------
-# hooks that fire on one call of a module (shared layers are called once per layer)
-
-
-class CallHook:
-    """A forward (pre-)hook on `ref.module` that runs `fn` only on call number `ref.call` of each
-    forward pass (a shared block runs once per layer). Calls are counted modulo `ref.calls` and the
-    count restarts with every forward of the model. `remove()` takes it off."""
-
-    def __init__(self, model, ref: Ref, fn: Callable, *, pre: bool, with_kwargs: bool = False):
-        self.count = 0
-        self._handles = []
-        if ref.calls > 1:
-            self._handles.append(model.register_forward_pre_hook(self._reset))
-
-            def wrapped(*args):
-                n = self.count
-                self.count = (n + 1) % ref.calls
-                return fn(*args) if n == ref.call else None
-        else:
-            def wrapped(*args):
-                return fn(*args)
-
-        wrapped.__lw_hook__ = True
-        reg = ref.module.register_forward_pre_hook if pre else ref.module.register_forward_hook
-        self._handles.append(reg(wrapped, with_kwargs=with_kwargs))
-
-    def _reset(self, module, args):
-        self.count = 0
-
-    def remove(self):
-        for h in self._handles:
-            h.remove()
-
-
-# ------------------------------------------------------------------------------------------------
-# discovery
-
-
-def get_module(root, path: str | None):
-    if path is None:
-        return None
-    obj = root
-    for part in path.split(".") if path else []:
-        obj = obj[int(part)] if part.isdigit() else getattr(obj, part, None)
-        if obj is None:
-            return None
-    return obj
-
-
-def _first(x):
-    if isinstance(x, (tuple, list)):
-        return x[0]
-    if hasattr(x, "last_hidden_state") and not isinstance(x, torch.Tensor):
-        return x.last_hidden_state
-    return x
-
-
-def _is_linear(mod) -> bool:
-    w = getattr(mod, "weight", None)
-    return (isinstance(w, torch.Tensor) and w.dim() == 2 and not isinstance(mod, torch.nn.Embedding)
-            and not any(True for _ in mod.children()))
-
-
-def _linear_widths(mod, x_in: torch.Tensor | None, y: torch.Tensor | None) -> tuple[int, int]:
-    if x_in is not None and y is not None:
-        return int(x_in.shape[-1]), int(y.shape[-1])
-    w = mod.weight
-    return (int(w.shape[0]), int(w.shape[1])) if type(mod).__name__ == "Conv1D" else (int(w.shape[1]), int(w.shape[0]))
-
-
-@dataclass
-class _Call:
-    name: str
-    index: int  # which call of this module
-    start: int  # event counter at pre-hook
-    end: int = -1  # event counter at hook
-    inp: torch.Tensor | None = None
-    out: torch.Tensor | None = None
-
-
-def _probe_inputs(model) -> dict:
-    emb = model.get_input_embeddings()
-    vocab = int(getattr(emb, "num_embeddings", 0) or emb.weight.shape[0])
-    g = torch.Generator().manual_seed(0)
-    low = min(5, vocab - 1)
-    ids = torch.randint(low, max(low + 1, min(vocab, 1000)), (1, PROBE_TOKENS), generator=g)
-    dev = next(model.parameters()).device
-    return {"input_ids": ids.to(dev), "attention_mask": torch.ones_like(ids).to(dev)}
-
-
-def _record(model, inputs: dict, **kwargs):
-    """One forward with hooks on every module: returns (output, calls by module name, ordered calls)."""
-    names = {mod: name for name, mod in model.named_modules(remove_duplicate=False)}
-    calls: dict[str, list[_Call]] = {}
-    order: list[_Call] = []
-    clock = [0]
-    stack: dict[int, list[_Call]] = {}
-    handles = []
-
-    def pre(mod, args, kw):
-        name = names.get(mod, "?")
-        x = args[0] if args and isinstance(args[0], torch.Tensor) else kw.get("hidden_states")
-        c = _Call(name, len(calls.get(name, [])), clock[0], inp=x if isinstance(x, torch.Tensor) else None)
-        clock[0] += 1
-        calls.setdefault(name, []).append(c)
-        order.append(c)
-        stack.setdefault(id(mod), []).append(c)
-
-    def post(mod, args, kw, out):
-        c = stack[id(mod)].pop()
-        c.end = clock[0]
-        clock[0] += 1
-        o = _first(out)
-        c.out = o if isinstance(o, torch.Tensor) else None
-
-    seen = set()
-    for mod in model.modules():
-        if id(mod) in seen:
-            continue
-        seen.add(id(mod))
-        handles.append(mod.register_forward_pre_hook(pre, with_kwargs=True))
-        handles.append(mod.register_forward_hook(post, with_kwargs=True))
-    try:
-        with torch.no_grad():
-            out = model(**inputs, return_dict=True, **kwargs)
-    finally:
-        for h in handles:
-            h.remove()
-    return out, calls, order
-
-
-def _same(a, b) -> bool:
-    return a is not None and b is not None and a.shape == b.shape and torch.equal(a, b)
-
-
-def _inside(child: str, parent: str) -> bool:
-    return parent == "" or child == parent or child.startswith(parent + ".")
 
 
 def _find_blocks(model, calls, hs, layout: Layout | None) -> tuple[list[Ref], bool]:
@@ -324,7 +27,7 @@ def _find_blocks(model, calls, hs, layout: Layout | None) -> tuple[list[Ref], bo
         return refs, False
     matches: list[list[tuple[str, int]]] = []
     for l in range(1, n):  # the last hidden state may be after the final norm
-        matches.append([(name, c.index) for name, cs in calls.items() for c in cs if _same(c.out, hs[l])])
+        matches.append([(name, c.index) for name, cs in calls.items() for c in cs if same_tensor(c.out, hs[l])])
     if n == 1:  # one layer: the module producing hs[1] either raw or before the final norm
         matches = [[(name, c.index) for name, cs in calls.items() for c in cs
                     if c.out is not None and c.out.shape == hs[1].shape and name]]
@@ -354,7 +57,7 @@ def _block_parts(model, block: Ref, calls, order, d: int, layout: Layout | None)
     """Within one block's call: attention module, its output projection, the MLP site."""
     name = block.path
     win = calls[name][block.call]
-    inside = [c for c in order if win.start < c.start and c.end <= win.end and _inside(c.name, name)
+    inside = [c for c in order if win.start < c.start and c.end <= win.end and is_within(c.name, name)
               and c.name != name]
     mods = dict(model.named_modules())
     rel = lambda p: p[len(name) + 1:]  # noqa: E731
@@ -368,7 +71,7 @@ def _block_parts(model, block: Ref, calls, order, d: int, layout: Layout | None)
 
     att_mods = []  # the outermost module named like "attention" that holds linear maps
     for c in inside:
-        if not _is_linear(mods[c.name]):
+        if not is_linear(mods[c.name]):
             continue
         parts = rel(c.name).split(".")
         hit = next((i for i, p in enumerate(parts[:-1]) if ATTENTION_NAME.search(p)), None)
@@ -377,8 +80,8 @@ def _block_parts(model, block: Ref, calls, order, d: int, layout: Layout | None)
             if top not in att_mods:
                 att_mods.append(top)
     att_root = att_mods[0] if att_mods else None
-    in_att = lambda c: att_root is not None and _inside(rel(c.name), att_root)  # noqa: E731
-    linears = [c for c in inside if _is_linear(mods[c.name])]
+    in_att = lambda c: att_root is not None and is_within(rel(c.name), att_root)  # noqa: E731
+    linears = [c for c in inside if is_linear(mods[c.name])]
     if layout is not None and layout.attn_out:
         attn_out = by_path(layout.attn_out)
     else:
@@ -392,10 +95,10 @@ def _block_parts(model, block: Ref, calls, order, d: int, layout: Layout | None)
     # mixture of experts: 3-D expert weights or a list of expert MLPs outside attention
     moe_root = None
     for p, m in mods[name].named_modules():
-        if not p or (att_root and _inside(p, att_root)):
+        if not p or (att_root and is_within(p, att_root)):
             continue
         if any(w.dim() >= 3 for w in m.parameters(recurse=False)) or (
-                isinstance(m, torch.nn.ModuleList) and len(m) > 1 and any(_is_linear(x) for x in m[0].modules())):
+                isinstance(m, torch.nn.ModuleList) and len(m) > 1 and any(is_linear(x) for x in m[0].modules())):
             moe_root = p.split(".")[0]
             break
     mlp_out = mlp = None
@@ -425,7 +128,7 @@ def _count(mod, config, names) -> int | None:
 def discover(model, layout: Layout | None = None) -> Adapter:
     """Find the model's layout from its module tree and one probe forward; check it."""
     config = getattr(model, "config", None)
-    lock = _lock(model)
+    lock = model_lock(model)
     with lock:
         was_training = model.training
         model.eval()
@@ -443,14 +146,8 @@ def discover(model, layout: Layout | None = None) -> Adapter:
             model.train(was_training)
 
 
-def _lock(model):
-    from .guards import model_lock
-
-    return model_lock(model)
-
-
 def _discover(model, config, layout: Layout | None) -> Adapter:
-    inputs = _probe_inputs(model)
+    inputs = probe_inputs(model)
     enc_dec = bool(getattr(config, "is_encoder_decoder", False))
     if enc_dec:
         n_layers = _count(None, config, ("num_layers", "encoder_layers", "num_hidden_layers"))
@@ -461,7 +158,7 @@ def _discover(model, config, layout: Layout | None) -> Adapter:
         return Adapter(model, "encoder-decoder", False, "lm", n_layers or 0, n_heads or 0, n_heads or 0,
                        (d or 0) // max(n_heads or 1, 1), d or 0, reasons={"interventions": why})
     kwargs = {"output_hidden_states": True}
-    out, calls, order = _record(model, inputs, **kwargs)
+    out, calls, order = record(model, inputs, **kwargs)
     hs = getattr(out, "hidden_states", None)
     if not hs:
         raise UnsupportedModelError(f"{type(model).__name__} returns no hidden states "
@@ -537,9 +234,9 @@ def _is_parallel(model, inputs, calls, block, attn_out, inside, att_root, mlp) -
     if mlp is None:
         return False
     bname = block.path
-    first = next((c for c in inside if _is_linear(dict(model.named_modules())[c.name])
-                  and not (att_root and _inside(c.name, f"{bname}.{att_root}"))
-                  and _inside(c.name, bname)), None)
+    first = next((c for c in inside if is_linear(dict(model.named_modules())[c.name])
+                  and not (att_root and is_within(c.name, f"{bname}.{att_root}"))
+                  and is_within(c.name, bname)), None)
     if first is None:
         return False
     mods = dict(model.named_modules())
@@ -553,7 +250,7 @@ def _is_parallel(model, inputs, calls, block, attn_out, inside, att_root, mlp) -
     finally:
         a.remove()
         b.remove()
-    return bool(seen) and _same(seen[0], first.inp)
+    return bool(seen) and same_tensor(seen[0], first.inp)
 
 
 def _is_causal(model, inputs, hs) -> bool:
@@ -580,9 +277,9 @@ def _find_readout(ad: Adapter, model, calls, order, last: Ref, emb_out, logits, 
     start = calls[head][0].start
     tail = []
     for c in order:
-        if not (end < c.start and c.end < start) or not c.name or _inside(last.path, c.name):
+        if not (end < c.start and c.end < start) or not c.name or is_within(last.path, c.name):
             continue
-        if any(_inside(c.name, t) for t in tail):
+        if any(is_within(c.name, t) for t in tail):
             continue
         tail.append(c.name)
     if layout is not None and layout.final_norm:
@@ -620,7 +317,7 @@ def _check(ad: Adapter, hs, calls) -> None:
     """The invariants: block outputs are the model's hidden states; widths agree."""
     for l, ref in enumerate(ad.blocks[:-1]):
         got = calls[ref.path][ref.call].out
-        if not _same(got, hs[l + 1]):
+        if not same_tensor(got, hs[l + 1]):
             raise UnsupportedModelError(f"Block {l} ({ref.path}) does not output hidden_states[{l + 1}]: "
                                         f"the blocks given or found are not the model's layers.")
     for ref in ad.attn_out:
@@ -641,6 +338,3 @@ def adapter_of(model, layout: Layout | None = None) -> Adapter:
     ad = discover(model, layout)
     _ADAPTERS[model] = (ad, layout)
     return ad
-
-
-__all__ = ["Adapter", "Layout", "Ref", "CallHook", "adapter_of", "discover", "get_module"]
