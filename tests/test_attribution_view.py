@@ -110,7 +110,7 @@ def test_background_run_reports_progress_and_stays_responsive(keyword):
         return out.logits[:, 0]
 
     events = []
-    v = lw.AttributionView(keyword, NEG, negative, method="ig", steps=32, internal_batch_size=8)
+    v = lw.AttributionView(keyword, NEG, negative, method="ig", steps=32, internal_batch_size=8, background=True)
     # the constructor returned while the work is still running: the kernel is free
     assert v.computing and v.result is None and v.targets == []
     v.selected_token = 2  # the prompt's tokens are known already: a linked selection can land now
@@ -129,7 +129,7 @@ def test_background_run_reports_progress_and_stays_responsive(keyword):
 
 
 def test_bad_target_lands_in_error_trait(keyword):
-    v = lw.AttributionView(keyword, NEG, target="NEUTRAL", method="saliency").wait(60)
+    v = lw.AttributionView(keyword, NEG, target="NEUTRAL", method="saliency", background=True).wait(60)
     assert v.result is None
     assert "'NEUTRAL' is not one of this model's labels" in v.error and "POSITIVE" in v.error
     with pytest.raises(lw.LLMWidgetsError, match="NEGATIVE"):

@@ -98,7 +98,8 @@ def test_cancel_and_superseded_runs(keyword):
     assert v.error == "" and v.result is not None and v.result.method == "grad_x_input"
     # cancel: the work stops at its next step and says so
     gate2 = threading.Event()
-    w = lw.AttributionView(keyword, NEG, _gated(gate2), method="ig", steps=64, internal_batch_size=2)
+    w = lw.AttributionView(keyword, NEG, _gated(gate2), method="ig", steps=64, internal_batch_size=2,
+                           background=True)
     w.cancel()
     gate2.set()
     w.wait(120)

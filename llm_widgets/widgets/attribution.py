@@ -22,7 +22,7 @@ class AttributionView(View):
     click on a word selects its first token. The faithfulness panel shows the completeness delta,
     ERASER comprehensiveness / sufficiency (AOPC) and a deletion curve; `deletion_figure()` gives
     the same curve as a bqplot figure. `.result` is the AttributionResult (see
-    llm_widgets.compute.attribution.attribute for every argument). background=True computes in a
+    llm_widgets.compute.attribution.attribute for every argument). In a notebook it computes in a
     thread (progress bar; `.wait()` blocks until done; errors land in `.error`). Setting `method`
     (or picking one in the view's menu) recomputes with the same arguments. `selected_output=` and
     `selected_token=` may be passed up front.
@@ -48,7 +48,7 @@ class AttributionView(View):
                  contrast=None, baseline="auto", output: str | None = None, steps: int = 50,
                  n_samples: int | None = None, seed: int = 0, internal_batch_size: int | None = None,
                  truncate: bool = False, compute_faithfulness: bool = True, word_level: bool = False,
-                 layer: int | None = None, background: bool = True, **kwargs):
+                 layer: int | None = None, background: bool | None = None, **kwargs):
         # cheap checks before any work, so they raise right here even in the background
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")

@@ -17,15 +17,6 @@ EXPLAINED = 8  # of which explained (token attribution) up front; the others on 
 FAILURES = 5  # failing examples shown per robustness test
 
 
-def _in_kernel() -> bool:
-    try:
-        from IPython import get_ipython
-
-        return getattr(get_ipython(), "kernel", None) is not None
-    except ImportError:
-        return False
-
-
 def _clean(rows: list[dict]) -> list[dict]:
     """JSON-safe table rows: NaN -> None, numpy scalars -> Python."""
     out = []
@@ -88,8 +79,7 @@ class AuditView(View):
                           labels=labels, groups=groups, robustness=robustness, tolerance=tolerance,
                           thresholds=thresholds, n_boot=n_boot, seed=seed)
         self.observe(self._on_select, names=["selected_pair"])
-        self._run(lambda report: self._work(plan, report), self._show,
-                  _in_kernel() if background is None else background)
+        self._run(lambda report: self._work(plan, report), self._show, background)
 
     def _work(self, plan, report) -> tuple[AuditResult, dict]:
         res = run_audit(self.scorer, plan, report=report)

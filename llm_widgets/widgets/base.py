@@ -85,6 +85,15 @@ class Cancelled(LLMWidgetsError):
     """Background work stopped by a newer run or by view.cancel()."""
 
 
+def in_kernel() -> bool:
+    """True inside a running Jupyter kernel (then long work goes to a background thread)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return getattr(get_ipython(), "kernel", None) is not None
+
+
 def headless() -> bool:
     """True inside a kernel driven by a headless executor (nbconvert / nbclient / papermill), which
     saves widget state when the last cell returns: work must finish inside the cell there. They
@@ -149,17 +158,19 @@ class View(anywidget.AnyWidget):
             self.progress_label = label
 
     def _run(self, work: Callable[[Callable[[float, str], None]], Any],
-             done: Callable[[Any], None], background: bool) -> None:
+             done: Callable[[Any], None], background: bool | None) -> None:
         """Run work(report) then done(result). In the background the kernel stays free: the
         progress traits update the bar as it goes, and an error lands in `.error` (and is re-raised
         in the foreground). A new run supersedes (cancels) the previous one: only the newest run's
         result, error and progress are shown. In a notebook executed headless (nbconvert, nbclient)
-        the work runs in the foreground, so the saved notebook holds finished views."""
+        the work runs in the foreground, so the saved notebook holds finished views. background=None
+        (every view's default): in the background inside a Jupyter kernel, in the foreground in
+        scripts."""
         self._cancel.set()  # the previous run, if any, stops at its next progress report
         self._run_id += 1
         rid, cancel = self._run_id, threading.Event()
         self._cancel = cancel
-        background = background and not headless()
+        background = (in_kernel() if background is None else bool(background)) and not headless()
 
         def report(fraction: float, label: str = "") -> None:
             if cancel.is_set():

@@ -9,7 +9,7 @@ from ..compute.concepts import METHODS, concepts
 from ..compute.probing import _check_texts, check_labels, extract
 from ..errors import LLMWidgetsError
 from .base import View, check_index, encode_array
-from .probing import as_texts_labels, in_kernel
+from .probing import as_texts_labels
 
 
 class ConceptView(View):
@@ -71,7 +71,7 @@ class ConceptView(View):
                            report=lambda f, s: report(0.5 + 0.5 * f, s))
             return res
 
-        self._run(work, self._show, in_kernel() if background is None else background)
+        self._run(work, self._show, background)
 
     def _show(self, res) -> None:
         acts = res.acts

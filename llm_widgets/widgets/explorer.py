@@ -100,6 +100,9 @@ class Explorer(View):
             except LLMWidgetsError as e:  # e.g. neurons of a model without MLPs: say so, show the rest
                 self.skipped[name] = str(e)
                 continue
+            except Exception as e:  # a panel's own work failed (e.g. a user's target): show the rest
+                self.skipped[name] = f"{type(e).__name__}: {e}"
+                continue
             names.append(name)
         return views, names, trace
 

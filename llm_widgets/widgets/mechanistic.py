@@ -106,7 +106,7 @@ class PatchingView(View):
     head show the normalized metric after restoring that clean activation into the corrupted run
     (0 = corrupted, 1 = clean). Click a cell: `selected_site`, `selected_layer`, `selected_position`
     (or `selected_head`) update, and the patched run's top outputs are shown.
-    background=True computes in a thread (progress bar; `.wait()` blocks until done).
+    In a notebook it computes in a thread (progress bar; `.wait()` blocks until done).
     """
 
     _bundle_name = "patching"
@@ -130,7 +130,7 @@ class PatchingView(View):
 
     def __init__(self, session, clean: str, corrupted: str, *, metric="logit_diff", answers=None,
                  position: int = -1, sites=None, heads: bool = True, batch_size: int = 64,
-                 background: bool = False, **kwargs):
+                 background: bool | None = None, **kwargs):
         self.result = None
         super().__init__(title=kwargs.pop("title", f"Activation patching \u00b7 {session.name}"),
                          layers=session.num_layers, heads=session.num_heads, **kwargs)

@@ -16,16 +16,6 @@ from .base import View, encode_array
 CURVES = ("accuracy", "ci95", "control", "control_ci95", "selectivity")
 
 
-def in_kernel() -> bool:
-    """True inside a running Jupyter kernel (long work then goes to a background thread)."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    ip = get_ipython()
-    return ip is not None and getattr(ip, "kernel", None) is not None
-
-
 def as_texts_labels(texts, labels, level, text_column="text", label_column="label"):
     """Accept (texts, labels), a pandas DataFrame with text/label columns, or a built-in Dataset.
     Returns (texts, labels, level)."""
@@ -157,7 +147,7 @@ class ProbeView(View):
                                            report=lambda f, s: report(0.95 + 0.05 * f, s))
             return acts, res, contrib
 
-        self._run(work, self._show, in_kernel() if background is None else background)
+        self._run(work, self._show, background)
 
     def _show(self, out) -> None:
         acts, res, contrib = out

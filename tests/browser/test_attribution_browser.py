@@ -92,7 +92,7 @@ def test_attribution_export_renders_and_clicks_offline(tiny_gpt2, static_page, t
     np.testing.assert_allclose(weights(page, "tokens"), f16(v.result.word_scores()[2]), rtol=1e-6, atol=1e-9)
     assert page.locator(f"{VIEW} [data-testid=matrix]").get_attribute("data-cols") == str(len(v.words))
     # a failed run shows its error (escaped text) instead of a view
-    bad = lw.AttributionView(tiny_gpt2, PROMPT, contrast="london").wait(60)
+    bad = lw.AttributionView(tiny_gpt2, PROMPT, contrast="london", background=True).wait(60)
     page = static_page(bad.to_html(tmp_path / "bad.html"))
     err = page.locator("[data-lw-view=attribution] [data-testid=error]")
     assert "contrastive target needs both" in err.inner_text() and err.is_visible()
