@@ -1,0 +1,27 @@
+"""Model audits, pure compute: counterfactual bias, perturbation robustness, per-group metrics.
+
+Everything scores texts through one `Scorer` (a classifier Session, a causal LM's log-prob of a
+continuation, or any callable ``list[str] -> [N] or [N, C]`` array) and returns dataclasses of numpy
+arrays. `run_audit` does the lot in one batched pass with a progress callback; AuditView draws it.
+
+Definitions (what the numbers mean):
+- counterfactual shift of a pair = score(version with group B term) - score(reference group A term);
+  the CTF gap of a group is the mean |shift| over its pairs (Garg et al. 2019).
+- invariance test passes when the perturbed text has the same predicted class and its score moved by
+  at most `tolerance`; a directional test (negation) passes when the predicted class changes.
+- per group: accuracy, selection rate P(pred = positive), TPR, FPR. Demographic parity difference =
+  max - min selection rate over groups; equalized-odds difference = max(TPR range, FPR range), as in
+  fairlearn. 95% CIs: percentile bootstrap, resampling within each group (group sizes kept).
+"""
+from .common import DEFAULT_THRESHOLDS, Report
+from .counterfactual import CounterfactualResult, counterfactual_result, counterfactual_texts
+from .groups import METRICS, GroupMetrics, check_groups, group_metrics
+from .plan import AuditPlan, plan_audit, run_audit
+from .report import AuditResult, audit_summary, report_html
+from .robustness import RobustnessResult, perturbation_cases, robustness_result, wilson
+from .scoring import Scorer
+
+__all__ = ["DEFAULT_THRESHOLDS", "METRICS", "AuditPlan", "AuditResult", "CounterfactualResult", "GroupMetrics",
+           "Report", "RobustnessResult", "Scorer", "audit_summary", "check_groups", "counterfactual_result",
+           "counterfactual_texts", "group_metrics", "perturbation_cases", "plan_audit", "report_html",
+           "robustness_result", "run_audit", "wilson"]
