@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from llm_widgets.compute.attribution import METHODS, AttributionResult, attribute
-from llm_widgets.compute.faithfulness import completeness, deletion_figure, faithfulness
+from llm_widgets.compute.faithfulness import completeness, faithfulness
+from llm_widgets.figures import deletion_figure
 from llm_widgets.errors import EmptyInputError, LLMWidgetsError
 from llm_widgets.teaching.classifier import KEYWORD_LABELS, Settings, _build, keyword_dataset
 

@@ -14,6 +14,7 @@ from llm_widgets.audit.templates import TemplateSet, fill
 from llm_widgets.compute.audit import (Scorer, counterfactual_result, counterfactual_texts,
                                        group_metrics, run_audit, wilson)
 from llm_widgets.errors import EmptyInputError, LLMWidgetsError, NonFiniteError
+from llm_widgets.reports import write_audit_report
 
 POS = ("great", "excellent", "wonderful", "good")
 NEG = ("awful", "terrible", "bad", "boring")
@@ -251,7 +252,7 @@ def test_report_html_is_escaped_and_matches_the_summary(tmp_path):
     res = run_audit(Scorer(negation_blind), templates=TemplateSet("t", ["{person} said the movie is great."]),
                     terms={"m": ["He"], mark: ["She"]}, texts=texts, labels=[1, 0, 1, 0, 1, 0, 1, 0] * 2,
                     groups=["a"] * 8 + [mark] * 8, n_boot=50, thresholds={"directional": 0.5})
-    page = res.to_html(tmp_path / "r.html", title=mark).read_text()
+    page = write_audit_report(res, tmp_path / "r.html", title=mark).read_text()
     assert "<img" not in page and "<script" not in page and "&lt;img src=x" in page
     rows = re.findall(r'<tr data-passed="([01])">', page)
     assert rows == [str(int(r["passed"])) for r in res.summary] and len(rows) == len(res.summary) >= 8

@@ -128,7 +128,7 @@ class AttributionView(View):
 
     def deletion_figure(self, row: int | None = None):
         """The deletion curve of output `row` (default: `selected_output`) as a bqplot Figure."""
-        from ..compute.faithfulness import deletion_figure
+        from ..figures import deletion_figure
 
         self.wait()
         if self.result is None:

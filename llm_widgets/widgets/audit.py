@@ -172,4 +172,6 @@ class AuditView(View):
         metrics, worst pairs; no script). `to_html` writes the interactive page instead."""
         if self.result is None:
             raise LLMWidgetsError("The audit is still running (or failed: see .error); call .wait() first.")
-        return self.result.to_html(path, title=self.title)
+        from ..reports import write_audit_report
+
+        return write_audit_report(self.result, path, title=self.title)

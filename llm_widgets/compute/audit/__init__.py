@@ -17,11 +17,11 @@ from .common import DEFAULT_THRESHOLDS, Report
 from .counterfactual import CounterfactualResult, counterfactual_result, counterfactual_texts
 from .groups import METRICS, GroupMetrics, check_groups, group_metrics
 from .plan import AuditPlan, plan_audit, run_audit
-from .report import AuditResult, audit_summary, report_html
+from .report import AuditResult, audit_summary
 from .robustness import RobustnessResult, perturbation_cases, robustness_result, wilson
 from .scoring import Scorer
 
 __all__ = ["DEFAULT_THRESHOLDS", "METRICS", "AuditPlan", "AuditResult", "CounterfactualResult", "GroupMetrics",
            "Report", "RobustnessResult", "Scorer", "audit_summary", "check_groups", "counterfactual_result",
-           "counterfactual_texts", "group_metrics", "perturbation_cases", "plan_audit", "report_html",
+           "counterfactual_texts", "group_metrics", "perturbation_cases", "plan_audit",
            "robustness_result", "run_audit", "wilson"]
