@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import llm_widgets as lw  # noqa: E402
-from llm_widgets.compute.probing import extract  # noqa: E402
+from llm_widgets.compute.activations import extract  # noqa: E402
 
 
 def seed_loop(session, texts):

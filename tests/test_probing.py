@@ -7,7 +7,8 @@ import torch
 from scipy import stats
 
 import llm_widgets as lw
-from llm_widgets.compute.probing import control_task, extract, probe_layers, token_states
+from llm_widgets.compute.activations import extract, token_states
+from llm_widgets.compute.probing import control_task, probe_layers
 from llm_widgets.errors import EmptyInputError, LLMWidgetsError, NonFiniteError
 from llm_widgets.widgets.base import decode_array
 

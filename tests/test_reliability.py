@@ -10,7 +10,7 @@ import torch
 
 import llm_widgets as lw
 from llm_widgets.compute.logit_lens import lens_logits
-from llm_widgets.compute.probing import extract
+from llm_widgets.compute.activations import extract
 from llm_widgets.widgets.base import decode_array
 
 NEG = "the film was terrible and the acting was slow"
@@ -180,7 +180,8 @@ def test_bad_values_are_errors_not_numbers(keyword, tiny_gpt2, minilm):
 
 
 def test_probe_labels_groups_and_duplicates(minilm):
-    from llm_widgets.compute.probing import extract, probe_layers
+    from llm_widgets.compute.activations import extract
+    from llm_widgets.compute.probing import probe_layers
 
     with pytest.raises(lw.LLMWidgetsError, match="missing"):
         probe_layers(extract(minilm, TEXTS, LABELS[:-1] + [None]))

@@ -6,7 +6,7 @@ import numpy as np
 import traitlets as t
 
 from ..compute.concepts import METHODS, concepts
-from ..compute.probing import _check_texts, check_labels, extract
+from ..compute.activations import check_labels, check_texts, extract
 from ..errors import LLMWidgetsError
 from .base import View, check_index, encode_array
 from .probing import as_texts_labels
@@ -45,7 +45,7 @@ class ConceptView(View):
                  truncate: bool = False, seed: int = 0, background: bool | None = None,
                  text_column: str = "text", label_column: str = "label", **kwargs):
         texts, labels, level = as_texts_labels(texts, labels, level, text_column, label_column)
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         labels = check_labels(texts, labels, level)
         if method not in METHODS:
             raise LLMWidgetsError(f"method must be one of {METHODS}, got {method!r}")

@@ -8,7 +8,8 @@ from collections import Counter
 import numpy as np
 import traitlets as t
 
-from ..compute.probing import check_labels, extract, probe_layers, token_states
+from ..compute.activations import check_labels, check_texts, extract, normalise_text, token_states
+from ..compute.probing import probe_layers
 from ..checks import integer, names as name_list, number
 from ..errors import LLMWidgetsError
 from .base import View, encode_array
@@ -103,9 +104,8 @@ class ProbeView(View):
         if labels is None:
             raise LLMWidgetsError("ProbeView needs labels: one per text (level='sentence') or one per "
                                   "word of each text (level='token').")
-        from ..compute.probing import _check_texts
 
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         labels = check_labels(texts, labels, level)
         flat = [v for lab in labels for v in lab if v is not None] if level == "token" else labels
         counts = Counter(str(v) for v in flat)
@@ -120,9 +120,7 @@ class ProbeView(View):
             groups = [str(g) for g in name_list(groups, "groups")]
             if len(groups) != len(texts):
                 raise LLMWidgetsError(f"Got {len(groups)} groups for {len(texts)} texts: one group per text.")
-        from ..compute.probing import _normalise
-
-        dup = len(texts) - len({_normalise(tx) for tx in texts})
+        dup = len(texts) - len({normalise_text(tx) for tx in texts})
         notice = (f"{dup} of {len(texts)} texts repeat another one: identical texts are kept on the same "
                   "side of the train/test split (pass groups= to choose the grouping)."
                   if dup and groups is None and level == "sentence" else "")

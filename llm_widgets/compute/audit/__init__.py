@@ -13,7 +13,8 @@ Definitions (what the numbers mean):
   max - min selection rate over groups; equalized-odds difference = max(TPR range, FPR range), as in
   fairlearn. 95% CIs: percentile bootstrap, resampling within each group (group sizes kept).
 """
-from .common import DEFAULT_THRESHOLDS, Report
+from ..progress import Report
+from .common import DEFAULT_THRESHOLDS
 from .counterfactual import CounterfactualResult, counterfactual_result, counterfactual_texts
 from .groups import METRICS, GroupMetrics, check_groups, group_metrics
 from .plan import AuditPlan, plan_audit, run_audit

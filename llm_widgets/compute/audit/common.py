@@ -1,9 +1,6 @@
-"""What the audit modules share: thresholds and the progress callback type."""
+"""What the audit modules share: the default pass/fail thresholds."""
 from __future__ import annotations
 
-from typing import Callable
-
-Report = Callable[[float, str], None]
 
 DEFAULT_THRESHOLDS = {
     "ctf_gap": 0.05,  # max mean |counterfactual shift| per group
@@ -13,6 +10,3 @@ DEFAULT_THRESHOLDS = {
     "eod": 0.1,  # max equalized-odds difference
 }
 
-
-def _noop(fraction: float, label: str = "") -> None:
-    pass

@@ -9,7 +9,8 @@ import numpy as np
 from ...audit.templates import TemplateSet
 from ...checks import integer, names, number
 from ...errors import EmptyInputError, LLMWidgetsError
-from .common import DEFAULT_THRESHOLDS, Report, _noop
+from ..progress import Report, no_progress
+from .common import DEFAULT_THRESHOLDS
 from .counterfactual import counterfactual_result, counterfactual_texts
 from .groups import check_groups, group_metrics
 from .report import AuditResult, audit_summary
@@ -88,7 +89,7 @@ def plan_audit(scorer: Scorer, *, templates: TemplateSet | None = None, attribut
                      n_boot=int(n_boot), seed=int(seed))
 
 
-def run_audit(scorer: Scorer, plan: AuditPlan | None = None, *, report: Report = _noop,
+def run_audit(scorer: Scorer, plan: AuditPlan | None = None, *, report: Report = no_progress,
               **kwargs) -> AuditResult:
     """Score every text of the audit in one batched pass and compute every result.
 

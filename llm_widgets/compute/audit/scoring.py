@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 
 from ...errors import LLMWidgetsError, NonFiniteError
-from .common import Report, _noop
+from ..progress import Report, no_progress
 
 
 # -- scoring -------------------------------------------------------------------------------------
@@ -69,7 +69,8 @@ class Scorer:
             raise LLMWidgetsError(f"target={t} is out of range for {n_cols} classes.")
         return int(t) % n_cols
 
-    def scores(self, texts: Sequence[str], report: Report = _noop, lo: float = 0.0, hi: float = 1.0) -> np.ndarray:
+    def scores(self, texts: Sequence[str], report: Report = no_progress, lo: float = 0.0,
+               hi: float = 1.0) -> np.ndarray:
         texts = list(texts)
         if not texts:
             return np.zeros((0, 1), np.float32)

@@ -1,0 +1,251 @@
+"""Hidden states of every layer for many texts: batched, padded, attention-masked forward passes,
+pooled per sentence or kept per token, with word labels aligned to tokens. Used by probing and
+concepts (pure torch/numpy).
+
+- level 'sentence': one row per text, the mean of the hidden states of its non-special tokens
+  (pooling='mean'; pooling='first' takes the first token, e.g. [CLS]).
+- level 'token': one row per real (non-special) token. Word labels (one per whitespace-separated
+  word) are aligned to tokens through the tokenizer's character offsets: every sub-word token of a
+  word gets the word's label; a word labelled None is skipped.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..errors import EmptyInputError, InputTooLongError, LLMWidgetsError, NonFiniteError
+from .progress import Report, no_progress
+
+LEVELS = ("sentence", "token")
+
+
+@dataclass
+class Activations:
+    """Hidden states of every layer for the rows of a probing/concept data set."""
+
+    states: np.ndarray  # [L+1, N, D] float32; layer 0 is the embedding output
+    level: str
+    texts: list[str]
+    tokens: list[list[str]]  # display labels of each text's tokens
+    text_index: np.ndarray  # [N] text each row comes from
+    token_index: np.ndarray  # [N] token position of each row in its text (-1: sentence rows)
+    types: list[str]  # [N] the type of each row: lowercased word (token) / normalised text (sentence)
+    labels: list | None = None  # [N] row labels (strings) when labels were given
+
+    @property
+    def num_layers(self) -> int:
+        return self.states.shape[0]
+
+    def __len__(self) -> int:
+        return self.states.shape[1]
+
+
+def normalise_text(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+def _words(text: str) -> list[tuple[int, int]]:
+    return [m.span() for m in re.finditer(r"\S+", text)]
+
+
+def check_texts(texts) -> list[str]:
+    if isinstance(texts, str):
+        raise TypeError("texts must be a list of strings, not one string: wrap it as [text]")
+    texts = list(texts)
+    if not texts:
+        raise EmptyInputError("No texts given: pass a list of strings.")
+    for i, tx in enumerate(texts):
+        if not isinstance(tx, str):
+            raise TypeError(f"texts[{i}] must be a str, got {type(tx).__name__}")
+        if not tx.strip():
+            raise EmptyInputError(f"texts[{i}] is empty: remove it or give it some words.")
+    return texts
+
+
+def check_labels(texts: Sequence[str], labels, level: str) -> list | None:
+    """Validate labels against texts (length, per-text word counts for level 'token')."""
+    if level not in LEVELS:
+        raise LLMWidgetsError(f"level must be 'sentence' or 'token', got {level!r}")
+    if labels is None:
+        return None
+    labels = list(labels)
+    if len(labels) != len(texts):
+        raise LLMWidgetsError(f"Got {len(labels)} labels for {len(texts)} texts: give exactly one "
+                              f"{'label' if level == 'sentence' else 'list of word labels'} per text.")
+    if level == "token":
+        for i, (tx, lab) in enumerate(zip(texts, labels)):
+            if isinstance(lab, str) or not hasattr(lab, "__len__"):
+                raise LLMWidgetsError(f"labels[{i}] must be a list with one label per word for "
+                                      f"level='token' (got {type(lab).__name__}).")
+            n = len(_words(tx))
+            if len(lab) != n:
+                raise LLMWidgetsError(f"Text {i} has {n} whitespace-separated words but {len(lab)} "
+                                      f"labels: {tx[:60]!r}. Give one label per word (None to skip).")
+    return labels
+
+
+def _encode_all(session, texts: list[str], truncate: bool):
+    tok = session.tokenizer
+    limit = session.max_length
+    out = []
+    for i, tx in enumerate(texts):
+        try:
+            enc = tok(tx, return_offsets_mapping=True, return_special_tokens_mask=True)
+        except NotImplementedError:  # slow tokenizers have no offsets
+            enc = tok(tx, return_special_tokens_mask=True)
+        ids = list(enc["input_ids"])
+        if limit is not None and len(ids) > limit:
+            if not truncate:
+                raise InputTooLongError(f"texts[{i}] is {len(ids)} tokens long; {session.name} accepts "
+                                        f"at most {limit}. Shorten it or pass truncate=True.")
+            enc = {k: list(v)[:limit] for k, v in enc.items()}
+        if not enc["input_ids"]:
+            raise EmptyInputError(f"texts[{i}] produced no tokens.")
+        out.append(enc)
+    return out
+
+
+def _row_plan(session, texts, encs, labels, level):
+    """Which (text, token) pairs become rows, their labels and types."""
+    text_index, token_index, types, row_labels, tokens = [], [], [], [], []
+    for i, (tx, enc) in enumerate(zip(texts, encs)):
+        ids = list(enc["input_ids"])
+        tokens.append(session.token_labels(session.tokenizer.convert_ids_to_tokens(ids)))
+        special = list(enc.get("special_tokens_mask") or [0] * len(ids))
+        if level == "sentence":
+            text_index.append(i)
+            token_index.append(-1)
+            types.append(normalise_text(tx))
+            if labels is not None:
+                row_labels.append(labels[i])
+            continue
+        spans = _words(tx)
+        offsets = enc.get("offset_mapping")
+        for j in range(len(ids)):
+            if special[j]:
+                continue
+            w = None
+            if offsets is not None:
+                s, e = offsets[j]
+                if e <= s:
+                    continue
+                w = next((k for k, (a, b) in enumerate(spans) if a <= s < b), None)
+            if w is None:
+                continue
+            lab = labels[i][w] if labels is not None else None
+            if labels is not None and lab is None:
+                continue
+            text_index.append(i)
+            token_index.append(j)
+            types.append(tx[spans[w][0]:spans[w][1]].lower())
+            row_labels.append(lab)
+        if offsets is None:
+            raise LLMWidgetsError("level='token' needs a fast tokenizer (character offsets) to align "
+                                  "word labels with tokens; load the model with its fast tokenizer.")
+    return (np.array(text_index, dtype=np.int64), np.array(token_index, dtype=np.int64), types,
+            (row_labels if labels is not None else None), tokens)
+
+
+def _encoder(session):
+    model = session.model
+    if session.kind == "encoder-decoder":
+        return model.get_encoder()
+    return getattr(model, "base_model", model)  # skip LM / classifier heads: not needed here
+
+
+def _batches(session, encs, batch_size: int):
+    """Yield (text indices, padded width, hidden states [L+1, B, T, D] float32 torch) for batches of
+    the encoded texts, sorted by length (little padding), attention-masked, without gradients."""
+    model = _encoder(session)
+    pad_id = session.tokenizer.pad_token_id or 0
+    keys = [k for k in ("input_ids", "attention_mask") if k in encs[0]]
+    if any(any(e.get("token_type_ids") or []) for e in encs):  # several segments (else: see model_inputs)
+        keys.append("token_type_ids")
+    order = sorted(range(len(encs)), key=lambda i: len(encs[i]["input_ids"]))
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        width = max(len(encs[i]["input_ids"]) for i in chunk)
+        batch = {}
+        for k in keys:
+            fill = pad_id if k == "input_ids" else 0
+            batch[k] = torch.tensor([list(encs[i][k]) + [fill] * (width - len(encs[i][k])) for i in chunk],
+                                    device=session.device)
+        if "attention_mask" not in batch:
+            batch["attention_mask"] = torch.tensor(
+                [[1] * len(encs[i]["input_ids"]) + [0] * (width - len(encs[i]["input_ids"])) for i in chunk],
+                device=session.device)
+        with torch.no_grad():
+            out = model(**batch, output_hidden_states=True, return_dict=True)
+        yield chunk, width, torch.stack(out.hidden_states).float()
+
+
+def token_states(session, texts, *, batch_size: int = 32,
+                 truncate: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per text: (hidden states of every layer and token [L+1, T, D], special-token mask [T]), from
+    batched passes (the same numbers as Session.trace(text).hidden_states)."""
+    texts = check_texts(texts)
+    encs = _encode_all(session, texts, truncate)
+    out: list = [None] * len(texts)
+    for chunk, _, hs in _batches(session, encs, batch_size):
+        for b, i in enumerate(chunk):
+            n = len(encs[i]["input_ids"])
+            special = np.asarray(list(encs[i].get("special_tokens_mask") or [0] * n), dtype=bool)
+            out[i] = (hs[:, b, :n].cpu().numpy(), special)
+    return out
+
+
+def extract(session, texts, labels=None, *, level: str = "sentence", pooling: str = "mean",
+            batch_size: int = 32, truncate: bool = False, report: Report = no_progress) -> Activations:
+    """Hidden states of all layers for many texts: one batched forward pass per `batch_size` texts
+    (texts sorted by length, padded, attention-masked), on the session's device."""
+    texts = check_texts(texts)
+    labels = check_labels(texts, labels, level)
+    if pooling not in ("mean", "first"):
+        raise LLMWidgetsError(f"pooling must be 'mean' or 'first', got {pooling!r}")
+    if batch_size < 1:
+        raise LLMWidgetsError(f"batch_size must be >= 1, got {batch_size}")
+    encs = _encode_all(session, texts, truncate)
+    text_index, token_index, types, row_labels, tokens = _row_plan(session, texts, encs, labels, level)
+    if level == "token" and len(text_index) == 0:
+        raise LLMWidgetsError("No labelled tokens: every word label is None.")
+    rows_of = {}
+    for r, (i, j) in enumerate(zip(text_index, token_index)):
+        rows_of.setdefault(int(i), []).append((r, int(j)))
+
+    states = None
+    done = 0
+    for chunk, width, hs in _batches(session, encs, batch_size):
+        if states is None:
+            states = np.zeros((hs.shape[0], len(text_index), hs.shape[-1]), dtype=np.float32)
+        if level == "sentence":
+            mask = torch.zeros(len(chunk), width, device=hs.device)
+            for b, i in enumerate(chunk):
+                special = list(encs[i].get("special_tokens_mask") or [0] * len(encs[i]["input_ids"]))
+                keep = [1.0 - s for s in special] if pooling == "mean" else [1.0] + [0.0] * (len(special) - 1)
+                if sum(keep) == 0:  # only special tokens: use them all
+                    keep = [1.0] * len(special)
+                mask[b, :len(keep)] = torch.tensor(keep)
+            pooled = (hs * mask[None, :, :, None]).sum(2) / mask.sum(1)[None, :, None]
+            states[:, chunk] = pooled.cpu().numpy()
+        else:
+            b_idx, t_idx, r_idx = [], [], []
+            for b, i in enumerate(chunk):
+                for r, j in rows_of.get(i, []):
+                    b_idx.append(b)
+                    t_idx.append(j)
+                    r_idx.append(r)
+            if r_idx:
+                states[:, r_idx] = hs[:, b_idx, t_idx].cpu().numpy()
+        done += len(chunk)
+        report(done / len(texts), f"hidden states {done}/{len(texts)} texts")
+    if not np.isfinite(states).all():
+        raise NonFiniteError("The model produced NaN/inf hidden states; with float16 try "
+                             "dtype='float32' (or 'bfloat16').")
+    return Activations(states, level, texts, tokens, text_index, token_index, types, row_labels)
+
+
+# -- probes ------------------------------------------------------------------------------------
