@@ -44,3 +44,29 @@ def test_committed_bundles_are_fresh():
                           cwd=STATIC.parents[1])
     assert diff.returncode == 0 and diff.stdout.strip() == "", (
         "llm_widgets/static differs from a fresh build: run `npm run build` and commit the bundles\n" + diff.stdout)
+
+
+def test_array_trait_validates_and_packs():
+    """Views assign numpy arrays; the trait packs them for binary transport and checks them."""
+    import numpy as np
+    import traitlets as t
+
+    from llm_widgets.widgets.base import decode_array
+    from llm_widgets.widgets.traits import Array
+
+    class V(t.HasTraits):
+        idx = Array("int32", ndim=2)
+        f = Array("float16")
+
+    v = V()
+    v.idx = np.array([[1, 70000], [-1, 3]])
+    assert v.idx["dtype"] == "int32" and decode_array(v.idx).tolist() == [[1, 70000], [-1, 3]]
+    with pytest.raises(t.TraitError, match="2-D"):
+        v.idx = np.arange(3)
+    with pytest.raises(ValueError, match="integers"):
+        v.idx = np.array([[0.5, 1.0]])
+    with pytest.raises(t.TraitError):
+        v.idx = {"dtype": "float32", "shape": [1], "data": b"0000"}  # packed for another transport
+    v.f = [0.25, 0.5]
+    assert decode_array(v.f).tolist() == [0.25, 0.5]
+    v.f = {}  # not computed yet

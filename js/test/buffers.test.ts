@@ -14,6 +14,15 @@ describe("buffers", () => {
     expect(Array.from(a.values)).toEqual([1, -2, 0.5, 65504]);
     expect(halfToFloat(0x0001)).toBeCloseTo(5.96e-8, 10);
   });
+  it("decodes exact integers: int32 (negative too) and uint16, little-endian", () => {
+    const i32 = new DataView(new ArrayBuffer(12));
+    [-1, 70000, 16777216].forEach((v, i) => i32.setInt32(4 * i, v, true));
+    expect(Array.from(decode({ shape: [3], dtype: "int32", scale: 1, offset: 0, data: i32 })!.values)).toEqual([-1, 70000, 16777216]);
+    const u16 = new DataView(new ArrayBuffer(4));
+    u16.setUint16(0, 65535, true);
+    u16.setUint16(2, 300, true);
+    expect(Array.from(decode({ shape: [2], dtype: "uint16", scale: 1, offset: 0, data: u16 })!.values)).toEqual([65535, 300]);
+  });
   it("decodes base64 from static exports", () => {
     const a = decode({ shape: [3], dtype: "uint8", scale: 1, offset: 0, data: { __b64__: btoa("\x01\x02\x03") } })!;
     expect(Array.from(a.values)).toEqual([1, 2, 3]);

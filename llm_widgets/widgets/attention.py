@@ -4,6 +4,7 @@ from __future__ import annotations
 import traitlets as t
 
 from ..compute.attention import STAT_HELP, attention_result, mean_over_heads, rollout, thumbnails
+from .traits import Array
 from .base import View, check_index, encode_array
 
 THUMB = 48  # thumbnails are at most THUMB x THUMB cells; the selected head travels at full size
@@ -24,9 +25,9 @@ class AttentionView(View):
     layers = t.Int(0).tag(sync=True)
     heads = t.Int(0).tag(sync=True)
     causal = t.Bool(False).tag(sync=True)
-    grid = t.Dict().tag(sync=True)  # uint8 [L, H, S, S] thumbnails
-    matrix = t.Dict().tag(sync=True)  # float16 [T, T] for the current (mode, layer, head)
-    stats = t.Dict().tag(sync=True)  # float32 [n_stats, L, H]
+    grid = Array("uint8", ndim=4).tag(sync=True)  # [L, H, S, S] thumbnails
+    matrix = Array("float16", ndim=2).tag(sync=True)  # [T, T] for the current (mode, layer, head)
+    stats = Array("float32", ndim=3).tag(sync=True)  # [n_stats, L, H]
     stat_names = t.List(t.Unicode()).tag(sync=True)
     stat_help = t.Dict().tag(sync=True)
     mode = t.Enum(["head", "mean", "rollout"], default_value="head").tag(sync=True)
@@ -48,7 +49,7 @@ class AttentionView(View):
             heads=n_heads,
             causal=session.is_causal,
             grid=encode_array(thumbnails(attn, THUMB), "uint8", 0.0, 1.0),
-            stats=encode_array(self.result.stats, "float32"),
+            stats=self.result.stats,
             stat_names=list(self.result.stat_names),
             stat_help=dict(STAT_HELP),
             mode=mode,

@@ -5,6 +5,7 @@ import traitlets as t
 
 from ..compute.attribution import ALIASES, METHODS, attribute
 from ..errors import EmptyInputError, LLMWidgetsError
+from .traits import Array
 from .base import View, encode_array
 
 
@@ -34,8 +35,8 @@ class AttributionView(View):
     groups = t.List(t.Int()).tag(sync=True)  # word index of each token
     special = t.List(t.Bool()).tag(sync=True)  # special tokens: never perturbed, score 0
     targets = t.List(t.Unicode()).tag(sync=True)  # one name per output row
-    scores = t.Dict().tag(sync=True)  # float16 [K, T]
-    word_scores = t.Dict().tag(sync=True)  # float16 [K, W]
+    scores = Array("float16", ndim=2).tag(sync=True)  # [K, T]
+    word_scores = Array("float16", ndim=2).tag(sync=True)  # [K, W]
     info = t.Dict().tag(sync=True)  # method, baseline, output, steps...: the header
     faithfulness = t.Dict().tag(sync=True)  # per-row summaries + deletion curves (float32 buffers)
     selected_output = t.Int(0).tag(sync=True)
@@ -88,7 +89,7 @@ class AttributionView(View):
         state = dict(
             tokens=list(r.labels), words=list(r.group_labels), groups=[int(g) for g in r.groups],
             special=[bool(x) for x in r.special_mask], targets=list(r.targets),
-            scores=encode_array(r.scores, "float16"), word_scores=encode_array(r.word_scores(), "float16"),
+            scores=r.scores, word_scores=r.word_scores(),
             info={"method": r.method, "method_label": METHODS[r.method], "signed": r.signed,
                   "baseline": r.baseline, "output": r.output, "steps": r.steps, "n_samples": r.n_samples,
                   "generated": r.generated, "contrast": r.contrast},

@@ -10,6 +10,7 @@ from ..audit.perturb import word_diff
 from ..compute.attribution import METHODS, attribute
 from ..compute.audit import AuditResult, Scorer, plan_audit, run_audit
 from ..errors import LLMWidgetsError
+from .traits import Array
 from .base import View, encode_array
 
 WORST = 20  # worst pairs listed in the view
@@ -49,7 +50,7 @@ class AuditView(View):
     done = t.Bool(False).tag(sync=True)
     summary = t.List(t.Dict()).tag(sync=True)
     cf_summary = t.List(t.Dict()).tag(sync=True)
-    shifts = t.Dict().tag(sync=True)  # float32 [P] every pair's shift (histogram)
+    shifts = Array("float32", ndim=1).tag(sync=True)  # [P] every pair's shift (histogram)
     pairs = t.List(t.Dict()).tag(sync=True)  # the worst pairs, largest |shift| first
     attributions = t.Dict().tag(sync=True)  # str(pair id) -> {"a": {tokens, weights}, "b": ...}
     robustness = t.List(t.Dict()).tag(sync=True)
@@ -113,7 +114,7 @@ class AuditView(View):
         cf, rb, gm = res.counterfactual, res.robustness, res.groups
         if cf is not None:
             self.cf_summary = _clean(cf.summary)
-            self.shifts = encode_array(cf.shift, "float32")
+            self.shifts = cf.shift
             self.pairs = [self._pair_row(int(i)) for i in cf.worst(WORST)]
             self.attributions = explained
         if rb is not None:

@@ -36,11 +36,15 @@ def bundle(name: str) -> str:
     return path.read_text(encoding="utf-8")
 
 
+TRANSPORTS = ("uint8", "float16", "float32", "int32", "uint16")
+
+
 def encode_array(arr, dtype: str = "uint8", lo: float | None = None, hi: float | None = None) -> dict:
     """Pack a numpy array for the front end.
 
     dtype 'uint8': values mapped linearly from [lo, hi] (default: the array's min and max) to 0..255,
     decoded as offset + q * scale (1 byte per value). 'float16' / 'float32': raw little-endian values.
+    'int32' / 'uint16': exact integers (indices, cluster ids), raw little-endian.
     Non-finite values are an error: the front end must never draw garbage silently.
     """
     a = np.asarray(arr, dtype=np.float32)
@@ -59,7 +63,14 @@ def encode_array(arr, dtype: str = "uint8", lo: float | None = None, hi: float |
     if dtype in ("float16", "float32"):
         return {"shape": list(a.shape), "dtype": dtype, "scale": 1.0, "offset": 0.0,
                 "data": a.astype("<f2" if dtype == "float16" else "<f4").tobytes()}
-    raise ValueError(f"unsupported transport dtype {dtype!r}")
+    if dtype in ("int32", "uint16"):
+        raw = np.asarray(arr)
+        info = np.iinfo(dtype)
+        if raw.size and (not np.array_equal(raw, np.round(raw)) or raw.min() < info.min or raw.max() > info.max):
+            raise ValueError(f"{dtype} transport needs integers in {info.min}..{info.max}")
+        return {"shape": list(raw.shape), "dtype": dtype, "scale": 1.0, "offset": 0.0,
+                "data": raw.astype("<i4" if dtype == "int32" else "<u2").tobytes()}
+    raise ValueError(f"unsupported transport dtype {dtype!r}; use one of {TRANSPORTS}")
 
 
 def check_index(value: int, n: int, name: str, *, allow_none: bool = True) -> int:
@@ -76,7 +87,7 @@ def check_index(value: int, n: int, name: str, *, allow_none: bool = True) -> in
 def decode_array(packed: dict) -> np.ndarray:
     """Inverse of encode_array (what the front end computes), for tests and exports."""
     raw = bytes(packed["data"])
-    kind = {"uint8": np.uint8, "float16": "<f2", "float32": "<f4"}[packed["dtype"]]
+    kind = {"uint8": np.uint8, "float16": "<f2", "float32": "<f4", "int32": "<i4", "uint16": "<u2"}[packed["dtype"]]
     a = np.frombuffer(raw, dtype=kind).astype(np.float32).reshape(packed["shape"])
     return (packed["offset"] + a * packed["scale"]).astype(np.float32) if packed["dtype"] == "uint8" else a
 

@@ -8,7 +8,8 @@ import traitlets as t
 from ..compute.concepts import METHODS, concepts
 from ..compute.activations import check_labels, check_texts, extract
 from ..errors import LLMWidgetsError
-from .base import View, check_index, encode_array
+from .traits import Array
+from .base import View, check_index
 from .probing import as_texts_labels
 
 
@@ -29,13 +30,13 @@ class ConceptView(View):
     layer = t.Int(0).tag(sync=True)
     k = t.Int(5).tag(sync=True)
     method = t.Unicode("pca").tag(sync=True)
-    coords = t.Dict().tag(sync=True)  # float32 [L+1, N, 2]
-    clusters = t.Dict().tag(sync=True)  # uint8 [L+1, N] exact ints
-    explained = t.Dict().tag(sync=True)  # float32 [L+1, 2]
+    coords = Array("float32", ndim=3).tag(sync=True)  # [L+1, N, 2]
+    clusters = Array("uint16", ndim=2).tag(sync=True)  # [L+1, N] cluster ids
+    explained = Array("float32", ndim=2).tag(sync=True)  # [L+1, 2]
     label_names = t.List(t.Unicode()).tag(sync=True)
-    label_index = t.Dict().tag(sync=True)  # uint8 [N] index into label_names (255: no label)
+    label_index = Array("uint16", ndim=1).tag(sync=True)  # [N] index into label_names
     texts_tokens = t.List(t.List(t.Unicode())).tag(sync=True)
-    rows = t.Dict().tag(sync=True)  # float32 [2, N]: text index, token index (-1: sentence)
+    rows = Array("int32", ndim=2).tag(sync=True)  # [2, N]: text index, token index (-1: sentence)
     color_by = t.Enum(["cluster", "label"], default_value="cluster").tag(sync=True)
     selected_indices = t.List(t.Int()).tag(sync=True)
     done = t.Bool(False).tag(sync=True)
@@ -49,8 +50,8 @@ class ConceptView(View):
         labels = check_labels(texts, labels, level)
         if method not in METHODS:
             raise LLMWidgetsError(f"method must be one of {METHODS}, got {method!r}")
-        if not 1 <= k <= 255:
-            raise LLMWidgetsError(f"k must be in 1..255, got {k}")
+        if not 1 <= k <= 65535:
+            raise LLMWidgetsError(f"k must be in 1..65535, got {k}")
         n_layers = session.num_layers + 1
         if layer is None:
             layer = n_layers // 2
@@ -80,12 +81,10 @@ class ConceptView(View):
         idx = np.array([names.index(str(v)) for v in acts.labels]) if names else np.full(len(acts), 255)
         with self.hold_sync():
             self.label_names = names
-            self.label_index = encode_array(idx, "uint8", 0, 255)
+            self.label_index = idx
             self.texts_tokens = acts.tokens
-            self.rows = encode_array(np.stack([acts.text_index, acts.token_index]), "float32")
-            self.coords = encode_array(res.coords, "float32")
-            self.clusters = encode_array(res.clusters, "uint8", 0, 255)
-            self.explained = encode_array(res.explained, "float32")
+            self.rows = np.stack([acts.text_index, acts.token_index])
+            self.coords, self.clusters, self.explained = res.coords, res.clusters, res.explained
             self.done = True
 
     @t.validate("layer")

@@ -9,6 +9,7 @@ from ..compute.neurons import neuron_activations
 from ..compute.patching import patching
 from ..checks import integer
 from ..errors import LLMWidgetsError
+from .traits import Array
 from .base import View, check_index, encode_array
 
 EXPORT_ALL_LAYERS = 1 << 22  # NeuronView exports every layer's activations up to this many values
@@ -30,7 +31,7 @@ class NeuronView(View):
     layers = t.Int(0).tag(sync=True)
     neurons = t.Int(0).tag(sync=True)
     layer = t.Int(0).tag(sync=True)
-    acts = t.Dict().tag(sync=True)  # float16 [T, N] of `layer`
+    acts = t.Dict().tag(sync=True)  # {float16 [T, N] of `layer`, layer}
     k = t.Int(10).tag(sync=True)
     selected_token = t.Int(-1).tag(sync=True)
     selected_neuron = t.Int(-1).tag(sync=True)
@@ -115,12 +116,12 @@ class PatchingView(View):
     sites = t.List(t.Unicode()).tag(sync=True)
     layers = t.Int(0).tag(sync=True)
     heads = t.Int(0).tag(sync=True)
-    scores = t.Dict().tag(sync=True)  # float32 [sites, L, T]
-    head_scores = t.Dict().tag(sync=True)  # float32 [L, H]
-    top_index = t.Dict().tag(sync=True)  # float32 (integer values) [sites, L, T, k]
-    top_probs = t.Dict().tag(sync=True)
-    head_top_index = t.Dict().tag(sync=True)
-    head_top_probs = t.Dict().tag(sync=True)
+    scores = Array("float32", ndim=3).tag(sync=True)  # [sites, L, T]
+    head_scores = Array("float32", ndim=2).tag(sync=True)  # [L, H]
+    top_index = Array("int32", ndim=4).tag(sync=True)  # [sites, L, T, k] into top_labels
+    top_probs = Array("float32", ndim=4).tag(sync=True)
+    head_top_index = Array("int32", ndim=3).tag(sync=True)  # [L, H, k]
+    head_top_probs = Array("float32", ndim=3).tag(sync=True)
     top_labels = t.List(t.Unicode()).tag(sync=True)
     summary = t.Dict().tag(sync=True)  # metric name, clean/corrupted values and top outputs
     selected_site = t.Unicode("").tag(sync=True)  # "resid" | "attn" | "mlp" | "heads" | ""
@@ -144,16 +145,14 @@ class PatchingView(View):
     def _show(self, r):
         self.result = r
         state = dict(tokens=r.labels, clean_tokens=r.clean_labels, sites=list(r.sites), top_labels=r.top_labels,
-                     scores=encode_array(r.scores, "float32"), top_index=encode_array(r.top_index, "float32"),
-                     top_probs=encode_array(r.top_probs, "float32"),
+                     scores=r.scores, top_index=r.top_index, top_probs=r.top_probs,
                      summary={"metric": r.metric, "clean": r.clean_metric, "corrupted": r.corrupted_metric,
                               "position": r.position, "changed": r.changed,
                               "clean_top": [[a, p] for a, p in r.clean_top],
                               "corrupted_top": [[a, p] for a, p in r.corrupted_top]})
         if r.head_scores is not None:
-            state.update(head_scores=encode_array(r.head_scores, "float32"),
-                         head_top_index=encode_array(r.head_top_index, "float32"),
-                         head_top_probs=encode_array(r.head_top_probs, "float32"))
+            state.update(head_scores=r.head_scores, head_top_index=r.head_top_index,
+                         head_top_probs=r.head_top_probs)
         with self.hold_sync():
             for key, value in state.items():
                 setattr(self, key, value)
@@ -193,9 +192,9 @@ class LogitLensView(View):
     tokens = t.List(t.Unicode()).tag(sync=True)
     layer_names = t.List(t.Unicode()).tag(sync=True)
     top_labels = t.List(t.Unicode()).tag(sync=True)
-    top_index = t.Dict().tag(sync=True)  # float32 (integer values) [R, T, k]
-    top_probs = t.Dict().tag(sync=True)  # float32 [R, T, k]
-    next_prob = t.Dict().tag(sync=True)  # float32 [R, T]
+    top_index = Array("int32", ndim=3).tag(sync=True)  # [R, T, k] into top_labels
+    top_probs = Array("float32", ndim=3).tag(sync=True)  # [R, T, k]
+    next_prob = Array("float32", ndim=2).tag(sync=True)  # [R, T]
     colour = t.Enum(["top", "next"], default_value="top").tag(sync=True)
     selected_layer = t.Int(-1).tag(sync=True)  # row: 0 = embeddings, l + 1 = after layer l
     selected_token = t.Int(-1).tag(sync=True)
@@ -205,9 +204,7 @@ class LogitLensView(View):
         super().__init__(title=kwargs.pop("title", f"Logit lens \u00b7 {session.name}"),
                          notice=session.trace(text, truncate=truncate).notice, tokens=r.labels,
                          layer_names=r.layer_names, top_labels=r.top_labels,
-                         top_index=encode_array(r.top_index, "float32"),
-                         top_probs=encode_array(r.top_probs, "float32"),
-                         next_prob=encode_array(r.next_prob, "float32"), **kwargs)
+                         top_index=r.top_index, top_probs=r.top_probs, next_prob=r.next_prob, **kwargs)
 
     @t.validate("selected_layer")
     def _valid_layer(self, proposal):

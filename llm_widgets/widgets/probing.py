@@ -12,6 +12,7 @@ from ..compute.activations import check_labels, check_texts, extract, normalise_
 from ..compute.probing import probe_layers
 from ..checks import integer, names as name_list, number
 from ..errors import LLMWidgetsError
+from .traits import Array
 from .base import View, encode_array
 
 CURVES = ("accuracy", "ci95", "control", "control_ci95", "selectivity")
@@ -76,10 +77,10 @@ class ProbeView(View):
     level = t.Unicode("sentence").tag(sync=True)
     classes = t.List(t.Unicode()).tag(sync=True)
     n_layers = t.Int(0).tag(sync=True)
-    curves = t.Dict().tag(sync=True)  # float32 [len(CURVES), L+1]
+    curves = Array("float32", ndim=2).tag(sync=True)  # [len(CURVES), L+1]
     curve_names = t.List(t.Unicode(), list(CURVES)).tag(sync=True)
     majority = t.Float(0.0).tag(sync=True)
-    confusion = t.Dict().tag(sync=True)  # float32 [L+1, C, C] counts
+    confusion = Array("int32", ndim=3).tag(sync=True)  # [L+1, C, C] counts
     examples = t.List().tag(sync=True)  # per layer: [{tokens, highlight, true, pred, confidence}]
     probe_kind = t.Unicode("linear").tag(sync=True)
     seeds = t.Int(3).tag(sync=True)
@@ -168,9 +169,9 @@ class ProbeView(View):
         with self.hold_sync():
             self.classes = res.classes
             self.n_layers = res.num_layers
-            self.curves = encode_array(curves, "float32")
+            self.curves = curves
             self.majority = res.majority
-            self.confusion = encode_array(res.confusion, "float32")
+            self.confusion = res.confusion
             self.examples = examples
             if self.selected_layer < 0 or self.selected_layer >= res.num_layers:
                 self.selected_layer = res.best_layer

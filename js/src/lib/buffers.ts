@@ -1,7 +1,7 @@
 // Decode arrays packed by llm_widgets.widgets.base.encode_array.
 export interface Packed {
   shape: number[];
-  dtype: "uint8" | "float16" | "float32";
+  dtype: "uint8" | "float16" | "float32" | "int32" | "uint16";
   scale: number;
   offset: number;
   data: unknown; // DataView | ArrayBuffer | Uint8Array (live) or {__b64__} (static export, revived by the host)
@@ -44,6 +44,8 @@ export function decode(p: Packed | null | undefined): NDArray | null {
   } else {
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (p.dtype === "float16") for (let i = 0; i < n; i++) values[i] = halfToFloat(view.getUint16(2 * i, true));
+    else if (p.dtype === "uint16") for (let i = 0; i < n; i++) values[i] = view.getUint16(2 * i, true);
+    else if (p.dtype === "int32") for (let i = 0; i < n; i++) values[i] = view.getInt32(4 * i, true); // exact below 2^24
     else for (let i = 0; i < n; i++) values[i] = view.getFloat32(4 * i, true);
   }
   return { shape: p.shape.slice(), values };

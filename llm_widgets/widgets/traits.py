@@ -1,0 +1,42 @@
+"""Typed traits for views (in the spirit of lonboard's trait types and jupyter-scatter's Array):
+an array trait that validates and packs itself for binary transport, so views assign numpy arrays
+and never pack by hand."""
+from __future__ import annotations
+
+import numpy as np
+import traitlets as t
+
+from .base import TRANSPORTS, encode_array
+
+
+class Array(t.TraitType):
+    """A numpy array sent to the browser as binary: `dtype` is the transport ('uint8' with
+    scale/offset over [lo, hi], 'float16', 'float32', or 'int32' / 'uint16' for exact integers
+    such as indices and cluster ids); `ndim` is checked when given. Reading the trait gives the
+    packed record (what the front end decodes); `decode_array` turns it back into numpy. An empty
+    dict means "not computed yet"."""
+
+    info_text = "a numpy array"
+
+    def __init__(self, dtype: str = "float32", *, ndim: int | None = None, lo: float | None = None,
+                 hi: float | None = None, **kwargs):
+        if dtype not in TRANSPORTS:
+            raise ValueError(f"transport dtype must be one of {TRANSPORTS}, got {dtype!r}")
+        self.dtype, self.ndim, self.lo, self.hi = dtype, ndim, lo, hi
+        super().__init__(default_value={}, **kwargs)
+
+    def validate(self, obj, value):
+        if isinstance(value, dict):
+            if value and (value.get("dtype") != self.dtype or "shape" not in value or "data" not in value):
+                self.error(obj, value, info=f"a packed {self.dtype} array")
+            shape = value.get("shape")
+        else:
+            arr = np.asarray(value)
+            if arr.dtype == object:
+                self.error(obj, value)
+            shape = list(arr.shape)
+            value = encode_array(arr, self.dtype, self.lo, self.hi)
+        if value and self.ndim is not None and len(shape) != self.ndim:
+            raise t.TraitError(f"The '{self.name}' trait of {type(obj).__name__} takes a {self.ndim}-D array, "
+                               f"got shape {tuple(shape)}")
+        return value
