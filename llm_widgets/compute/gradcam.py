@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import torch
 
+from ..adapter.facts import first_output
 from ..errors import LLMWidgetsError
-
-
-def _first(out):
-    return out[0] if isinstance(out, (tuple, list)) else out
+from ..guards import model_lock
 
 
 def layer_gradcam(f, x: torch.Tensor, layer: int) -> torch.Tensor:
@@ -26,7 +24,7 @@ def layer_gradcam(f, x: torch.Tensor, layer: int) -> torch.Tensor:
     ref = ad.blocks[ad.check_layer(layer)]
     box = []
     with torch.enable_grad():
-        out = f(x, watch=((ref, lambda m, a, o: box.append(_first(o))),))
+        out = f(x, watch=((ref, lambda m, a, o: box.append(first_output(o))),))
         h = box[0]
         scores = []
         for k in range(out.shape[1]):
@@ -44,7 +42,7 @@ def read_rows(f, x: torch.Tensor) -> list[int]:
     ad = f.session.adapter
     box = []
     with torch.enable_grad():
-        out = f(x, watch=((ad.blocks[-1], lambda m, a, o: box.append(_first(o))),))
+        out = f(x, watch=((ad.blocks[-1], lambda m, a, o: box.append(first_output(o))),))
         rows = []
         for k in range(out.shape[1]):
             g = torch.autograd.grad(out[0, k], box[0], retain_graph=k < out.shape[1] - 1)[0]
@@ -60,8 +58,8 @@ def attention_gradcam(f, x: torch.Tensor) -> torch.Tensor:
     def grab(mod, args, out):
         box["attentions"] = getattr(out, "attentions", None)
 
-    with torch.enable_grad():
-        hook = f.model.register_forward_hook(grab)  # a post-hook: safe on the model (see hooks.py)
+    with torch.enable_grad(), model_lock(f.model):  # no other thread's forward passes `grab`
+        hook = f.model.register_forward_hook(grab)  # a post-hook: a waiting thread snapshots none
         try:
             out = f(x, extra={"output_attentions": True})
         finally:

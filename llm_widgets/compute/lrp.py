@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from ..errors import LLMWidgetsError
+from ..guards import model_lock
 
 EPS = 1e-10
 _MATMUL = {torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.bmm, torch.Tensor.bmm,
@@ -123,7 +124,6 @@ def attn_lrp_rules(model):
         raise LLMWidgetsError(f"AttnLRP needs eager attention (the matmuls must be visible); this model runs "
                               f"{sorted(i for i in impls if i)}. Load it with attn_implementation='eager'.")
     rules = _Rules()
-    frozen = [p for p in model.parameters() if p.requires_grad]
     handles, inputs = [], {}
 
     def pre(mod, args):
@@ -138,17 +138,20 @@ def attn_lrp_rules(model):
             return _Identity.apply(x, out.detach())
         return None
 
-    for m in model.modules():
-        if _is_activation(m):
-            handles.append(m.register_forward_pre_hook(pre))
-            handles.append(m.register_forward_hook(post, always_call=True))
-    try:
-        for p in frozen:
-            p.requires_grad_(False)
-        with rules:
-            yield
-    finally:
-        for p in frozen:
-            p.requires_grad_(True)
-        for h in handles:
-            h.remove()
+    # the hooks and frozen parameters are global: no other thread's forward runs while they are on
+    with model_lock(model):
+        frozen = [p for p in model.parameters() if p.requires_grad]
+        try:
+            for m in model.modules():
+                if _is_activation(m):
+                    handles.append(m.register_forward_pre_hook(pre))
+                    handles.append(m.register_forward_hook(post, always_call=True))
+            for p in frozen:
+                p.requires_grad_(False)
+            with rules:
+                yield
+        finally:
+            for p in frozen:
+                p.requires_grad_(True)
+            for h in handles:
+                h.remove()

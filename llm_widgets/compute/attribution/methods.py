@@ -14,7 +14,6 @@ import numpy as np
 import torch
 
 from ...errors import LLMWidgetsError
-from ...guards import model_lock
 from ..faithfulness import completeness
 from ..gradcam import attention_gradcam, layer_gradcam
 from ..lrp import attn_lrp_rules
@@ -188,7 +187,7 @@ def _run_gradcam(c: Context):
 
 def _run_lrp(c: Context):
     run = c.run
-    with model_lock(c.session.model), attn_lrp_rules(c.session.model):
+    with attn_lrp_rules(c.session.model):
         g = run.grads(run.x)[:, 0]  # [K, T, D] relevance per unit of input
     scores = (g * run.x.float()[0]).sum(-1).cpu().numpy()
     total = scores.sum(-1)
