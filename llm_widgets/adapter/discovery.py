@@ -53,13 +53,12 @@ def _find_blocks(model, calls, hs, layout: Layout | None) -> tuple[list[Ref], bo
         f"llm_widgets.load(model, layout=llm_widgets.Layout(blocks='path.to.layers', attn_out=..., mlp_out=...)).")
 
 
-def _block_parts(model, block: Ref, calls, order, d: int, layout: Layout | None):
+def _block_parts(mods: dict, block: Ref, calls, order, d: int, layout: Layout | None):
     """Within one block's call: attention module, its output projection, the MLP site."""
     name = block.path
     win = calls[name][block.call]
     inside = [c for c in order if win.start < c.start and c.end <= win.end and is_within(c.name, name)
               and c.name != name]
-    mods = dict(model.named_modules())
     rel = lambda p: p[len(name) + 1:]  # noqa: E731
 
     def by_path(path):
@@ -157,23 +156,22 @@ def _discover(model, config, layout: Layout | None) -> Adapter:
                "yet; attention (encoder, decoder and cross) and probing of the encoder do")
         return Adapter(model, "encoder-decoder", False, "lm", n_layers or 0, n_heads or 0, n_heads or 0,
                        (d or 0) // max(n_heads or 1, 1), d or 0, reasons={"interventions": why})
-    kwargs = {"output_hidden_states": True}
-    out, calls, order = record(model, inputs, **kwargs)
+    out, calls, order = record(model, inputs, output_hidden_states=True)
     hs = getattr(out, "hidden_states", None)
     if not hs:
         raise UnsupportedModelError(f"{type(model).__name__} returns no hidden states "
                                     "(output_hidden_states=True); llm-widgets needs them to find its blocks.")
-    hs = [h for h in hs]
+    hs = list(hs)
     d = int(hs[0].shape[-1])
+    mods = dict(model.named_modules())
     blocks, shared = _find_blocks(model, calls, hs, layout)
     n = len(blocks)
     # per-block parts
     attn_out, mlp, mlp_out, n_neurons, att_roots, moe_any, insides = [], [], [], [], [], False, []
     for ref in blocks:
-        att_root, ao, m, mo, moe, inside = _block_parts(model, ref, calls, order, d, layout)
+        att_root, ao, m, mo, moe, inside = _block_parts(mods, ref, calls, order, d, layout)
         insides.append(inside)
         att_roots.append(att_root)
-        mods = dict(model.named_modules())
         ref_of = lambda c: Ref(mods[c.name], c.index, c.name, len(calls[c.name])) if c is not None else None  # noqa: E731
         attn_out.append(ref_of(ao))
         mlp_out.append(ref_of(mo))
@@ -203,7 +201,7 @@ def _discover(model, config, layout: Layout | None) -> Adapter:
     if att and att[0] is not None and att[0].shape[1] != n_heads:
         raise UnsupportedModelError(f"The model's attention weights have {att[0].shape[1]} heads, but "
                                     f"{n_heads} were read from the modules; pass Layout(n_heads=...).")
-    parallel = _is_parallel(model, inputs, calls, blocks[0], attn_out[0], insides[0], att_roots[0], mlp[0])
+    parallel = _is_parallel(model, mods, inputs, calls, blocks[0], attn_out[0], insides[0], att_roots[0], mlp[0])
     causal = _is_causal(model, inputs, hs)
     # outputs and readout
     logits = getattr(out, "logits", None)
@@ -228,18 +226,17 @@ def _discover(model, config, layout: Layout | None) -> Adapter:
     return ad
 
 
-def _is_parallel(model, inputs, calls, block, attn_out, inside, att_root, mlp) -> bool:
+def _is_parallel(model, mods, inputs, calls, block, attn_out, inside, att_root, mlp) -> bool:
     """True when the MLP does not read the attention output (GPT-J, Falcon, NeoX with
     use_parallel_residual): perturbing the attention output leaves the MLP's input unchanged."""
     if mlp is None:
         return False
     bname = block.path
-    first = next((c for c in inside if is_linear(dict(model.named_modules())[c.name])
+    first = next((c for c in inside if is_linear(mods[c.name])
                   and not (att_root and is_within(c.name, f"{bname}.{att_root}"))
                   and is_within(c.name, bname)), None)
     if first is None:
         return False
-    mods = dict(model.named_modules())
     seen = []
     a = CallHook(model, attn_out, lambda m, args, out: out + 1.0, pre=False)
     b = CallHook(model, Ref(mods[first.name], first.index, first.name, len(calls[first.name])),
@@ -308,8 +305,8 @@ def _find_readout(ad: Adapter, model, calls, order, last: Ref, emb_out, logits, 
 def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
     if a.shape != b.shape:
         return False
+    tol = 1e-4 if b.dtype == torch.float32 else 2e-2  # the model's own precision
     a, b = a.float(), b.float()
-    tol = 1e-4 if b.dtype == torch.float32 else 2e-2
     return bool((a - b).abs().max() <= tol * max(1.0, float(b.abs().max())))
 
 

@@ -112,10 +112,6 @@ def capture(model, sites: Iterable[tuple[str, int]], run: Callable[[], object]) 
     return got
 
 
-def head_dim(session) -> int:
-    return session.adapter.head_dim
-
-
 def _check_units(session, units, what: str, size_of: Callable[[int], int]) -> list[tuple[int, int]]:
     out = []
     for item in units or []:
@@ -148,7 +144,7 @@ def ablate(session, heads=(), neurons=(), mode: str = "zero"):
     if mode not in ("zero", "mean"):
         raise LLMWidgetsError(f"mode must be 'zero' or 'mean', got {mode!r}")
     session.adapter.require("interventions")
-    dh = head_dim(session)
+    dh = session.adapter.head_dim
     heads = _check_units(session, heads, "heads", lambda l: session.num_heads)
     neurons = _check_units(session, neurons, "neurons", lambda l: num_neurons(session, l))
     by_site: dict = {}

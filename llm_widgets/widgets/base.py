@@ -96,24 +96,25 @@ class Cancelled(LLMWidgetsError):
     """Background work stopped by a newer run or by view.cancel()."""
 
 
-def in_kernel() -> bool:
-    """True inside a running Jupyter kernel (then long work goes to a background thread)."""
+def _kernel():
+    """The running Jupyter kernel, or None outside one."""
     try:
         from IPython import get_ipython
     except ImportError:
-        return False
-    return getattr(get_ipython(), "kernel", None) is not None
+        return None
+    return getattr(get_ipython(), "kernel", None)
+
+
+def in_kernel() -> bool:
+    """True inside a running Jupyter kernel (then long work goes to a background thread)."""
+    return _kernel() is not None
 
 
 def headless() -> bool:
     """True inside a kernel driven by a headless executor (nbconvert / nbclient / papermill), which
     saves widget state when the last cell returns: work must finish inside the cell there. They
     run cells with stdin disabled; JupyterLab, Notebook, VS Code and Colab enable it."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    kernel = getattr(get_ipython(), "kernel", None)
+    kernel = _kernel()
     return kernel is not None and getattr(kernel, "_allow_stdin", True) is False
 
 
