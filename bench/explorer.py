@@ -94,7 +94,7 @@ def hover_sweeps(browser, s, lengths, tmp):
                              html_action="return").data
             f = tmp / f"bertviz-head-{n}.html"
             f.write_text(f"<!doctype html><html><body>{html}</body></html>")
-            ready = f"() => document.getElementsByTagName('line').length >= {s.num_heads * n * n}"
+            ready = f"() => document.getElementsByTagName('line').length >= {s.n_heads * n * n}"
             ctx, page = open_page(browser, f, ready, serve_cdn=True)
             bv = page.evaluate(SWEEP_JS, "svg #left text")
             ctx.close()

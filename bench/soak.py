@@ -81,7 +81,7 @@ def main():
         "attribution": lambda x: (lw.AttributionView(clf, x, method="occlusion", compute_faithfulness=False,
                                                      background=rng.random() < 0.7),
                                   lambda v: close(v.result.scores, ref["occlusion"][x])),
-        "neurons": lambda x: (lw.NeuronView(gpt, x, layer=rng.randrange(3)),
+        "neurons": lambda x: (lw.NeuronView(gpt, x, selected_layer=rng.randrange(3)),
                               lambda v: close(v.result.activations, ref["neurons"][x])),
         "lens": lambda x: (lw.LogitLensView(gpt, x), lambda v: close(v.result.top_probs, ref["lens"][x])),
         "patching": lambda x: (lw.PatchingView(gpt, CLEAN, CORRUPT, answers=("mary", "john"),
@@ -95,7 +95,7 @@ def main():
         x = rng.choice(TEXTS)
         try:
             if rng.random() < 0.1:  # bad input on purpose
-                rng.choice([lambda: lw.NeuronView(gpt, x, layer=99), lambda: lw.AttentionView(clf, ""),
+                rng.choice([lambda: lw.NeuronView(gpt, x, selected_layer=99), lambda: lw.AttentionView(clf, ""),
                             lambda: lw.AttributionView(clf, x, methd="ig"),
                             lambda: lw.PatchingView(gpt, CLEAN, "short", answers=("mary", "john"))])()
                 continue

@@ -18,7 +18,7 @@ from .errors import (  # noqa: F401
     OutOfMemoryError,
     UnsupportedModelError,
 )
-from .session import Session, Trace, load  # noqa: F401
+from .session import EMBEDDINGS, Session, Trace, load  # noqa: F401
 
 __version__ = "0.1.0"
 

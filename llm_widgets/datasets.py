@@ -79,30 +79,18 @@ def _sentence(rng: random.Random, *, plural: bool, past: bool, negated: bool = F
     adj1, adj2 = rng.choice(ADJECTIVES), rng.choice(ADJECTIVES)
     obj = rng.choice(OBJECTS)
     place = rng.choice(PLACES)
-    words, pos = ["The"], ["other"]
-    if adj1:
-        words.append(adj1)
-        pos.append("other")
-    words.append(subj)
-    pos.append("noun")
+    tagged = [("The", "other"), (adj1, "other"), (subj, "noun")]
     if negated:
         aux = "did" if past else ("do" if plural else "does")
-        words += [aux, "not", base]
-        pos += ["other", "other", "verb"]
+        tagged += [(aux, "other"), ("not", "other"), (base, "verb")]
     else:
-        words.append(past_form if past else (base if plural else third))
-        pos.append("verb")
-    words.append("the")
-    pos.append("other")
-    if adj2:
-        words.append(adj2)
-        pos.append("other")
-    words.append(obj)
-    pos.append("noun")
-    if place:
+        tagged.append((past_form if past else (base if plural else third), "verb"))
+    tagged += [("the", "other"), (adj2, "other"), (obj, "noun")]
+    if place:  # the place's last word is its noun ("the park", "a small town")
         pw = place.split()
-        words += pw
-        pos += ["other"] * (len(pw) - 1) + ["noun"]
+        tagged += [(w, "other") for w in pw[:-1]] + [(pw[-1], "noun")]
+    words = [w for w, _ in tagged if w]  # no adjective: "" dropped
+    pos = [tag for w, tag in tagged if w]
     text = " ".join(words) + ("." if period else "")
     return text, pos
 

@@ -31,13 +31,19 @@ _FLOAT16_ATTENTION_ABOVE = 1 << 30
 _CACHE_SIZE = 8
 
 
+# The layer value of the embedding output (the residual stream before block 0). Every `layer` and
+# `selected_layer` in the package is a block index (0 = first block); per-layer arrays built from
+# hidden states have one more row, embeddings first, so block `layer` is row `layer + 1`.
+EMBEDDINGS = -1
+
+
 @dataclass
 class Trace:
     """The result of one forward pass over one text (batch of one). Arrays are numpy, on the CPU."""
 
     text: str
-    tokens: list[str]  # the tokenizer's own tokens ("Ġcat", "##ing", "[CLS]")
-    labels: list[str]  # the same tokens as a person reads them (" cat", "##ing", "[CLS]")
+    raw_tokens: list[str]  # the tokenizer's own tokens ("Ġcat", "##ing", "[CLS]")
+    tokens: list[str]  # the same tokens as a person reads them (" cat", "##ing", "[CLS]")
     input_ids: np.ndarray  # [T] int64
     attentions: np.ndarray | None  # [layers, heads, T, T]; encoder self-attention for enc-dec models
     hidden_states: np.ndarray  # [layers + 1, T, D]; index 0 is the embedding output
@@ -52,7 +58,7 @@ class Trace:
     attention_note: str = ""  # why `attentions` is None, when the model returned weights we cannot trust
 
     @property
-    def num_tokens(self) -> int:
+    def n_tokens(self) -> int:
         return len(self.tokens)
 
     def require_attentions(self) -> np.ndarray:
@@ -171,11 +177,11 @@ class Session:
         return self.adapter.causal
 
     @property
-    def num_layers(self) -> int:
+    def n_layers(self) -> int:
         return self.adapter.n_layers
 
     @property
-    def num_heads(self) -> int:
+    def n_heads(self) -> int:
         return self.adapter.n_heads
 
     @property
@@ -198,8 +204,8 @@ class Session:
         return [str(id2label.get(i, f"LABEL_{i}")) for i in range(self.config.num_labels)]
 
     def __repr__(self) -> str:
-        return (f"Session({self.name!r}, kind={self.kind}, layers={self.num_layers}, "
-                f"heads={self.num_heads}, device={self.device}, dtype={self.dtype})")
+        return (f"Session({self.name!r}, kind={self.kind}, layers={self.n_layers}, "
+                f"heads={self.n_heads}, device={self.device}, dtype={self.dtype})")
 
     # -- input ---------------------------------------------------------------------------------
     def encode(self, text: str, *, truncate: bool = False) -> tuple[dict, bool, str]:
@@ -225,7 +231,7 @@ class Session:
             raise EmptyInputError("The text produced no tokens.")
         return {k: v.to(self.device) for k, v in model_inputs(enc).items()}, truncated, notice
 
-    def token_labels(self, tokens: list[str]) -> list[str]:
+    def readable_tokens(self, tokens: list[str]) -> list[str]:
         """Readable form of each token: byte-level BPE markers decoded, newlines/tabs made visible."""
         out = []
         for t in tokens:
@@ -290,8 +296,8 @@ class Session:
         hidden = out.encoder_hidden_states if is_ed else out.hidden_states
         trace = Trace(
             text=text,
-            tokens=tokens,
-            labels=self.token_labels(tokens),
+            raw_tokens=tokens,
+            tokens=self.readable_tokens(tokens),
             input_ids=ids.numpy(),
             attentions=_stack_attention(attn),
             hidden_states=_to_numpy(torch.stack([h[0] for h in hidden]), "hidden states"),

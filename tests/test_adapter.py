@@ -73,7 +73,7 @@ def test_an_unknown_model_is_explained_then_works_with_a_layout(minilm_tokenizer
     assert ad.blocks[1].path == "stack.1" and ad.mlp_out[0].path == "stack.0.ff.2"  # the rest discovered
     assert (ad.n_heads, ad.head_dim, ad.kind, ad.final_norm, ad.head) == (4, 8, "decoder", ["norm"], "unembed")
     r = patching(s, "When Mary and John went to the store, John gave a drink to",
-                 "When Mary and John went to the store, Mary gave a drink to", sites=("resid",), heads=False)
+                 "When Mary and John went to the store, Mary gave a drink to", sites=("resid",), per_head=False)
     assert abs(r.score("resid", 1, r.position) - 1.0) < 1e-5
 
 

@@ -194,7 +194,7 @@ def test_stat_lookup_and_top_heads_on_a_constructed_grid():
     attn = np.tile(np.full((T, T), 1 / T, np.float32), (2, 3, 1, 1))
     attn[1, 2] = np.eye(T, k=-1)  # a pure previous-token head at (1, 2) ...
     attn[1, 2, 0, 0] = 1.0
-    res = AttentionResult(tokens=list("abcde"), labels=list("abcde"), attentions=attn,
+    res = AttentionResult(raw_tokens=list("abcde"), tokens=list("abcde"), attentions=attn,
                           stats=A.head_statistics(attn))
     assert res.stat("prev_token").shape == (2, 3)
     assert res.top_heads("prev_token", k=1)[0][:2] == (1, 2)

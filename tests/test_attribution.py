@@ -310,7 +310,7 @@ def test_result_fields_and_progress(keyword):
     assert r.scores.dtype == np.float32 and r.scores.shape == (1, len(r.tokens))
     assert r.tokens[0] == "[CLS]" and "[PAD]" in r.baseline  # shown in the UI
     assert seen[0] == 0.0 and seen[-1] == 1.0 and seen == sorted(seen)
-    assert r.word_scores().shape == (1, len(r.group_labels))
+    assert r.word_scores().shape == (1, len(r.words))
     np.testing.assert_allclose(r.word_scores().sum(), r.scores.sum(), rtol=1e-5)
 
 

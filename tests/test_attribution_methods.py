@@ -127,7 +127,7 @@ def test_long_inputs_use_shap_partition_and_convert_to_an_explanation(keyword):
     e = r.to_shap()
     assert isinstance(e, shap.Explanation) and e.values.shape == (1, int((~r.special_mask).sum()))
     assert "terrible" in shap.plots.text(r.to_shap(0), display=False)  # shap's own plot renders it
-    assert list(e.data[0]) == [lbl for lbl, sp in zip(r.labels, r.special_mask) if not sp]
+    assert list(e.data[0]) == [lbl for lbl, sp in zip(r.tokens, r.special_mask) if not sp]
     short = attribute(keyword, TEN, target="NEGATIVE", method="shap").to_shap()
     np.testing.assert_allclose(short.values.sum(1) + short.base_values, [
         float(keyword.model(**keyword.tokenizer(TEN, return_tensors="pt")).logits[0, 0])], atol=1e-4)

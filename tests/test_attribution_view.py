@@ -47,9 +47,9 @@ def test_classifier_view_draws_the_result(clf_view):
     v, r = clf_view, clf_view.result
     # known answer: the keyword decides the label, and occlusion finds it
     assert r.top(0, 1)[0][0] == "terrible"
-    assert v.targets == ["NEGATIVE"] and v.tokens == r.labels and v.error == ""
+    assert v.targets == ["NEGATIVE"] and v.tokens == r.tokens and v.error == ""
     scores = decode_array(v.scores)
-    assert scores.shape == r.scores.shape == (1, len(r.labels))
+    assert scores.shape == r.scores.shape == (1, len(r.tokens))
     np.testing.assert_array_equal(scores, f16(r.scores))
     np.testing.assert_array_equal(decode_array(v.word_scores), f16(r.word_scores()))
     assert v.special == [bool(x) for x in r.special_mask] and v.special[0] and v.special[-1]
@@ -87,12 +87,14 @@ def test_selection_traits_from_the_front_end(gen_view):
     v = gen_view
     update(v, selected_output=2, selected_token=3)
     assert (v.selected_output, v.selected_token) == (2, 3)
-    v.set_state({"selected_token": -1})
-    assert v.selected_token == -1
+    v.set_state({"selected_token": None})
+    assert v.selected_token is None
+    with pytest.raises(traitlets.TraitError, match=r"selected_token must be in 0\.\.11, or None"):
+        v.set_state({"selected_token": -1})  # -1 is not "none": None is
     # out of range from Python: a clear error, the value is kept
     with pytest.raises(traitlets.TraitError, match=r"selected_output must be an output row in 0\.\.2"):
         v.selected_output = 3
-    with pytest.raises(traitlets.TraitError, match=r"selected_token must be -1 \(none\) or a prompt token index in 0\.\.11"):
+    with pytest.raises(traitlets.TraitError, match=r"selected_token must be in 0\.\.11"):
         v.set_state({"selected_token": len(v.tokens)})
     with pytest.raises(traitlets.TraitError, match="selected_output"):
         v.selected_output = -1
@@ -114,7 +116,7 @@ def test_background_run_reports_progress_and_stays_responsive(keyword):
     # the constructor returned while the work is still running: the kernel is free
     assert v.computing and v.result is None and v.targets == []
     v.selected_token = 2  # the prompt's tokens are known already: a linked selection can land now
-    assert v.tokens[2] == keyword.trace(NEG).labels[2]
+    assert v.tokens[2] == keyword.trace(NEG).tokens[2]
     v.observe(lambda c: events.append((c["new"], v.progress_label)), "progress")
     gate.set()
     v.wait(120)
@@ -168,8 +170,8 @@ def test_export_contains_the_data_and_escapes_text(keyword, tmp_path):
     np.testing.assert_array_equal(unpack(state["scores"]), f16(v.result.scores))
     np.testing.assert_array_equal(unpack(state["word_scores"]), f16(v.result.word_scores()))
     np.testing.assert_array_equal(unpack(state["faithfulness"]["deletion"]), v.result.faithfulness.deletion)
-    assert state["tokens"] == v.result.labels and any("<" in t for t in state["tokens"])
-    assert state["selected_output"] == 0 and state["selected_token"] == -1
+    assert state["tokens"] == v.result.tokens and any("<" in t for t in state["tokens"])
+    assert state["selected_output"] == 0 and state["selected_token"] is None
 
 
 def test_contrast_row_is_the_difference_of_the_two_targets(tiny_gpt2):

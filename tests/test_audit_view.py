@@ -75,9 +75,9 @@ def test_selected_pair_on_demand_and_validation(biased_view):
     v.selected_pair = outside
     assert v.pairs[-1]["id"] == outside and str(outside) in v.attributions
     assert len(v.attributions) == 8 + 1  # the 8 worst up front, the rest on demand
-    with pytest.raises(traitlets.TraitError, match="selected_pair must be -1"):
+    with pytest.raises(traitlets.TraitError, match="selected_pair must be None"):
         v.selected_pair = len(v.result.counterfactual.shift)
-    v.selected_pair = -1
+    v.selected_pair = None
 
 
 def test_group_metrics_and_robustness_on_a_session(control):

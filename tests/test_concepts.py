@@ -48,12 +48,13 @@ def test_project_bad_input():
 def view(tiny_gpt2):
     pos = lw.datasets.part_of_speech(12)
     labels = [[XSS if lab == "verb" else lab for lab in labs] for labs in pos.labels]
-    return lw.ConceptView(tiny_gpt2, pos.texts, labels, layer=2, k=4, background=False)
+    return lw.ConceptView(tiny_gpt2, pos.texts, labels, selected_layer=1, k=4, background=False)
 
 
 def test_view_equals_sklearn_per_layer_and_carries_it(view):
     r, acts = view.result, view.activations
-    assert view.done and view.n_layers == 4 and view.layer == 2 and r.coords.shape == (4, len(acts), 2)
+    # rows: embeddings, then blocks 0..2; selected_layer 1 (block 1) is row 2
+    assert view.done and view.n_layers == 3 and view.selected_layer == 1 and r.coords.shape == (4, len(acts), 2)
     for layer in range(4):
         X = acts.states[layer]
         np.testing.assert_allclose(r.coords[layer], PCA(n_components=2, random_state=0).fit_transform(X), atol=1e-4)
@@ -64,8 +65,10 @@ def test_view_equals_sklearn_per_layer_and_carries_it(view):
     names = view.label_names
     assert names == sorted(["noun", "other", XSS]) and view.color_by == "label"
     assert [names[int(i)] for i in decode_array(view.label_index)] == acts.labels
-    df = r.to_frame(2)
+    df = r.to_frame(1)
     assert len(df) == len(acts) and set(df.label) == set(names)
+    np.testing.assert_array_equal(df.x, r.coords[2, :, 0])
+    np.testing.assert_array_equal(r.to_frame(lw.EMBEDDINGS).x, r.coords[0, :, 0])
 
 
 def test_selection_and_bqplot_brush_link_both_ways(view):
@@ -76,8 +79,8 @@ def test_selection_and_bqplot_brush_link_both_ways(view):
                                   zip(view.activations.text_index[[0, 3]], view.activations.token_index[[0, 3]])]
     with pytest.raises(Exception, match="selected_indices must be row numbers"):
         view.selected_indices = [10 ** 6]
-    with pytest.raises(Exception, match="layer must be in 0..3"):
-        view.layer = 4
+    with pytest.raises(Exception, match="selected_layer must be in 0..2"):
+        view.selected_layer = 3
     fig = view.figure()
     sc = fig.marks[0]
     np.testing.assert_allclose(sc.x, view.result.coords[2, :, 0])
@@ -89,10 +92,10 @@ def test_selection_and_bqplot_brush_link_both_ways(view):
     assert view.selected_indices == [5, 6, 7]
     view.selected_indices = [1]
     assert list(sc.selected) == [1]
-    view.layer = 1  # the slider re-projects the bqplot scatter too
+    view.selected_layer = 0  # the slider re-projects the bqplot scatter too (block 0: row 1)
     np.testing.assert_allclose(sc.y, view.result.coords[1, :, 1])
     np.testing.assert_array_equal(sc.color, view.result.clusters[1])
-    view.layer, view.color_by = 2, "label"
+    view.selected_layer, view.color_by = 1, "label"
 
 
 def test_sentence_level_export_and_errors(tiny_gpt2, tmp_path):
@@ -102,8 +105,8 @@ def test_sentence_level_export_and_errors(tiny_gpt2, tmp_path):
     assert (decode_array(v.rows)[1] == -1).all()
     html = v.to_html(tmp_path / "c.html").read_text()
     assert '"bundle":"concepts"' in html and '"coords"' in html
-    with pytest.raises(LLMWidgetsError, match="layer must be in 0..3"):
-        lw.ConceptView(tiny_gpt2, ds.texts, layer=7, background=False)
+    with pytest.raises(Exception, match="selected_layer must be in 0..2"):
+        lw.ConceptView(tiny_gpt2, ds.texts, selected_layer=7, background=False)
     with pytest.raises(LLMWidgetsError, match="Got 3 labels for 12 texts"):
         lw.ConceptView(tiny_gpt2, ds.texts, ["a", "b", "c"], level="sentence", background=False)
     with pytest.raises(LLMWidgetsError, match="method must be"):

@@ -44,7 +44,7 @@ def test_panels_that_apply(keyword, minilm, tiny_gpt2):
 
 def test_one_selection_for_every_panel(keyword):
     ex = lw.Explorer(keyword, TEXT)
-    assert ex.tokens == keyword.trace(TEXT).labels
+    assert ex.tokens == keyword.trace(TEXT).tokens
     front_end_sets(ex.panels["attention"], selected_token=4)  # a click in the attention panel
     assert ex.selected_token == 4 and [v.selected_token for v in ex.views] == [4, 4, 4]
     ex.selected_token = 9  # Python drives every panel, even while attribution still computes
@@ -57,7 +57,7 @@ def test_one_selection_for_every_panel(keyword):
     ipywidgets.link((ex, "selected_token"), (other, "value"))
     other.value = 7
     assert seen == [7] and ex.panels["neuron"].selected_token == 7
-    with pytest.raises(traitlets.TraitError, match="selected_token must be -1"):
+    with pytest.raises(traitlets.TraitError, match="selected_token must be in 0..10, or None"):
         ex.selected_token = len(ex.tokens)
     ex.panels["attribution"].wait(60)
     assert ex.panels["attribution"].selected_token == 7  # kept through the attribution's arrival
@@ -68,7 +68,7 @@ def test_rerun_on_new_text_and_bad_text_keeps_the_views(keyword):
     ex.selected_token = 3
     old = list(ex.views)
     front_end_sets(ex, text="the movie was awful")  # typed in the text box
-    assert ex.tokens == keyword.trace("the movie was awful").labels and ex.selected_token == -1
+    assert ex.tokens == keyword.trace("the movie was awful").tokens and ex.selected_token is None
     assert all(v not in old for v in ex.views) and ex.error == ""
     ex.selected_token = 4  # links re-made for the new panels
     assert [v.selected_token for v in ex.views] == [4, 4, 4]

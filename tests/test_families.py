@@ -87,9 +87,9 @@ def _diff(logits):  # the metric: output 0 minus output 1 (class logits, or toke
 @pytest.mark.parametrize("session", ONE_STACK, indirect=True)
 def test_patching_restores_exactly_and_heads_match_a_hand_written_hook(session):
     ad = session.adapter
-    r = patching(session, CLEAN, CORRUPT, metric=_diff, heads=True)
+    r = patching(session, CLEAN, CORRUPT, metric=_diff, per_head=True)
     assert r.sites == ad.sites and set(r.sites) >= {"resid", "attn"}
-    one = patching(session, CLEAN, CORRUPT, metric=_diff, heads=True, batch_size=1)  # one forward per patch
+    one = patching(session, CLEAN, CORRUPT, metric=_diff, per_head=True, batch_size=1)  # one forward per patch
     scale = max(1.0, float(np.abs(one.scores).max()))
     np.testing.assert_allclose(r.scores, one.scores, atol=1e-4 * scale)
     np.testing.assert_allclose(r.head_scores, one.head_scores, atol=1e-4 * scale)
@@ -138,7 +138,7 @@ def test_neurons_match_a_hand_written_hook_or_say_why_not(session):
             session.model(**session.encode(TEXT)[0])
     finally:
         h.remove()
-    T = len(r.labels)  # some families (OPT) flatten tokens into the batch inside the MLP
+    T = len(r.tokens)  # some families (OPT) flatten tokens into the batch inside the MLP
     np.testing.assert_allclose(r.activations[1], got[0].reshape(-1, T, got[0].shape[-1])[0].numpy(), atol=1e-6)
     assert r.activations.shape[-1] == ad.n_neurons[1]
 

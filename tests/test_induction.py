@@ -77,7 +77,7 @@ def test_ablation_confirms_the_circuit(model, scores, heldout):
 
 
 def test_one_layer_control_has_no_induction_head(control, heldout):
-    assert control.num_layers == 1
+    assert control.n_layers == 1
     assert induction_scores(control, PERIOD).max() < 0.5
     assert loss(control, heldout) > 0.5 * CHANCE
 

@@ -37,7 +37,7 @@ def test_hooks_are_removed_after_an_exception(tiny_gpt2):
 def test_zero_ablating_every_head_leaves_only_the_projection_bias(tiny_gpt2):
     s = tiny_gpt2
     enc = _enc(s)
-    with ablate(s, heads=[(1, h) for h in range(s.num_heads)]):
+    with ablate(s, heads=[(1, h) for h in range(s.n_heads)]):
         got = capture(s.model, [("attn", 1)], lambda: s.forward(**enc))[("attn", 1)][0]
     bias = s.model.transformer.h[1].attn.c_proj.bias
     torch.testing.assert_close(got, bias.expand_as(got), atol=1e-6, rtol=0)
@@ -46,7 +46,7 @@ def test_zero_ablating_every_head_leaves_only_the_projection_bias(tiny_gpt2):
 def test_one_head_ablation_removes_exactly_that_head(tiny_gpt2):
     s = tiny_gpt2
     enc = _enc(s)
-    dh = s.config.n_embd // s.num_heads
+    dh = s.config.n_embd // s.n_heads
     clean = capture(s.model, [("heads", 2)], lambda: s.forward(**enc))[("heads", 2)]
     with ablate(s, heads=[(2, 1)], mode="zero"):
         zero = capture(s.model, [("heads", 2)], lambda: s.forward(**enc))[("heads", 2)]
@@ -68,7 +68,7 @@ def test_ablation_effect_reports_probabilities(tiny_gpt2):
     eff = ablation_effect(tiny_gpt2, TEXT, neurons=[(0, n) for n in range(64)], k=5)
     probs = torch.softmax(torch.tensor(tiny_gpt2.trace(TEXT).logits[-1]), -1).numpy()
     np.testing.assert_allclose(eff.before, probs[eff.ids], atol=1e-6)
-    assert np.abs(eff.change).max() > 0 and len(eff.labels) == 5
+    assert np.abs(eff.change).max() > 0 and len(eff.outputs) == 5
     assert np.all(np.diff(np.abs(eff.change)) <= 1e-9)  # most changed first
 
 
@@ -101,7 +101,7 @@ def test_neuron_activations_match_bert_intermediate(minilm):
     finally:
         hd.remove()
     np.testing.assert_allclose(r.activations[3], got["x"][0].numpy(), atol=1e-5)
-    assert r.activations.shape == (6, len(r.labels), 1536) == (6, len(r.labels), num_neurons(minilm, 3))
+    assert r.activations.shape == (6, len(r.tokens), 1536) == (6, len(r.tokens), num_neurons(minilm, 3))
     top = r.top_neurons(3, 2, k=5)
     assert [n for n, _ in top] == list(np.argsort(-r.activations[3, 2])[:5])
     fire = r.top_tokens(3, top[0][0])
@@ -109,21 +109,21 @@ def test_neuron_activations_match_bert_intermediate(minilm):
 
 
 def test_neuron_view(minilm, tiny_gpt2):
-    v = lw.NeuronView(minilm, TEXT, layer=3)
+    v = lw.NeuronView(minilm, TEXT, selected_layer=3)
     np.testing.assert_allclose(decode_array(v.acts), v.result.activations[3], rtol=1e-3, atol=1e-3)
-    v.layer = 5
+    v.selected_layer = 5
     assert v.acts["layer"] == 5
     np.testing.assert_allclose(decode_array(v.acts), v.result.activations[5], rtol=1e-3, atol=1e-3)
     with pytest.raises(Exception, match="layer must be in 0..5"):
-        v.layer = 6
+        v.selected_layer = 6
     with pytest.raises(Exception, match="selected_neuron"):
         v.selected_neuron = 1536
     with pytest.raises(LLMWidgetsError, match="out of range"):
-        lw.NeuronView(minilm, TEXT, layer=6)
+        lw.NeuronView(minilm, TEXT, selected_layer=6)
     v.selected_neuron = 3
     with pytest.raises(LLMWidgetsError, match="no output head"):
         v.ablate()
-    g = lw.NeuronView(tiny_gpt2, TEXT, layer=1)
+    g = lw.NeuronView(tiny_gpt2, TEXT, selected_layer=1)
     g.selected_neuron = 7
     eff = g.ablate()
     assert eff.before.shape == (10,) and np.abs(eff.change).max() > 0
@@ -131,7 +131,7 @@ def test_neuron_view(minilm, tiny_gpt2):
 
 def test_logit_lens_final_layer_reproduces_the_model(tiny_gpt2):
     lens = lens_logits(tiny_gpt2, TEXT)
-    assert lens.shape[0] == tiny_gpt2.num_layers + 1
+    assert lens.shape[0] == tiny_gpt2.n_layers + 1
     np.testing.assert_allclose(lens[-1].numpy(), tiny_gpt2.trace(TEXT).logits, atol=1e-4)
     assert (lens[0] - lens[-1]).abs().max() > 1e-2  # earlier layers read differently
     r = logit_lens(tiny_gpt2, TEXT, k=3)
@@ -139,35 +139,36 @@ def test_logit_lens_final_layer_reproduces_the_model(tiny_gpt2):
     np.testing.assert_allclose(r.top_probs[..., 0], probs.max(-1).values.numpy(), atol=1e-6)
     ids = tiny_gpt2.trace(TEXT).input_ids
     np.testing.assert_allclose(r.next_prob[2, :-1], probs[2, np.arange(len(ids) - 1), ids[1:]].numpy(), atol=1e-6)
-    last_top = tiny_gpt2.token_labels(tiny_gpt2.tokenizer.convert_ids_to_tokens(
+    last_top = tiny_gpt2.readable_tokens(tiny_gpt2.tokenizer.convert_ids_to_tokens(
         tiny_gpt2.trace(TEXT).logits.argmax(-1).tolist()))
-    assert [r.top(len(r.layer_names) - 1, i)[0][0] for i in range(len(ids))] == last_top
+    assert [r.top(len(r.layer_names) - 2, i)[0][0] for i in range(len(ids))] == last_top  # the last block
 
 
 def test_logit_lens_view_and_errors(tiny_gpt2, minilm, tmp_path):
     v = lw.LogitLensView(tiny_gpt2, TEXT)
     np.testing.assert_allclose(decode_array(v.top_probs), v.result.top_probs)
-    assert v.layer_names == ["embed", "layer 0", "layer 1", "layer 2"]
-    v.selected_layer, v.selected_token = 3, 2
-    with pytest.raises(Exception, match="selected_layer"):
-        v.selected_layer = 4
+    assert v.layer_names == ["embeddings", "layer 0", "layer 1", "layer 2"] and v.n_layers == 3
+    v.selected_layer, v.selected_token = 2, 2
+    v.selected_layer = lw.EMBEDDINGS  # the first row
+    with pytest.raises(Exception, match="selected_layer must be in 0..2 or lw.EMBEDDINGS"):
+        v.selected_layer = 3
     assert v.to_html(tmp_path / "lens.html").stat().st_size > 1000
     with pytest.raises(LLMWidgetsError, match="language-model head"):
         lw.LogitLensView(minilm, TEXT)
 
 
 def test_neuron_view_shows_the_ablation_of_the_selected_neuron(tiny_gpt2, minilm):
-    v = lw.NeuronView(tiny_gpt2, TEXT, layer=1)
+    v = lw.NeuronView(tiny_gpt2, TEXT, selected_layer=1)
     v.selected_neuron = 7
     assert v.ablation == {}  # off until a mode is chosen (the view's ablation menu)
     v.ablation_mode = "mean"
     ref = ablation_effect(tiny_gpt2, TEXT, neurons=[(1, 7)], mode="mean")
-    assert v.ablation["labels"] == ref.labels and v.ablation["neurons"] == [7]
+    assert v.ablation["outputs"] == ref.outputs and v.ablation["neurons"] == [7]
     np.testing.assert_allclose(v.ablation["after"], ref.after, atol=1e-7)
     v.selected_neuron = 9  # follows the selection
     assert v.ablation["neurons"] == [9] and v.ablation["layer"] == 1
     v.ablation_mode = ""
     assert v.ablation == {}
-    b = lw.NeuronView(minilm, TEXT, layer=0)  # no output head: explained, not raised into the widget
+    b = lw.NeuronView(minilm, TEXT, selected_layer=0)  # no output head: explained, not raised into the widget
     b.selected_neuron, b.ablation_mode = 3, "zero"
     assert "no output head" in b.error and b.ablation == {}

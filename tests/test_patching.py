@@ -17,8 +17,8 @@ def result(tiny_gpt2):
 
 
 def test_last_layer_residual_restores_clean_and_early_positions_do_nothing(tiny_gpt2, result):
-    L, T = tiny_gpt2.num_layers, len(result.labels)
-    assert result.scores.shape == (3, L, T) and result.head_scores.shape == (L, tiny_gpt2.num_heads)
+    L, T = tiny_gpt2.n_layers, len(result.tokens)
+    assert result.scores.shape == (3, L, T) and result.head_scores.shape == (L, tiny_gpt2.n_heads)
     last = T - 1
     # the clean residual after the last block, at the read-out position, is the clean output
     assert result.score("resid", L - 1, last) == pytest.approx(1.0, abs=1e-5)
@@ -26,7 +26,7 @@ def test_last_layer_residual_restores_clean_and_early_positions_do_nothing(tiny_
     assert np.abs(result.scores[0, L - 1, :last]).max() < 1e-5
     # positions before the first differing token hold identical activations in both runs: 0 everywhere
     first = result.changed[0]
-    assert result.changed == [10] and result.labels[10] == "mary" and result.clean_labels[10] == "john"
+    assert result.changed == [10] and result.tokens[10] == "mary" and result.clean_tokens[10] == "john"
     assert np.abs(result.scores[:, :, :first]).max() < 1e-6
     # the metric values themselves: clean and corrupted runs differ, and normalization maps them to 1 and 0
     assert result.metric == "logit_diff(mary, john)"
@@ -49,8 +49,8 @@ def test_batched_equals_one_forward_per_patch(tiny_gpt2):
 
 
 def test_patched_top_outputs_match_clean_at_full_restore(tiny_gpt2, result):
-    L = tiny_gpt2.num_layers
-    top = result.top("resid", L - 1, len(result.labels) - 1)
+    L = tiny_gpt2.n_layers
+    top = result.top("resid", L - 1, len(result.tokens) - 1)
     assert [t for t, _ in top] == [t for t, _ in result.clean_top]
     np.testing.assert_allclose([p for _, p in top], [p for _, p in result.clean_top], atol=1e-5)
 
@@ -96,8 +96,8 @@ def test_patching_view_background_progress_and_selection(tiny_gpt2):
     np.testing.assert_allclose(decode_array(v.scores), v.result.scores, atol=0)
     np.testing.assert_allclose(decode_array(v.head_scores), v.result.head_scores, atol=0)
     idx = decode_array(v.top_index).astype(int)
-    assert v.top_labels[idx[0, 2, len(v.tokens) - 1, 0]] == v.result.clean_top[0][0]
-    v.selected_site, v.selected_layer, v.selected_position = "attn", 1, 4
+    assert v.top_tokens[idx[0, 2, len(v.tokens) - 1, 0]] == v.result.clean_top[0][0]
+    v.selected_site, v.selected_layer, v.selected_token = "attn", 1, 4
     with pytest.raises(Exception, match="selected_layer"):
         v.selected_layer = 3
     with pytest.raises(Exception, match="selected_site"):
@@ -116,6 +116,6 @@ def test_patching_view_reports_errors(tiny_gpt2):
 def test_static_export_carries_the_numbers(tiny_gpt2, tmp_path):
     import llm_widgets as lw
 
-    v = lw.PatchingView(tiny_gpt2, clean=CLEAN, corrupted=CORRUPT, answers=("mary", "john"), heads=False)
+    v = lw.PatchingView(tiny_gpt2, clean=CLEAN, corrupted=CORRUPT, answers=("mary", "john"), per_head=False)
     page = v.to_html(tmp_path / "p.html").read_text()
     assert "lw-payload" in page and v.head_scores == {}

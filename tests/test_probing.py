@@ -76,7 +76,7 @@ def minilm_probes(minilm):
 @pytest.mark.parametrize("name", ["tense", "subject_number"])
 def test_minilm_middle_layers_know_tense_and_number(minilm_probes, name):
     r = minilm_probes[name]
-    assert r.num_layers == 7 and r.accuracy.shape == (7, 3)
+    assert r.n_layers == 6 and r.accuracy.shape == (7, 3)  # 6 blocks + the embeddings
     assert abs(r.majority - 0.5) < 0.05  # balanced classes
     mid = [2, 3, 4]
     assert (r.mean[mid] >= 0.9).all() and (r.mean[mid] > r.majority + 0.35).all()
@@ -89,7 +89,7 @@ def test_minilm_middle_layers_know_tense_and_number(minilm_probes, name):
 
 def test_minilm_embedding_layer_below_best_for_tense(minilm_probes):
     r = minilm_probes["tense"]
-    assert r.mean[0] < r.mean.max() - 0.05 and r.best_layer > 0
+    assert r.mean[0] < r.mean.max() - 0.05 and r.best_layer != lw.EMBEDDINGS
 
 
 @pytest.mark.parametrize("k", [1, 3])
@@ -100,7 +100,7 @@ def test_planted_signal_peaks_at_its_layer(tiny_bert, k):
     with Planted(tiny_bert, ds.texts, secret, k):
         acts = extract(tiny_bert, ds.texts, secret, batch_size=16)
     r = probe_layers(acts, seeds=3)
-    assert r.best_layer == k and r.mean[k] >= 0.95
+    assert r.best_layer == k - 1 and r.mean[k] >= 0.95  # hidden state k is block k - 1's output
     others = np.delete(r.mean, k)
     assert (others < 0.8).all(), r.mean  # no other layer knows a random label
     assert r.selectivity[k] > 0.3
@@ -157,7 +157,7 @@ def test_ci_majority_and_confusion_on_synthetic_data():
     X[1, :, 0] += np.where(y == "b", 4.0, -4.0)  # only layer 1 separates the classes
     r = probe_layers(X, y, seeds=4, control=False)
     assert r.control is None and np.isnan(r.control_mean).all()
-    assert r.best_layer == 1 and r.mean[1] == 1.0
+    assert r.best_layer == 0 and r.mean[1] == 1.0  # row 1 is block 0
     assert abs(r.majority - 0.75) < 0.02
     half = stats.t.ppf(0.975, 3) * r.accuracy.std(axis=1, ddof=1) / 2
     np.testing.assert_allclose(r.ci, half)
@@ -181,7 +181,7 @@ def test_margins_of_wrong_rows_multiclass_and_binary():
         r = probe_layers(X, y, seeds=3, control=False)
         checked = 0
         for w in r.wrong[1]:
-            u, b = r.margin_direction(1, w["seed"], w["pred"], w["true"])
+            u, b = r.margin_direction(0, w["seed"], w["pred"], w["true"])  # block 0 = row 1
             margin = float((X[1, w["row"]] - r.weights[1][w["seed"]]["mean"]) @ u + b)
             assert margin > 0
             if n_cls == 2:
@@ -190,8 +190,8 @@ def test_margins_of_wrong_rows_multiclass_and_binary():
         assert checked >= 3
         # token contributions of a one-'token' row are that row's margin minus the intercept term
         w = r.wrong[1][0]
-        c = r.token_contributions(1, w, X[1, [w["row"]]])
-        u, b = r.margin_direction(1, w["seed"], w["pred"], w["true"])
+        c = r.token_contributions(0, w, X[1, [w["row"]]])
+        u, b = r.margin_direction(0, w["seed"], w["pred"], w["true"])
         assert float(c.sum()) + b == pytest.approx(float((X[1, w["row"]] - r.weights[1][w["seed"]]["mean"]) @ u + b), rel=1e-4)
     with pytest.raises(LLMWidgetsError, match="probe='linear'"):
         probe_layers(X, y, seeds=2, control=False, probe="mlp").margin_direction(1, 0, "c0", "c1")
@@ -261,14 +261,16 @@ def test_view_traits_figure_and_export_carry_the_result(tiny_bert, tmp_path):
     curves = decode_array(v.curves)
     np.testing.assert_allclose(curves, np.stack([r.mean, r.ci, r.control_mean, r.control_ci, r.selectivity]), rtol=1e-6)
     np.testing.assert_array_equal(decode_array(v.confusion), r.confusion)
-    assert v.selected_layer == r.best_layer and v.n_layers == 5 and v.classes == sorted(["affirmative", XSS])
+    assert v.selected_layer == r.best_layer and v.n_layers == 4 and v.classes == sorted(["affirmative", XSS])
     assert v.majority == pytest.approx(r.majority)
     for layer, ex in enumerate(v.examples):
         assert [e["row"] for e in ex] == [w["row"] for w in r.wrong[layer]]
         for e in ex:
             assert e["tokens"] == v.activations.tokens[e["row"]] and e["highlight"] == -1
-    with pytest.raises(Exception, match="selected_layer must be in 0..4"):
-        v.selected_layer = 5
+    with pytest.raises(Exception, match="selected_layer must be in 0..3"):
+        v.selected_layer = 4
+    v.selected_layer = lw.EMBEDDINGS  # the embedding output has its own column
+    v.selected_layer = None
     # sentence-level mistakes carry per-token contributions that add up to the probe's wrong margin:
     # sigmoid(sum + intercept difference) is the confidence predict_proba reported
     n_checked = 0
@@ -277,7 +279,7 @@ def test_view_traits_figure_and_export_carry_the_result(tiny_bert, tmp_path):
             c = decode_array(e["weights"])
             tr = tiny_bert.trace(v.activations.texts[e["row"]])
             assert len(c) == len(e["tokens"]) and (c[tr.special_mask] == 0).all()
-            _, b = r.margin_direction(layer, w["seed"], w["pred"], w["true"])
+            _, b = r.margin_direction(layer - 1, w["seed"], w["pred"], w["true"])  # examples: row = layer + 1
             margin = float(c.sum()) + b
             assert margin > 0  # the probe preferred the wrong class
             assert 1 / (1 + np.exp(-margin)) == pytest.approx(w["confidence"], abs=2e-3)

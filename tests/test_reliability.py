@@ -56,7 +56,7 @@ def test_foreground_views_while_patching_runs_in_the_background(tiny_gpt2):
     for _ in range(3):
         torch.testing.assert_close(lens_logits(s, "one two three four five six"), ref_lens)
         np.testing.assert_allclose(extract(s, TEXTS, LABELS, batch_size=4).states, ref_acts, atol=1e-5)
-        lw.NeuronView(s, clean, layer=1)
+        lw.NeuronView(s, clean, selected_layer=1)
     v.wait(300)
     assert v.error == ""
     np.testing.assert_allclose(v.result.scores, ref_patch.scores, atol=1e-5)
@@ -143,7 +143,7 @@ def test_bad_values_are_errors_not_numbers(keyword, tiny_gpt2, minilm):
 
     err = (lw.LLMWidgetsError, TypeError)
     with pytest.raises(Exception, match="integer index"):
-        lw.AttentionView(minilm, "two words", layer=True)
+        lw.AttentionView(minilm, "two words", selected_layer=True)
     v = lw.AttentionView(minilm, "two words")
     with pytest.raises(Exception, match="integer index"):
         v.selected_head = True

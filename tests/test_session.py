@@ -12,7 +12,7 @@ from llm_widgets.session import default_model_path
 
 def test_default_model_is_the_offline_minilm(minilm):
     assert minilm.kind == "encoder"
-    assert (minilm.num_layers, minilm.num_heads, minilm.max_length) == (6, 12, 512)
+    assert (minilm.n_layers, minilm.n_heads, minilm.max_length) == (6, 12, 512)
     tr = minilm.trace("Hello world")
     assert tr.tokens == ["[CLS]", "hello", "world", "[SEP]"]
     assert tr.attentions.shape == (6, 12, 4, 4)
@@ -49,7 +49,7 @@ def test_cache_never_serves_a_trace_from_other_hooks_or_weights(tiny_gpt2):
 
     s, text = tiny_gpt2, "the cache must follow the model"
     clean = s.trace(text)
-    with ablate(s, heads=[(l, h) for l in range(s.num_layers) for h in range(s.num_heads)]):
+    with ablate(s, heads=[(l, h) for l in range(s.n_layers) for h in range(s.n_heads)]):
         ablated = s.trace(text)
         assert not np.allclose(ablated.logits, clean.logits, atol=1e-3)
         assert s.trace(text) is not ablated  # never cached while hooks are on
@@ -83,7 +83,7 @@ def test_encoder_decoder_session(minilm_tokenizer):
     assert tr.attentions.shape == (2, 4, t, t)
     assert tr.cross_attentions.shape == (2, 4, 1, t)
     view = lw.AttentionView(s, "translate this sentence")
-    assert view.layers == 2 and view.heads == 4
+    assert view.n_layers == 2 and view.n_heads == 4
 
 
 def test_empty_text_is_a_clear_error(minilm):

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { frame, STALLED_MS } from "../src/lib/frame";
+import { expose, frame, STALLED_MS } from "../src/lib/frame";
 import { createModel } from "../src/lib/model";
 
 describe("frame", () => {
@@ -34,5 +34,54 @@ describe("frame", () => {
     vi.advanceTimersByTime(3 * STALLED_MS);
     expect(stalled.style.display).toBe("none");
     f.cleanup();
+  });
+
+  it("commit sets every value and syncs them in one message", () => {
+    const m = createModel({ title: "", notice: "", error: "", progress: -1, progress_label: "", selected_layer: 0, selected_head: 0 });
+    const save = vi.spyOn(m, "save_changes");
+    const f = frame(m, document.createElement("div"), "test");
+    f.commit({ selected_layer: 2, selected_head: 5 });
+    expect([m.get("selected_layer"), m.get("selected_head")]).toEqual([2, 5]);
+    expect(save).toHaveBeenCalledTimes(1);
+    f.cleanup();
+  });
+
+  it("watch subscribes to traits; cleanup removes every listener and the stale timer", () => {
+    vi.useFakeTimers();
+    const m = createModel({ title: "a", notice: "", error: "", progress: -1, progress_label: "", x: 0 });
+    const el = document.createElement("div");
+    const f = frame(m, el, "test");
+    let seen = 0;
+    f.watch(["x"], () => seen++);
+    m.set("x", 1);
+    expect(seen).toBe(1);
+    expect(vi.getTimerCount()).toBe(1);
+    f.cleanup();
+    expect(vi.getTimerCount()).toBe(0);
+    m.set("x", 2);
+    m.set("title", "b");
+    expect(seen).toBe(1);
+    expect(el.querySelector(".lw-title")!.textContent).toBe("a"); // no longer bound
+  });
+
+  it("builds its parts inside el, with the view's name and the export flag", () => {
+    const el = document.createElement("div");
+    el.append(document.createElement("p")); // replaced
+    const f = frame(createModel({ title: "", _export: { heads: 1 } }), el, "attention");
+    expect(el.children).toHaveLength(1);
+    expect(el.firstElementChild).toBe(f.root);
+    expect(f.root.dataset.lwView).toBe("attention");
+    expect(f.root.contains(f.toolbar) && f.root.contains(f.body)).toBe(true);
+    expect(f.exported).toBe(true);
+    expect(frame(createModel({}), document.createElement("div"), "x").exported).toBe(false);
+    expect(el.querySelector("[data-testid=error]")!.getAttribute("style")).toContain("display: none");
+    f.cleanup();
+  });
+
+  it("expose hands a view's parts to browser tests as el.__lw", () => {
+    const el = document.createElement("div");
+    const parts = { heat: 1 };
+    expose(el, parts);
+    expect((el as unknown as { __lw: unknown }).__lw).toBe(parts);
   });
 });

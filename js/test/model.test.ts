@@ -22,3 +22,29 @@ describe("export model", () => {
     expect(m.get("selected_token")).toBe(4);
   });
 });
+
+describe("export model events", () => {
+  it("emits a generic change event too, and off(event) / off() remove listeners", () => {
+    const m = createModel({ a: 1, b: 2 });
+    const seen: string[] = [];
+    m.on("change", () => seen.push("any"));
+    m.on("change:a", () => seen.push("a"));
+    m.on("change:b", () => seen.push("b"));
+    m.set("a", 5);
+    expect(seen).toEqual(["a", "any"]);
+    m.off("change:a");
+    m.set("a", 6);
+    expect(seen).toEqual(["a", "any", "any"]);
+    m.off();
+    m.set("b", 7);
+    expect(seen).toEqual(["a", "any", "any"]);
+    expect(m.get("b")).toBe(7);
+  });
+  it("revives buffers nested in arrays and objects, and leaves other values alone", () => {
+    const state = { list: [{ data: { __b64__: btoa("\x01") } }], n: 3, s: "x", none: null };
+    const r = revive(state) as { list: { data: DataView }[]; n: number; s: string; none: null };
+    expect(r.list[0].data).toBeInstanceOf(DataView);
+    expect(r.list[0].data.getUint8(0)).toBe(1);
+    expect([r.n, r.s, r.none]).toEqual([3, "x", null]);
+  });
+});

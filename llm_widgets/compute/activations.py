@@ -37,8 +37,9 @@ class Activations:
     labels: list | None = None  # [N] row labels (strings) when labels were given
 
     @property
-    def num_layers(self) -> int:
-        return self.states.shape[0]
+    def n_layers(self) -> int:
+        """Blocks (`states` has one more row: the embeddings, row 0)."""
+        return self.states.shape[0] - 1
 
     def __len__(self) -> int:
         return self.states.shape[1]
@@ -114,7 +115,7 @@ def _row_plan(session, texts, encs, labels, level):
     text_index, token_index, types, row_labels, tokens = [], [], [], [], []
     for i, (tx, enc) in enumerate(zip(texts, encs)):
         ids = list(enc["input_ids"])
-        tokens.append(session.token_labels(session.tokenizer.convert_ids_to_tokens(ids)))
+        tokens.append(session.readable_tokens(session.tokenizer.convert_ids_to_tokens(ids)))
         special = list(enc.get("special_tokens_mask") or [0] * len(ids))
         if level == "sentence":
             text_index.append(i)

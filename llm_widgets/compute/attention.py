@@ -95,8 +95,8 @@ def thumbnails(attn: np.ndarray, size: int) -> np.ndarray:
 
 @dataclass
 class AttentionResult:
-    tokens: list[str]
-    labels: list[str]
+    raw_tokens: list[str]  # the tokenizer's own tokens
+    tokens: list[str]  # as read
     attentions: np.ndarray  # [L, H, T, T] as the model returned it
     stats: np.ndarray  # [len(STAT_NAMES), L, H]
     stat_names: tuple[str, ...] = STAT_NAMES
@@ -127,5 +127,5 @@ class AttentionResult:
 
 def attention_result(trace, causal: bool = False) -> AttentionResult:
     attn = trace.require_attentions()
-    return AttentionResult(tokens=list(trace.tokens), labels=list(trace.labels), attentions=attn,
+    return AttentionResult(raw_tokens=list(trace.raw_tokens), tokens=list(trace.tokens), attentions=attn,
                            stats=head_statistics(attn), causal=causal)

@@ -145,7 +145,7 @@ def ablate(session, heads=(), neurons=(), mode: str = "zero"):
         raise LLMWidgetsError(f"mode must be 'zero' or 'mean', got {mode!r}")
     session.adapter.require("interventions")
     dh = session.adapter.head_dim
-    heads = _check_units(session, heads, "heads", lambda l: session.num_heads)
+    heads = _check_units(session, heads, "heads", lambda l: session.n_heads)
     neurons = _check_units(session, neurons, "neurons", lambda l: num_neurons(session, l))
     by_site: dict = {}
     for layer, hd in heads:
@@ -174,7 +174,7 @@ def ablate(session, heads=(), neurons=(), mode: str = "zero"):
 @dataclass
 class AblationEffect:
     """Output probabilities at one position before and after an ablation."""
-    labels: list[str]  # the candidate outputs (tokens or classes) shown, most changed first
+    outputs: list[str]  # the candidate outputs (tokens or classes) shown, most changed first
     ids: list[int]  # their vocabulary / class indices
     before: np.ndarray  # [k] probabilities without the ablation
     after: np.ndarray  # [k] with it
@@ -206,14 +206,13 @@ def ablation_effect(session, text: str, heads=(), neurons=(), mode: str = "zero"
     with ablate(session, heads=heads, neurons=neurons, mode=mode):
         after = torch.softmax(final_logits(session.forward(**enc), position)[0].float(), -1)
     order = torch.argsort((after - before).abs(), descending=True)[:k].tolist()
-    labels = output_labels(session, order)
-    return AblationEffect(labels=labels, ids=order, before=before[order].cpu().numpy(),
+    return AblationEffect(outputs=output_names(session, order), ids=order, before=before[order].cpu().numpy(),
                           after=after[order].cpu().numpy(),
                           position=position)
 
 
-def output_labels(session, ids: list[int]) -> list[str]:
+def output_names(session, ids: list[int]) -> list[str]:
     classes = session.class_labels
     if classes is not None:
         return [classes[i] for i in ids]
-    return session.token_labels(session.tokenizer.convert_ids_to_tokens(list(ids)))
+    return session.readable_tokens(session.tokenizer.convert_ids_to_tokens(list(ids)))

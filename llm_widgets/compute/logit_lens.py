@@ -8,20 +8,26 @@ import numpy as np
 import torch
 
 from ..checks import integer
-from .hooks import capture, output_labels
+from ..errors import LLMWidgetsError
+from .hooks import capture, output_names
 
 
 @dataclass
 class LogitLensResult:
-    labels: list[str]  # input tokens (columns)
-    layer_names: list[str]  # rows: "embed", then "layer 0" .. "layer L-1" (after that block)
-    top_labels: list[str]  # vocabulary of the labels used by top_index
-    top_index: np.ndarray  # [R, T, k] index into top_labels, most likely first
+    tokens: list[str]  # input tokens as read (columns)
+    layer_names: list[str]  # row titles: "embeddings", then "layer 0" .. "layer L-1" (after that block)
+    top_tokens: list[str]  # the output tokens top_index points into
+    top_index: np.ndarray  # [R, T, k] index into top_tokens, most likely first
     top_probs: np.ndarray  # [R, T, k]
     next_prob: np.ndarray  # [R, T] probability given to the actual next input token (0 at the end)
 
-    def top(self, row: int, position: int) -> list[tuple[str, float]]:
-        return [(self.top_labels[i], float(p)) for i, p in
+    def top(self, layer: int, position: int) -> list[tuple[str, float]]:
+        """The top outputs read after block `layer` (EMBEDDINGS = -1: from the embeddings) at a
+        position. The arrays' rows are embeddings first: block `layer` is row `layer + 1`."""
+        row = layer + 1
+        if not 0 <= row < len(self.layer_names):
+            raise LLMWidgetsError(f"layer must be in 0..{len(self.layer_names) - 2} or -1 (embeddings), got {layer}")
+        return [(self.top_tokens[i], float(p)) for i, p in
                 zip(self.top_index[row, position], self.top_probs[row, position])]
 
 
@@ -53,6 +59,6 @@ def logit_lens(session, text: str, *, k: int = 5, truncate: bool = False) -> Log
     where = {v: j for j, v in enumerate(vocab_ids)}
     index = np.vectorize(where.__getitem__, otypes=[np.int32])(top_i.cpu().numpy())
     n = logits.shape[0] - 1
-    return LogitLensResult(labels=list(trace.labels), layer_names=["embed"] + [f"layer {l}" for l in range(n)],
-                           top_labels=output_labels(session, vocab_ids), top_index=index,
+    return LogitLensResult(tokens=list(trace.tokens), layer_names=["embeddings"] + [f"layer {l}" for l in range(n)],
+                           top_tokens=output_names(session, vocab_ids), top_index=index,
                            top_probs=top_p.cpu().numpy(), next_prob=nxt.numpy())

@@ -10,7 +10,7 @@ from .hooks import capture, check_layer
 
 @dataclass
 class NeuronResult:
-    labels: list[str]  # tokens as read
+    tokens: list[str]  # as read
     activations: np.ndarray  # [L, T, N] every layer, one forward pass
 
     def top_neurons(self, layer: int, token: int, k: int = 10) -> list[tuple[int, float]]:
@@ -33,7 +33,7 @@ def neuron_activations(session, text: str, *, truncate: bool = False) -> NeuronR
     n = session.adapter.n_layers
     acts = capture(session.model, [("neurons", l) for l in range(n)], lambda: session.forward(**enc))
     stacked = np.stack([acts[("neurons", l)][0].float().cpu().numpy() for l in range(n)])
-    return NeuronResult(labels=list(trace.labels), activations=stacked)
+    return NeuronResult(tokens=list(trace.tokens), activations=stacked)
 
 
 __all__ = ["NeuronResult", "neuron_activations", "check_layer"]

@@ -20,15 +20,15 @@ import torch
 
 from ..checks import integer, names, one_token
 from ..errors import LLMWidgetsError
-from .hooks import SITES, available_sites, capture, final_logits, hooks, output_labels
+from .hooks import SITES, available_sites, capture, final_logits, hooks, output_names
 
 METRICS = ("logit_diff", "logit", "prob")
 
 
 @dataclass
 class PatchingResult:
-    labels: list[str]  # corrupted-run tokens as read (the heatmap columns)
-    clean_labels: list[str]
+    tokens: list[str]  # corrupted-run tokens as read (the heatmap columns)
+    clean_tokens: list[str]
     sites: tuple[str, ...]
     scores: np.ndarray  # [len(sites), L, T] normalized metric
     head_scores: np.ndarray | None  # [L, H] normalized metric, each head patched at all positions
@@ -38,8 +38,8 @@ class PatchingResult:
     metric: str  # e.g. "logit_diff( Mary,  John)"
     position: int  # the output position the metric reads (non-negative)
     changed: list[int]  # positions where clean and corrupted tokens differ
-    top_labels: list[str] = field(default_factory=list)  # vocabulary of the labels used below
-    top_index: np.ndarray | None = None  # [len(sites), L, T, k] index into top_labels, patched runs
+    top_tokens: list[str] = field(default_factory=list)  # the output tokens the top_index arrays point into
+    top_index: np.ndarray | None = None  # [len(sites), L, T, k] index into top_tokens, patched runs
     top_probs: np.ndarray | None = None  # [len(sites), L, T, k] their probabilities
     head_top_index: np.ndarray | None = None  # [L, H, k]
     head_top_probs: np.ndarray | None = None
@@ -52,7 +52,7 @@ class PatchingResult:
     def top(self, site: str, layer: int, position: int) -> list[tuple[str, float]]:
         """Most likely outputs of the run with that one patch (what the view shows on click)."""
         s = self.sites.index(site)
-        return [(self.top_labels[i], float(p)) for i, p in
+        return [(self.top_tokens[i], float(p)) for i, p in
                 zip(self.top_index[s, layer, position], self.top_probs[s, layer, position])]
 
 
@@ -89,7 +89,7 @@ def make_metric(session, metric, answers, clean_logits: torch.Tensor, corrupted_
         raise LLMWidgetsError(f"answer ids {ids} out of range for {n_out} outputs")
     if metric == "logit_diff" and len(ids) != 2:
         raise LLMWidgetsError("metric='logit_diff' needs answers=(correct, wrong): two outputs")
-    names = ", ".join(output_labels(session, ids))
+    names = ", ".join(output_names(session, ids))
     if metric == "logit_diff":
         return (lambda lg: lg[:, ids[0]] - lg[:, ids[1]]), f"logit_diff({names})"
     if metric == "logit":
@@ -102,8 +102,8 @@ def encode_pair(session, clean: str, corrupted: str):
     ex, _, _ = session.encode(corrupted)
     tc, tx = ec["input_ids"].shape[1], ex["input_ids"].shape[1]
     if tc != tx:
-        lc = session.token_labels(session.tokenizer.convert_ids_to_tokens(ec["input_ids"][0].tolist()))
-        lx = session.token_labels(session.tokenizer.convert_ids_to_tokens(ex["input_ids"][0].tolist()))
+        lc = session.readable_tokens(session.tokenizer.convert_ids_to_tokens(ec["input_ids"][0].tolist()))
+        lx = session.readable_tokens(session.tokenizer.convert_ids_to_tokens(ex["input_ids"][0].tolist()))
         raise LLMWidgetsError(
             f"clean and corrupted must have the same number of tokens, so that position i of one "
             f"lines up with position i of the other; clean has {tc} {lc}, corrupted has {tx} {lx}. "
@@ -136,10 +136,10 @@ def _output_at(model, inputs: dict, pos: int) -> torch.Tensor:
 
 
 def patching(session, clean: str, corrupted: str, *, metric="logit_diff", answers=None,
-             position: int = -1, sites=None, heads: bool = True, batch_size: int = 64, k: int = 5,
+             position: int = -1, sites=None, per_head: bool = True, batch_size: int = 64, k: int = 5,
              report: Callable[[float, str], None] | None = None) -> PatchingResult:
     """Patch clean activations into the corrupted run at every (site, layer, position) and, when
-    `heads`, every attention head; `batch_size` patched runs per forward pass (1 = one run per
+    `per_head`, every attention head; `batch_size` patched runs per forward pass (1 = one run per
     forward, the unbatched reference). `sites` defaults to every site the model has."""
     sites = available_sites(session.model) if sites is None else tuple(names(sites, "sites"))
     batch_size, k = integer(batch_size, "batch_size", low=1), integer(k, "k", low=1)
@@ -160,7 +160,7 @@ def patching(session, clean: str, corrupted: str, *, metric="logit_diff", answer
         raise LLMWidgetsError(f"position {position} is outside the {T} tokens")
 
     wanted = [(s, l) for s in sites for l in range(n_layers)]
-    if heads:
+    if per_head:
         wanted += [("heads", l) for l in range(n_layers)]
     holder = {}
     acts = capture(model, wanted, lambda: holder.setdefault("out", session.forward(**ec)))
@@ -179,9 +179,9 @@ def patching(session, clean: str, corrupted: str, *, metric="logit_diff", answer
 
     patches = [(s, l, p) for s in sites for l in range(n_layers) for p in range(T)]
     H = ad.n_heads
-    if heads:
+    if per_head:
         patches += [("heads", l, hd) for l in range(n_layers) for hd in range(H)]
-    dh = ad.head_dim if heads else 0
+    dh = ad.head_dim if per_head else 0
     values = np.empty(len(patches), dtype=np.float64)
     kk = min(k, int(lx.shape[-1]))
     tops_p = torch.empty(len(patches), kk)
@@ -234,25 +234,25 @@ def patching(session, clean: str, corrupted: str, *, metric="logit_diff", answer
     corr_p = torch.softmax(lx[0], -1).topk(kk)
     vocab_ids = sorted(set(top_i.flatten().tolist()) | set(clean_p.indices.tolist()) | set(corr_p.indices.tolist()))
     where = {v: j for j, v in enumerate(vocab_ids)}
-    vocab = output_labels(session, vocab_ids)
+    vocab = output_names(session, vocab_ids)
     top_index = np.vectorize(where.__getitem__, otypes=[np.int32])(top_i.numpy()) if top_i.numel() else top_i.numpy()
     n_site = len(sites) * n_layers * T
     shape = (len(sites), n_layers, T)
     ids_c = ec["input_ids"][0].tolist()
     ids_x = ex["input_ids"][0].tolist()
-    lab = lambda ids: session.token_labels(session.tokenizer.convert_ids_to_tokens(ids))  # noqa: E731
+    lab = lambda ids: session.readable_tokens(session.tokenizer.convert_ids_to_tokens(ids))  # noqa: E731
     pair = lambda tk: [(vocab[where[int(i)]], float(p)) for p, i in zip(tk.values, tk.indices)]  # noqa: E731
     return PatchingResult(
-        labels=lab(ids_x), clean_labels=lab(ids_c), sites=sites,
+        tokens=lab(ids_x), clean_tokens=lab(ids_c), sites=sites,
         scores=norm[:n_site].reshape(shape).astype(np.float32),
-        head_scores=norm[n_site:].reshape(n_layers, H).astype(np.float32) if heads else None,
+        head_scores=norm[n_site:].reshape(n_layers, H).astype(np.float32) if per_head else None,
         raw=values[:n_site].reshape(shape).astype(np.float32),
         clean_metric=m_clean, corrupted_metric=m_corr, metric=name, position=pos,
         changed=[i for i, (a, b) in enumerate(zip(ids_c, ids_x)) if a != b],
-        top_labels=vocab,
+        top_tokens=vocab,
         top_index=top_index[:n_site].reshape(shape + (kk,)),
         top_probs=top_p[:n_site].numpy().reshape(shape + (kk,)),
-        head_top_index=top_index[n_site:].reshape(n_layers, H, kk) if heads else None,
-        head_top_probs=top_p[n_site:].numpy().reshape(n_layers, H, kk) if heads else None,
+        head_top_index=top_index[n_site:].reshape(n_layers, H, kk) if per_head else None,
+        head_top_probs=top_p[n_site:].numpy().reshape(n_layers, H, kk) if per_head else None,
         clean_top=pair(clean_p), corrupted_top=pair(corr_p),
     )

@@ -29,14 +29,18 @@ from .progress import Report, no_progress
 
 @dataclass
 class ProbeResult:
-    """Held-out accuracy of a probe at each layer, over several seeds (random splits)."""
+    """Held-out accuracy of a probe at each layer, over several seeds (random splits).
+
+    The probed states are hidden states, embeddings first: per-layer arrays have L+1 rows and the
+    row of block `layer` is `layer + 1` (row 0 is the embedding output, layer EMBEDDINGS = -1).
+    Every `layer` argument or value (best_layer, to_frame, margin_direction) is a block index."""
 
     classes: list[str]
     accuracy: np.ndarray  # [L+1, seeds]
     control: np.ndarray | None  # [L+1, seeds] accuracy on the control task
     majority: float  # accuracy of predicting the training majority class (mean over seeds)
     confusion: np.ndarray  # [L+1, C, C] counts, rows = true class, columns = predicted; all seeds
-    wrong: list[list[dict]]  # per layer: most confidently wrong rows {row, true, pred, confidence}
+    wrong: list[list[dict]]  # per row (layer + 1): most confidently wrong rows {row, true, pred, confidence}
     level: str = "sentence"
     probe: str = "linear"
     n_rows: int = 0
@@ -45,15 +49,22 @@ class ProbeResult:
     weights: list[list[dict]] | None = None
 
     @property
-    def num_layers(self) -> int:
-        return self.accuracy.shape[0]
+    def n_layers(self) -> int:
+        """Blocks probed (the arrays have one more row: the embeddings)."""
+        return self.accuracy.shape[0] - 1
+
+    def row(self, layer: int) -> int:
+        """Row of a block index (EMBEDDINGS = -1 for the embedding output) in the per-layer arrays."""
+        if not -1 <= layer < self.n_layers:
+            raise LLMWidgetsError(f"layer must be in 0..{self.n_layers - 1} or -1 (embeddings), got {layer}")
+        return layer + 1
 
     def margin_direction(self, layer: int, seed: int, pred: str, true: str) -> tuple[np.ndarray, float]:
         """(u, b) with margin(x) = logit(pred) - logit(true) = u . (x - mean) + b for the linear probe
         of (layer, seed), in the units of the raw features x (the probe's StandardScaler folded in)."""
         if self.weights is None:
             raise LLMWidgetsError("Margins need linear probes (probe='linear').")
-        w = self.weights[layer][seed]
+        w = self.weights[self.row(layer)][seed]
         classes, coef, icpt = w["classes"], w["coef"], w["intercept"]
         if coef.shape[0] == 1:  # binary: one logit, for classes[1]
             sign = 1.0 if pred == classes[1] else -1.0
@@ -65,12 +76,13 @@ class ProbeResult:
 
     def token_contributions(self, layer: int, wrong: dict, token_states: np.ndarray) -> np.ndarray:
         """Per-token share of a mean-pooled sentence row's wrong decision: for the probe that made the
-        mistake (`wrong` is an item of `.wrong[layer]`), c_t = u . (h_t - mean) / T over the T pooled
+        mistake (`wrong` is an item of `.wrong[layer + 1]`), c_t = u . (h_t - mean) / T over the T pooled
         tokens `token_states` [T, D], so that sum(c) + intercept difference = logit(pred) - logit(true)
         > 0. Positive tokens pushed towards the wrong class."""
         u, _ = self.margin_direction(layer, wrong["seed"], wrong["pred"], wrong["true"])
         h = np.asarray(token_states, dtype=np.float64)
-        return ((h - self.weights[layer][wrong["seed"]]["mean"].astype(np.float64)) @ u / len(h)).astype(np.float32)
+        mean = self.weights[self.row(layer)][wrong["seed"]]["mean"].astype(np.float64)
+        return ((h - mean) @ u / len(h)).astype(np.float32)
 
     @property
     def mean(self) -> np.ndarray:
@@ -83,11 +95,11 @@ class ProbeResult:
 
     @property
     def control_mean(self) -> np.ndarray:
-        return self.control.mean(axis=1) if self.control is not None else np.full(self.num_layers, np.nan)
+        return self.control.mean(axis=1) if self.control is not None else np.full(self.n_layers + 1, np.nan)
 
     @property
     def control_ci(self) -> np.ndarray:
-        return _ci(self.control) if self.control is not None else np.full(self.num_layers, np.nan)
+        return _ci(self.control) if self.control is not None else np.full(self.n_layers + 1, np.nan)
 
     @property
     def selectivity(self) -> np.ndarray:
@@ -95,13 +107,14 @@ class ProbeResult:
 
     @property
     def best_layer(self) -> int:
-        return int(np.argmax(self.mean))
+        return int(np.argmax(self.mean)) - 1
 
     def to_frame(self):
-        """One row per layer: accuracy, ci95, control, control_ci95, selectivity, majority."""
+        """One row per layer (block index; -1 = embeddings): accuracy, ci95, control, control_ci95,
+        selectivity, majority."""
         import pandas as pd
 
-        return pd.DataFrame({"layer": np.arange(self.num_layers), "accuracy": self.mean, "ci95": self.ci,
+        return pd.DataFrame({"layer": np.arange(-1, self.n_layers), "accuracy": self.mean, "ci95": self.ci,
                              "control": self.control_mean, "control_ci95": self.control_ci,
                              "selectivity": self.selectivity, "majority": self.majority})
 

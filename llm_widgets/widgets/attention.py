@@ -4,8 +4,8 @@ from __future__ import annotations
 import traitlets as t
 
 from ..compute.attention import STAT_HELP, attention_result, mean_over_heads, rollout, thumbnails
-from .traits import Array
-from .base import View, check_index, encode_array
+from .base import View, encode_array
+from .traits import Array, Index
 
 THUMB = 48  # thumbnails are at most THUMB x THUMB cells; the selected head travels at full size
 EXPORT_ALL_CELLS = 1 << 22  # exports embed every head at full size up to this many cells
@@ -16,14 +16,14 @@ class AttentionView(View):
 
     >>> AttentionView(session, "The cat sat on the mat.")
 
-    Read or set `selected_layer`, `selected_head`, `selected_token` (-1: none) and `mode`
-    ('head', 'mean', 'rollout'); `.result` holds the numbers (an AttentionResult).
+    Read or set `selected_layer` (block index), `selected_head`, `selected_token` (None: none)
+    and `mode` ('head', 'mean', 'rollout'); `.result` holds the numbers (an AttentionResult).
     """
 
     _bundle_name = "attention"
     tokens = t.List(t.Unicode()).tag(sync=True)
-    layers = t.Int(0).tag(sync=True)
-    heads = t.Int(0).tag(sync=True)
+    n_layers = t.Int(0).tag(sync=True)
+    n_heads = t.Int(0).tag(sync=True)
     causal = t.Bool(False).tag(sync=True)
     grid = Array("uint8", ndim=4).tag(sync=True)  # [L, H, S, S] thumbnails
     matrix = Array("float16", ndim=2).tag(sync=True)  # [T, T] for the current (mode, layer, head)
@@ -31,12 +31,11 @@ class AttentionView(View):
     stat_names = t.List(t.Unicode()).tag(sync=True)
     stat_help = t.Dict().tag(sync=True)
     mode = t.Enum(["head", "mean", "rollout"], default_value="head").tag(sync=True)
-    selected_layer = t.Int(0).tag(sync=True)
-    selected_head = t.Int(0).tag(sync=True)
-    selected_token = t.Int(-1).tag(sync=True)
+    selected_layer = Index("n_layers", default=0, optional=False).tag(sync=True)
+    selected_head = Index("n_heads", default=0, optional=False).tag(sync=True)
+    selected_token = Index("tokens").tag(sync=True)
 
-    def __init__(self, session, text: str, *, layer: int = 0, head: int = 0, mode: str = "head",
-                 truncate: bool = False, **kwargs):
+    def __init__(self, session, text: str, *, mode: str = "head", truncate: bool = False, **kwargs):
         trace = session.trace(text, truncate=truncate)
         self.result = attention_result(trace, causal=session.is_causal)
         attn = self.result.attentions
@@ -44,33 +43,19 @@ class AttentionView(View):
         super().__init__(
             title=kwargs.pop("title", f"Attention \u00b7 {session.name}"),
             notice=trace.notice,
-            tokens=self.result.labels,
-            layers=n_layers,
-            heads=n_heads,
+            tokens=self.result.tokens,
+            n_layers=n_layers,
+            n_heads=n_heads,
             causal=session.is_causal,
             grid=encode_array(thumbnails(attn, THUMB), "uint8", 0.0, 1.0),
             stats=self.result.stats,
             stat_names=list(self.result.stat_names),
             stat_help=dict(STAT_HELP),
             mode=mode,
-            selected_layer=layer,
-            selected_head=head,
             **kwargs,
         )
         self._send_matrix()
         self.observe(self._send_matrix, names=["mode", "selected_layer", "selected_head"])
-
-    @t.validate("selected_layer")
-    def _valid_layer(self, proposal):
-        return _in_range(proposal["value"], self.layers, "layer")
-
-    @t.validate("selected_head")
-    def _valid_head(self, proposal):
-        return _in_range(proposal["value"], self.heads, "head")
-
-    @t.validate("selected_token")
-    def _valid_token(self, proposal):
-        return check_index(proposal["value"], len(self.tokens), "selected_token")
 
     def _send_matrix(self, change=None):
         m = self.result.matrix(self.mode, self.selected_layer, self.selected_head)
@@ -84,7 +69,3 @@ class AttentionView(View):
             return {"partial": True}
         return {"heads": encode_array(attn, "float16"), "mean": encode_array(mean_over_heads(attn), "float16"),
                 "rollout": encode_array(rollout(attn), "float16")}
-
-
-def _in_range(v: int, n: int, what: str) -> int:
-    return check_index(v, n, f"selected_{what}", allow_none=False) if n else v  # n = 0: not set yet

@@ -5,8 +5,9 @@ import traitlets as t
 
 from ..compute.attribution import ALIASES, METHODS, attribute
 from ..errors import EmptyInputError, LLMWidgetsError
-from .traits import Array
 from .base import View, encode_array
+from .traits import Array, Index
+
 
 
 class AttributionView(View):
@@ -18,7 +19,7 @@ class AttributionView(View):
     The prompt's tokens are coloured by their score for the selected output (red raises it, blue
     lowers it; saliency is unsigned). With several outputs (generation) a [output x input] matrix
     is shown: click an output token -> `selected_output` (its row colours the prompt); click an
-    input token -> `selected_token` (-1: none; its influence on every output). `selected_token` is
+    input token -> `selected_token` (None: none; its influence on every output). `selected_token` is
     always a token index: in word-level mode (`word_level`, sub-word scores summed per word) a
     click on a word selects its first token. The faithfulness panel shows the completeness delta,
     ERASER comprehensiveness / sufficiency (AOPC) and a deletion curve; `deletion_figure()` gives
@@ -39,8 +40,8 @@ class AttributionView(View):
     word_scores = Array("float16", ndim=2).tag(sync=True)  # [K, W]
     info = t.Dict().tag(sync=True)  # method, baseline, output, steps...: the header
     faithfulness = t.Dict().tag(sync=True)  # per-row summaries + deletion curves (float32 buffers)
-    selected_output = t.Int(0).tag(sync=True)
-    selected_token = t.Int(-1).tag(sync=True)
+    selected_output = t.Int(0).tag(sync=True)  # a row of `targets`; checked below (known once computed)
+    selected_token = Index("tokens").tag(sync=True)
     word_level = t.Bool(False).tag(sync=True)
     method = t.Unicode("ig").tag(sync=True)  # change it (or pick one in the view) to recompute
     methods = t.Dict(dict(METHODS)).tag(sync=True)  # key -> label, for the method menu
@@ -64,7 +65,7 @@ class AttributionView(View):
         # selection (e.g. from an Explorer) can be set while the work still runs
         trace = session.trace(text, truncate=truncate)
         super().__init__(title=kwargs.pop("title", f"Attribution \u00b7 {session.name}"),
-                         word_level=word_level, method=method, tokens=list(trace.labels), **kwargs)
+                         word_level=word_level, method=method, tokens=list(trace.tokens), **kwargs)
         self._args = dict(session=session, text=text, target=target, contrast=contrast, generate=generate,
                           baseline=baseline, output=output, steps=steps, n_samples=n_samples, seed=seed,
                           internal_batch_size=internal_batch_size, truncate=truncate,
@@ -87,7 +88,7 @@ class AttributionView(View):
         # static export needs no _export_extra
         self.result = r
         state = dict(
-            tokens=list(r.labels), words=list(r.group_labels), groups=[int(g) for g in r.groups],
+            tokens=list(r.tokens), words=list(r.words), groups=[int(g) for g in r.groups],
             special=[bool(x) for x in r.special_mask], targets=list(r.targets),
             scores=r.scores, word_scores=r.word_scores(),
             info={"method": r.method, "method_label": METHODS[r.method], "signed": r.signed,
@@ -118,13 +119,6 @@ class AttributionView(View):
                                f"(outputs: {list(self.targets)}), got {v}")
         if not n and v != 0:
             raise t.TraitError("selected_output can be set once the attribution is computed (call .wait()).")
-        return v
-
-    @t.validate("selected_token")
-    def _valid_token(self, proposal):
-        v, n = proposal["value"], len(self.tokens)
-        if not -1 <= v < n:
-            raise t.TraitError(f"selected_token must be -1 (none) or a prompt token index in 0..{n - 1}, got {v}")
         return v
 
     def deletion_figure(self, row: int | None = None):

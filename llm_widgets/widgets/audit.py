@@ -46,7 +46,7 @@ class AuditView(View):
 
     _bundle_name = "audit"
     score_name = t.Unicode("score").tag(sync=True)
-    attribute = t.Unicode("").tag(sync=True)
+    protected_attribute = t.Unicode("").tag(sync=True)  # what the counterfactual pairs vary ("gender", ...)
     done = t.Bool(False).tag(sync=True)
     summary = t.List(t.Dict()).tag(sync=True)
     cf_summary = t.List(t.Dict()).tag(sync=True)
@@ -57,7 +57,7 @@ class AuditView(View):
     failures = t.List(t.Dict()).tag(sync=True)
     group_table = t.List(t.Dict()).tag(sync=True)
     differences = t.Dict().tag(sync=True)
-    selected_pair = t.Int(-1).tag(sync=True)
+    selected_pair = t.Int(None, allow_none=True).tag(sync=True)  # a pair id (see `pairs`); None: none
 
     def __init__(self, session=None, *, task=None, templates=None, attribute: str | None = None,
                  terms: dict | None = None, texts=None, labels=None, groups=None,
@@ -74,7 +74,7 @@ class AuditView(View):
         self._explain = explain if self.scorer.kind == "classifier" else False
         name = self.session.name if self.session is not None else getattr(task, "__name__", "task")
         super().__init__(title=kwargs.pop("title", f"Audit \u00b7 {name}"),
-                         attribute=attribute or ("terms" if terms else ""), **kwargs)
+                         protected_attribute=attribute or ("terms" if terms else ""), **kwargs)
         # bad input fails here, before any (background) scoring
         plan = plan_audit(self.scorer, templates=templates, attribute=attribute, terms=terms, texts=texts,
                           labels=labels, groups=groups, robustness=robustness, tolerance=tolerance,
@@ -103,7 +103,7 @@ class AuditView(View):
         for side, text in (("a", cf.text_a[i]), ("b", cf.text_b[i])):
             r = attribute(self.session, text, target=k, contrast=contrast, method=self._explain,
                           compute_faithfulness=False, truncate=True)
-            out[side] = {"tokens": r.labels, "weights": encode_array(r.scores[0], "float32"),
+            out[side] = {"tokens": r.tokens, "weights": encode_array(r.scores[0], "float32"),
                          "what": f"{METHODS[r.method]} of {r.targets[0]}"}
         return out
 
@@ -147,14 +147,14 @@ class AuditView(View):
     def _valid_pair(self, proposal):
         v = proposal["value"]
         n = len(self.result.counterfactual.shift) if self.result and self.result.counterfactual else 0
-        if v != -1 and not 0 <= v < n:
-            raise t.TraitError(f"selected_pair must be -1 (none) or a pair index in 0..{n - 1}, got {v}")
+        if v is not None and not 0 <= v < n:
+            raise t.TraitError(f"selected_pair must be None (none) or a pair index in 0..{n - 1}, got {v}")
         return v
 
     def _on_select(self, change) -> None:
         """Add the row and the attribution of a pair the view does not have yet (on demand)."""
         i = change["new"]
-        if i < 0 or self.result is None or self.result.counterfactual is None:
+        if i is None or self.result is None or self.result.counterfactual is None:
             return
         if not any(p["id"] == i for p in self.pairs):
             self.pairs = self.pairs + [self._pair_row(i)]

@@ -73,17 +73,6 @@ def encode_array(arr, dtype: str = "uint8", lo: float | None = None, hi: float |
     raise ValueError(f"unsupported transport dtype {dtype!r}; use one of {TRANSPORTS}")
 
 
-def check_index(value: int, n: int, name: str, *, allow_none: bool = True) -> int:
-    """Validate an index trait (`selected_token`, `layer`, ...): in 0..n-1, or -1 (none) where
-    allow_none. Raises a TraitError that names the trait and the range."""
-    if isinstance(value, bool):
-        raise t.TraitError(f"{name} must be an integer index, got {value!r}")
-    if not (-1 if allow_none else 0) <= value < n:
-        none = "-1 (none) or " if allow_none else ""
-        raise t.TraitError(f"{name} must be {none}in 0..{n - 1}, got {value}")
-    return value
-
-
 def decode_array(packed: dict) -> np.ndarray:
     """Inverse of encode_array (what the front end computes), for tests and exports."""
     raw = bytes(packed["data"])

@@ -8,29 +8,30 @@ import traitlets as t
 from ..compute.concepts import METHODS, concepts
 from ..compute.activations import check_labels, check_texts, extract
 from ..errors import LLMWidgetsError
-from .traits import Array
-from .base import View, check_index
+from .base import View
+from .traits import Array, Index
 from .probing import as_texts_labels
 
 
 class ConceptView(View):
     """2-D PCA (or UMAP) of activations at each layer, coloured by k-means cluster or by label.
 
-    >>> v = lw.ConceptView(session, texts, layer=4)               # one point per token
+    >>> v = lw.ConceptView(session, texts, selected_layer=3)               # one point per token
     >>> lw.ConceptView(session, texts, labels, level="sentence")  # one point per text
 
     Drag a rectangle over the scatter to select points: `selected_indices` (row numbers of
-    `.result.to_frame(layer)`) and their contexts appear below. `layer` re-projects; `color_by`
+    `.result.to_frame(selected_layer)`) and their contexts appear below. `selected_layer` (a block
+    index, lw.EMBEDDINGS for the embedding output) re-projects; `color_by`
     is 'cluster' or 'label'. `.result` is a ConceptResult; `.figure()` a bqplot scatter of it.
     """
 
     _bundle_name = "concepts"
     level = t.Unicode("token").tag(sync=True)
     n_layers = t.Int(0).tag(sync=True)
-    layer = t.Int(0).tag(sync=True)
+    selected_layer = Index("n_layers", default=0, embeddings=True, optional=False).tag(sync=True)
     k = t.Int(5).tag(sync=True)
     method = t.Unicode("pca").tag(sync=True)
-    coords = Array("float32", ndim=3).tag(sync=True)  # [L+1, N, 2]
+    coords = Array("float32", ndim=3).tag(sync=True)  # [L+1, N, 2]: row = selected_layer + 1
     clusters = Array("uint16", ndim=2).tag(sync=True)  # [L+1, N] cluster ids
     explained = Array("float32", ndim=2).tag(sync=True)  # [L+1, 2]
     label_names = t.List(t.Unicode()).tag(sync=True)
@@ -41,7 +42,7 @@ class ConceptView(View):
     selected_indices = t.List(t.Int()).tag(sync=True)
     done = t.Bool(False).tag(sync=True)
 
-    def __init__(self, session, texts, labels=None, *, layer: int | None = None, level: str = "token",
+    def __init__(self, session, texts, labels=None, *, level: str = "token",
                  k: int = 5, method: str = "pca", pooling: str = "mean", batch_size: int = 32,
                  truncate: bool = False, seed: int = 0, background: bool | None = None,
                  text_column: str = "text", label_column: str = "label", **kwargs):
@@ -52,15 +53,11 @@ class ConceptView(View):
             raise LLMWidgetsError(f"method must be one of {METHODS}, got {method!r}")
         if not 1 <= k <= 65535:
             raise LLMWidgetsError(f"k must be in 1..65535, got {k}")
-        n_layers = session.num_layers + 1
-        if layer is None:
-            layer = n_layers // 2
-        if not 0 <= layer < n_layers:
-            raise LLMWidgetsError(f"layer must be in 0..{n_layers - 1} (0 is the embedding output), got {layer}")
+        kwargs.setdefault("selected_layer", session.n_layers // 2)
         self.result = None
         self.activations = None
         super().__init__(title=kwargs.pop("title", f"Concepts \u00b7 {session.name}"), level=level,
-                         n_layers=n_layers, layer=layer, k=k, method=method,
+                         n_layers=session.n_layers, k=k, method=method,
                          color_by="label" if labels is not None else "cluster", **kwargs)
 
         def work(report):
@@ -87,11 +84,6 @@ class ConceptView(View):
             self.coords, self.clusters, self.explained = res.coords, res.clusters, res.explained
             self.done = True
 
-    @t.validate("layer")
-    def _valid_layer(self, proposal):
-        v = proposal["value"]
-        return check_index(v, self.n_layers, "layer", allow_none=False) if self.n_layers else v
-
     @t.validate("selected_indices")
     def _valid_selection(self, proposal):
         v = list(proposal["value"])
@@ -104,11 +96,11 @@ class ConceptView(View):
         """The selected rows (DataFrame at the current layer): their text, token, label, cluster."""
         if self.result is None:
             raise LLMWidgetsError("Still computing: call .wait() first.")
-        return self.result.to_frame(self.layer).iloc[list(self.selected_indices)]
+        return self.result.to_frame(self.selected_layer).iloc[list(self.selected_indices)]
 
     def figure(self):
         """A bqplot scatter of the current layer, coloured like the view (`color_by`: k-means
-        cluster or label), with a brush linked to `selected_indices` (both ways); it follows `layer`
+        cluster or label), with a brush linked to `selected_indices` (both ways); it follows `selected_layer`
         and `color_by`."""
         import bqplot as bq
 
@@ -122,16 +114,17 @@ class ConceptView(View):
 
         def colours():
             by_label = self.color_by == "label" and label_idx is not None
-            return label_idx if by_label else res.clusters[self.layer]
+            return label_idx if by_label else res.clusters[self.selected_layer + 1]
 
-        sc = bq.Scatter(x=res.coords[self.layer, :, 0], y=res.coords[self.layer, :, 1],
+        sc = bq.Scatter(x=res.coords[self.selected_layer + 1, :, 0], y=res.coords[self.selected_layer + 1, :, 1],
                         color=colours(), scales={"x": xs, "y": ys, "color": cs},
                         default_size=24, unselected_style={"opacity": 0.3})
         brush = bq.interacts.BrushSelector(x_scale=xs, y_scale=ys, marks=[sc], color="red")
 
         def relayer(change=None):
             with sc.hold_sync():
-                sc.x, sc.y = res.coords[self.layer, :, 0], res.coords[self.layer, :, 1]
+                row = self.selected_layer + 1
+                sc.x, sc.y = res.coords[row, :, 0], res.coords[row, :, 1]
                 sc.color = colours()
 
         def to_view(change):
@@ -142,7 +135,7 @@ class ConceptView(View):
             if list(sc.selected if sc.selected is not None else []) != list(change["new"]):
                 sc.selected = list(change["new"])
 
-        self.observe(relayer, names=["layer", "color_by"])
+        self.observe(relayer, names=["selected_layer", "color_by"])
         sc.observe(to_view, names="selected")
         self.observe(to_mark, names="selected_indices")
         axes = [bq.Axis(scale=xs, label="PC1"), bq.Axis(scale=ys, orientation="vertical", label="PC2")]

@@ -8,7 +8,8 @@ import traitlets as t
 
 from ..checks import names as name_list
 from ..errors import LLMWidgetsError
-from .base import View, check_index
+from .base import View
+from .traits import Index
 
 GENERATE = 4  # tokens a causal model's attribution panel generates and explains by default
 
@@ -41,7 +42,7 @@ class Explorer(View):
     _bundle_name = "explorer"
     text = t.Unicode("").tag(sync=True)
     tokens = t.List(t.Unicode()).tag(sync=True)
-    selected_token = t.Int(-1).tag(sync=True)
+    selected_token = Index("tokens").tag(sync=True)
     views = t.List(t.Instance(ipywidgets.Widget)).tag(sync=True, **ipywidgets.widget_serialization)
     view_names = t.List(t.Unicode()).tag(sync=True)
 
@@ -63,7 +64,7 @@ class Explorer(View):
         self.skipped: dict[str, str] = {}  # panel -> why it is not shown
         views, names, trace = self._build(text)
         super().__init__(title=kwargs.pop("title", f"Explorer \u00b7 {session.name}"), text=text,
-                         tokens=trace.labels, views=views, view_names=names, notice=trace.notice, **kwargs)
+                         tokens=trace.tokens, views=views, view_names=names, notice=trace.notice, **kwargs)
         self._link()
         self.observe(self._rerun, names=["text"])
 
@@ -139,10 +140,6 @@ class Explorer(View):
             v.cancel()
         return self
 
-    @t.validate("selected_token")
-    def _valid_token(self, proposal):
-        return check_index(proposal["value"], len(self.tokens), "selected_token")
-
     def _rerun(self, change):
         try:
             views, names, trace = self._build(change["new"])
@@ -152,8 +149,8 @@ class Explorer(View):
         self.error = ""
         old = list(self.views)
         with self.hold_sync():
-            self.selected_token = -1
-            self.tokens = trace.labels
+            self.selected_token = None
+            self.tokens = trace.tokens
             self.notice = trace.notice
             self.views, self.view_names = views, names
         self._link()

@@ -12,7 +12,7 @@ from ..compute.activations import check_labels, check_texts, extract, normalise_
 from ..compute.probing import probe_layers
 from ..checks import integer, names as name_list, number
 from ..errors import LLMWidgetsError
-from .traits import Array
+from .traits import Array, Index
 from .base import View, encode_array
 
 CURVES = ("accuracy", "ci95", "control", "control_ci95", "selectivity")
@@ -40,7 +40,7 @@ def explain_mistakes(session, acts, res, truncate: bool = False, batch_size: int
     wrong sentence row (mean pooling, linear probe): ProbeResult.token_contributions on the hidden
     states of that text's tokens (one batched pass over the texts concerned; special tokens, which
     the mean pooling leaves out, get 0)."""
-    wanted = [(layer, w) for layer, ws in enumerate(res.wrong) for w in ws]
+    wanted = [(row - 1, w) for row, ws in enumerate(res.wrong) for w in ws]
     if not wanted:
         return {}
     text_ids = sorted({int(acts.text_index[w["row"]]) for _, w in wanted})
@@ -51,7 +51,7 @@ def explain_mistakes(session, acts, res, truncate: bool = False, batch_size: int
         hs, special = states[int(acts.text_index[w["row"]])]
         keep = ~special if (~special).any() else np.ones_like(special)
         c = np.zeros(len(special), np.float32)
-        c[keep] = res.token_contributions(layer, w, hs[layer][keep])
+        c[keep] = res.token_contributions(layer, w, hs[layer + 1][keep])
         out[(layer, int(w["row"]))] = c
     report(1.0, "explained the mistakes")
     return out
@@ -64,7 +64,8 @@ class ProbeView(View):
     >>> v = lw.ProbeView(session, ds.texts, ds.labels)         # sentence level
     >>> lw.ProbeView(session, texts, word_labels, level="token")  # one label per word
 
-    Click a layer (or set `selected_layer`) to see its confusion matrix and most confidently wrong
+    Click a layer (or set `selected_layer`: a block index, lw.EMBEDDINGS for the embedding output,
+    None for none) to see its confusion matrix and most confidently wrong
     examples: at token level the mislabelled token is marked; at sentence level (linear probe, mean
     pooling) each token is coloured by its share of the wrong decision (`.contributions`, see
     ProbeResult.token_contributions; red: pushed towards the wrong class). `.result` is a
@@ -77,14 +78,14 @@ class ProbeView(View):
     level = t.Unicode("sentence").tag(sync=True)
     classes = t.List(t.Unicode()).tag(sync=True)
     n_layers = t.Int(0).tag(sync=True)
-    curves = Array("float32", ndim=2).tag(sync=True)  # [len(CURVES), L+1]
+    curves = Array("float32", ndim=2).tag(sync=True)  # [len(CURVES), L+1]: column = layer + 1
     curve_names = t.List(t.Unicode(), list(CURVES)).tag(sync=True)
     majority = t.Float(0.0).tag(sync=True)
     confusion = Array("int32", ndim=3).tag(sync=True)  # [L+1, C, C] counts
-    examples = t.List().tag(sync=True)  # per layer: [{tokens, highlight, true, pred, confidence}]
+    examples = t.List().tag(sync=True)  # per layer + 1: [{tokens, highlight, true, pred, confidence}]
     probe_kind = t.Unicode("linear").tag(sync=True)
     seeds = t.Int(3).tag(sync=True)
-    selected_layer = t.Int(-1).tag(sync=True)
+    selected_layer = Index("n_layers", embeddings=True).tag(sync=True)
     done = t.Bool(False).tag(sync=True)
 
     def __init__(self, session, texts, labels=None, *, level: str | None = None, seeds: int = 3,
@@ -155,7 +156,8 @@ class ProbeView(View):
         curves = np.stack([res.mean, res.ci, np.nan_to_num(res.control_mean, nan=-1.0),
                            np.nan_to_num(res.control_ci), np.nan_to_num(res.selectivity, nan=0.0)])
         examples = []
-        for layer, layer_wrong in enumerate(res.wrong):
+        for row_, layer_wrong in enumerate(res.wrong):
+            layer = row_ - 1
             rows = []
             for w in layer_wrong:
                 r = w["row"]
@@ -168,21 +170,14 @@ class ProbeView(View):
             examples.append(rows)
         with self.hold_sync():
             self.classes = res.classes
-            self.n_layers = res.num_layers
+            self.n_layers = res.n_layers
             self.curves = curves
             self.majority = res.majority
             self.confusion = res.confusion
             self.examples = examples
-            if self.selected_layer < 0 or self.selected_layer >= res.num_layers:
+            if self.selected_layer is None or self.selected_layer >= res.n_layers:
                 self.selected_layer = res.best_layer
             self.done = True
-
-    @t.validate("selected_layer")
-    def _valid_layer(self, proposal):
-        v = proposal["value"]
-        if self.n_layers and not -1 <= v < self.n_layers:
-            raise t.TraitError(f"selected_layer must be in 0..{self.n_layers - 1} (-1: none), got {v}")
-        return v
 
     def figure(self):
         """A bqplot Figure of accuracy (with 95% CI band), control, selectivity and the majority
@@ -192,7 +187,7 @@ class ProbeView(View):
         if self.result is None:
             raise LLMWidgetsError("The probes are still running: call .wait() first.")
         res = self.result
-        x = np.arange(res.num_layers)
+        x = np.arange(-1, res.n_layers)
         xs, ys = bq.LinearScale(), bq.LinearScale(min=min(0.0, float(np.nan_to_num(res.selectivity).min())), max=1.0)
         band = bq.Lines(x=[x, x], y=[res.mean - res.ci, res.mean + res.ci], scales={"x": xs, "y": ys},
                         fill="between", fill_colors=["#1f77b4"], fill_opacities=[0.15], colors=["#9ecae1"],
@@ -201,11 +196,11 @@ class ProbeView(View):
         series = [("accuracy", res.mean, "#1f77b4")]
         if res.control is not None:
             series += [("control", res.control_mean, "#ff7f0e"), ("selectivity", res.selectivity, "#2ca02c")]
-        series.append(("majority", np.full(res.num_layers, res.majority), "#7f7f7f"))
+        series.append(("majority", np.full(res.n_layers + 1, res.majority), "#7f7f7f"))
         for name, y, color in series:
             marks.append(bq.Lines(x=x, y=y, scales={"x": xs, "y": ys}, colors=[color], labels=[name],
                                   display_legend=True, marker="circle"))
-        axes = [bq.Axis(scale=xs, label="layer", tick_format="d"),
+        axes = [bq.Axis(scale=xs, label="layer (-1: embeddings)", tick_format="d"),
                 bq.Axis(scale=ys, orientation="vertical", label="held-out accuracy")]
         return bq.Figure(marks=marks, axes=axes, title=self.title, legend_location="bottom-right",
                          layout={"width": "560px", "height": "340px"})

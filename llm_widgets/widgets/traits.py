@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import traitlets as t
 
+from ..session import EMBEDDINGS
 from .base import TRANSPORTS, encode_array
 
 
@@ -40,3 +41,41 @@ class Array(t.TraitType):
             raise t.TraitError(f"The '{self.name}' trait of {type(obj).__name__} takes a {self.ndim}-D array, "
                                f"got shape {tuple(shape)}")
         return value
+
+
+
+class Index(t.TraitType):
+    """A selection (`selected_*`): an index into something the view counts, or None (nothing
+    selected). `bound` names the trait holding the count ("n_layers") or a list whose length is the
+    count ("tokens"); the range is checked once the count is known, after the other traits set in
+    the same call (so `View(..., n_layers=4, selected_layer=3)` works in any order).
+    `embeddings=True` also accepts EMBEDDINGS (views with a row for the embedding output);
+    `optional=False` forbids None (a view that always shows one layer)."""
+
+    info_text = "an index or None"
+
+    def __init__(self, bound: str, *, default: int | None = None, embeddings: bool = False,
+                 optional: bool = True, **kwargs):
+        self.bound, self.embeddings = bound, embeddings
+        super().__init__(default_value=default, allow_none=optional, **kwargs)
+
+    def count(self, obj) -> int:
+        n = getattr(obj, self.bound, 0)
+        return len(n) if isinstance(n, (list, tuple)) else int(n)
+
+    def validate(self, obj, value):
+        if value is None and self.allow_none:
+            return None
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+            none = " or None (nothing selected)" if self.allow_none else ""
+            raise t.TraitError(f"{self.name} must be an integer index{none}, got {value!r}")
+        return int(value)
+
+    def _cross_validate(self, obj, value):
+        if value is not None:
+            n, low = self.count(obj), EMBEDDINGS if self.embeddings else 0
+            if value < low or (n and value >= n):
+                extra = " or lw.EMBEDDINGS (-1)" if self.embeddings else ""
+                none = ", or None (nothing selected)" if self.allow_none else ""
+                raise t.TraitError(f"{self.name} must be in 0..{n - 1}{extra}{none}; got {value}")
+        return super()._cross_validate(obj, value)

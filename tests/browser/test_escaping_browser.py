@@ -10,13 +10,13 @@ TEXT = f"the {XSS} cat"
 
 
 def views(minilm, tiny_gpt2):
-    yield "neuron", lambda: lw.NeuronView(minilm, TEXT, layer=1)
+    yield "neuron", lambda: lw.NeuronView(minilm, TEXT, selected_layer=1)
     yield "logit_lens", lambda: lw.LogitLensView(tiny_gpt2, TEXT)
     yield "patching", lambda: lw.PatchingView(tiny_gpt2, TEXT + " john", TEXT + " mary", metric="logit_diff",
-                                              answers=(" john", " mary"), heads=False)
+                                              answers=(" john", " mary"), per_head=False)
     yield "probe", lambda: lw.ProbeView(minilm, [f"{XSS} runs", "it ran", f"{XSS} walks", "he walked"] * 4,
                                         ["present", "past"] * 8, seeds=1, control=False, background=False)
-    yield "concepts", lambda: lw.ConceptView(minilm, [TEXT, "a dog"], layer=1, k=2, background=False)
+    yield "concepts", lambda: lw.ConceptView(minilm, [TEXT, "a dog"], selected_layer=1, k=2, background=False)
     yield "explorer", lambda: lw.Explorer(minilm, TEXT)
 
 

@@ -18,19 +18,19 @@ def click_cell(page, testid, row, col):
 def test_patching_click_reads_back_in_python(notebook):
     nb = notebook([MODEL, f"v = lw.PatchingView(s, clean={CLEAN!r}, corrupted={CORRUPT!r}, "
                           "answers=('mary', 'john'), background=True)\nv",
-                      f"nv = lw.NeuronView(s, {CLEAN!r}, layer=1)\nnv"], name="patching-demo")
+                      f"nv = lw.NeuronView(s, {CLEAN!r}, selected_layer=1)\nnv"], name="patching-demo")
     page = nb.page
     page.locator("[data-lw-view=patching][data-ready='1']").first.wait_for(timeout=60_000)
     assert page.locator("[data-lw-view=patching] canvas[data-testid^=heat-]").count() == 4
     last = int(nb.run("print(len(v.tokens) - 1)"))
     click_cell(page, "heat-resid", 2, last)
-    page.wait_for_selector(f"[data-testid=detail][data-site=resid][data-layer='2'][data-position='{last}']")
-    assert nb.run("print(v.selected_site, v.selected_layer, v.selected_position)") == f"resid 2 {last}"
+    page.wait_for_selector(f"[data-testid=detail][data-site=resid][data-layer='2'][data-token='{last}']")
+    assert nb.run("print(v.selected_site, v.selected_layer, v.selected_token)") == f"resid 2 {last}"
     # the full clean residual at the last layer restores the clean output: the view says 1.0000
     assert page.locator("[data-testid=detail-title]").inner_text().endswith(": 1.0000")
     click_cell(page, "heat-heads", 1, 3)
     page.wait_for_selector("[data-testid=detail][data-site=heads][data-layer='1'][data-head='3']")
-    assert nb.run("print(v.selected_site, v.selected_layer, v.selected_head, v.selected_position)") == "heads 1 3 -1"
+    assert nb.run("print(v.selected_site, v.selected_layer, v.selected_head, v.selected_token)") == "heads 1 3 None"
     nb.screenshot("patching-click")
     # NeuronView in the kernel: token -> top neuron -> zero-ablate it; the output change is shown
     nv = page.locator("[data-lw-view=neuron][data-ready='1']").first
@@ -39,7 +39,7 @@ def test_patching_click_reads_back_in_python(notebook):
     nv.locator("[data-testid=ablation-mode]").select_option("zero")
     nv.locator("[data-testid=ablation] td").first.wait_for(timeout=30_000)
     assert nb.run("print(nv.selected_token, nv.ablation['neurons'] == [nv.selected_neuron], nv.ablation['mode'])") == "3 True zero"
-    first = nb.run("print(nv.ablation['labels'][0])")
+    first = nb.run("print(nv.ablation['outputs'][0])")
     assert nv.locator("[data-testid=ablation] td").first.inner_text() == f'"{first}"'
 
 
@@ -60,10 +60,11 @@ def test_mechanistic_exports_render_offline(tiny_gpt2, minilm, static_page, tmp_
     page.wait_for_selector("[data-lw-view=logit_lens][data-ready='1']")
     click_cell(page, "heatmap", 3, 2)
     first = page.locator("[data-lw-view=logit_lens] [data-testid=detail] li").first.inner_text()
-    label, p = lens.result.top(3, 2)[0]
+    label, p = lens.result.top(2, 2)[0]  # row 3 is block 2 (the embeddings are row 0)
     assert first.startswith(f'"{label}"') and f"{p * 100:.1f}%" in first
+    assert page.evaluate("() => window.__lw_models[0].get('selected_layer')") == 2
 
-    nv = lw.NeuronView(minilm, "The cat sat on the mat", layer=2)
+    nv = lw.NeuronView(minilm, "The cat sat on the mat", selected_layer=2)
     page = static_page(nv.to_html(tmp_path / "neurons.html"))
     page.wait_for_selector("[data-lw-view=neuron][data-ready='1']")
     page.locator("[data-testid=tokens] .lw-tok").nth(2).click()

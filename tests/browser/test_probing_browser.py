@@ -8,7 +8,7 @@ import pytest
 CELLS = [
     "import llm_widgets as lw\ns = lw.load()",
     "probe = lw.ProbeView(s, lw.datasets.tense(40), seeds=3)\nprobe",
-    "cv = lw.ConceptView(s, lw.datasets.part_of_speech(10), layer=3)\ncv",
+    "cv = lw.ConceptView(s, lw.datasets.part_of_speech(10), selected_layer=2)\ncv",
 ]
 
 
@@ -35,10 +35,11 @@ def test_probe_and_concepts_in_jupyterlab_and_static_export(notebook, static_pag
     page = nb.page
     page.locator("[data-lw-view=probe][data-ready='1']").first.wait_for(timeout=120_000)
     assert nb.run("probe.wait(); print(probe.done, probe.progress)") == "True -1.0"
-    # click layer 3 on the chart -> Python sees it; the detail panel shows that layer's confusion matrix
+    # click the chart's 4th column (embeddings first: block 2) -> Python sees selected_layer 2; the
+    # detail panel shows that layer's confusion matrix (row 3 of the per-layer arrays)
     page.locator("[data-lw-view=probe] [data-testid=layer-3]").first.click()
-    page.wait_for_selector("[data-lw-view=probe] [data-testid=detail][data-layer='3']")
-    assert nb.run("print(probe.selected_layer)") == "3"
+    page.wait_for_selector("[data-lw-view=probe] [data-testid=detail][data-layer='2']")
+    assert nb.run("print(probe.selected_layer)") == "2"
     drawn = page.evaluate("""() => {
         const m = document.querySelector('[data-lw-view=probe]').parentElement.__lw.heat.m;
         return Array.from(m.values); }""")
@@ -46,9 +47,9 @@ def test_probe_and_concepts_in_jupyterlab_and_static_export(notebook, static_pag
     assert drawn == expected
     # Python drives the view; the weakest layer's mistakes are drawn with each token's share of the
     # wrong decision (the numbers of probe.contributions)
-    worst = json.loads(nb.run("import numpy as np\nL = int(np.argmin(probe.result.mean))\n"
+    worst = json.loads(nb.run("import numpy as np\nL = int(np.argmin(probe.result.mean)) - 1\n"
                               "probe.selected_layer = L\n"
-                              "print(json.dumps([L, probe.contributions[(L, probe.examples[L][0]['row'])].tolist()]))"))
+                              "print(json.dumps([L, probe.contributions[(L, probe.examples[L + 1][0]['row'])].tolist()]))"))
     page.wait_for_selector(f"[data-lw-view=probe] [data-testid=detail][data-layer='{worst[0]}'] [data-testid=weights-legend]")
     drawn = page.eval_on_selector("[data-lw-view=probe] [data-testid=wrong-example]",
                                   "e => Array.from(e.querySelectorAll('.lw-tok')).map(s => Number(s.dataset.weight))")
@@ -66,8 +67,8 @@ def test_probe_and_concepts_in_jupyterlab_and_static_export(notebook, static_pag
     page.wait_for_selector(f"[data-lw-view=concepts] canvas[data-selected='{len(want)}']")
     assert json.loads(nb.run("print(cv.selected_indices)")) == want
     assert page.locator("[data-lw-view=concepts] [data-testid=context]").count() == len(want)
-    nb.run("cv.layer = 1")
-    page.wait_for_function("() => document.querySelector('[data-lw-view=concepts] [data-testid=layer-label]').textContent === '1'")
+    nb.run("cv.selected_layer = 0")
+    page.wait_for_function("() => document.querySelector('[data-lw-view=concepts] [data-testid=layer-label]').textContent === 'block 0'")
     nb.screenshot("probe-concepts")
     assert not nb.errors
 
@@ -76,7 +77,7 @@ def test_probe_and_concepts_in_jupyterlab_and_static_export(notebook, static_pag
     sp = static_page(probe_html)
     sp.locator("[data-lw-view=probe][data-ready='1']").wait_for()
     sp.locator("[data-testid=layer-2]").click()
-    sp.wait_for_selector("[data-testid=detail][data-layer='2']")
+    sp.wait_for_selector("[data-testid=detail][data-layer='1']")
     cv_html = nb.run("cv.selected_indices = []\nprint(cv.to_html(%r))" % str(tmp_path / "cv.html"))
     sc = static_page(cv_html)
     sc.locator("[data-lw-view=concepts][data-ready='1']").wait_for()
@@ -90,9 +91,9 @@ def test_probe_and_concepts_in_jupyterlab_and_static_export(notebook, static_pag
     sc.select_option("[data-testid=color-by]", "cluster")
     sc.wait_for_function("() => document.querySelector('[data-testid=legend]').textContent.includes('cluster 0')")
     assert sc.evaluate("() => window.__lw_models[0].get('color_by')") == "cluster"
-    assert sc.locator("[data-testid=layer-label]").text_content() == "1"  # exported after cv.layer = 1
-    sc.locator("[data-testid=layer]").fill("3")
-    sc.wait_for_function("() => document.querySelector('[data-testid=layer-label]').textContent === '3'")
+    assert sc.locator("[data-testid=layer-label]").text_content() == "block 0"  # exported after cv.selected_layer = 0
+    sc.locator("[data-testid=layer]").fill("2")  # block 2: row 3 of coords
+    sc.wait_for_function("() => document.querySelector('[data-testid=layer-label]').textContent === 'block 2'")
     assert float(canvas.evaluate("e => e.dataset.x0")) == pytest.approx(float(coords[:, 0].min()), abs=1e-4)
     assert float(canvas.evaluate("e => e.dataset.x0")) != pytest.approx(
         min(c[0] for c in json.loads(nb.run("print(json.dumps(cv.result.coords[1].tolist()))"))), abs=1e-4)

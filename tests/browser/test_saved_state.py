@@ -15,7 +15,7 @@ def executed():
     nb.cells = [nbformat.v4.new_code_cell(c) for c in [
         "import llm_widgets as lw\ns = lw.load()",
         f"ex = lw.Explorer(s, {TEXT!r})\nex.selected_token = 3\nex",
-        f"v = lw.AttentionView(s, {TEXT!r}, layer=2, head=5)\nv",
+        f"v = lw.AttentionView(s, {TEXT!r}, selected_layer=2, selected_head=5)\nv",
     ]]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

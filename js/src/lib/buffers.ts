@@ -1,4 +1,6 @@
 // Decode arrays packed by llm_widgets.widgets.base.encode_array.
+import { size, type NDArray } from "./ndarray";
+
 export interface Packed {
   shape: number[];
   dtype: "uint8" | "float16" | "float32" | "int32" | "uint16";
@@ -7,21 +9,25 @@ export interface Packed {
   data: unknown; // DataView | ArrayBuffer | Uint8Array (live) or {__b64__} (static export, revived by the host)
 }
 
-export interface NDArray {
-  shape: number[];
-  values: Float32Array;
+// NDArray and slice2d live in ./ndarray (indexing); re-exported here, where the views import them from.
+export type { NDArray } from "./ndarray";
+export { slice2d } from "./ndarray";
+
+/** The bytes of a base64 string (how static exports carry binary buffers). */
+export function fromBase64(b64: string): Uint8Array {
+  const bin = atob(b64);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
 }
+
+const ITEM_SIZE: Record<Packed["dtype"], number> = { uint8: 1, float16: 2, uint16: 2, int32: 4, float32: 4 };
 
 export function bytesOf(data: unknown): Uint8Array {
   if (data instanceof Uint8Array) return data;
   if (data instanceof ArrayBuffer) return new Uint8Array(data);
   if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  if (data && typeof data === "object" && "__b64__" in data) {
-    const bin = atob(String((data as { __b64__: string }).__b64__));
-    const out = new Uint8Array(bin.length);
-    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-    return out;
-  }
+  if (data && typeof data === "object" && "__b64__" in data) return fromBase64(String((data as { __b64__: string }).__b64__));
   throw new Error("llm-widgets: cannot decode buffer of type " + typeof data);
 }
 
@@ -37,7 +43,9 @@ export function halfToFloat(h: number): number {
 export function decode(p: Packed | null | undefined): NDArray | null {
   if (!p || !p.shape) return null;
   const bytes = bytesOf(p.data);
-  const n = p.shape.reduce((a, b) => a * b, 1);
+  const n = size(p.shape);
+  const need = n * (ITEM_SIZE[p.dtype] ?? 4);
+  if (bytes.byteLength < need) throw new Error(`llm-widgets: ${p.dtype} array of shape [${p.shape.join(", ")}] needs ${need} bytes, got ${bytes.byteLength}`);
   const values = new Float32Array(n);
   if (p.dtype === "uint8") {
     for (let i = 0; i < n; i++) values[i] = p.offset + bytes[i] * p.scale;
@@ -49,17 +57,4 @@ export function decode(p: Packed | null | undefined): NDArray | null {
     else for (let i = 0; i < n; i++) values[i] = view.getFloat32(4 * i, true);
   }
   return { shape: p.shape.slice(), values };
-}
-
-/** A [rows, cols] slice at `index` of the leading axes of a >=2-D array. */
-export function slice2d(a: NDArray, ...index: number[]): NDArray {
-  const rows = a.shape[a.shape.length - 2];
-  const cols = a.shape[a.shape.length - 1];
-  let off = 0;
-  let stride = rows * cols;
-  for (let d = index.length - 1; d >= 0; d--) {
-    off += index[d] * stride;
-    stride *= a.shape[d];
-  }
-  return { shape: [rows, cols], values: a.values.subarray(off, off + rows * cols) };
 }

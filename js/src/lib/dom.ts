@@ -1,12 +1,12 @@
 // Safe DOM building: text always goes through textContent, never innerHTML.
-type Attrs = Record<string, string | number | boolean | undefined>;
+type Attrs = Record<string, string | number | boolean | null | undefined>;
 
 export function h<K extends keyof HTMLElementTagNameMap>(
   tag: K, attrs: Attrs = {}, ...children: (Node | string | null | undefined)[]
 ): HTMLElementTagNameMap[K] {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === false) continue;
+    if (v === undefined || v === null || v === false) continue;
     if (k === "class") e.className = String(v);
     else if (k === "text") e.textContent = String(v);
     else if (k === "style") e.setAttribute("style", String(v));
@@ -14,6 +14,12 @@ export function h<K extends keyof HTMLElementTagNameMap>(
   }
   for (const c of children) if (c != null) e.append(typeof c === "string" ? document.createTextNode(c) : c);
   return e;
+}
+
+/** Where a mouse event happened, in CSS px relative to the top-left corner of `el`. */
+export function localPoint(e: { clientX: number; clientY: number }, el: Element): [number, number] {
+  const r = el.getBoundingClientRect();
+  return [e.clientX - r.left, e.clientY - r.top];
 }
 
 const STYLE_ID = "llm-widgets-style";

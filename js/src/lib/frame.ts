@@ -2,12 +2,27 @@
 // (llm_widgets.widgets.base.View), a toolbar, and listener bookkeeping for clean teardown.
 import { h, injectStyle, savePNG, snapshot } from "./dom";
 
+// Trait values are whatever JSON (or buffers) Python sends; each view states the type it reads, so
+// get() returns `any` rather than making every view cast. Callbacks take the event's arguments.
+/* eslint-disable @typescript-eslint/no-explicit-any */
 export interface Model {
   get(key: string): any;
   set(key: string, value: unknown): void;
   save_changes(): void;
   on(event: string, cb: (...args: any[]) => void): void;
   off(event?: string | null, cb?: ((...args: any[]) => void) | null): void;
+}
+/* eslint-enable @typescript-eslint/no-explicit-any */
+
+/** What a view bundle exports as default (anywidget's module shape). */
+export interface ViewModule {
+  initialize?(a: { model: Model }): unknown;
+  render(a: { model: Model; el: HTMLElement }): (() => void) | void | Promise<(() => void) | void>;
+}
+
+/** Hand a view's parts (heatmap, strip, table...) to browser tests as `el.__lw`. */
+export function expose(el: HTMLElement, parts: object): void {
+  (el as HTMLElement & { __lw?: object }).__lw = parts;
 }
 
 export interface Frame {

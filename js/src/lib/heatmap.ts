@@ -1,12 +1,15 @@
 // A matrix on one <canvas>: labelled axes, hover/click cells, row/column highlight, PNG export.
 // Text is drawn with fillText (never parsed as HTML), so token strings cannot inject markup.
-import { NDArray } from "./buffers";
-import { RGB, seq, div, ink } from "./colors";
+import { ink, pixels, scaleColor, Scale } from "./colors";
+import { localPoint } from "./dom";
+import { fmt } from "./format";
+import { cellCenter, cellRect, GridLayout, gridSize, hitCell } from "./geometry";
+import { absMax, at, NDArray } from "./ndarray";
 
 export interface HeatmapOptions {
   rowLabels?: string[];
   colLabels?: string[];
-  scale?: "seq" | "div";
+  scale?: Scale;
   vmax?: number; // colour range: [0, vmax] (seq) or [-vmax, vmax] (div); default from data
   maxSize?: number; // largest plot side in CSS px
   minCell?: number;
@@ -22,6 +25,22 @@ export function shorten(s: string, n = 12): string {
   return s.length > n ? s.slice(0, n - 1) + "\u2026" : s;
 }
 
+/** Side of a cell (CSS px): the largest that keeps the plot within maxSize, at most 28, at least minCell. */
+export function cellSize(rows: number, cols: number, maxSize = 520, minCell = 0.25): number {
+  return Math.max(minCell, Math.min(28, maxSize / Math.max(rows, cols, 1)));
+}
+
+/** Room (CSS px) for axis labels: none when cells are too small to label or there are no labels. */
+export function labelRoom(labels: string[] | undefined, cell: number): number {
+  return labels && cell >= 6 ? 8 + 6.5 * Math.min(12, Math.max(...labels.map((s) => s.length), 1)) : 0;
+}
+
+/** Where the cells of a rows x cols heatmap are drawn. */
+export function heatmapLayout(rows: number, cols: number, o: Pick<HeatmapOptions, "rowLabels" | "colLabels" | "maxSize" | "minCell"> = {}): GridLayout {
+  const cell = cellSize(rows, cols, o.maxSize, o.minCell);
+  return { left: labelRoom(o.rowLabels, cell), top: labelRoom(o.colLabels, cell), rows, cols, cellW: cell, cellH: cell };
+}
+
 export class Heatmap {
   readonly canvas: HTMLCanvasElement;
   readonly tip: HTMLDivElement;
@@ -29,9 +48,8 @@ export class Heatmap {
   private m: NDArray | null = null;
   private o: HeatmapOptions = {};
   private bitmap: HTMLCanvasElement | null = null;
-  private cell = 1;
-  private left = 0;
-  private top = 0;
+  private vmax = 0; // colour range of the matrix drawn
+  private g: GridLayout = { left: 0, top: 0, rows: 0, cols: 0, cellW: 1, cellH: 1 };
   private hl: { row: number | null; col: number | null; sel: number | null } = { row: null, col: null, sel: null };
 
   constructor(testid = "heatmap") {
@@ -60,44 +78,41 @@ export class Heatmap {
   get rows(): number { return this.m ? this.m.shape[0] : 0; }
   get cols(): number { return this.m ? this.m.shape[1] : 0; }
 
+  /** Where the cells are drawn (CSS px, relative to the canvas). */
+  get layout(): GridLayout { return this.g; }
+
   /** Position (CSS px, relative to the canvas) of the centre of cell (r, c): used by tests. */
   cellCenter(r: number, c: number): [number, number] {
-    return [this.left + (c + 0.5) * this.cell, this.top + (r + 0.5) * this.cell];
+    return cellCenter(this.g, r, c);
+  }
+
+  /** [row, col] of the cell under canvas point (x, y), [-1, -1] outside the cells. */
+  cellAtPoint(x: number, y: number): [number, number] {
+    return this.m ? hitCell(this.g, x, y) : [-1, -1];
   }
 
   draw(m: NDArray, o: HeatmapOptions = {}): void {
     this.m = m;
     this.o = o;
     const [rows, cols] = m.shape;
-    let vmax = o.vmax;
-    if (vmax === undefined) {
-      vmax = 0;
-      for (let i = 0; i < m.values.length; i++) vmax = Math.max(vmax, Math.abs(m.values[i]));
-    }
-    const color = o.scale === "div" ? (v: number) => div(v, vmax!) : (v: number) => seq(v, vmax!);
-    // 1 px per cell offscreen, scaled up without smoothing
+    const vmax = o.vmax ?? absMax(m.values);
+    this.vmax = vmax;
+    // 1 px per cell offscreen, scaled up without smoothing (no bitmap where canvases cannot draw)
     const bm = document.createElement("canvas");
     bm.width = cols;
     bm.height = rows;
-    const bctx = bm.getContext("2d")!;
-    const img = bctx.createImageData(cols, rows);
-    for (let i = 0; i < rows * cols; i++) {
-      const c: RGB = color(m.values[i]);
-      img.data[4 * i] = c[0]; img.data[4 * i + 1] = c[1]; img.data[4 * i + 2] = c[2]; img.data[4 * i + 3] = 255;
+    const bctx = bm.getContext("2d");
+    if (bctx) {
+      const img = bctx.createImageData(cols, rows);
+      img.data.set(pixels(m.values, scaleColor(o.scale, vmax)));
+      bctx.putImageData(img, 0, 0);
     }
-    bctx.putImageData(img, 0, 0);
-    this.bitmap = bm;
-    const maxSize = o.maxSize ?? 520;
-    this.cell = Math.max(o.minCell ?? 0.25, Math.min(28, maxSize / Math.max(rows, cols)));
-    const labelPx = (labels?: string[]) => (labels && this.cell >= 6 ? 8 + 6.5 * Math.min(12, Math.max(...labels.map((s) => s.length), 1)) : 0);
-    this.left = labelPx(o.rowLabels);
-    this.top = labelPx(o.colLabels);
+    this.bitmap = bctx ? bm : null;
+    this.g = heatmapLayout(rows, cols, o);
     this.render();
-    this.canvas.dataset.rows = String(rows);
-    this.canvas.dataset.cols = String(cols);
-    this.canvas.dataset.cell = String(this.cell);
-    this.canvas.dataset.left = String(this.left);
-    this.canvas.dataset.top = String(this.top);
+    Object.assign(this.canvas.dataset, {
+      rows: String(rows), cols: String(cols), cell: String(this.g.cellW), left: String(this.g.left), top: String(this.g.top),
+    });
   }
 
   highlight(row: number | null, col: number | null, sel: number | null = this.hl.sel): void {
@@ -106,10 +121,12 @@ export class Heatmap {
   }
 
   private render(): void {
-    if (!this.m || !this.bitmap) return;
+    if (!this.m) return;
     const [rows, cols] = this.m.shape;
-    const w = this.left + cols * this.cell + 2;
-    const hgt = this.top + rows * this.cell + 2;
+    const g = this.g, cell = g.cellW, left = g.left, top = g.top;
+    const [gw, gh] = gridSize(g);
+    const w = gw + 2;
+    const hgt = gh + 2;
     const dpr = (typeof window !== "undefined" && window.devicePixelRatio) || 1;
     if (this.canvas.width !== Math.ceil(w * dpr) || this.canvas.height !== Math.ceil(hgt * dpr)) {
       this.canvas.width = Math.ceil(w * dpr);
@@ -118,25 +135,25 @@ export class Heatmap {
       this.canvas.style.height = `${hgt}px`;
     }
     const ctx = this.canvas.getContext("2d");
-    if (!ctx) return;
+    if (!ctx || !this.bitmap) return;
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, w, hgt);
     ctx.imageSmoothingEnabled = false;
-    ctx.drawImage(this.bitmap, this.left, this.top, cols * this.cell, rows * this.cell);
+    ctx.drawImage(this.bitmap, left, top, cols * cell, rows * cell);
     const o = this.o;
     ctx.font = "11px ui-monospace,Menlo,monospace";
     ctx.fillStyle = "#333";
-    if (this.cell >= 6) {
-      const step = Math.ceil(11 / this.cell);
+    if (cell >= 6) {
+      const step = Math.ceil(11 / cell);
       ctx.textAlign = "right";
       ctx.textBaseline = "middle";
       if (o.rowLabels) for (let r = 0; r < rows; r += step) {
         ctx.fillStyle = r === this.hl.sel || r === this.hl.row ? "#d62728" : "#333";
-        ctx.fillText(shorten(o.rowLabels[r] ?? ""), this.left - 4, this.top + (r + 0.5) * this.cell);
+        ctx.fillText(shorten(o.rowLabels[r] ?? ""), left - 4, top + (r + 0.5) * cell);
       }
       if (o.colLabels) for (let c = 0; c < cols; c += step) {
         ctx.save();
-        ctx.translate(this.left + (c + 0.5) * this.cell, this.top - 4);
+        ctx.translate(left + (c + 0.5) * cell, top - 4);
         ctx.rotate(-Math.PI / 2);
         ctx.textAlign = "left";
         ctx.fillStyle = (c === this.hl.sel && o.markSelColumn !== false) || c === this.hl.col ? "#d62728" : "#333";
@@ -144,15 +161,15 @@ export class Heatmap {
         ctx.restore();
       }
     }
-    if (o.cellText && this.cell >= 18) {
+    if (o.cellText && cell >= 18) {
       ctx.textAlign = "center";
       ctx.textBaseline = "middle";
-      ctx.font = `${Math.min(11, this.cell / 2.2)}px ui-monospace,Menlo,monospace`;
-      const vmax = o.vmax ?? 1;
+      ctx.font = `${Math.min(11, cell / 2.2)}px ui-monospace,Menlo,monospace`;
+      const color = scaleColor(o.scale, this.vmax);
       for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) {
-        const v = this.m.values[r * cols + c];
-        ctx.fillStyle = ink(o.scale === "div" ? div(v, vmax) : seq(v, vmax));
-        ctx.fillText(shorten(o.cellText(r, c), Math.max(2, Math.floor(this.cell / 6))), this.left + (c + 0.5) * this.cell, this.top + (r + 0.5) * this.cell);
+        const [x, y] = cellCenter(g, r, c);
+        ctx.fillStyle = ink(color(at(this.m, r, c)));
+        ctx.fillText(shorten(o.cellText(r, c), Math.max(2, Math.floor(cell / 6))), x, y);
       }
     }
     ctx.lineWidth = 1.5;
@@ -160,20 +177,15 @@ export class Heatmap {
       ctx.strokeStyle = color;
       ctx.strokeRect(x + 0.5, y + 0.5, bw, bh);
     };
-    if (this.hl.row !== null) box(this.left, this.top + this.hl.row * this.cell, cols * this.cell, this.cell, "#ff7f0e");
-    if (this.hl.col !== null) box(this.left + this.hl.col * this.cell, this.top, this.cell, rows * this.cell, "#ff7f0e");
-    if (this.hl.sel !== null && this.hl.sel >= 0 && this.hl.sel < rows) box(this.left, this.top + this.hl.sel * this.cell, cols * this.cell, this.cell, "#d62728");
+    if (this.hl.row !== null) box(left, cellRect(g, this.hl.row, 0).y, cols * cell, cell, "#ff7f0e");
+    if (this.hl.col !== null) box(cellRect(g, 0, this.hl.col).x, top, cell, rows * cell, "#ff7f0e");
+    if (this.hl.sel !== null && this.hl.sel >= 0 && this.hl.sel < rows) box(left, cellRect(g, this.hl.sel, 0).y, cols * cell, cell, "#d62728");
   }
 
+  /** The cell under a mouse event, or null. */
   private cellAt(e: MouseEvent): [number, number] | null {
-    if (!this.m) return null;
-    const rect = this.canvas.getBoundingClientRect();
-    const x = e.clientX - rect.left - this.left;
-    const y = e.clientY - rect.top - this.top;
-    const c = Math.floor(x / this.cell);
-    const r = Math.floor(y / this.cell);
-    if (r < 0 || c < 0 || r >= this.rows || c >= this.cols) return null;
-    return [r, c];
+    const [r, c] = this.cellAtPoint(...localPoint(e, this.canvas));
+    return r < 0 ? null : [r, c];
   }
 
   private move(e: MouseEvent): void {
@@ -183,12 +195,13 @@ export class Heatmap {
       return;
     }
     const [r, c] = rc;
-    const v = this.m.values[r * this.cols + c];
+    const v = at(this.m, r, c);
     const o = this.o;
-    this.tip.textContent = o.describe ? o.describe(r, c, v) : `${o.rowLabels?.[r] ?? r} \u2192 ${o.colLabels?.[c] ?? c}: ${v.toFixed(4)}`;
+    this.tip.textContent = o.describe ? o.describe(r, c, v) : `${o.rowLabels?.[r] ?? r} \u2192 ${o.colLabels?.[c] ?? c}: ${fmt(v, 4)}`;
     this.tip.style.display = "block";
-    this.tip.style.left = `${this.left + (c + 1) * this.cell + 8}px`;
-    this.tip.style.top = `${this.top + r * this.cell}px`;
+    const b = cellRect(this.g, r, c);
+    this.tip.style.left = `${b.x + b.w + 8}px`;
+    this.tip.style.top = `${b.y}px`;
     o.onHover?.(r, c);
   }
 }

@@ -1,5 +1,7 @@
 // An SVG line chart over integer x (e.g. layers): several series, optional error bands, a dashed
 // baseline, hover and click on x columns. Labels use textContent (never parsed as markup).
+import { fmt } from "./format";
+
 const NS = "http://www.w3.org/2000/svg";
 
 export interface Series {
@@ -23,6 +25,20 @@ export interface LineChartOptions {
   testid?: string;
 }
 
+/** The y range to plot: [yMin, yMax] where given, else the extent of the finite values (bands
+ * included) of the first n points of every series; [0, 1] when that is empty or a single value. */
+export function yRange(series: readonly Series[], n: number, yMin?: number, yMax?: number): [number, number] {
+  let lo = yMin ?? Infinity, hi = yMax ?? -Infinity;
+  for (const s of series) for (let i = 0; i < n; i++) {
+    const v = s.values[i], b = s.band ? s.band[i] : 0;
+    if (!Number.isFinite(v)) continue;
+    const half = Number.isFinite(b) ? b : 0;
+    if (yMin === undefined) lo = Math.min(lo, v - half);
+    if (yMax === undefined) hi = Math.max(hi, v + half);
+  }
+  return hi > lo ? [lo, hi] : [0, 1];
+}
+
 function svg<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string, string | number> = {}): SVGElementTagNameMap[K] {
   const e = document.createElementNS(NS, tag);
   for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
@@ -40,14 +56,7 @@ export class LineChart {
     const pw = W - m.l - m.r, ph = H - m.t - m.b;
     this.el = svg("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, "data-testid": o.testid ?? "chart" });
     this.el.style.font = "11px system-ui,sans-serif";
-    let lo = o.yMin ?? Infinity, hi = o.yMax ?? -Infinity;
-    for (const s of series) for (let i = 0; i < n; i++) {
-      const v = s.values[i], b = s.band ? s.band[i] : 0;
-      if (!Number.isFinite(v)) continue;
-      if (o.yMin === undefined) lo = Math.min(lo, v - b);
-      if (o.yMax === undefined) hi = Math.max(hi, v + b);
-    }
-    if (!(hi > lo)) { lo = 0; hi = 1; }
+    const [lo, hi] = yRange(series, n, o.yMin, o.yMax);
     const x = (i: number) => m.l + (n > 1 ? (i / (n - 1)) * pw : pw / 2);
     const y = (v: number) => m.t + ph - ((v - lo) / (hi - lo)) * ph;
     const text = (s: string, attrs: Record<string, string | number>) => {
@@ -60,7 +69,7 @@ export class LineChart {
     for (let k = 0; k <= 4; k++) {
       const v = lo + ((hi - lo) * k) / 4;
       g.append(svg("line", { x1: m.l, x2: m.l + pw, y1: y(v), y2: y(v), stroke: "#eee" }));
-      g.append(text(v.toFixed(2), { x: m.l - 4, y: y(v) + 4, "text-anchor": "end", fill: "#555" }));
+      g.append(text(fmt(v, 2), { x: m.l - 4, y: y(v) + 4, "text-anchor": "end", fill: "#555" }));
     }
     const step = Math.max(1, Math.ceil(n / 16));
     for (let i = 0; i < n; i += step) g.append(text(o.xTick ? o.xTick(i) : String(i), { x: x(i), y: m.t + ph + 14, "text-anchor": "middle", fill: "#555" }));
@@ -94,6 +103,7 @@ export class LineChart {
       if (s.band) {
         const up: string[] = [], down: string[] = [];
         for (let i = 0; i < n; i++) {
+          if (!Number.isFinite(s.values[i]) || !Number.isFinite(s.band[i])) continue;
           up.push(`${x(i)},${y(s.values[i] + s.band[i])}`);
           down.unshift(`${x(i)},${y(s.values[i] - s.band[i])}`);
         }

@@ -1,5 +1,7 @@
 // An in-page widget model for static exports (no kernel): get/set/on/off/save_changes with Backbone-
 // style change events, so selections and links keep working inside an exported page.
+import { fromBase64 } from "./buffers";
+
 type Cb = (...a: unknown[]) => void;
 
 /** Turn {__b64__} placeholders (how exports carry binary buffers) back into DataViews. */
@@ -7,12 +9,7 @@ export function revive(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(revive);
   if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer) return v; // already revived
   if (v && typeof v === "object") {
-    if ("__b64__" in (v as object)) {
-      const bin = atob((v as { __b64__: string }).__b64__);
-      const out = new Uint8Array(bin.length);
-      for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-      return new DataView(out.buffer);
-    }
+    if ("__b64__" in (v as object)) return new DataView(fromBase64((v as { __b64__: string }).__b64__).buffer);
     const o: Record<string, unknown> = {};
     for (const [k, x] of Object.entries(v as object)) o[k] = revive(x);
     return o;
@@ -43,4 +40,9 @@ export function createModel(state: Record<string, unknown>) {
     },
     widget_manager: {},
   };
+}
+
+/** The in-page model of a view saved in an export: its state with binary buffers revived. */
+export function exportedModel(state: Record<string, unknown>) {
+  return createModel(revive(state) as Record<string, unknown>);
 }

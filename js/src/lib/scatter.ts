@@ -1,5 +1,8 @@
 // A 2-D scatter on <canvas> with categorical colours and a rectangle brush (drag to select).
 // The data -> pixel mapping is published on canvas.dataset so tests can aim at points.
+import { localPoint } from "./dom";
+import { extent, isClick, nearestPoint, normRect, pointsInRect, Rect, toPixel, Viewport } from "./geometry";
+
 export const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
   "#7f7f7f", "#bcbd22", "#17becf"];
 
@@ -25,7 +28,7 @@ export class Scatter {
   private ys: ArrayLike<number> = [];
   private colors: string[] = [];
   private selected = new Set<number>();
-  private bounds = { x0: 0, x1: 1, y0: 0, y1: 1 };
+  private bounds: Rect = { x0: 0, x1: 1, y0: 0, y1: 1 };
   private drag: { x: number; y: number; x2: number; y2: number } | null = null;
   private readonly W: number;
   private readonly H: number;
@@ -48,10 +51,7 @@ export class Scatter {
     this.tip = document.createElement("div");
     this.tip.style.cssText = "position:absolute;pointer-events:none;background:rgba(20,20,20,.85);color:#fff;padding:2px 5px;border-radius:3px;font-size:11px;white-space:pre;display:none;z-index:5";
     this.el.append(this.canvas, this.tip);
-    const pos = (e: MouseEvent) => {
-      const r = this.canvas.getBoundingClientRect();
-      return [e.clientX - r.left, e.clientY - r.top];
-    };
+    const pos = (e: MouseEvent) => localPoint(e, this.canvas);
     this.canvas.addEventListener("mousedown", (e) => {
       const [x, y] = pos(e);
       this.drag = { x, y, x2: x, y2: y };
@@ -70,40 +70,38 @@ export class Scatter {
     const finish = (e: MouseEvent) => {
       if (!this.drag) return;
       const [x, y] = pos(e);
-      const d = { ...this.drag, x2: x, y2: y };
+      const { x: ax, y: ay } = this.drag;
       this.drag = null;
-      let idx: number[];
-      if (Math.abs(d.x2 - d.x) < 3 && Math.abs(d.y2 - d.y) < 3) {
-        const n = this.nearest(x, y);
-        idx = n >= 0 ? [n] : []; // a click selects one point (or clears)
-      } else {
-        idx = this.inside(Math.min(d.x, d.x2), Math.min(d.y, d.y2), Math.max(d.x, d.x2), Math.max(d.y, d.y2));
-      }
-      this.o.onBrush?.(idx);
+      this.o.onBrush?.(this.brushed(ax, ay, x, y));
       this.draw();
     };
     this.canvas.addEventListener("mouseup", finish);
     this.canvas.addEventListener("mouseleave", (e) => { this.tip.style.display = "none"; finish(e); });
   }
 
+  private get viewport(): Viewport { return { width: this.W, height: this.H, pad: this.pad }; }
+
+  /** Position (CSS px, relative to the canvas) where point i is drawn. */
   px(i: number): [number, number] {
-    const b = this.bounds, p = this.pad;
-    return [p + ((this.xs[i] - b.x0) / (b.x1 - b.x0)) * (this.W - 2 * p),
-            this.H - p - ((this.ys[i] - b.y0) / (b.y1 - b.y0)) * (this.H - 2 * p)];
+    return toPixel(this.bounds, this.viewport, this.xs[i], this.ys[i]);
+  }
+
+  /** The points a drag from (ax, ay) to (bx, by) selects: those inside its rectangle, or for a click
+   * the one nearest to it (none when no point is near: a click on empty space clears). */
+  brushed(ax: number, ay: number, bx: number, by: number): number[] {
+    if (isClick(ax, ay, bx, by)) {
+      const n = nearestPoint(this.bounds, this.viewport, this.xs, this.ys, bx, by);
+      return n >= 0 ? [n] : [];
+    }
+    return pointsInRect(this.bounds, this.viewport, this.xs, this.ys, normRect(ax, ay, bx, by));
   }
 
   setData(xs: ArrayLike<number>, ys: ArrayLike<number>, colors: string[]): void {
     this.xs = xs;
     this.ys = ys;
     this.colors = colors;
-    let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
-    for (let i = 0; i < xs.length; i++) {
-      x0 = Math.min(x0, xs[i]); x1 = Math.max(x1, xs[i]);
-      y0 = Math.min(y0, ys[i]); y1 = Math.max(y1, ys[i]);
-    }
-    if (!(x1 > x0)) { x0 -= 1; x1 += 1; }
-    if (!(y1 > y0)) { y0 -= 1; y1 += 1; }
-    this.bounds = { x0, x1, y0, y1 };
+    this.bounds = extent(xs, ys);
+    const { x0, x1, y0, y1 } = this.bounds;
     Object.assign(this.canvas.dataset, { x0: String(x0), x1: String(x1), y0: String(y0), y1: String(y1), pad: String(this.pad), n: String(xs.length) });
     this.draw();
   }
@@ -114,27 +112,8 @@ export class Scatter {
     this.draw();
   }
 
-  private inside(ax: number, ay: number, bx: number, by: number): number[] {
-    const out: number[] = [];
-    for (let i = 0; i < this.xs.length; i++) {
-      const [x, y] = this.px(i);
-      if (x >= ax && x <= bx && y >= ay && y <= by) out.push(i);
-    }
-    return out;
-  }
-
-  private nearest(x: number, y: number, radius = 6): number {
-    let best = -1, bd = radius * radius;
-    for (let i = 0; i < this.xs.length; i++) {
-      const [px, py] = this.px(i);
-      const d = (px - x) ** 2 + (py - y) ** 2;
-      if (d <= bd) { bd = d; best = i; }
-    }
-    return best;
-  }
-
   private hover(x: number, y: number): void {
-    const i = this.nearest(x, y);
+    const i = nearestPoint(this.bounds, this.viewport, this.xs, this.ys, x, y);
     if (i < 0 || !this.o.describe) { this.tip.style.display = "none"; return; }
     this.tip.textContent = this.o.describe(i);
     this.tip.style.display = "block";

@@ -1,11 +1,38 @@
 // A small sortable table (click a header to sort, click a row to select). Cells use textContent.
 import { h } from "./dom";
 
+/** A cell value as Python sends it (JSON: NaN arrives as null). */
+export type Cell = number | string | boolean | null | undefined;
+export type Row = Record<string, Cell>;
+
 export interface Column {
   key: string;
   label: string;
-  format?: (v: number | string) => string;
+  format?: (v: Cell) => string; // default: String(v), "" for null/undefined
   help?: string;
+}
+
+function missing(v: unknown): boolean {
+  return v === null || v === undefined || (typeof v === "number" && Number.isNaN(v));
+}
+
+/** Ascending order of two cell values: numbers by value, anything else as text with digit runs compared
+ * as numbers ("L2" < "L10"). */
+export function compareValues(x: unknown, y: unknown): number {
+  if (typeof x === "number" && typeof y === "number") return x < y ? -1 : x > y ? 1 : 0;
+  return String(x).localeCompare(String(y), undefined, { numeric: true });
+}
+
+/** Rows sorted by column `key` (a new array). Stable: equal values keep their order in either
+ * direction. Missing values (null, undefined, NaN) go last in either direction. */
+export function sortRows<R extends Record<string, unknown>>(rows: readonly R[], key: string, desc = false): R[] {
+  return rows.slice().sort((a, b) => {
+    const x = a[key], y = b[key];
+    const mx = missing(x), my = missing(y);
+    if (mx || my) return mx === my ? 0 : mx ? 1 : -1;
+    const cmp = compareValues(x, y);
+    return desc ? -cmp : cmp;
+  });
 }
 
 export class SortableTable {
@@ -15,9 +42,9 @@ export class SortableTable {
   private desc = true;
   private selectedId: string | null = null;
 
-  constructor(private columns: Column[], private rows: Record<string, number | string>[],
-              private idOf: (row: Record<string, number | string>) => string,
-              private onSelect?: (row: Record<string, number | string>) => void, testid = "table") {
+  constructor(private columns: Column[], private rows: Row[],
+              private idOf: (row: Row) => string,
+              private onSelect?: (row: Row) => void, testid = "table") {
     this.sortKey = columns[0].key;
     const head = h("tr");
     for (const c of columns) {
@@ -43,19 +70,17 @@ export class SortableTable {
 
   select(id: string | null): void {
     this.selectedId = id;
-    for (const tr of Array.from(this.body.rows)) tr.classList.toggle("lw-sel", tr.dataset.id === id);
+    for (const tr of Array.from(this.body.children) as HTMLElement[]) tr.classList.toggle("lw-sel", tr.dataset.id === id);
   }
 
   private render(): void {
-    const k = this.sortKey;
-    const sorted = this.rows.slice().sort((a, b) => {
-      const x = a[k], y = b[k];
-      const cmp = typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y));
-      return this.desc ? -cmp : cmp;
-    });
+    const sorted = sortRows(this.rows, this.sortKey, this.desc);
     this.body.replaceChildren(...sorted.map((row) => {
       const tr = h("tr", { "data-id": this.idOf(row) });
-      for (const c of this.columns) tr.append(h("td", { text: c.format ? c.format(row[c.key]) : String(row[c.key]) }));
+      for (const c of this.columns) {
+        const v = row[c.key];
+        tr.append(h("td", { text: c.format ? c.format(v) : v === null || v === undefined ? "" : String(v) }));
+      }
       tr.addEventListener("click", () => this.onSelect?.(row));
       return tr;
     }));

@@ -1,7 +1,9 @@
 // A strip of tokens, each coloured by a weight. Token text is set with textContent: always escaped.
 import { seq, div, css, ink } from "./colors";
+import { fmt } from "./format";
+import { absMax } from "./ndarray";
 
-// inline style per colour-table entry (colours are entries of the 256-colour tables)
+// inline style per colour-table entry (every colour is an entry of the colour tables)
 const STYLE = new WeakMap<object, string>();
 
 export interface StripOptions {
@@ -45,13 +47,13 @@ export class TokenStrip {
 
   /** Colour each token by its weight; signed weights use the diverging scale. */
   setWeights(w: ArrayLike<number> | null, signed = false, vmax?: number): void {
-    let m = vmax ?? 0;
-    if (w && vmax === undefined) for (let i = 0; i < w.length; i++) m = Math.max(m, Math.abs(w[i]));
+    const m = vmax ?? (w ? absMax(w) : 0);
     this.spans.forEach((s, i) => {
       if (!w || i >= w.length) {
         if (this.styles[i]) s.style.cssText = "";
         this.styles[i] = "";
         s.title = "";
+        delete s.dataset.weight;
         return;
       }
       const c = signed ? div(w[i], m) : seq(w[i], m);
@@ -61,7 +63,7 @@ export class TokenStrip {
         s.style.cssText = style;
         this.styles[i] = style;
       }
-      s.title = w[i].toFixed(4);
+      s.title = fmt(w[i], 4);
       s.dataset.weight = String(w[i]);
     });
   }

@@ -2,20 +2,23 @@
 // rollout as a large heatmap (head view), a token strip showing where the hovered or selected token
 // attends, and a sortable table of per-head statistics computed in Python.
 import { decode, slice2d, NDArray, Packed } from "../lib/buffers";
-import { seq } from "../lib/colors";
-import { h, savePNG } from "../lib/dom";
-import { frame, Model } from "../lib/frame";
+import { pixels, seq } from "../lib/colors";
+import { h, localPoint, savePNG } from "../lib/dom";
+import { fmt } from "../lib/format";
+import { expose, frame, Model } from "../lib/frame";
+import { cellCenter, cellRect, gridSize, hitCell, thumbGrid } from "../lib/geometry";
 import { Heatmap } from "../lib/heatmap";
-import { SortableTable } from "../lib/table";
+import { Cell, SortableTable } from "../lib/table";
 import { TokenStrip } from "../lib/tokens";
+import { at, max, row as rowOf } from "../lib/ndarray";
 
 interface Exported { heads?: Packed; mean?: Packed; rollout?: Packed }
 
 function render({ model, el }: { model: Model; el: HTMLElement }) {
   const f = frame(model, el, "attention");
   const labels: string[] = model.get("tokens");
-  const L: number = model.get("layers");
-  const H: number = model.get("heads");
+  const L: number = model.get("n_layers");
+  const H: number = model.get("n_heads");
   const T = labels.length;
   const statNames: string[] = model.get("stat_names");
   const statHelp: Record<string, string> = model.get("stat_help");
@@ -39,9 +42,10 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   const stats = decode(model.get("stats") as Packed)!;
   const thumb = Math.max(18, Math.min(64, Math.floor(600 / H) - 4));
   const gap = 4, gl = 26, gt = 16;
+  const layout = thumbGrid(L, H, thumb, gap, gl, gt); // rows: layers, columns: heads
   const gridCanvas = h("canvas", { class: "lw-canvas", "data-testid": "grid" }) as HTMLCanvasElement;
   Object.assign(gridCanvas.dataset, { thumb: String(thumb), gap: String(gap), left: String(gl), top: String(gt), layers: String(L), heads: String(H) });
-  const gw = gl + H * (thumb + gap), gh = gt + L * (thumb + gap);
+  const [gw, gh] = gridSize(layout);
   const dpr = window.devicePixelRatio || 1;
   gridCanvas.width = gw * dpr; gridCanvas.height = gh * dpr;
   gridCanvas.style.width = `${gw}px`; gridCanvas.style.height = `${gh}px`;
@@ -50,43 +54,42 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     const m = slice2d(grid, l, hd);
     const c = document.createElement("canvas");
     c.width = S; c.height = S;
-    const ctx = c.getContext("2d")!;
-    const img = ctx.createImageData(S, S);
-    let vmax = 0;
-    for (let i = 0; i < m.values.length; i++) vmax = Math.max(vmax, m.values[i]);
-    for (let i = 0; i < S * S; i++) {
-      const col = seq(m.values[i], vmax);
-      img.data.set([col[0], col[1], col[2], 255], 4 * i);
+    const ctx = c.getContext("2d");
+    if (ctx) {
+      const img = ctx.createImageData(S, S);
+      const vmax = max(m.values);
+      img.data.set(pixels(m.values, (v) => seq(v, vmax)));
+      ctx.putImageData(img, 0, 0);
     }
-    ctx.putImageData(img, 0, 0);
     tiles.push(c);
   }
   const statIndex = () => statNames.indexOf(statSel.value);
   const drawGrid = () => {
-    const ctx = gridCanvas.getContext("2d")!;
+    const ctx = gridCanvas.getContext("2d");
+    if (!ctx) return;
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, gw, gh);
     ctx.imageSmoothingEnabled = false;
     ctx.font = "10px system-ui,sans-serif";
     ctx.fillStyle = "#555";
     ctx.textAlign = "center"; ctx.textBaseline = "middle";
-    for (let hd = 0; hd < H; hd++) ctx.fillText(`H${hd}`, gl + hd * (thumb + gap) + thumb / 2, gt / 2);
+    for (let hd = 0; hd < H; hd++) ctx.fillText(`H${hd}`, cellCenter(layout, 0, hd)[0], gt / 2);
     ctx.textAlign = "left";
-    for (let l = 0; l < L; l++) ctx.fillText(`L${l}`, 2, gt + l * (thumb + gap) + thumb / 2);
+    for (let l = 0; l < L; l++) ctx.fillText(`L${l}`, 2, cellCenter(layout, l, 0)[1]);
     const si = statIndex();
     let smin = Infinity, smax = -Infinity;
-    if (si >= 0) for (let i = 0; i < L * H; i++) { const v = stats.values[si * L * H + i]; smin = Math.min(smin, v); smax = Math.max(smax, v); }
+    if (si >= 0) for (const v of rowOf(stats, si)) { smin = Math.min(smin, v); smax = Math.max(smax, v); }
     const mode = model.get("mode"), sl = model.get("selected_layer"), sh = model.get("selected_head");
     for (let l = 0; l < L; l++) for (let hd = 0; hd < H; hd++) {
-      const x = gl + hd * (thumb + gap), y = gt + l * (thumb + gap);
+      const { x, y } = cellRect(layout, l, hd);
       ctx.drawImage(tiles[l * H + hd], x, y, thumb, thumb);
       if (si >= 0) {
-        const v = stats.values[si * L * H + l * H + hd];
+        const v = at(stats, si, l, hd);
         const a = smax > smin ? (v - smin) / (smax - smin) : 0;
         ctx.fillStyle = `rgba(214,39,40,${0.15 + 0.6 * a})`;
         ctx.fillRect(x, y + thumb - 12, thumb, 12);
         ctx.fillStyle = "#fff"; ctx.textAlign = "center";
-        ctx.fillText(v.toFixed(2), x + thumb / 2, y + thumb - 6);
+        ctx.fillText(fmt(v, 2), x + thumb / 2, y + thumb - 6);
       }
       const sel = l === sl && (mode !== "head" || hd === sh);
       ctx.strokeStyle = sel ? "#d62728" : "#ddd";
@@ -95,10 +98,8 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     }
   };
   gridCanvas.addEventListener("click", (e) => {
-    const r = gridCanvas.getBoundingClientRect();
-    const hd = Math.floor((e.clientX - r.left - gl) / (thumb + gap));
-    const l = Math.floor((e.clientY - r.top - gt) / (thumb + gap));
-    if (l >= 0 && l < L && hd >= 0 && hd < H) f.commit({ selected_layer: l, selected_head: hd });
+    const [l, hd] = hitCell(layout, ...localPoint(e, gridCanvas));
+    if (l >= 0) f.commit({ selected_layer: l, selected_head: hd });
   });
 
   // large heatmap + token strip
@@ -113,10 +114,10 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
 
   let current: NDArray | null = null;
   const showRow = (i: number | null) => {
-    const sel = model.get("selected_token");
+    const sel: number = model.get("selected_token") ?? -1;  // null: nothing selected
     const row = i ?? (sel >= 0 ? sel : null);
     heat.highlight(i, i, sel);
-    strip.setWeights(current && row !== null ? current.values.subarray(row * T, (row + 1) * T) : null);
+    strip.setWeights(current && row !== null ? rowOf(current, row) : null);
   };
   heat.canvas.addEventListener("mouseleave", () => showRow(null));
 
@@ -138,9 +139,9 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     const what = mode === "head" ? `layer ${l}, head ${hd}` : mode === "mean" ? `layer ${l}, mean over ${H} heads` : `rollout through layer ${l}`;
     info.textContent = `${what} \u00b7 ${T} tokens`;
     heat.draw(m, {
-      rowLabels: labels, colLabels: labels, scale: "seq", vmax: mode === "head" ? undefined : undefined,
+      rowLabels: labels, colLabels: labels, scale: "seq",
       onClick: (r) => f.commit({ selected_token: r }),
-      describe: (r, c, v) => `${labels[r]} \u2192 ${labels[c]}: ${v.toFixed(4)}`,
+      describe: (r, c, v) => `${labels[r]} \u2192 ${labels[c]}: ${fmt(v, 4)}`,
       onHover: (r) => showRow(r),
     });
     Object.assign(right.dataset, { mode, layer: String(l), head: String(hd) });
@@ -152,12 +153,12 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   const rows: Record<string, number | string>[] = [];
   for (let l = 0; l < L; l++) for (let hd = 0; hd < H; hd++) {
     const row: Record<string, number | string> = { layer: l, head: hd };
-    statNames.forEach((s, si) => (row[s] = stats.values[si * L * H + l * H + hd]));
+    statNames.forEach((s, si) => (row[s] = at(stats, si, l, hd)));
     rows.push(row);
   }
   const table = new SortableTable(
     [{ key: "layer", label: "layer" }, { key: "head", label: "head" },
-     ...statNames.map((s) => ({ key: s, label: s, help: statHelp[s], format: (v: number | string) => Number(v).toFixed(3) }))],
+     ...statNames.map((s) => ({ key: s, label: s, help: statHelp[s], format: (v: Cell) => fmt(v) }))],
     rows, (r) => `${r.layer}-${r.head}`, (r) => f.commit({ selected_layer: r.layer, selected_head: r.head, mode: "head" }), "stats");
   table.sortBy("layer", false);
   f.body.append(h("details", { open: true }, h("summary", { text: "Head statistics (click a header to sort, a row to select)" }), table.el));
@@ -172,10 +173,10 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   statSel.addEventListener("change", () => { drawGrid(); if (statSel.value) table.sortBy(statSel.value, true); });
   pngBtn.addEventListener("click", () => savePNG(heat.canvas, `attention-${model.get("mode")}-L${model.get("selected_layer")}H${model.get("selected_head")}.png`));
   f.watch(["mode", "selected_layer", "selected_head", "matrix"], syncSelection);
-  f.watch(["selected_token"], () => { strip.select(model.get("selected_token")); showRow(null); });
-  strip.select(model.get("selected_token"));
+  f.watch(["selected_token"], () => { strip.select(model.get("selected_token") ?? -1); showRow(null); });
+  strip.select(model.get("selected_token") ?? -1);
   syncSelection();
-  (el as any).__lw = { heat, strip, table };
+  expose(el, { heat, strip, table });
   return () => f.cleanup();
 }
 

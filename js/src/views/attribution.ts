@@ -5,10 +5,13 @@
 // Every number comes from binary buffers, so a static export behaves like the live view.
 import { decode, NDArray, Packed } from "../lib/buffers";
 import { h, savePNG } from "../lib/dom";
-import { frame, Model } from "../lib/frame";
+import { fmt, fmtSigned, pct } from "../lib/format";
+import { expose, frame, Model } from "../lib/frame";
 import { Heatmap } from "../lib/heatmap";
 import { LineChart } from "../lib/linechart";
 import { TokenStrip } from "../lib/tokens";
+import { absMax, col, row, topK } from "../lib/ndarray";
+import { clampIndex, clickColumn, columnOf, fromSelection, tokenOfColumn, toSelection } from "../lib/selection";
 
 interface Info {
   method: string; method_label: string; signed: boolean; baseline: string; output: string;
@@ -25,10 +28,6 @@ interface Faith {
   deletion_x?: Packed; deletion?: Packed; deletion_random?: Packed;
 }
 
-const fmt = (v: number | null | undefined, d = 4) => (v === null || v === undefined || !Number.isFinite(v) ? "n/a" : v.toFixed(d));
-const pct = (v: number | null | undefined) => (v === null || v === undefined || !Number.isFinite(v) ? "n/a" : `${(100 * v).toFixed(1)}%`);
-const row = (m: NDArray, r: number) => m.values.subarray(r * m.shape[1], (r + 1) * m.shape[1]);
-const col = (m: NDArray, c: number) => Float32Array.from({ length: m.shape[0] }, (_, r) => m.values[r * m.shape[1] + c]);
 
 function render({ model, el }: { model: Model; el: HTMLElement }) {
   const f = frame(model, el, "attribution");
@@ -69,8 +68,8 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   const wordLevel = (): boolean => Boolean(model.get("word_level"));
   const meta = (): Info => model.get("info") || {};
   // column shown for the selected prompt token (a word in word-level mode) and back
-  const colOf = (tok: number) => (tok < 0 ? -1 : wordLevel() ? groups()[tok] ?? -1 : tok);
-  const tokenOf = (c: number) => (wordLevel() ? groups().indexOf(c) : c);
+  const colOf = (tok: number) => columnOf(tok, wordLevel(), groups());
+  const tokenOf = (c: number) => tokenOfColumn(c, wordLevel(), groups());
 
   const build = () => {
     const packed = model.get(wordLevel() ? "word_scores" : "scores") as Packed;
@@ -105,9 +104,8 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     caption = h("div", { "data-testid": "caption" });
     inStrip = new TokenStrip(colLabels, {
       testid: "tokens",
-      onClick: (c) => {
-        const tok = tokenOf(c);
-        f.commit({ selected_token: colOf(model.get("selected_token")) === c ? -1 : tok });
+      onClick: (c) => { // a second click on the selected token (or word) clears the selection
+        f.commit({ selected_token: toSelection(clickColumn(fromSelection(model.get("selected_token")), c, wordLevel(), groups())) });
       },
     });
     topList = h("div", { class: "lw-muted", "data-testid": "top" });
@@ -116,15 +114,14 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     heat = null;
     if (K > 1) {
       heat = new Heatmap("matrix");
-      let vmax = 0;
-      for (let i = 0; i < M.values.length; i++) vmax = Math.max(vmax, Math.abs(M.values[i]));
+      const vmax = absMax(M.values);
       heat.draw(M, {
         rowLabels: names, colLabels, scale: signed ? "div" : "seq", vmax, maxSize: 640,
         minCell: K <= 32 ? 8 : 0.25, // long prompts scroll sideways rather than shrink rows to a pixel
-        onClick: (r, c) => f.commit({ selected_output: r, selected_token: tokenOf(c) }),
+        onClick: (r, c) => f.commit({ selected_output: r, selected_token: toSelection(tokenOf(c)) }),
         onHover: (r) => { if (preview !== r) { preview = r; paint(); } },
         onLeave: () => { preview = null; paint(); },
-        describe: (r, c, v) => `${names[r]} \u2190 ${colLabels[c]}: ${v.toFixed(4)}`,
+        describe: (r, c, v) => `${names[r]} \u2190 ${colLabels[c]}: ${fmt(v, 4)}`,
         markSelColumn: false, // rows are outputs, columns prompt tokens
       });
       const png = h("button", { class: "lw-btn", text: "PNG", title: "Save the matrix as PNG" });
@@ -143,19 +140,18 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     const K = M.shape[0];
     const signed = meta().signed !== false;
     const names = targets();
-    const sel = Math.min(Math.max(model.get("selected_output") ?? 0, 0), K - 1);
+    const sel = clampIndex(model.get("selected_output"), K);
     const r = preview ?? sel;
-    const tok: number = model.get("selected_token");
+    const tok = fromSelection(model.get("selected_token"));
     const c = colOf(tok);
     const w = row(M, r);
     inStrip.setWeights(w, signed);
     inStrip.select(c);
-    let vmax = 0;
-    for (let i = 0; i < w.length; i++) vmax = Math.max(vmax, Math.abs(w[i]));
+    const vmax = absMax(w);
     caption.textContent = `Attribution of ${K > 1 ? "output" : "target"} \u201c${names[r] ?? ""}\u201d to each ${wordLevel() ? "word" : "prompt token"}` +
       ` (colour scale ${signed ? "\u00b1" : "0\u2013"}${vmax.toPrecision(3)}; hover a token for its score):`;
-    const order = Array.from(w.keys()).sort((a, b) => w[b] - w[a]).filter((i) => w[i] !== 0).slice(0, 5);
-    topList.textContent = order.length ? "top: " + order.map((i) => `${colLabels[i]} [${i}] ${w[i] >= 0 ? "+" : ""}${w[i].toFixed(3)}`).join(", ") : "";
+    const order = topK(w).filter((i) => w[i] !== 0).slice(0, 5);
+    topList.textContent = order.length ? "top: " + order.map((i) => `${colLabels[i]} [${i}] ${fmtSigned(w[i])}`).join(", ") : "";
     if (outStrip && outCaption) {
       outStrip.select(sel);
       if (c >= 0) {
@@ -177,7 +173,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
       return;
     }
     const K = fa.rows.length;
-    const r = Math.min(Math.max(model.get("selected_output") ?? 0, 0), K - 1);
+    const r = clampIndex(model.get("selected_output"), K);
     const s = fa.rows[r];
     const m = meta();
     const complete = m.method === "ig" || m.method === "shapley";
@@ -188,13 +184,13 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
         h("td", { text: value, "data-testid": testid, style: bad ? "color:#b00" : "" }),
         h("td", { class: "lw-muted", text: help, style: "text-align:left" }));
     const table = h("table", { class: "lw-table" },
-      line("f(x), f(baseline)", `${fmt(s.fx)}, ${fmt(s.fbase)}`, `the output (${m.output}) on the prompt and on the baseline`, "faith-f"),
-      line("completeness \u0394", `${fmt(s.delta)} (${pct(rel)} of f(x) \u2212 f(x\u2032))`,
+      line("f(x), f(baseline)", `${fmt(s.fx, 4)}, ${fmt(s.fbase, 4)}`, `the output (${m.output}) on the prompt and on the baseline`, "faith-f"),
+      line("completeness \u0394", `${fmt(s.delta, 4)} (${pct(rel)} of f(x) \u2212 f(x\u2032))`,
         complete ? "sum of scores \u2212 (f(x) \u2212 f(baseline)); near 0 when the attribution is complete" :
           "sum of scores \u2212 (f(x) \u2212 f(baseline)); only IG and Shapley are complete by construction", "faith-delta", warn),
-      line("comprehensiveness (AOPC)", fmt(s.comprehensiveness), `drop in f when the top-k% tokens are removed, k in {${(fa.percents || []).join(", ")}}%: higher is better`, "faith-comp"),
-      line("sufficiency (AOPC)", fmt(s.sufficiency), "drop in f when ONLY the top-k% tokens are kept: lower is better", "faith-suff"),
-      line("deletion AUC", `${fmt(s.deletion_auc)} vs random ${fmt(s.deletion_random_auc)}`, "area under the deletion curve: below random means the top tokens matter", "faith-auc"));
+      line("comprehensiveness (AOPC)", fmt(s.comprehensiveness, 4), `drop in f when the top-k% tokens are removed, k in {${(fa.percents || []).join(", ")}}%: higher is better`, "faith-comp"),
+      line("sufficiency (AOPC)", fmt(s.sufficiency, 4), "drop in f when ONLY the top-k% tokens are kept: lower is better", "faith-suff"),
+      line("deletion AUC", `${fmt(s.deletion_auc, 4)} vs random ${fmt(s.deletion_random_auc, 4)}`, "area under the deletion curve: below random means the top tokens matter", "faith-auc"));
     const xs = decode(fa.deletion_x);
     const del = decode(fa.deletion);
     const rnd = decode(fa.deletion_random);
@@ -208,7 +204,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
         width: 460, height: 240, xLabel: "fraction of prompt tokens removed", yLabel: `f (${m.output})`,
         testid: "deletion-chart",
         xTick: (i) => (i % Math.ceil(n / 6) === 0 || i === n - 1 ? `${Math.round(100 * xs.values[i])}%` : ""),
-        describe: (i) => `${Math.round(100 * xs.values[i])}% removed: top-first ${row(del, r)[i].toFixed(4)}, random ${row(rnd, r)[i].toFixed(4)}`,
+        describe: (i) => `${Math.round(100 * xs.values[i])}% removed: top-first ${fmt(row(del, r)[i], 4)}, random ${fmt(row(rnd, r)[i], 4)}`,
       }).el;
     }
     const names = targets();
@@ -225,7 +221,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   f.watch(["selected_output"], () => { preview = null; paint(); drawFaith(); });
   f.watch(["selected_token"], paint);
   build();
-  (el as any).__lw = { get heat() { return heat; }, get matrix() { return M; } };
+  expose(el, { get heat() { return heat; }, get matrix() { return M; } });
   return () => f.cleanup();
 }
 

@@ -3,15 +3,21 @@
 // (changed words highlighted), per-group metrics with bootstrap CIs. Every string via textContent.
 import { decode, Packed } from "../lib/buffers";
 import { h } from "../lib/dom";
+import { fmt, fmtSigned } from "../lib/format";
+import { absMax, binCounts } from "../lib/ndarray";
 import { frame, Model } from "../lib/frame";
-import { SortableTable } from "../lib/table";
+import { fromSelection } from "../lib/selection";
+import { Row, SortableTable } from "../lib/table";
 import { TokenStrip } from "../lib/tokens";
 
-type Row = Record<string, any>;
 type Words = [string, boolean][];
+// what AuditView sends (llm_widgets/widgets/audit.py)
+type Pair = { id: number; group: string; term_a: string; term_b: string; text_a: string; text_b: string;
+              score_a: number; score_b: number; shift: number };
+type Failure = { test: string; kind: string; original: Words; perturbed: Words; score_o: number; score_p: number;
+                 pred_o: number; pred_p: number };
+type Side = { tokens: string[]; weights: Packed; what: string };
 
-const fmt = (v: unknown, d = 3) => (typeof v === "number" && isFinite(v) ? v.toFixed(d) : "\u2013");
-const signed = (v: unknown) => (typeof v === "number" && isFinite(v) ? (v >= 0 ? "+" : "") + v.toFixed(3) : "\u2013");
 const ci = (r: Row, k: string) => `${fmt(r[k])} [${fmt(r[k + "_lo"])}, ${fmt(r[k + "_hi"])}]`;
 
 function section(title: string, testid: string, ...children: (Node | null)[]): HTMLElement {
@@ -50,13 +56,14 @@ function histogram(shifts: Float32Array, label: string): HTMLCanvasElement {
   const c = h("canvas", { class: "lw-canvas", "data-testid": "cf-hist", style: `width:${W}px;height:${H}px;cursor:default` }) as HTMLCanvasElement;
   const dpr = window.devicePixelRatio || 1;
   c.width = W * dpr; c.height = H * dpr;
-  const ctx = c.getContext("2d")!;
-  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-  let m = 1e-6;
-  for (const v of shifts) m = Math.max(m, Math.abs(v));
-  const counts = new Array(bins).fill(0);
-  for (const v of shifts) counts[Math.min(bins - 1, Math.floor(((v + m) / (2 * m)) * bins))]++;
+  const m = Math.max(1e-6, absMax(shifts));
+  const counts = binCounts(shifts, bins, -m, m);
   const cmax = Math.max(1, ...counts);
+  c.dataset.max = String(m);
+  c.dataset.counts = counts.join(",");
+  const ctx = c.getContext("2d");
+  if (!ctx) return c;
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   const pw = W - l - 6, ph = H - b - top;
   ctx.fillStyle = "#4c78a8";
   counts.forEach((n, i) => {
@@ -67,15 +74,13 @@ function histogram(shifts: Float32Array, label: string): HTMLCanvasElement {
   ctx.beginPath(); ctx.moveTo(l + pw / 2, top); ctx.lineTo(l + pw / 2, top + ph); ctx.stroke();
   ctx.fillStyle = "#444"; ctx.font = "10px system-ui,sans-serif";
   ctx.textAlign = "center"; ctx.textBaseline = "top";
-  ctx.fillText((-m).toFixed(2), l, top + ph + 3);
+  ctx.fillText(fmt(-m, 2), l, top + ph + 3);
   ctx.fillText("0", l + pw / 2, top + ph + 3);
-  ctx.fillText(m.toFixed(2), l + pw, top + ph + 3);
+  ctx.fillText(fmt(m, 2), l + pw, top + ph + 3);
   ctx.fillText(`shift in ${label} (compared group \u2212 reference), ${shifts.length} pairs`, l + pw / 2, top + ph + 16);
   ctx.textAlign = "right"; ctx.textBaseline = "middle";
   ctx.fillText(String(cmax), l - 3, top + 4);
   ctx.fillText("0", l - 3, top + ph);
-  c.dataset.max = String(m);
-  c.dataset.counts = counts.join(",");
   return c;
 }
 
@@ -104,22 +109,21 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   const detail = h("div", { "data-testid": "pair-detail", class: "lw-row", style: "margin-top:6px" });
 
   const showPair = () => {
-    const id: number = model.get("selected_pair");
+    const id = fromSelection(model.get("selected_pair"));
     pairTable?.select(id >= 0 ? String(id) : null);
     detail.dataset.pair = String(id);
-    const pair: Row | undefined = (model.get("pairs") || []).find((p: Row) => p.id === id);
+    const pair: Pair | undefined = (model.get("pairs") as Pair[] || []).find((p) => p.id === id);
     if (!pair) {
       detail.replaceChildren(h("span", { class: "lw-muted", text: id >= 0 ? "loading\u2026" : "Click a pair to compare both versions." }));
       return;
     }
-    const att = (model.get("attributions") || {})[String(id)];
-    const sides = ["a", "b"].map((s) => {
+    const att: Record<"a" | "b", Side> | undefined = (model.get("attributions") || {})[String(id)];
+    const sides = (["a", "b"] as const).map((s) => {
       const a = att?.[s];
-      const w = a ? decode(a.weights as Packed)!.values : null;
-      return { s, tokens: a ? (a.tokens as string[]) : null, w };
+      const w = a ? decode(a.weights)!.values : null;
+      return { s, tokens: a ? a.tokens : null, w };
     });
-    let vmax = 1e-9;
-    for (const sd of sides) if (sd.w) for (const v of sd.w) vmax = Math.max(vmax, Math.abs(v));
+    const vmax = Math.max(1e-9, ...sides.map((sd) => (sd.w ? absMax(sd.w) : 0)));
     detail.replaceChildren(...sides.map(({ s, tokens, w }) => {
       const term = s === "a" ? pair.term_a : pair.term_b;
       const who = s === "a" ? "reference" : String(pair.group);
@@ -154,20 +158,20 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     if (cfs.length) {
       const cfTable = new SortableTable(
         [{ key: "group", label: "group" }, { key: "reference", label: "vs" }, { key: "pairs", label: "pairs" },
-         { key: "mean_shift", label: "mean shift", format: signed },
+         { key: "mean_shift", label: "mean shift", format: fmtSigned },
          { key: "mean_abs_shift", label: "mean |shift|", format: fmt, help: "counterfactual token fairness gap" },
          { key: "max_abs_shift", label: "max |shift|", format: fmt }],
         cfs, (r) => String(r.group), undefined, "cf-groups");
       const shifts = decode(model.get("shifts") as Packed)!.values;
-      const pairs: Row[] = model.get("pairs") || [];
+      const pairs: Pair[] = model.get("pairs") || [];
       pairTable = new SortableTable(
-        [{ key: "abs", label: "|shift|", format: fmt }, { key: "shift", label: "shift", format: signed },
+        [{ key: "abs", label: "|shift|", format: fmt }, { key: "shift", label: "shift", format: fmtSigned },
          { key: "term_a", label: "reference" }, { key: "term_b", label: "compared" },
          { key: "score_a", label: "score ref", format: fmt }, { key: "score_b", label: "score cmp", format: fmt },
          { key: "text_b", label: "sentence (compared)" }],
         pairs.map((p) => ({ ...p, abs: Math.abs(p.shift) })), (r) => String(r.id),
         (r) => f.commit({ selected_pair: Number(r.id) }), "pairs");
-      parts.push(section(`Counterfactual bias: ${model.get("attribute")}`, "cf-section",
+      parts.push(section(`Counterfactual bias: ${model.get("protected_attribute")}`, "cf-section",
         h("div", { class: "lw-row" }, histogram(shifts, scoreName), cfTable.el),
         h("div", { class: "lw-muted", text: "Worst pairs (largest |shift|); click one to compare both versions:" }),
         pairTable.el, detail));
@@ -181,10 +185,10 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
          { key: "pass_rate", label: "pass rate", format: fmt }, { key: "mean_abs_change", label: "mean |\u0394 score|", format: fmt }],
         rob, (r) => String(r.test), undefined, "robustness");
       robTable.sortBy("pass_rate", false);
-      const fails = (model.get("failures") || []).map((x: Row) =>
+      const fails = (model.get("failures") as Failure[] || []).map((x) =>
         h("div", { class: "lw-fail", "data-test": x.test, style: "border-top:1px solid #eee;padding:3px 0" },
           h("span", { class: "lw-muted", text: `${x.test} (${x.kind}): ${fmt(x.score_o)} \u2192 ${fmt(x.score_p)}, class ${x.pred_o} \u2192 ${x.pred_p}` }),
-          words(x.original as Words, "fail-original"), words(x.perturbed as Words, "fail-perturbed")));
+          words(x.original, "fail-original"), words(x.perturbed, "fail-perturbed")));
       parts.push(section("Robustness and consistency", "robustness-section", robTable.el,
         h("div", { class: "lw-muted", text: "Invariance: same class and |\u0394 score| within tolerance. Directional (negation): the class must flip. Failing examples, changed words highlighted:" }),
         h("div", { "data-testid": "failures", style: "max-height:260px;overflow:auto" }, ...fails)));

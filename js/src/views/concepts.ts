@@ -3,7 +3,8 @@
 // switches to that layer's projection (all layers travel with the view, so exports keep working).
 import { decode, slice2d, NDArray, Packed } from "../lib/buffers";
 import { h } from "../lib/dom";
-import { frame, Model } from "../lib/frame";
+import { pct } from "../lib/format";
+import { expose, frame, Model } from "../lib/frame";
 import { Scatter, category } from "../lib/scatter";
 import { TokenStrip } from "../lib/tokens";
 
@@ -11,7 +12,7 @@ const MAX_SHOWN = 60;
 
 function render({ model, el }: { model: Model; el: HTMLElement }) {
   const f = frame(model, el, "concepts");
-  const slider = h("input", { type: "range", min: 0, max: Math.max(0, model.get("n_layers") - 1), step: 1, "data-testid": "layer" }) as HTMLInputElement;
+  const slider = h("input", { type: "range", min: -1, max: model.get("n_layers") - 1, step: 1, "data-testid": "layer" }) as HTMLInputElement;
   const layerLabel = h("span", { "data-testid": "layer-label" });
   const colorSel = h("select", { class: "lw-select", "data-testid": "color-by" },
     h("option", { value: "cluster", text: "colour: k-means cluster" }), h("option", { value: "label", text: "colour: label" }));
@@ -41,25 +42,25 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   f.body.append(h("div", { class: "lw-row" }, scatter.el, legend, selBox));
 
   const colourIndex = (i: number): number => {
-    const layer: number = model.get("layer");
+    const row = model.get("selected_layer") + 1; // arrays: embeddings first
     if (model.get("color_by") === "label" && labelIdx) return labelIdx.values[i];
-    return clusters ? clusters.values[layer * N() + i] : 0;
+    return clusters ? clusters.values[row * N() + i] : 0;
   };
 
   const drawScatter = () => {
     if (!coords) return;
-    const layer: number = model.get("layer");
+    const layer: number = model.get("selected_layer"), row = layer + 1; // arrays: embeddings first
     const n = N();
-    const xy = slice2d(coords, layer); // [N, 2]
+    const xy = slice2d(coords, row); // [N, 2]
     const xs = new Float32Array(n), ys = new Float32Array(n);
     for (let i = 0; i < n; i++) { xs[i] = xy.values[2 * i]; ys[i] = xy.values[2 * i + 1]; }
     scatter.setData(xs, ys, Array.from({ length: n }, (_, i) => category(colourIndex(i))));
     slider.value = String(layer);
-    layerLabel.textContent = layer === 0 ? "0 (embeddings)" : String(layer);
+    layerLabel.textContent = layer === -1 ? "embeddings" : `block ${layer}`;
     colorSel.value = model.get("color_by");
-    const ev = explained ? [explained.values[2 * layer], explained.values[2 * layer + 1]] : [NaN, NaN];
+    const ev = explained ? [explained.values[2 * row], explained.values[2 * row + 1]] : [NaN, NaN];
     info.textContent = `${n} ${model.get("level") === "token" ? "tokens" : "texts"} \u00b7 ${String(model.get("method")).toUpperCase()}` +
-      (Number.isFinite(ev[0]) ? ` (PC1 ${(100 * ev[0]).toFixed(1)}%, PC2 ${(100 * ev[1]).toFixed(1)}% of variance)` : "") +
+      (Number.isFinite(ev[0]) ? ` (PC1 ${pct(ev[0])}, PC2 ${pct(ev[1])} of variance)` : "") +
       ` \u00b7 k-means k=${model.get("k")} \u00b7 drag to select`;
     // legend: colour -> name and count
     const byLabel = model.get("color_by") === "label" && labelIdx;
@@ -102,14 +103,14 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     f.root.dataset.ready = "1";
   };
 
-  slider.addEventListener("input", () => f.commit({ layer: Number(slider.value) }));
+  slider.addEventListener("input", () => f.commit({ selected_layer: Number(slider.value) }));
   colorSel.addEventListener("change", () => f.commit({ color_by: colorSel.value }));
   clear.addEventListener("click", () => f.commit({ selected_indices: [] }));
   f.watch(["done", "coords", "clusters", "rows"], load);
-  f.watch(["layer", "color_by"], drawScatter);
+  f.watch(["selected_layer", "color_by"], drawScatter);
   f.watch(["selected_indices"], drawSelection);
   load();
-  (el as any).__lw = { scatter };
+  expose(el, { scatter });
   return () => f.cleanup();
 }
 

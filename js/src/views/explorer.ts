@@ -3,7 +3,8 @@
 // explorer and every child model here, and linked in Python too.
 import { h } from "../lib/dom";
 import { frame, Model } from "../lib/frame";
-import { createModel, revive } from "../lib/model";
+import { exportedModel } from "../lib/model";
+import { fromSelection, mirror } from "../lib/selection";
 import { TokenStrip } from "../lib/tokens";
 import attention from "./attention";
 import attribution from "./attribution";
@@ -19,9 +20,9 @@ const TITLES: Record<string, string> = {
 
 async function childModels(model: Model): Promise<Model[]> {
   const exp = model.get("_export");
-  if (exp && exp.children) return exp.children.map((c: { state: Record<string, unknown> }) => createModel(revive(c.state) as Record<string, unknown>));
+  if (exp && exp.children) return exp.children.map((c: { state: Record<string, unknown> }) => exportedModel(c.state));
   const refs: string[] = model.get("views") || [];
-  const wm = (model as any).widget_manager;
+  const wm = (model as Model & { widget_manager: { get_model(id: string): Promise<Model> } }).widget_manager;
   return Promise.all(refs.map((r) => wm.get_model(String(r).replace(/^IPY_MODEL_/, ""))));
 }
 
@@ -56,10 +57,9 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   });
   f.root.addEventListener("mouseleave", () => hover(-1));
 
-  const select = (i: number, from: Model | null) => {
-    strip?.select(i);
-    if (model.get("selected_token") !== i) f.commit({ selected_token: i });
-    for (const c of children) if (c !== from && c.get("selected_token") !== i) { c.set("selected_token", i); c.save_changes(); }
+  const select = (i: number | null, from: Model | null) => { // null: nothing selected
+    strip?.select(fromSelection(i));
+    mirror("selected_token", i, [model, ...children], from); // sets (and syncs) only where it differs: no echo
     f.root.dataset.selected = String(i);
   };
 
@@ -87,7 +87,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
       if (typeof cleanup === "function") cleanups.push(cleanup);
     });
     input.value = model.get("text") || "";
-    strip.select(model.get("selected_token"));
+    strip.select(fromSelection(model.get("selected_token")));
     f.root.dataset.selected = String(model.get("selected_token"));
     f.root.dataset.ready = "1";
   };

@@ -3,14 +3,17 @@
 // probability of the actual next token). Click a cell for the top-k list.
 import { decode, Packed } from "../lib/buffers";
 import { h } from "../lib/dom";
-import { frame, Model } from "../lib/frame";
+import { pct } from "../lib/format";
+import { expose, frame, Model } from "../lib/frame";
 import { Heatmap } from "../lib/heatmap";
+import { at, slice } from "../lib/ndarray";
+import { fromSelection } from "../lib/selection";
 
 function render({ model, el }: { model: Model; el: HTMLElement }) {
   const f = frame(model, el, "logit_lens");
   const tokens: string[] = model.get("tokens");
   const rows: string[] = model.get("layer_names");
-  const labels: string[] = model.get("top_labels");
+  const labels: string[] = model.get("top_tokens");
   const idx = decode(model.get("top_index") as Packed)!;
   const pr = decode(model.get("top_probs") as Packed)!;
   const nxt = decode(model.get("next_prob") as Packed)!;
@@ -24,7 +27,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   f.body.append(h("div", { class: "lw-row" }, heat.el, detail),
     h("div", { class: "lw-muted", text: "Rows: residual stream after each layer (read through the final norm and unembedding). Columns: input positions; each cell predicts the token after its column." }));
 
-  const topLabel = (r: number, c: number) => labels[idx.values[(r * T + c) * K]];
+  const topLabel = (r: number, c: number) => labels[at(idx, r, c, 0)];
   const draw = () => {
     const colour: string = model.get("colour");
     colourSel.value = colour;
@@ -33,28 +36,29 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     heat.draw({ shape: [R, T], values }, {
       rowLabels: rows, colLabels: tokens, scale: "seq", vmax: 1, maxSize: 720, minCell: 18,
       cellText: (r, c) => topLabel(r, c),
-      onClick: (r, c) => f.commit({ selected_layer: r, selected_token: c }),
-      describe: (r, c) => `${rows[r]}, after "${tokens[c]}": top ${JSON.stringify(topLabel(r, c))} ${(pr.values[(r * T + c) * K] * 100).toFixed(1)}%` +
-        (c + 1 < T ? `; actual next ${JSON.stringify(tokens[c + 1])} ${(nxt.values[r * T + c] * 100).toFixed(1)}%` : ""),
+      onClick: (r, c) => f.commit({ selected_layer: r - 1, selected_token: c }), // row 0: embeddings (-1)
+      describe: (r, c) => `${rows[r]}, after "${tokens[c]}": top ${JSON.stringify(topLabel(r, c))} ${pct(at(pr, r, c, 0))}` +
+        (c + 1 < T ? `; actual next ${JSON.stringify(tokens[c + 1])} ${pct(at(nxt, r, c))}` : ""),
     });
     showDetail();
     f.root.dataset.ready = "1";
   };
   const showDetail = () => {
-    const r: number = model.get("selected_layer"), c: number = model.get("selected_token");
+    const layer: number | null = model.get("selected_layer"), tok: number | null = model.get("selected_token");
+    const r = layer === null || layer === undefined ? -1 : layer + 1, c = fromSelection(tok); // row 0: embeddings (layer -1)
     heat.highlight(r >= 0 ? r : null, c >= 0 ? c : null, null);
-    Object.assign(detail.dataset, { layer: String(r), token: String(c) });
+    Object.assign(detail.dataset, { layer: String(layer), token: String(tok) });
     if (r < 0 || c < 0) { detail.replaceChildren(h("div", { class: "lw-muted", text: "Click a cell for its top tokens." })); return; }
-    const items = [];
-    for (let j = 0; j < K; j++) items.push(h("li", { text: `${JSON.stringify(labels[idx.values[(r * T + c) * K + j]])} ${(pr.values[(r * T + c) * K + j] * 100).toFixed(1)}%` }));
+    const top = slice(idx, r, c).values, probs = slice(pr, r, c).values;
+    const items = Array.from(top, (t, j) => h("li", { text: `${JSON.stringify(labels[t])} ${pct(probs[j])}` }));
     detail.replaceChildren(h("div", { class: "lw-title", text: `${rows[r]}, after "${tokens[c]}"` }), h("ol", { style: "margin:2px 0 0 18px;padding:0" }, ...items),
-      c + 1 < T ? h("div", { text: `actual next token ${JSON.stringify(tokens[c + 1])}: ${(nxt.values[r * T + c] * 100).toFixed(1)}%` }) : "");
+      c + 1 < T ? h("div", { text: `actual next token ${JSON.stringify(tokens[c + 1])}: ${pct(at(nxt, r, c))}` }) : "");
   };
   colourSel.addEventListener("change", () => f.commit({ colour: colourSel.value }));
   f.watch(["colour"], draw);
   f.watch(["selected_layer", "selected_token"], showDetail);
   draw();
-  (el as any).__lw = { heat };
+  expose(el, { heat });
   return () => f.cleanup();
 }
 

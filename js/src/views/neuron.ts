@@ -3,7 +3,10 @@
 // tokens that fire it most.
 import { decode, slice2d, NDArray, Packed } from "../lib/buffers";
 import { h } from "../lib/dom";
-import { frame, Model } from "../lib/frame";
+import { fmt, fmtSigned, pct } from "../lib/format";
+import { expose, frame, Model } from "../lib/frame";
+import { col, row as rowOf, topK } from "../lib/ndarray";
+import { fromSelection } from "../lib/selection";
 import { SortableTable } from "../lib/table";
 import { TokenStrip } from "../lib/tokens";
 
@@ -11,8 +14,8 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   const f = frame(model, el, "neuron");
   const labels: string[] = model.get("tokens");
   const T = labels.length;
-  const L: number = model.get("layers");
-  const N: number = model.get("neurons");
+  const L: number = model.get("n_layers");
+  const N: number = model.get("n_neurons");
   const all = f.exported ? decode((model.get("_export") || {}).all as Packed) : null;
 
   const layerSel = h("select", { class: "lw-select", "data-testid": "layer" },
@@ -35,20 +38,20 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
 
   let acts: NDArray | null = null;
   const current = (): NDArray | null => {
-    const layer: number = model.get("layer");
+    const layer: number = model.get("selected_layer");
     if (all) return slice2d(all, layer);
     const p = model.get("acts") as Packed & { layer?: number };
     return p && p.layer === layer ? decode(p) : null;
   };
 
   const drawTable = () => {
-    const tok: number = model.get("selected_token");
+    const tok = fromSelection(model.get("selected_token"));
     strip.select(tok);
     if (!acts || tok < 0) { tableBox.replaceChildren(h("div", { class: "lw-muted", text: "No token selected." })); return; }
-    const row = acts.values.subarray(tok * N, (tok + 1) * N);
-    const order = Array.from(row.keys()).sort((a, b) => row[b] - row[a] || a - b).slice(0, model.get("k"));
+    const row = rowOf(acts, tok);
+    const order = topK(row, model.get("k"));
     const table = new SortableTable(
-      [{ key: "neuron", label: "neuron" }, { key: "act", label: "activation", format: (v) => Number(v).toFixed(3) }],
+      [{ key: "neuron", label: "neuron" }, { key: "act", label: "activation", format: fmt }],
       order.map((n) => ({ neuron: n, act: row[n] })), (r) => String(r.neuron),
       (r) => f.commit({ selected_neuron: Number(r.neuron) }), "neuron-table");
     table.sortBy("act", true);
@@ -57,21 +60,20 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   };
 
   const drawNeuron = () => {
-    const n: number = model.get("selected_neuron");
+    const n = fromSelection(model.get("selected_neuron"));
     input.value = n >= 0 ? String(n) : "";
     if (!acts || n < 0) { strip.setWeights(null); firing.replaceChildren(); return; }
-    const w = new Float32Array(T);
-    for (let i = 0; i < T; i++) w[i] = acts.values[i * N + n];
+    const w = col(acts, n);
     strip.setWeights(w, true);
-    const order = Array.from(w.keys()).sort((a, b) => w[b] - w[a] || a - b).slice(0, 10);
+    const order = topK(w, 10);
     firing.replaceChildren(h("div", { class: "lw-title", text: `tokens firing neuron ${n}` }),
-      h("ol", { style: "margin:2px 0 0 18px;padding:0" }, ...order.map((i) => h("li", { text: `${JSON.stringify(labels[i])} (${i}): ${w[i].toFixed(3)}` }))));
+      h("ol", { style: "margin:2px 0 0 18px;padding:0" }, ...order.map((i) => h("li", { text: `${JSON.stringify(labels[i])} (${i}): ${fmt(w[i])}` }))));
   };
 
   const drawAll = () => {
-    layerSel.value = String(model.get("layer"));
+    layerSel.value = String(model.get("selected_layer"));
     acts = current();
-    info.textContent = acts ? `layer ${model.get("layer")}: ${N} neurons \u00b7 ${T} tokens` : "loading\u2026";
+    info.textContent = acts ? `layer ${model.get("selected_layer")}: ${N} neurons \u00b7 ${T} tokens` : "loading\u2026";
     drawTable();
     drawNeuron();
     if (acts) f.root.dataset.ready = "1";
@@ -79,29 +81,28 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   const drawAblation = () => {
     ablateSel.value = model.get("ablation_mode");
     const a = model.get("ablation") || {};
-    if (!a.labels) { ablation.replaceChildren(); return; }
-    const pct = (p: number) => (p * 100).toFixed(1) + "%";
-    const rows = a.labels.map((t: string, i: number) => h("tr", {},
+    if (!a.outputs) { ablation.replaceChildren(); return; }
+    const rows = a.outputs.map((t: string, i: number) => h("tr", {},
       h("td", { text: JSON.stringify(t) }), h("td", { text: pct(a.before[i]) }), h("td", { text: pct(a.after[i]) }),
-      h("td", { text: (a.after[i] >= a.before[i] ? "+" : "") + ((a.after[i] - a.before[i]) * 100).toFixed(1) })));
+      h("td", { text: fmtSigned((a.after[i] - a.before[i]) * 100, 1) })));
     ablation.replaceChildren(
       h("div", { class: "lw-title", text: `${a.mode}-ablating neuron ${a.neurons.join(", ")} of layer ${a.layer}: output probabilities` }),
       h("table", { class: "lw-table" }, h("tr", {}, ...["output", "before", "after", "change (pts)"].map((c) => h("th", { text: c }))), ...rows));
   };
   ablateSel.addEventListener("change", () => f.commit({ ablation_mode: ablateSel.value }));
   f.watch(["ablation", "ablation_mode"], drawAblation);
-  layerSel.addEventListener("change", () => f.commit({ layer: Number(layerSel.value) }));
+  layerSel.addEventListener("change", () => f.commit({ selected_layer: Number(layerSel.value) }));
   input.addEventListener("change", () => {
     const n = Math.floor(Number(input.value));
     if (Number.isFinite(n) && n >= 0 && n < N) f.commit({ selected_neuron: n });
     else info.textContent = `neuron must be 0..${N - 1}`;
   });
-  f.watch(["layer", "acts"], drawAll);
+  f.watch(["selected_layer", "acts"], drawAll);
   f.watch(["selected_token"], drawTable);
   f.watch(["selected_neuron"], () => { drawTable(); drawNeuron(); });
   drawAll();
   drawAblation();
-  (el as any).__lw = { strip };
+  expose(el, { strip });
   return () => f.cleanup();
 }
 

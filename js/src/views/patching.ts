@@ -3,8 +3,11 @@
 // selects (site, layer, position|head) and shows the top outputs of that patched run.
 import { decode, NDArray, Packed } from "../lib/buffers";
 import { h } from "../lib/dom";
-import { frame, Model } from "../lib/frame";
+import { fmt, pct } from "../lib/format";
+import { expose, frame, Model } from "../lib/frame";
 import { Heatmap } from "../lib/heatmap";
+import { at, slice } from "../lib/ndarray";
+import { fromSelection } from "../lib/selection";
 
 const SITE_NAMES: Record<string, string> = {
   resid: "residual stream", attn: "attention output", mlp: "MLP output", heads: "attention heads (all positions)",
@@ -20,9 +23,8 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   const maps: Record<string, Heatmap> = {};
   let drawn = false;
 
-  const fmt = (p: number) => (p * 100).toFixed(1) + "%";
   const topList = (pairs: [string, number][]) =>
-    h("ol", { style: "margin:2px 0 6px 18px;padding:0" }, ...pairs.map(([t, p]) => h("li", { text: `${JSON.stringify(t)} ${fmt(p)}` })));
+    h("ol", { style: "margin:2px 0 6px 18px;padding:0" }, ...pairs.map(([t, p]) => h("li", { text: `${JSON.stringify(t)} ${pct(p)}` })));
 
   const draw = () => {
     const S = decode(model.get("scores") as Packed);
@@ -45,9 +47,9 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
       hm.draw(m, {
         rowLabels, colLabels: cols, scale: "div", vmax: 1, maxSize: 360,
         onClick: (r, c) => f.commit(site === "heads"
-          ? { selected_site: site, selected_layer: r, selected_head: c, selected_position: -1 }
-          : { selected_site: site, selected_layer: r, selected_position: c, selected_head: -1 }),
-        describe: (r, c, v) => `${SITE_NAMES[site] ?? site}, layer ${r}, ${site === "heads" ? `head ${c}` : `"${tokens[c]}" (${c})`}: ${v.toFixed(3)}`,
+          ? { selected_site: site, selected_layer: r, selected_head: c, selected_token: null }
+          : { selected_site: site, selected_layer: r, selected_token: c, selected_head: null }),
+        describe: (r, c, v) => `${SITE_NAMES[site] ?? site}, layer ${r}, ${site === "heads" ? `head ${c}` : `"${tokens[c]}" (${c})`}: ${fmt(v, 3)}`,
       });
     };
     sites.forEach((s, si) => add(s, { shape: [L, T], values: S.values.subarray(si * L * T, (si + 1) * L * T) }, colLabels));
@@ -60,12 +62,12 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   const showDetail = () => {
     if (!drawn) return;
     const summary = model.get("summary") || {};
-    const site: string = model.get("selected_site");
-    const l: number = model.get("selected_layer");
-    const labels: string[] = model.get("top_labels");
+    const site: string | null = model.get("selected_site");
+    const l = fromSelection(model.get("selected_layer"));
+    const labels: string[] = model.get("top_tokens");
     const tokens: string[] = model.get("tokens");
     const parts: (Node | string)[] = [
-      h("div", { text: `metric ${summary.metric}: clean ${Number(summary.clean).toFixed(4)}, corrupted ${Number(summary.corrupted).toFixed(4)} (read at position ${summary.position})` }),
+      h("div", { text: `metric ${summary.metric}: clean ${fmt(summary.clean, 4)}, corrupted ${fmt(summary.corrupted, 4)} (read at position ${summary.position})` }),
     ];
     for (const m of Object.values(maps)) m.highlight(null, null, null);
     let pairs: [string, number][] | null = null;
@@ -74,16 +76,14 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
       const idx = decode(model.get(heads ? "head_top_index" : "top_index") as Packed);
       const pr = decode(model.get(heads ? "head_top_probs" : "top_probs") as Packed);
       const sc = decode(model.get(heads ? "head_scores" : "scores") as Packed);
-      const col: number = heads ? model.get("selected_head") : model.get("selected_position");
-      const sites: string[] = model.get("sites");
-      if (idx && pr && sc && col >= 0) {
-        const k = idx.shape[idx.shape.length - 1];
-        const cols = sc.shape[sc.shape.length - 1];
-        const cell = (heads ? 0 : sites.indexOf(site) * model.get("layers") * cols) + l * cols + col;
-        pairs = [];
-        for (let j = 0; j < k; j++) pairs.push([labels[idx.values[cell * k + j]], pr.values[cell * k + j]]);
+      const col = fromSelection(heads ? model.get("selected_head") : model.get("selected_token"));
+      const si = (model.get("sites") as string[]).indexOf(site);
+      if (idx && pr && sc && col >= 0 && (heads || si >= 0)) {
+        const cell = heads ? [l, col] : [si, l, col]; // scores [sites, L, T] or head scores [L, H]; top-k one axis more
+        const top = slice(idx, ...cell).values, probs = slice(pr, ...cell).values;
+        pairs = Array.from(top, (t, j): [string, number] => [labels[t], probs[j]]);
         const what = heads ? `head ${col}` : `position ${col} "${tokens[col]}"`;
-        parts.push(h("div", { class: "lw-title", "data-testid": "detail-title", text: `patch ${SITE_NAMES[site]}, layer ${l}, ${what}: ${sc.values[cell].toFixed(4)}` }));
+        parts.push(h("div", { class: "lw-title", "data-testid": "detail-title", text: `patch ${SITE_NAMES[site]}, layer ${l}, ${what}: ${fmt(at(sc, ...cell), 4)}` }));
         maps[site]?.highlight(l, col, null);
       }
     }
@@ -92,13 +92,13 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
       h("div", {}, h("b", { text: "clean" }), topList(summary.clean_top || [])),
       h("div", {}, h("b", { text: "corrupted" }), topList(summary.corrupted_top || []))));
     detail.replaceChildren(...parts);
-    Object.assign(detail.dataset, { site, layer: String(l), position: String(model.get("selected_position")), head: String(model.get("selected_head")) });
+    Object.assign(detail.dataset, { site: String(site), layer: String(model.get("selected_layer")), token: String(model.get("selected_token")), head: String(model.get("selected_head")) });
   };
 
   f.watch(["scores", "head_scores", "sites", "tokens"], draw);
-  f.watch(["selected_site", "selected_layer", "selected_position", "selected_head"], showDetail);
+  f.watch(["selected_site", "selected_layer", "selected_token", "selected_head"], showDetail);
   draw();
-  (el as any).__lw = { maps };
+  expose(el, { maps });
   return () => f.cleanup();
 }
 

@@ -2,11 +2,13 @@
 // baseline against layer; click a layer for its confusion matrix and most confidently wrong examples.
 import { decode, slice2d, NDArray, Packed } from "../lib/buffers";
 import { h } from "../lib/dom";
-import { frame, Model } from "../lib/frame";
+import { fmt } from "../lib/format";
+import { expose, frame, Model } from "../lib/frame";
 import { Heatmap } from "../lib/heatmap";
 import { LineChart } from "../lib/linechart";
 import { SortableTable } from "../lib/table";
 import { TokenStrip } from "../lib/tokens";
+import { at, max, row as rowOf } from "../lib/ndarray";
 
 interface Example { tokens: string[]; highlight: number; true: string; pred: string; confidence: number; weights?: Packed }
 
@@ -24,18 +26,18 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   let confusion: NDArray | null = null;
   let table: SortableTable | null = null;
   const heat = new Heatmap("confusion");
-  const fmt = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : "\u2013");
 
   const drawAll = () => {
     if (!model.get("done")) {
       info.textContent = "extracting hidden states and training probes\u2026";
       return;
     }
-    const L: number = model.get("n_layers");
+    // columns: the embeddings, then blocks 0..n_layers-1 (selected_layer = column - 1)
+    const L: number = model.get("n_layers") + 1;
+    const name = (c: number) => (c === 0 ? "embeddings" : `layer ${c - 1}`);
     curves = decode(model.get("curves") as Packed)!;
     confusion = decode(model.get("confusion") as Packed)!;
-    const row = (k: number) => curves!.values.subarray(k * L, (k + 1) * L);
-    const [acc, ci, ctrl, ctrlCi, sel] = [0, 1, 2, 3, 4].map(row);
+    const [acc, ci, ctrl, ctrlCi, sel] = [0, 1, 2, 3, 4].map((k) => rowOf(curves!, k));
     const hasControl = ctrl.every((v) => v >= 0);
     const majority: number = model.get("majority");
     const series = [
@@ -46,19 +48,20 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     ];
     chart = new LineChart(L, series, {
       yMin: Math.min(0, ...Array.from(sel)), yMax: 1, yLabel: "held-out accuracy",
-      onClick: (l) => f.commit({ selected_layer: l }),
-      describe: (l) => `layer ${l}: accuracy ${fmt(acc[l])} \u00b1 ${fmt(ci[l])}` +
+      onClick: (c) => f.commit({ selected_layer: c - 1 }),
+      xTick: (c) => (c === 0 ? "emb" : String(c - 1)),
+      describe: (l) => `${name(l)}: accuracy ${fmt(acc[l])} \u00b1 ${fmt(ci[l])}` +
         (hasControl ? `, control ${fmt(ctrl[l])}, selectivity ${fmt(sel[l])}` : ""),
     });
     chartBox.replaceChildren(chart.el);
     let best = 0;
     for (let l = 1; l < L; l++) if (acc[l] > acc[best]) best = l;
     info.textContent = `${model.get("level")}-level ${model.get("probe_kind")} probe \u00b7 ${model.get("seeds")} splits \u00b7 ` +
-      `best layer ${best} (${fmt(acc[best])}) \u00b7 majority baseline ${fmt(majority)} \u00b7 click a layer`;
-    const rows = Array.from({ length: L }, (_, l) => ({ layer: l, accuracy: acc[l], ci95: ci[l], control: hasControl ? ctrl[l] : NaN, selectivity: hasControl ? sel[l] : NaN }));
+      `best: ${name(best)} (${fmt(acc[best])}) \u00b7 majority baseline ${fmt(majority)} \u00b7 click a layer`;
+    const rows = Array.from({ length: L }, (_, l) => ({ layer: l - 1, accuracy: acc[l], ci95: ci[l], control: hasControl ? ctrl[l] : NaN, selectivity: hasControl ? sel[l] : NaN }));
     table = new SortableTable(
       [{ key: "layer", label: "layer" },
-       ...["accuracy", "ci95", "control", "selectivity"].map((k) => ({ key: k, label: k, format: (v: number | string) => fmt(Number(v)) }))],
+       ...["accuracy", "ci95", "control", "selectivity"].map((k) => ({ key: k, label: k, format: fmt }))],
       rows, (r) => String(r.layer), (r) => f.commit({ selected_layer: Number(r.layer) }), "layers");
     table.sortBy("layer", false);
     tableBox.replaceChildren(h("details", {}, h("summary", { text: "Numbers per layer" }), table.el));
@@ -67,21 +70,20 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   };
 
   const drawLayer = () => {
-    const l: number = model.get("selected_layer");
+    const layer: number | null = model.get("selected_layer");
     const classes: string[] = model.get("classes");
-    if (!curves || !confusion || l < 0) return;
+    if (!curves || !confusion || layer === null || layer === undefined) return;
+    const l = layer + 1; // column of the arrays (embeddings first)
     chart?.select(l);
-    table?.select(String(l));
-    const L: number = model.get("n_layers");
+    table?.select(String(layer));
     const C = classes.length;
     const cm: NDArray = slice2d(confusion, l);
     const title = h("div", { class: "lw-title", "data-testid": "layer-title",
-      text: `Layer ${l}: accuracy ${fmt(curves.values[l])} \u00b1 ${fmt(curves.values[L + l])}` });
-    let cmax = 0;
-    for (let i = 0; i < cm.values.length; i++) cmax = Math.max(cmax, cm.values[i]);
+      text: `${l === 0 ? "Embeddings" : `Layer ${layer}`}: accuracy ${fmt(at(curves, 0, l))} \u00b1 ${fmt(at(curves, 1, l))}` });
+    const cmax = Math.max(0, max(cm.values));
     heat.draw(cm, {
       rowLabels: classes, colLabels: classes, scale: "seq", vmax: cmax, maxSize: Math.min(260, 60 * C), minCell: 8,
-      cellText: (r, c) => String(Math.round(cm.values[r * C + c])),
+      cellText: (r, c) => String(Math.round(at(cm, r, c))),
       describe: (r, c, v) => `true ${classes[r]}, predicted ${classes[c]}: ${Math.round(v)}`,
     });
     const examples: Example[] = (model.get("examples") || [])[l] || [];
@@ -91,20 +93,20 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
       const strip = new TokenStrip(ex.tokens, { testid: "wrong-example" });
       if (ex.highlight >= 0) strip.select(ex.highlight);
       if (ex.weights) { strip.setWeights(decode(ex.weights)!.values, true); weighted = true; }
-      list.append(h("div", { class: "lw-muted", text: `true ${ex.true} \u2192 predicted ${ex.pred} (p = ${ex.confidence.toFixed(2)})` }), strip.el);
+      list.append(h("div", { class: "lw-muted", text: `true ${ex.true} \u2192 predicted ${ex.pred} (p = ${fmt(ex.confidence, 2)})` }), strip.el);
     }
     if (!examples.length) list.append(h("div", { class: "lw-muted", text: "No held-out mistakes at this layer." }));
     if (weighted) list.append(h("div", { class: "lw-muted", "data-testid": "weights-legend",
       text: "Token colour: share of the probe's wrong decision, logit(predicted) \u2212 logit(true) (red: pushed towards the wrong class, blue: towards the true one)." }));
     detail.replaceChildren(title, h("div", { class: "lw-muted", text: "Confusion matrix (all splits; rows: true, columns: predicted)" }), heat.el,
       h("div", { class: "lw-muted", text: "Most confidently wrong held-out examples" }), list);
-    detail.dataset.layer = String(l);
+    detail.dataset.layer = String(layer);
   };
 
   f.watch(["done", "curves", "confusion", "examples"], drawAll);
   f.watch(["selected_layer"], drawLayer);
   drawAll();
-  (el as any).__lw = { heat };
+  expose(el, { heat });
   return () => f.cleanup();
 }
 

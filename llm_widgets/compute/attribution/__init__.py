@@ -50,7 +50,7 @@ def _n_words(groups: list[int], special: np.ndarray) -> int:
 
 def groups_of_feats(session, trace, special) -> list[int]:
     """Word index of every token (special tokens are their own words)."""
-    return _groups(session, trace.tokens, trace.word_ids, special)[0]
+    return _groups(session, trace.raw_tokens, trace.word_ids, special)[0]
 
 
 def _groups(session, tokens: list[str], word_ids: list, special: np.ndarray) -> tuple[list[int], list[str]]:
@@ -107,7 +107,7 @@ def attribute(session, text: str, target: Any = None, *, method: str = "ig", con
     trace = session.trace(text, truncate=truncate)
     enc, _, _ = session.encode(text, truncate=truncate)
     special = np.asarray(trace.special_mask if trace.special_mask is not None
-                         else np.zeros(trace.num_tokens, bool), dtype=bool)
+                         else np.zeros(trace.n_tokens, bool), dtype=bool)
     feats = np.flatnonzero(~special)
     if feats.size == 0:
         raise EmptyInputError("The text has only special tokens: nothing to attribute.")
@@ -129,7 +129,7 @@ def attribute(session, text: str, target: Any = None, *, method: str = "ig", con
     work_share = 0.8 if compute_faithfulness else 1.0
     run.report = lambda frac, label="": report(work_share * frac, label)
     groups = groups_of_feats(session, trace, special)
-    ctx = Context(run=run, fx=fx, fbase=fbase, session=session, text=text, n_tokens=trace.num_tokens,
+    ctx = Context(run=run, fx=fx, fbase=fbase, session=session, text=text, n_tokens=trace.n_tokens,
                   groups=groups, n_words=_n_words(groups, special), target=target, contrast=contrast,
                   steps=steps, max_steps=max_steps, n_samples=n_samples, seed=seed, layer=layer)
     scores, notice = m.run(ctx)
@@ -145,12 +145,12 @@ def attribute(session, text: str, target: Any = None, *, method: str = "ig", con
         faith = faithfulness(lambda mk: run.eval_masks(mk, "faithfulness"), scores[:, feats], fx, fbase,
                              seed=seed)
     report(1.0, "done")
-    groups, group_labels = _groups(session, trace.tokens, trace.word_ids, special)
+    groups, words = _groups(session, trace.raw_tokens, trace.word_ids, special)
     return AttributionResult(
-        tokens=list(trace.tokens), labels=list(trace.labels), scores=scores, targets=list(f.names),
+        raw_tokens=list(trace.raw_tokens), tokens=list(trace.tokens), scores=scores, targets=list(f.names),
         target_ids=[int(i) for i in f.ids], method=method, baseline=base_desc, output=f.output,
         steps=used_steps, n_samples=samples, faithfulness=faith, special_mask=special, groups=groups,
-        group_labels=group_labels, generated=session.kind == "decoder" and not callable(target)
+        words=words, generated=session.kind == "decoder" and not callable(target)
         and target is None and contrast is None, contrast=f.contrast,
         notice=" ".join(x for x in (trace.notice, notice) if x), input_ids=np.asarray(trace.input_ids),
         output_values=np.asarray(fx, np.float32), base_values=np.asarray(fbase, np.float32))

@@ -243,10 +243,10 @@ def build_objective(session, enc: dict, target=None, *, contrast=None, generate:
                 vals = vals - lp[:, 0, other][:, None]
             return vals
 
-        labels = session.token_labels(session.tokenizer.convert_ids_to_tokens(tgt))
+        labels = session.readable_tokens(session.tokenizer.convert_ids_to_tokens(tgt))
         cname = None
         if other is not None:
-            cname = session.token_labels(session.tokenizer.convert_ids_to_tokens([other]))[0]
+            cname = session.readable_tokens(session.tokenizer.convert_ids_to_tokens([other]))[0]
             labels = [f"{labels[0]} \u2212 {cname}"]
         f = Objective(session, enc, fn, labels, tgt, output, suffix_ids=tgt_t[:-1], contrast=cname)
         head = model.get_output_embeddings()

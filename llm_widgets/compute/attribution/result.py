@@ -10,8 +10,8 @@ from ..faithfulness import Faithfulness
 
 @dataclass
 class AttributionResult:
-    tokens: list[str]  # prompt tokens (tokenizer's own)
-    labels: list[str]  # the same as a person reads them
+    raw_tokens: list[str]  # prompt tokens (tokenizer's own)
+    tokens: list[str]  # the same as a person reads them
     scores: np.ndarray  # [K, T] float32: row k = attribution of target k to each prompt token
     targets: list[str]  # K display names ("POSITIVE", " Paris", "POSITIVE \u2212 NEGATIVE", ...)
     target_ids: list[int]  # class index or token id per row (-1 for custom targets)
@@ -23,7 +23,7 @@ class AttributionResult:
     faithfulness: Faithfulness | None
     special_mask: np.ndarray  # [T] bool: special tokens (never perturbed, score 0)
     groups: list[int]  # [T] word index of each token (special tokens are their own word)
-    group_labels: list[str]  # one label per word
+    words: list[str]  # each word as read
     generated: bool = False  # rows are greedily generated tokens of a causal LM
     contrast: str | None = None
     notice: str = ""
@@ -38,7 +38,7 @@ class AttributionResult:
         import shap
 
         keep = ~np.asarray(self.special_mask, bool)
-        words = np.array(self.labels, dtype=object)[keep]
+        words = np.array(self.tokens, dtype=object)[keep]
         if row is not None:
             return shap.Explanation(values=self.scores[row, keep].astype(np.float64),
                                     base_values=float(self.base_values[row]), data=words,
@@ -59,8 +59,8 @@ class AttributionResult:
         return None if self.faithfulness is None else self.faithfulness.delta
 
     def word_scores(self) -> np.ndarray:
-        """[K, W]: scores summed over the sub-word tokens of each word (see `group_labels`)."""
-        out = np.zeros((self.scores.shape[0], len(self.group_labels)), dtype=np.float32)
+        """[K, W]: scores summed over the sub-word tokens of each word (see `words`)."""
+        out = np.zeros((self.scores.shape[0], len(self.words)), dtype=np.float32)
         np.add.at(out.T, np.asarray(self.groups), self.scores.T)
         return out
 
@@ -68,4 +68,4 @@ class AttributionResult:
         """The k highest-scoring prompt tokens for target `row`, as (label, score)."""
         s = self.scores[row]
         order = [i for i in np.argsort(-s, kind="stable") if not self.special_mask[i]]
-        return [(self.labels[i], float(s[i])) for i in order[:k]]
+        return [(self.tokens[i], float(s[i])) for i in order[:k]]

@@ -1,0 +1,116 @@
+// Hit-testing and pixel mapping, free of the DOM: which heatmap cell or grid thumbnail lies under a
+// point, where a data point is drawn on a scatter, which points a brush rectangle holds.
+// Coordinates are CSS px relative to the canvas' top-left corner.
+
+/** A grid of equal cells: heatmap cells (no gap) or the attention view's thumbnails (gap after each). */
+export interface GridLayout {
+  left: number; // x of the left edge of column 0
+  top: number; // y of the top edge of row 0
+  rows: number;
+  cols: number;
+  cellW: number;
+  cellH: number;
+  gapX?: number; // space after each column (not part of any cell)
+  gapY?: number;
+}
+
+export interface Rect { x0: number; y0: number; x1: number; y1: number }
+
+// Cell edges are computed as left + k * pitch: a point exactly on an edge must land in cell k even
+// when pitch is not a binary fraction (520 / 7 px), so allow a rounding error below this.
+const EDGE = 1e-9;
+
+function axisHit(p: number, origin: number, n: number, size: number, gap: number): number {
+  const pitch = size + gap;
+  if (!(pitch > 0)) return -1;
+  const u = (p - origin) / pitch;
+  const k = Math.floor(u + EDGE);
+  if (k < 0 || k >= n) return -1;
+  return (u - k) * pitch < size - EDGE * pitch ? k : -1; // inside the cell, not in the gap after it
+}
+
+/** [row, col] of the cell under (x, y): the left and top edges belong to a cell, the right and bottom
+ * edges to the next one (or to nothing past the last); [-1, -1] outside the grid or in a gap. */
+export function hitCell(g: GridLayout, x: number, y: number): [number, number] {
+  const c = axisHit(x, g.left, g.cols, g.cellW, g.gapX ?? 0);
+  const r = axisHit(y, g.top, g.rows, g.cellH, g.gapY ?? 0);
+  return r < 0 || c < 0 ? [-1, -1] : [r, c];
+}
+
+/** Top-left corner and size of cell (r, c). */
+export function cellRect(g: GridLayout, r: number, c: number): { x: number; y: number; w: number; h: number } {
+  return { x: g.left + c * (g.cellW + (g.gapX ?? 0)), y: g.top + r * (g.cellH + (g.gapY ?? 0)), w: g.cellW, h: g.cellH };
+}
+
+export function cellCenter(g: GridLayout, r: number, c: number): [number, number] {
+  const b = cellRect(g, r, c);
+  return [b.x + b.w / 2, b.y + b.h / 2];
+}
+
+/** Width and height from (0, 0) to the far edge of the last cell. */
+export function gridSize(g: GridLayout): [number, number] {
+  return [g.left + g.cols * g.cellW + Math.max(0, g.cols - 1) * (g.gapX ?? 0),
+          g.top + g.rows * g.cellH + Math.max(0, g.rows - 1) * (g.gapY ?? 0)];
+}
+
+/** A rows x cols grid of square thumbnails of side `thumb`, `gap` apart (the attention view's layer x head grid). */
+export function thumbGrid(rows: number, cols: number, thumb: number, gap: number, left: number, top: number): GridLayout {
+  return { left, top, rows, cols, cellW: thumb, cellH: thumb, gapX: gap, gapY: gap };
+}
+
+// ---- scatter ----
+
+/** Data extent of the finite points; a zero-width axis is widened to +-1 so every point maps inside. */
+export function extent(xs: ArrayLike<number>, ys: ArrayLike<number>): Rect {
+  let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
+  for (let i = 0; i < Math.min(xs.length, ys.length); i++) {
+    const x = xs[i], y = ys[i];
+    if (!Number.isFinite(x) || !Number.isFinite(y)) continue;
+    x0 = Math.min(x0, x); x1 = Math.max(x1, x);
+    y0 = Math.min(y0, y); y1 = Math.max(y1, y);
+  }
+  if (x0 > x1) { x0 = 0; x1 = 0; y0 = 0; y1 = 0; } // no finite point
+  if (!(x1 > x0)) { x0 -= 1; x1 += 1; }
+  if (!(y1 > y0)) { y0 -= 1; y1 += 1; }
+  return { x0, y0, x1, y1 };
+}
+
+/** A plot area of width x height px with `pad` px inside each border; y grows upwards in data space. */
+export interface Viewport { width: number; height: number; pad: number }
+
+export function toPixel(b: Rect, v: Viewport, x: number, y: number): [number, number] {
+  return [v.pad + ((x - b.x0) / (b.x1 - b.x0)) * (v.width - 2 * v.pad),
+          v.height - v.pad - ((y - b.y0) / (b.y1 - b.y0)) * (v.height - 2 * v.pad)];
+}
+
+/** The rectangle spanned by two corners, in any order. */
+export function normRect(ax: number, ay: number, bx: number, by: number): Rect {
+  return { x0: Math.min(ax, bx), y0: Math.min(ay, by), x1: Math.max(ax, bx), y1: Math.max(ay, by) };
+}
+
+/** Indices (ascending) of the points drawn inside the pixel rectangle r, borders included. */
+export function pointsInRect(b: Rect, v: Viewport, xs: ArrayLike<number>, ys: ArrayLike<number>, r: Rect): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < xs.length; i++) {
+    const [x, y] = toPixel(b, v, xs[i], ys[i]);
+    if (x >= r.x0 && x <= r.x1 && y >= r.y0 && y <= r.y1) out.push(i);
+  }
+  return out;
+}
+
+/** Index of the point drawn nearest to pixel (x, y) within `radius` px, or -1; on a tie the one drawn
+ * last (on top). */
+export function nearestPoint(b: Rect, v: Viewport, xs: ArrayLike<number>, ys: ArrayLike<number>, x: number, y: number, radius = 6): number {
+  let best = -1, bd = radius * radius;
+  for (let i = 0; i < xs.length; i++) {
+    const [px, py] = toPixel(b, v, xs[i], ys[i]);
+    const d = (px - x) ** 2 + (py - y) ** 2;
+    if (d <= bd) { bd = d; best = i; }
+  }
+  return best;
+}
+
+/** Whether a drag from (ax, ay) to (bx, by) is a click (moved less than `slop` px on both axes). */
+export function isClick(ax: number, ay: number, bx: number, by: number, slop = 3): boolean {
+  return Math.abs(bx - ax) < slop && Math.abs(by - ay) < slop;
+}

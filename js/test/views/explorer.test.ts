@@ -1,0 +1,108 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { Model } from "../../src/lib/frame";
+import { createModel } from "../../src/lib/model";
+import explorer from "../../src/views/explorer";
+import { BASE, mount, Mounted, pack, XSS } from "./fixtures";
+
+const tokens = ["The", XSS, "sat"];
+const T = tokens.length, N = 2;
+
+const neuronState = () => ({
+  ...BASE, tokens, n_layers: 1, n_neurons: N, acts: { ...pack(Array.from({ length: T * N }, (_, i) => i), [T, N]), layer: 0 }, k: 2,
+  selected_layer: 0, selected_token: null, selected_neuron: null, ablation_mode: "", ablation: {},
+});
+const lensState = () => ({
+  ...BASE, tokens, n_layers: 1, layer_names: ["embeddings", "layer 0"], top_tokens: ["a"],
+  top_index: pack(new Array(2 * T).fill(0), [2, T, 1], "int32"), top_probs: pack(new Array(2 * T).fill(0.5), [2, T, 1]),
+  next_prob: pack(new Array(2 * T).fill(0.1), [2, T]), colour: "top", selected_layer: null, selected_token: null,
+});
+
+/** An Explorer whose child views live in a widget manager, as in a kernel-backed notebook. */
+async function live(): Promise<{ m: Mounted; children: Model[] }> {
+  const children: Model[] = [createModel(neuronState()), createModel(lensState())];
+  const model = createModel({ ...BASE, text: "The <img> sat", tokens, selected_token: null, views: ["IPY_MODEL_n", "IPY_MODEL_l"], view_names: ["neuron", "logit_lens"] });
+  const byId: Record<string, Model> = { n: children[0], l: children[1] };
+  Object.assign(model, { widget_manager: { get_model: async (id: string) => byId[id] } });
+  const m = mount(explorer, {}, model);
+  await vi.waitFor(() => expect(m.$("[data-lw-view=explorer]").dataset.ready).toBe("1"));
+  return { m, children };
+}
+
+const selectedIn = (m: Mounted, panel: string) =>
+  m.$$(`[data-panel=${panel}] [data-testid=tokens] .lw-tok`).findIndex((e) => e.classList.contains("lw-sel"));
+
+afterEach(() => { vi.restoreAllMocks(); document.body.innerHTML = ""; });
+
+describe("Explorer", () => {
+  it("mounts every panel around one shared token strip (text, never markup)", async () => {
+    const { m } = await live();
+    expect(m.$$("[data-panel]").map((p) => p.dataset.panel)).toEqual(["neuron", "logit_lens"]);
+    expect(m.$$("[data-testid=shared-tokens] .lw-tok").map((e) => e.textContent)).toEqual(tokens);
+    expect(m.el.querySelector("img")).toBeNull();
+    expect(m.$<HTMLInputElement>("[data-testid=text]").value).toBe("The <img> sat");
+  });
+
+  it("a click on the shared strip selects the token in the explorer and every child", async () => {
+    const { m, children } = await live();
+    m.$$("[data-testid=shared-tokens] .lw-tok")[2].click();
+    expect(m.model.get("selected_token")).toBe(2);
+    expect(children.map((c) => c.get("selected_token"))).toEqual([2, 2]);
+    expect(selectedIn(m, "neuron")).toBe(2);
+    expect(m.$("[data-lw-view=explorer]").dataset.selected).toBe("2");
+  });
+
+  it("a selection made in one child reaches the explorer and the other children, once", async () => {
+    const { m, children } = await live();
+    const saves = children.map((c) => vi.spyOn(c, "save_changes"));
+    m.$$("[data-panel=neuron] [data-testid=tokens] .lw-tok")[1].click(); // the neuron view commits selected_token = 1
+    expect(m.model.get("selected_token")).toBe(1);
+    expect(children.map((c) => c.get("selected_token"))).toEqual([1, 1]);
+    expect(saves.map((s) => s.mock.calls.length)).toEqual([1, 1]); // the neuron view's own commit, and the mirror to the lens
+    expect(m.$$("[data-testid=shared-tokens] .lw-tok.lw-sel").map((e) => e.dataset.index)).toEqual(["1"]);
+  });
+
+  it("Python clearing the explorer's selection (null) clears every child", async () => {
+    const { m, children } = await live();
+    m.model.set("selected_token", 0);
+    expect(children.map((c) => c.get("selected_token"))).toEqual([0, 0]);
+    m.model.set("selected_token", null);
+    expect(children.map((c) => c.get("selected_token"))).toEqual([null, null]);
+    expect(m.$$("[data-testid=shared-tokens] .lw-tok.lw-sel")).toHaveLength(0);
+  });
+
+  it("hovering a token marks it in every strip, without a kernel round trip", async () => {
+    const { m } = await live();
+    const saves = m.saves();
+    m.$$("[data-testid=shared-tokens] .lw-tok")[1].dispatchEvent(new MouseEvent("mouseover", { bubbles: true }));
+    expect(m.$$(".lw-tok.lw-linked").map((e) => e.dataset.index)).toEqual(["1", "1"]);
+    expect(m.$("[data-lw-view=explorer]").dataset.hovered).toBe("1");
+    m.$("[data-lw-view=explorer]").dispatchEvent(new MouseEvent("mouseleave"));
+    expect(m.$$(".lw-tok.lw-linked")).toHaveLength(0);
+    expect(m.saves()).toBe(saves);
+  });
+
+  it("Run submits new text only", async () => {
+    const { m } = await live();
+    const input = m.$<HTMLInputElement>("[data-testid=text]");
+    m.$("[data-testid=run]").click(); // unchanged: nothing to do
+    expect(m.saves()).toBe(0);
+    input.value = "A dog ran";
+    input.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter" }));
+    expect(m.model.get("text")).toBe("A dog ran");
+    expect(m.saves()).toBe(1);
+  });
+
+  it("in a static export the children come from the saved state", async () => {
+    const model = createModel({
+      ...BASE, text: "x", tokens, selected_token: 1, views: [], view_names: ["neuron", "mystery"],
+      _export: { children: [{ bundle: "neuron", state: { ...neuronState(), selected_token: 1 } }, { bundle: "mystery", state: {} }] },
+    });
+    const m = mount(explorer, {}, model);
+    await vi.waitFor(() => expect(m.$("[data-lw-view=explorer]").dataset.ready).toBe("1"));
+    expect(m.$("[data-panel=mystery]").textContent).toContain("No front end for panel mystery.");
+    expect(selectedIn(m, "neuron")).toBe(1);
+    m.$$("[data-testid=shared-tokens] .lw-tok")[0].click(); // selections still link the panels, in the page
+    expect(selectedIn(m, "neuron")).toBe(0);
+    expect(m.model.get("selected_token")).toBe(0);
+  });
+});

@@ -1,0 +1,62 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import logit_lens from "../../src/views/logit_lens";
+import { choose, clickCell, mount, pack } from "./fixtures";
+
+const R = 3, T = 3, K = 2; // rows: embeddings + 2 blocks
+const tokens = ["The", "<b>cat</b>", "sat"];
+const top_tokens = ["a", "<i>b</i>", "c", "d"];
+// top-1 of cell (r, c) is token (r + c) % 4, with probability 0.5 + 0.1 r; top-2 is token 3 at 0.1
+const top_index = Array.from({ length: R * T }, (_, i) => [(Math.floor(i / T) + (i % T)) % 4, 3]).flat();
+const top_probs = Array.from({ length: R * T }, (_, i) => [0.5 + 0.1 * Math.floor(i / T), 0.1]).flat();
+
+function state(extra: Record<string, unknown> = {}) {
+  return {
+    tokens, n_layers: 2, layer_names: ["embeddings", "layer 0", "layer 1"], top_tokens,
+    top_index: pack(top_index, [R, T, K], "int32"), top_probs: pack(top_probs, [R, T, K]),
+    next_prob: pack(Array.from({ length: R * T }, (_, i) => i / 10), [R, T]),
+    colour: "top", selected_layer: null, selected_token: null, ...extra,
+  };
+}
+
+afterEach(() => { vi.restoreAllMocks(); document.body.innerHTML = ""; });
+
+describe("LogitLensView", () => {
+  it("draws rows x positions coloured by the top-token probability", () => {
+    const m = mount(logit_lens, state());
+    const heat = m.parts.heat as { matrix: { shape: number[]; values: Float32Array } };
+    expect(heat.matrix.shape).toEqual([R, T]);
+    expect(Array.from(heat.matrix.values)).toEqual([0.5, 0.5, 0.5, 0.6, 0.6, 0.6, 0.7, 0.7, 0.7].map(Math.fround));
+    expect(m.$("[data-testid=detail]").textContent).toBe("Click a cell for its top tokens.");
+  });
+
+  it("clicking a cell selects its layer (row 0: embeddings, -1) and token", () => {
+    const m = mount(logit_lens, state());
+    clickCell(m, "heatmap", 0, 1);
+    expect([m.model.get("selected_layer"), m.model.get("selected_token")]).toEqual([-1, 1]);
+    clickCell(m, "heatmap", 2, 2);
+    expect([m.model.get("selected_layer"), m.model.get("selected_token")]).toEqual([1, 2]);
+    expect(m.saves()).toBe(2);
+  });
+
+  it("lists the selected cell's top tokens as text, with the actual next token", () => {
+    const m = mount(logit_lens, state());
+    m.model.set("selected_layer", 0); // row 1
+    m.model.set("selected_token", 1);
+    const d = m.$("[data-testid=detail]");
+    expect(d.dataset).toMatchObject({ layer: "0", token: "1" });
+    expect(Array.from(d.querySelectorAll("li")).map((li) => li.textContent)).toEqual(['"c" 60.0%', '"d" 10.0%']);
+    expect(d.querySelector(".lw-title")!.textContent).toBe('layer 0, after "<b>cat</b>"');
+    expect(d.textContent).toContain('actual next token "sat": 40.0%');
+    expect(d.querySelector("b, i")).toBeNull();
+    m.model.set("selected_layer", null);
+    expect(d.textContent).toBe("Click a cell for its top tokens.");
+  });
+
+  it("the colour menu switches to the probability of the actual next token", () => {
+    const m = mount(logit_lens, state());
+    choose(m.$<HTMLSelectElement>("[data-testid=colour]"), "next");
+    expect(m.model.get("colour")).toBe("next");
+    const heat = m.parts.heat as { matrix: { values: Float32Array } };
+    expect(Array.from(heat.matrix.values)).toEqual(Array.from({ length: 9 }, (_, i) => Math.fround(i / 10)));
+  });
+});

@@ -1,0 +1,74 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import neuron from "../../src/views/neuron";
+import { choose, mount, pack, stripSelected, stripWeights, XSS } from "./fixtures";
+
+const T = 3, N = 5;
+const tokens = ["The", XSS, "sat"];
+// activation of neuron n on token t: (n - 2) * (t + 1), so neuron 4 fires most on every token
+const actsOf = (layer: number) => ({ ...pack(Array.from({ length: T * N }, (_, i) => (i % N - 2) * (Math.floor(i / N) + 1) + layer), [T, N]), layer });
+
+function state(extra: Record<string, unknown> = {}) {
+  return {
+    tokens, n_layers: 2, n_neurons: N, acts: actsOf(0), k: 3, selected_layer: 0, selected_token: null,
+    selected_neuron: null, ablation_mode: "", ablation: {}, ...extra,
+  };
+}
+
+afterEach(() => { vi.restoreAllMocks(); document.body.innerHTML = ""; });
+
+describe("NeuronView", () => {
+  it("clicking a token selects it and lists its top-k neurons", () => {
+    const m = mount(neuron, state());
+    expect(m.$("[data-testid=top-neurons]").textContent).toBe("No token selected.");
+    m.$$("[data-testid=tokens] .lw-tok")[1].click();
+    expect(m.model.get("selected_token")).toBe(1);
+    expect(stripSelected(m)).toBe(1);
+    const rows = m.$$("[data-testid=neuron-table] tbody tr").map((r) => Array.from(r.children).map((c) => c.textContent));
+    expect(rows).toEqual([["4", "4.000"], ["3", "2.000"], ["2", "0.000"]]);
+    expect(m.$("[data-testid=top-neurons] .lw-title").textContent).toBe(`top neurons on "${XSS}"`);
+    expect(m.el.querySelector("img")).toBeNull();
+  });
+
+  it("clicking a neuron selects it and colours every token by its activation", () => {
+    const m = mount(neuron, state({ selected_token: 0 }));
+    m.$("[data-testid=neuron-table] tr[data-id='3']").click();
+    expect(m.model.get("selected_neuron")).toBe(3);
+    expect(stripWeights(m)).toEqual([1, 2, 3]);
+    expect(m.$<HTMLInputElement>("[data-testid=neuron-input]").value).toBe("3");
+    expect(m.$$("[data-testid=firing] li").map((li) => li.textContent)).toEqual(['"sat" (2): 3.000', `${JSON.stringify(XSS)} (1): 2.000`, '"The" (0): 1.000']);
+    m.model.set("selected_neuron", null);
+    expect(stripWeights(m)).toEqual([null, null, null]);
+  });
+
+  it("the number box selects a neuron in range and explains one out of range", () => {
+    const m = mount(neuron, state());
+    const input = m.$<HTMLInputElement>("[data-testid=neuron-input]");
+    choose(input, "7");
+    expect(m.model.get("selected_neuron")).toBeNull();
+    expect(m.$("[data-testid=info]").textContent).toBe("neuron must be 0..4");
+    choose(input, "2");
+    expect(m.model.get("selected_neuron")).toBe(2);
+    expect(m.saves()).toBe(1);
+  });
+
+  it("the layer menu selects a layer; the view waits for its activations", () => {
+    const m = mount(neuron, state({ selected_token: 2 }));
+    choose(m.$<HTMLSelectElement>("[data-testid=layer]"), "1");
+    expect(m.model.get("selected_layer")).toBe(1);
+    expect(m.$("[data-testid=info]").textContent).toBe("loading\u2026");
+    m.model.set("acts", actsOf(1));
+    expect(m.$("[data-testid=info]").textContent).toBe("layer 1: 5 neurons \u00b7 3 tokens");
+    expect(m.$$("[data-testid=neuron-table] tbody tr")[0].textContent).toBe("47.000");
+  });
+
+  it("shows an ablation's output probabilities and their change", () => {
+    const m = mount(neuron, state());
+    expect(m.$<HTMLSelectElement>("[data-testid=ablation-mode]")).toBeTruthy();
+    choose(m.$<HTMLSelectElement>("[data-testid=ablation-mode]"), "zero");
+    expect(m.model.get("ablation_mode")).toBe("zero");
+    m.model.set("ablation", { layer: 0, neurons: [3], mode: "zero", outputs: ["<b>yes</b>", "no"], before: [0.5, 0.25], after: [0.25, 0.5] });
+    const rows = m.$$("[data-testid=ablation] tr").slice(1).map((r) => Array.from(r.children).map((c) => c.textContent));
+    expect(rows).toEqual([['"<b>yes</b>"', "50.0%", "25.0%", "-25.0"], ['"no"', "25.0%", "50.0%", "+25.0"]]);
+    expect(m.$("[data-testid=ablation] .lw-title").textContent).toBe("zero-ablating neuron 3 of layer 0: output probabilities");
+  });
+});

@@ -1,0 +1,64 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import patching from "../../src/views/patching";
+import { clickCell, mount, pack } from "./fixtures";
+
+const S = 2, L = 2, T = 3, H = 2, K = 2;
+const top_tokens = ["a", "<b>b</b>", "c", "d", "e"];
+// scores[s, l, t] = s + l / 10 + t / 100; top-1 of that cell: token (s + l + t) % 5 at probability 0.5
+const scores = Array.from({ length: S * L * T }, (_, i) => Math.floor(i / (L * T)) + Math.floor((i % (L * T)) / T) / 10 + (i % T) / 100);
+const topIndex = Array.from({ length: S * L * T }, (_, i) => [(Math.floor(i / (L * T)) + Math.floor((i % (L * T)) / T) + (i % T)) % 5, 4]).flat();
+
+function state(extra: Record<string, unknown> = {}) {
+  return {
+    tokens: ["The", "cat", "sat"], clean_tokens: ["The", "dog", "sat"], sites: ["resid", "attn"], n_layers: L, n_heads: H,
+    scores: pack(scores, [S, L, T]), head_scores: pack([0.1, 0.2, 0.3, 0.4], [L, H]),
+    top_index: pack(topIndex, [S, L, T, K], "int32"), top_probs: pack(Array.from({ length: S * L * T * K }, (_, i) => (i % 2 ? 0.1 : 0.5)), [S, L, T, K]),
+    head_top_index: pack([0, 1, 1, 2, 2, 3, 3, 4], [L, H, K], "int32"), head_top_probs: pack([0.9, 0.05, 0.8, 0.1, 0.7, 0.2, 0.6, 0.3], [L, H, K]),
+    top_tokens,
+    summary: { metric: "logit_diff", clean: 2, corrupted: -1, position: 2, changed: [1], clean_top: [["a", 0.5]], corrupted_top: [["<i>z</i>", 0.25]] },
+    selected_site: null, selected_layer: null, selected_token: null, selected_head: null, ...extra,
+  };
+}
+
+afterEach(() => { vi.restoreAllMocks(); document.body.innerHTML = ""; });
+
+describe("PatchingView", () => {
+  it("draws one heatmap per site plus the heads, labelling changed tokens", () => {
+    const m = mount(patching, state());
+    expect(m.$$("canvas[data-testid^=heat-]").map((c) => c.dataset.testid)).toEqual(["heat-resid", "heat-attn", "heat-heads"]);
+    const maps = m.parts.maps as Record<string, { matrix: { values: Float32Array } }>;
+    expect(Array.from(maps.attn.matrix.values)).toEqual(scores.slice(L * T).map(Math.fround));
+    expect(m.$("[data-testid=detail]").textContent).toContain("metric logit_diff: clean 2.0000, corrupted -1.0000 (read at position 2)");
+    expect(m.$("[data-testid=detail]").textContent).toContain('"<i>z</i>" 25.0%');
+    expect(m.el.querySelector("i")).toBeNull();
+    expect(m.texts()).toContain("dog\u2192cat"); // the changed token, clean -> corrupted, as a column label
+  });
+
+  it("clicking a site cell selects site, layer and token (no head)", () => {
+    const m = mount(patching, state({ selected_head: 1 }));
+    clickCell(m, "heat-attn", 1, 2);
+    expect([m.model.get("selected_site"), m.model.get("selected_layer"), m.model.get("selected_token"), m.model.get("selected_head")])
+      .toEqual(["attn", 1, 2, null]);
+    expect(m.saves()).toBe(1);
+    expect(m.$("[data-testid=detail-title]").textContent).toBe('patch attention output, layer 1, position 2 "sat": 1.1200');
+    // top-1 of cell (attn, 1, 2): token (1 + 1 + 2) % 5 = 4
+    expect(m.$$("[data-testid=detail] ol")[0].textContent).toBe('"e" 50.0%"e" 10.0%');
+    expect(m.$("[data-testid=detail]").dataset).toMatchObject({ site: "attn", layer: "1", token: "2", head: "null" });
+  });
+
+  it("clicking a head cell selects site heads, layer and head (no token)", () => {
+    const m = mount(patching, state({ selected_token: 1 }));
+    clickCell(m, "heat-heads", 1, 0);
+    expect([m.model.get("selected_site"), m.model.get("selected_layer"), m.model.get("selected_token"), m.model.get("selected_head")])
+      .toEqual(["heads", 1, null, 0]);
+    expect(m.$("[data-testid=detail-title]").textContent).toBe("patch attention heads (all positions), layer 1, head 0: 0.3000");
+    expect(m.$$("[data-testid=detail] ol")[0].textContent).toBe('"c" 70.0%"d" 20.0%');
+  });
+
+  it("waits for the patched runs", () => {
+    const m = mount(patching, state({ scores: null }));
+    expect(m.el.textContent).toContain("computing patched runs\u2026");
+    m.model.set("scores", state().scores);
+    expect(m.$$("canvas[data-testid^=heat-]")).toHaveLength(3);
+  });
+});

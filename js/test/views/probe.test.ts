@@ -1,0 +1,66 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import probe from "../../src/views/probe";
+import { mount, pack, stripTexts, XSS } from "./fixtures";
+
+const L = 2, C = 2; // 2 blocks: columns embeddings, 0, 1
+const acc = [0.6, 0.8, 0.7], ci = [0.05, 0.04, 0.03], ctrl = [0.5, 0.55, 0.5], ctrlCi = [0.01, 0.01, 0.01], sel = [0.1, 0.25, 0.2];
+
+function state(extra: Record<string, unknown> = {}) {
+  return {
+    level: "sentence", classes: ["neg", "<b>pos</b>"], n_layers: L,
+    curves: pack([...acc, ...ci, ...ctrl, ...ctrlCi, ...sel], [5, L + 1]),
+    curve_names: ["accuracy", "ci95", "control", "control_ci95", "selectivity"], majority: 0.5,
+    confusion: pack([5, 5, 5, 5, 8, 2, 2, 8, 7, 3, 3, 7], [L + 1, C, C], "int32"),
+    examples: [[], [{ tokens: ["<s>", XSS], highlight: 1, true: "neg", pred: "pos", confidence: 0.91 }], []],
+    probe_kind: "linear", seeds: 3, selected_layer: null, done: true, ...extra,
+  };
+}
+
+afterEach(() => { vi.restoreAllMocks(); document.body.innerHTML = ""; });
+
+describe("ProbeView", () => {
+  it("plots accuracy per layer, embeddings first, and names the best layer", () => {
+    const m = mount(probe, state());
+    expect(m.$$("[data-testid=chart] rect[data-layer]")).toHaveLength(L + 1);
+    expect(m.$("[data-testid=info]").textContent).toBe(
+      "sentence-level linear probe \u00b7 3 splits \u00b7 best: layer 0 (0.800) \u00b7 majority baseline 0.500 \u00b7 click a layer");
+    expect(m.$$("[data-testid=layers] tbody tr").map((r) => r.dataset.id)).toEqual(["-1", "0", "1"]);
+  });
+
+  it("clicking a chart column selects its layer (column 0: embeddings, -1)", () => {
+    const m = mount(probe, state());
+    const cols = m.$$("[data-testid=chart] rect[data-layer]");
+    cols[0].dispatchEvent(new MouseEvent("click"));
+    expect(m.model.get("selected_layer")).toBe(-1);
+    expect(m.$("[data-testid=layer-title]").textContent).toBe("Embeddings: accuracy 0.600 \u00b1 0.050");
+    cols[2].dispatchEvent(new MouseEvent("click"));
+    expect(m.model.get("selected_layer")).toBe(1);
+    expect(m.saves()).toBe(2);
+  });
+
+  it("a selected layer shows its confusion matrix and wrong examples (as text)", () => {
+    const m = mount(probe, state());
+    m.model.set("selected_layer", 0);
+    expect(m.$("[data-testid=detail]").dataset.layer).toBe("0");
+    expect(m.$("[data-testid=layer-title]").textContent).toBe("Layer 0: accuracy 0.800 \u00b1 0.040");
+    const heat = m.parts.heat as { matrix: { values: Float32Array } };
+    expect(Array.from(heat.matrix.values)).toEqual([8, 2, 2, 8]);
+    expect(stripTexts(m, "wrong-example")).toEqual(["<s>", XSS]);
+    expect(m.$("[data-testid=wrong]").textContent).toContain("true neg \u2192 predicted pos (p = 0.91)");
+    expect(m.el.querySelector("img, b")).toBeNull();
+    expect(m.$$("[data-testid=layers] tr.lw-sel").map((r) => r.dataset.id)).toEqual(["0"]);
+    expect(m.$$("[data-testid=chart] rect[data-layer]").map((r) => r.getAttribute("stroke"))).toEqual(["none", "#d62728", "none"]);
+  });
+
+  it("a table row selects its layer", () => {
+    const m = mount(probe, state());
+    m.$("[data-testid=layers] tr[data-id='1']").click();
+    expect(m.model.get("selected_layer")).toBe(1);
+    expect(m.$("[data-testid=wrong]").textContent).toBe("No held-out mistakes at this layer.");
+  });
+
+  it("waits while training", () => {
+    const m = mount(probe, state({ done: false }));
+    expect(m.$("[data-testid=info]").textContent).toBe("extracting hidden states and training probes\u2026");
+  });
+});
