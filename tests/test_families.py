@@ -13,7 +13,7 @@ import torch
 
 import llm_widgets as lw
 from llm_widgets.compute.attribution import attribute
-from llm_widgets.compute.hooks import ablation_effect
+from llm_widgets.compute.ablation import ablation_effect
 from llm_widgets.compute.logit_lens import lens_logits
 from llm_widgets.compute.neurons import neuron_activations
 from llm_widgets.compute.patching import patching

@@ -45,7 +45,7 @@ def test_trace_is_cached_so_views_share_one_forward(minilm, monkeypatch):
 def test_cache_never_serves_a_trace_from_other_hooks_or_weights(tiny_gpt2):
     """A trace computed under an ablation is not served afterwards, nor the clean one under it; a
     weight edited in place (even through .data) is seen."""
-    from llm_widgets.compute.hooks import ablate
+    from llm_widgets.compute.ablation import ablate
 
     s, text = tiny_gpt2, "the cache must follow the model"
     clean = s.trace(text)
@@ -110,12 +110,18 @@ def test_unknown_model_names_it():
     assert e.value.__cause__ is None  # no chained traceback soup
 
 
-def test_model_without_attentions_is_explained(minilm_tokenizer):
+def test_sdpa_model_gets_attention_on_demand_equal_to_eager(minilm):
+    """A model loaded with sdpa returns no weights: they are computed from its captured queries and
+    keys instead, and equal the eager model's own."""
     s = lw.load(str(default_model_path()), attn_implementation="sdpa")
-    tr = s.trace("no attention weights here")
-    assert tr.attentions is None and tr.hidden_states.shape[0] == 7  # other views still work
-    with pytest.raises(lw.AttentionUnavailableError, match="attn_implementation='eager'"):
-        lw.AttentionView(s, "no attention weights here")
+    text = "the weights are computed on demand here"
+    tr = s.trace(text)
+    assert tr.attentions is None and tr.hidden_states.shape[0] == 7 and tr.attention is not None
+    assert s.model.config._attn_implementation == "sdpa"  # switched back after the capture, if at all
+    v = lw.AttentionView(s, text)
+    ref = minilm.trace(text).attentions
+    np.testing.assert_allclose(v.result.attentions, ref, atol=1e-5)
+    np.testing.assert_allclose(v.result.stats, lw.AttentionView(minilm, text).result.stats, atol=1e-5)
 
 
 def test_pair_with_sdpa_model_is_switched_to_eager(minilm_tokenizer):

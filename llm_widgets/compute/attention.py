@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import LLMWidgetsError
+
+if TYPE_CHECKING:
+    from .attention_source import AttentionSource
 
 STAT_NAMES = ("entropy", "sink", "prev_token", "diagonal")
 STAT_HELP = {
@@ -93,19 +97,52 @@ def thumbnails(attn: np.ndarray, size: int) -> np.ndarray:
     return (both / np.outer(counts, counts)).astype(np.float32)
 
 
+ROLLOUT_MAX_TOKENS = 1024  # rollout multiplies full [T, T] matrices of every layer
+MATERIALISE_MAX_BYTES = 1 << 30  # AttentionResult.attentions builds [L, H, T, T] up to this size
+
+
 @dataclass
 class AttentionResult:
+    """Attention of every head for one input. `source` gives any head's weights (eager's, or
+    computed on demand for long inputs); `stats` and `thumbnails` summarise every head (None until
+    computed, for long inputs where that runs in the background)."""
+
     raw_tokens: list[str]  # the tokenizer's own tokens
     tokens: list[str]  # as read
-    attentions: np.ndarray  # [L, H, T, T] as the model returned it
-    stats: np.ndarray  # [len(STAT_NAMES), L, H]
+    source: "AttentionSource"
+    stats: np.ndarray | None = None  # [len(STAT_NAMES), L, H]
+    thumbnails: np.ndarray | None = None  # [L, H, S, S] block means
     stat_names: tuple[str, ...] = STAT_NAMES
     causal: bool = False
+
+    @property
+    def n_tokens(self) -> int:
+        return self.source.n_tokens
+
+    @property
+    def attentions(self) -> np.ndarray:
+        """[L, H, T, T] float32, every head (built from the source for on-demand attention, up to
+        MATERIALISE_MAX_BYTES; read heads with `.source.head(layer, head)` beyond)."""
+        weights = getattr(self.source, "weights", None)
+        if weights is not None:
+            return weights
+        s = self.source
+        size = 4 * s.n_layers * s.n_heads * s.n_tokens ** 2
+        if size > MATERIALISE_MAX_BYTES:
+            raise LLMWidgetsError(f"[L, H, T, T] for {s.n_tokens} tokens is {size / 2 ** 30:.1f} GiB: read heads "
+                                  "one at a time with result.source.head(layer, head) or .overview(...)")
+        return np.stack([[s.head(layer, h) for h in range(s.n_heads)] for layer in range(s.n_layers)])
+
+    def summarise(self, size: int, report=None) -> None:
+        """Fill `stats` and `thumbnails` (one streaming pass per head)."""
+        self.thumbnails, self.stats = self.source.summaries(size, report)
 
     def stat(self, name: str) -> np.ndarray:
         """[L, H] values of one head statistic (one of STAT_NAMES)."""
         if name not in self.stat_names:
             raise LLMWidgetsError(f"unknown statistic {name!r}; use one of {list(self.stat_names)}")
+        if self.stats is None:
+            raise LLMWidgetsError("The head statistics are still being computed: call .wait() on the view.")
         return self.stats[self.stat_names.index(name)]
 
     def top_heads(self, name: str, k: int = 3) -> list[tuple[int, int, float]]:
@@ -117,15 +154,33 @@ class AttentionResult:
     def matrix(self, mode: str, layer: int, head: int) -> np.ndarray:
         """The [T, T] matrix a view draws for a (mode, layer, head) selection."""
         if mode == "head":
-            return self.attentions[layer, head].astype(np.float32)
+            return self.source.head(layer, head)
         if mode == "mean":
-            return mean_over_heads(self.attentions[layer: layer + 1])[0]
+            return self.source.mean_rows(layer, 0, self.n_tokens)
         if mode == "rollout":
-            return rollout(self.attentions[: layer + 1])[layer]
+            if self.n_tokens > ROLLOUT_MAX_TOKENS:
+                raise LLMWidgetsError(f"rollout multiplies full [T, T] matrices of every layer: available up to "
+                                      f"{ROLLOUT_MAX_TOKENS} tokens (this input has {self.n_tokens})")
+            means = np.stack([self.source.mean_rows(l, 0, self.n_tokens) for l in range(layer + 1)])
+            return rollout(means[:, None])[layer]
         raise LLMWidgetsError(f"unknown mode {mode!r}; use 'head', 'mean' or 'rollout'")
 
+    def overview(self, mode: str, layer: int, head: int, size: int) -> tuple[np.ndarray, int]:
+        """(matrix, step): what the view draws first; step tokens per cell (max-pooled), 1 = exact."""
+        if self.n_tokens <= size or mode == "rollout":
+            return self.matrix(mode, layer, head), 1
+        return self.source.overview(layer, head if mode == "head" else None, size)
 
-def attention_result(trace, causal: bool = False) -> AttentionResult:
-    attn = trace.require_attentions()
-    return AttentionResult(raw_tokens=list(trace.raw_tokens), tokens=list(trace.tokens), attentions=attn,
-                           stats=head_statistics(attn), causal=causal)
+
+def attention_result(trace, causal: bool = False, summarise_up_to: int | None = None,
+                     thumb: int = 48) -> AttentionResult:
+    """The AttentionResult of a trace; statistics and thumbnails computed now for inputs of at most
+    `summarise_up_to` tokens (None: always)."""
+    source = trace.require_attention()
+    res = AttentionResult(raw_tokens=list(trace.raw_tokens), tokens=list(trace.tokens), source=source, causal=causal)
+    weights = getattr(source, "weights", None)
+    if weights is not None:  # eager: vectorised over every head at once
+        res.stats, res.thumbnails = head_statistics(weights), thumbnails(weights, thumb)
+    elif summarise_up_to is None or source.n_tokens <= summarise_up_to:
+        res.summarise(thumb)
+    return res

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import traitlets as t
 
-from ..compute.attention import STAT_HELP, attention_result, mean_over_heads, rollout, thumbnails
+from ..compute.attention import ROLLOUT_MAX_TOKENS, STAT_HELP, attention_result, mean_over_heads, rollout
 from .base import View, encode_array
 from .traits import Array, Index
 
 THUMB = 48  # thumbnails are at most THUMB x THUMB cells; the selected head travels at full size
+OVERVIEW = 512  # longer inputs send a max-pooled overview of the head, and exact tiles on request
+TILE = 256  # the largest tile (rows and columns) the front end may ask for
+SUMMARISE_NOW = 2048  # up to this many tokens the grid and statistics come with the first frame
 EXPORT_ALL_CELLS = 1 << 22  # exports embed every head at full size up to this many cells
 
 
@@ -18,15 +21,22 @@ class AttentionView(View):
 
     Read or set `selected_layer` (block index), `selected_head`, `selected_token` (None: none)
     and `mode` ('head', 'mean', 'rollout'); `.result` holds the numbers (an AttentionResult).
+    Long inputs (over OVERVIEW tokens) show a max-pooled overview of the selected head, with exact
+    tiles fetched as the front end zooms in; their grid thumbnails and head statistics are computed
+    in the background (progress bar; `.wait()` blocks until done). Weights come from the model's
+    eager attention for short inputs, else are computed on demand (compute.attention_source).
     """
 
     _bundle_name = "attention"
     tokens = t.List(t.Unicode()).tag(sync=True)
+    n_tokens = t.Int(0).tag(sync=True)
     n_layers = t.Int(0).tag(sync=True)
     n_heads = t.Int(0).tag(sync=True)
     causal = t.Bool(False).tag(sync=True)
-    grid = Array("uint8", ndim=4).tag(sync=True)  # [L, H, S, S] thumbnails
-    matrix = Array("float16", ndim=2).tag(sync=True)  # [T, T] for the current (mode, layer, head)
+    grid = Array("uint8", ndim=4, lo=0.0, hi=1.0).tag(sync=True)  # [L, H, S, S] thumbnails
+    matrix = Array("float16", ndim=2).tag(sync=True)  # [R, R] overview of (mode, layer, head), sent with step, n
+    tile_request = t.Dict().tag(sync=True)  # the front end asks: {mode, layer, head, r0, c0, rows, cols}
+    tile = Array("float16", ndim=2).tag(sync=True)  # the answer: exact weights, sent with the request's keys
     stats = Array("float32", ndim=3).tag(sync=True)  # [n_stats, L, H]
     stat_names = t.List(t.Unicode()).tag(sync=True)
     stat_help = t.Dict().tag(sync=True)
@@ -35,37 +45,66 @@ class AttentionView(View):
     selected_head = Index("n_heads", default=0, optional=False).tag(sync=True)
     selected_token = Index("tokens").tag(sync=True)
 
-    def __init__(self, session, text: str, *, mode: str = "head", truncate: bool = False, **kwargs):
+    def __init__(self, session, text: str, *, mode: str = "head", truncate: bool = False,
+                 background: bool | None = None, **kwargs):
         trace = session.trace(text, truncate=truncate)
-        self.result = attention_result(trace, causal=session.is_causal)
-        attn = self.result.attentions
-        n_layers, n_heads = attn.shape[:2]
+        self.result = r = attention_result(trace, causal=session.is_causal, summarise_up_to=SUMMARISE_NOW,
+                                           thumb=THUMB)
+        src = r.source
         super().__init__(
             title=kwargs.pop("title", f"Attention \u00b7 {session.name}"),
             notice=trace.notice,
-            tokens=self.result.tokens,
-            n_layers=n_layers,
-            n_heads=n_heads,
+            tokens=r.tokens,
+            n_tokens=src.n_tokens,
+            n_layers=src.n_layers,
+            n_heads=src.n_heads,
             causal=session.is_causal,
-            grid=encode_array(thumbnails(attn, THUMB), "uint8", 0.0, 1.0),
-            stats=self.result.stats,
-            stat_names=list(self.result.stat_names),
+            stat_names=list(r.stat_names),
             stat_help=dict(STAT_HELP),
             mode=mode,
             **kwargs,
         )
         self._send_matrix()
         self.observe(self._send_matrix, names=["mode", "selected_layer", "selected_head"])
+        self.observe(self._send_tile, names=["tile_request"])
+        if r.stats is not None:
+            self._show_summaries(r)
+        else:  # long input: the head view first, the grid and statistics as they are computed
+            self._run(lambda report: (r.summarise(THUMB, report), r)[1], self._show_summaries, background)
+
+    def _show_summaries(self, r) -> None:
+        with self.hold_sync():
+            self.grid, self.stats = r.thumbnails, r.stats
+
+    @t.validate("mode")
+    def _valid_mode(self, proposal):
+        if proposal["value"] == "rollout" and self.result.n_tokens > ROLLOUT_MAX_TOKENS:
+            raise t.TraitError(f"rollout multiplies full [T, T] matrices of every layer: available up to "
+                               f"{ROLLOUT_MAX_TOKENS} tokens (this input has {self.result.n_tokens})")
+        return proposal["value"]
 
     def _send_matrix(self, change=None):
-        m = self.result.matrix(self.mode, self.selected_layer, self.selected_head)
-        packed = encode_array(m, "float16")
-        packed.update(mode=self.mode, layer=self.selected_layer, head=self.selected_head)
-        self.matrix = packed
+        m, step = self.result.overview(self.mode, self.selected_layer, self.selected_head, OVERVIEW)
+        self.matrix = (m, {"mode": self.mode, "layer": self.selected_layer, "head": self.selected_head,
+                           "step": step, "n": self.n_tokens})
+
+    def _send_tile(self, change=None):
+        q = dict(self.tile_request or {})
+        try:
+            mode, layer, head = q["mode"], int(q["layer"]), int(q["head"])
+            r0, c0, rows, cols = (int(q[k]) for k in ("r0", "c0", "rows", "cols"))
+        except (KeyError, TypeError, ValueError):
+            return  # an incomplete request: nothing to answer
+        if mode not in ("head", "mean") or not (1 <= rows <= TILE and 1 <= cols <= TILE):
+            self.error = f"tile requests are 'head' or 'mean' windows of at most {TILE} x {TILE} tokens"
+            return
+        block = self.result.source.tile(layer, head if mode == "head" else None, r0, c0, rows, cols)
+        self.tile = (block, {"mode": mode, "layer": layer, "head": head, "r0": r0, "c0": c0})
 
     def _export_extra(self) -> dict:
-        attn = self.result.attentions
-        if attn.size > EXPORT_ALL_CELLS:
+        r = self.result
+        if r.source.n_layers * r.source.n_heads * r.n_tokens ** 2 > EXPORT_ALL_CELLS:
             return {"partial": True}
+        attn = r.attentions
         return {"heads": encode_array(attn, "float16"), "mean": encode_array(mean_over_heads(attn), "float16"),
                 "rollout": encode_array(rollout(attn), "float16")}

@@ -22,8 +22,8 @@ PANELS = {
     "attention": (".attention", "AttentionView", lambda s: ""),
     "attribution": (".attribution", "AttributionView",
                     lambda s: "" if s.class_labels or s.kind == "decoder" else NEEDS_TARGET),
-    "neuron": (".mechanistic", "NeuronView", lambda s: s.adapter.why_not("neurons")),
-    "logit_lens": (".mechanistic", "LogitLensView", lambda s: s.adapter.why_not("logit_lens")),
+    "neuron": (".neuron", "NeuronView", lambda s: s.adapter.why_not("neurons")),
+    "logit_lens": (".logit_lens", "LogitLensView", lambda s: s.adapter.why_not("logit_lens")),
 }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import traitlets as t
 
-from ..session import EMBEDDINGS
+from ..trace import EMBEDDINGS
 from .base import TRANSPORTS, encode_array
 
 
@@ -15,7 +15,8 @@ class Array(t.TraitType):
     scale/offset over [lo, hi], 'float16', 'float32', or 'int32' / 'uint16' for exact integers
     such as indices and cluster ids); `ndim` is checked when given. Reading the trait gives the
     packed record (what the front end decodes); `decode_array` turns it back into numpy. An empty
-    dict means "not computed yet"."""
+    dict means "not computed yet". Assign `(array, {"layer": 2})` to send what the array is of
+    with it (the front end checks it matches its selection before drawing)."""
 
     info_text = "a numpy array"
 
@@ -27,6 +28,9 @@ class Array(t.TraitType):
         super().__init__(default_value={}, **kwargs)
 
     def validate(self, obj, value):
+        meta = {}
+        if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], dict):
+            value, meta = value
         if isinstance(value, dict):
             if value and (value.get("dtype") != self.dtype or "shape" not in value or "data" not in value):
                 self.error(obj, value, info=f"a packed {self.dtype} array")
@@ -37,6 +41,8 @@ class Array(t.TraitType):
                 self.error(obj, value)
             shape = list(arr.shape)
             value = encode_array(arr, self.dtype, self.lo, self.hi)
+        if meta:
+            value = {**value, **meta}
         if value and self.ndim is not None and len(shape) != self.ndim:
             raise t.TraitError(f"The '{self.name}' trait of {type(obj).__name__} takes a {self.ndim}-D array, "
                                f"got shape {tuple(shape)}")

@@ -1,0 +1,319 @@
+"""Attention weights on demand, without ever holding [L, H, T, T].
+
+Two sources with one interface (`AttentionSource`): `EagerAttention` wraps the weights an eager
+forward returned (the reference), `CapturedAttention` holds what the model's fast attention
+(transformers' sdpa) was called with -- post-rotary queries and keys, the mask, scaling, soft-cap,
+position bias, sinks -- and computes a head's weights when asked, block of query rows by block,
+exactly as the eager path would (GQA: query head h reads key head h // groups).
+
+Everything else is built on `rows(layer, head, r0, r1)`: a head's full matrix (short inputs), a
+max-pooled overview of at most `size` x `size` cells, an exact tile, and the grid thumbnails plus
+head statistics computed in one streaming pass per head.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..errors import LLMWidgetsError, UnsupportedModelError
+from .attention import STAT_NAMES
+
+ROW_BLOCK = 256  # query rows computed at once: [ROW_BLOCK, T] float32 at a time
+VALIDATED = ("sdpa",)  # the backends whose calls we reproduce (tests compare them with eager)
+
+
+class AttentionSource:
+    """A model's attention weights for one input, by (layer, head) and query rows."""
+
+    n_layers: int
+    n_heads: int
+    n_tokens: int
+
+    def rows(self, layer: int, head: int, r0: int, r1: int) -> np.ndarray:
+        """[r1 - r0, T] float32: attention of query rows r0..r1-1 of one head."""
+        raise NotImplementedError
+
+    def nbytes(self) -> int:
+        raise NotImplementedError
+
+    def _check(self, layer: int, head: int) -> None:
+        if not 0 <= layer < self.n_layers or not 0 <= head < self.n_heads:
+            raise LLMWidgetsError(f"(layer, head) must be in 0..{self.n_layers - 1} x 0..{self.n_heads - 1}, "
+                                  f"got ({layer}, {head})")
+
+    def _blocks(self, r0: int = 0, r1: int | None = None, block: int = ROW_BLOCK):
+        r1 = self.n_tokens if r1 is None else r1
+        for a in range(r0, r1, block):
+            yield a, min(a + block, r1)
+
+    def head(self, layer: int, head: int) -> np.ndarray:
+        """[T, T] float32, the whole matrix of one head."""
+        self._check(layer, head)
+        return np.concatenate([self.rows(layer, head, a, b) for a, b in self._blocks()])
+
+    def mean_rows(self, layer: int, r0: int, r1: int) -> np.ndarray:
+        """[r1 - r0, T]: query rows averaged over the heads of a layer."""
+        return sum(self.rows(layer, h, r0, r1) for h in range(self.n_heads)) / self.n_heads
+
+    def tile(self, layer: int, head: int | None, r0: int, c0: int, rows: int, cols: int) -> np.ndarray:
+        """[rows, cols] exact weights of a window (head None: the mean over heads)."""
+        t = self.n_tokens
+        if not (0 <= r0 < t and 0 <= c0 < t and rows >= 1 and cols >= 1):
+            raise LLMWidgetsError(f"tile ({r0}, {c0}, {rows}x{cols}) is outside the {t} x {t} matrix")
+        r1, c1 = min(r0 + rows, t), min(c0 + cols, t)
+        block = self.rows(layer, head, r0, r1) if head is not None else self.mean_rows(layer, r0, r1)
+        return block[:, c0:c1]
+
+    def overview(self, layer: int, head: int | None, size: int = 512) -> tuple[np.ndarray, int]:
+        """(matrix, step): the [ceil(T/step)]^2 max-pooled view of one head (head None: the mean
+        over heads), step = tokens per cell (1: the exact matrix when T <= size)."""
+        t = self.n_tokens
+        step = max(1, math.ceil(t / size))
+        n = math.ceil(t / step)
+        out = np.zeros((n, n), np.float32)
+        block = max(step, (ROW_BLOCK // step) * step)
+        for a, b in self._blocks(block=block):
+            p = self.rows(layer, head, a, b) if head is not None else self.mean_rows(layer, a, b)
+            out[a // step: a // step + math.ceil((b - a) / step)] = _max_pool(p, step, n)
+        return out, step
+
+    def summaries(self, size: int, report: Callable[[float, str], None] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """(thumbnails [L, H, S, S] block means, statistics [len(STAT_NAMES), L, H]) in one streaming
+        pass per head; the same numbers as compute.attention.thumbnails / head_statistics."""
+        t, L, H = self.n_tokens, self.n_layers, self.n_heads
+        s = min(t, size)
+        edges = np.linspace(0, t, s + 1).round().astype(int)
+        bin_of = np.repeat(np.arange(s), np.diff(edges))
+        area = np.outer(np.diff(edges), np.diff(edges)).astype(np.float64)
+        thumbs = np.zeros((L, H, s, s), np.float32)
+        stats = np.zeros((len(STAT_NAMES), L, H), np.float32)
+        for layer in range(L):
+            for head in range(H):
+                acc = np.zeros((s, s), np.float64)
+                ent = sink = prev = diag = 0.0
+                for a, b in self._blocks():
+                    p = self.rows(layer, head, a, b)
+                    np.add.at(acc, bin_of[a:b], np.add.reduceat(p, edges[:-1], axis=1))
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        ent += float(-np.where(p > 0, p * np.log(p), 0.0).sum())
+                    sink += float(p[:, 0].sum())
+                    i = np.arange(a, b)
+                    diag += float(p[i - a, i].sum())
+                    j = i[i >= 1]
+                    prev += float(p[j - a, j - 1].sum())
+                thumbs[layer, head] = acc / area
+                stats[:, layer, head] = [ent / t, sink / t, prev / (t - 1) if t > 1 else np.nan, diag / t]
+            if report:
+                report((layer + 1) / L, f"attention summaries: layer {layer + 1}/{L}")
+        return thumbs, stats
+
+
+def _max_pool(p: np.ndarray, step: int, n: int) -> np.ndarray:
+    """[b, T] -> [ceil(b/step), n]: max over step x step blocks (zero padding past the end)."""
+    b, t = p.shape
+    if step == 1:
+        return p
+    rb = math.ceil(b / step)
+    padded = np.zeros((rb * step, n * step), np.float32)
+    padded[:b, :t] = p
+    return padded.reshape(rb, step, n, step).max(axis=(1, 3))
+
+
+class EagerAttention(AttentionSource):
+    """The weights an eager forward returned: [L, H, T, T]."""
+
+    def __init__(self, attentions: np.ndarray):
+        self.weights = attentions
+        self.n_layers, self.n_heads, self.n_tokens = attentions.shape[0], attentions.shape[1], attentions.shape[-1]
+
+    def rows(self, layer, head, r0, r1):
+        self._check(layer, head)
+        return self.weights[layer, head, r0:r1].astype(np.float32)
+
+    def nbytes(self) -> int:
+        return int(self.weights.nbytes)
+
+
+@dataclass
+class _Call:
+    """What one attention call was given (batch of one; tensors stay where the model put them)."""
+
+    query: torch.Tensor  # [H, T, d] post-rotary
+    key: torch.Tensor  # [H_kv, T, d]
+    mask: torch.Tensor | None  # [1 or H, T, T] bool (True = attend) or additive float, or None
+    causal: bool  # no mask: causal when the call was (sdpa's own rule)
+    scaling: float
+    softcap: float | None
+    bias: torch.Tensor | None  # [H, T, T] additive position bias (T5-style), or None
+    sinks: torch.Tensor | None  # [H] attention-sink logits (gpt-oss style), or None
+
+
+class CapturedAttention(AttentionSource):
+    """Attention computed on demand from the captured calls, one per block."""
+
+    def __init__(self, calls: list[_Call]):
+        self.calls = calls
+        self.n_layers = len(calls)
+        self.n_heads = calls[0].query.shape[0]
+        self.n_tokens = calls[0].query.shape[1]
+
+    def rows(self, layer, head, r0, r1):
+        self._check(layer, head)
+        c = self.calls[layer]
+        groups = c.query.shape[0] // c.key.shape[0]
+        with torch.no_grad():
+            q = c.query[head, r0:r1].float()
+            k = c.key[head // groups].float()
+            s = (q @ k.T) * c.scaling
+            if c.softcap:
+                s = torch.tanh(s / c.softcap) * c.softcap
+            if c.bias is not None:
+                s = s + c.bias[head if c.bias.shape[0] > 1 else 0, r0:r1].float()
+            if c.mask is not None:
+                m = c.mask[head if c.mask.shape[0] > 1 else 0, r0:r1, : k.shape[0]]
+                s = s.masked_fill(~m, float("-inf")) if m.dtype == torch.bool else s + m.float()
+            elif c.causal:
+                cols, rows = torch.arange(k.shape[0], device=s.device), torch.arange(r0, r1, device=s.device)
+                s = s.masked_fill(cols[None, :] > rows[:, None], float("-inf"))
+            if c.sinks is not None:
+                s = torch.cat([s, c.sinks[head].float().expand(s.shape[0], 1)], dim=-1)
+                return torch.softmax(s, -1)[:, :-1].cpu().numpy()
+            return torch.softmax(s, -1).cpu().numpy()
+
+    def nbytes(self) -> int:
+        seen, total = set(), 0
+        for c in self.calls:
+            for x in (c.query, c.key, c.mask, c.bias):
+                if x is not None and x.data_ptr() not in seen:
+                    seen.add(x.data_ptr())
+                    total += x.numel() * x.element_size()
+        return total
+
+
+# -- capture -------------------------------------------------------------------------------------
+_local = threading.local()
+
+
+def _install() -> None:
+    """Wrap transformers' registered attention functions once: a wrapped function records its
+    arguments when the calling thread is capturing, and otherwise only calls through."""
+    from transformers.modeling_utils import AttentionInterface
+
+    mapping = AttentionInterface._global_mapping  # shared by every model file's instance
+    for name in VALIDATED:
+        fn = mapping.get(name)
+        if fn is not None and not getattr(fn, "_lw_wrapped", False):
+            mapping[name] = _recording(fn)
+
+
+def _recording(fn):
+    import inspect
+
+    sig = inspect.signature(fn)
+
+    def wrapped(module, query, key, value, attention_mask, *args, **kwargs):
+        rec = getattr(_local, "recorder", None)
+        if rec is not None:
+            bound = sig.bind(module, query, key, value, attention_mask, *args, **kwargs)
+            bound.apply_defaults()
+            rec(module, bound.arguments)
+        return fn(module, query, key, value, attention_mask, *args, **kwargs)
+
+    wrapped._lw_wrapped = True
+    return wrapped
+
+
+def _call_of(module, a: dict) -> _Call:
+    q, k, mask = a["query"], a["key"], a["attention_mask"]
+    extra = a.get("kwargs") or {}
+    if q.shape[0] != 1:
+        raise LLMWidgetsError("attention capture takes a batch of one input")
+    if q.shape[1] % k.shape[1]:
+        raise UnsupportedModelError(f"{q.shape[1]} query heads cannot share {k.shape[1]} key heads evenly")
+    t_q, t_k = q.shape[2], k.shape[2]
+    is_causal = a.get("is_causal")
+    is_causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
+    causal = bool(is_causal) and mask is None and t_q > 1
+    if mask is not None:
+        mask = mask[0, :, :t_q, :t_k]
+    bias = a.get("position_bias")
+    if bias is not None:
+        bias = bias[0, :, :t_q, :t_k]
+    scaling = a.get("scaling")
+    sinks = extra.get("s_aux", extra.get("sinks"))
+    return _Call(query=q[0].detach(), key=k[0].detach(), mask=mask, causal=causal,
+                 scaling=float(scaling) if scaling is not None else q.shape[-1] ** -0.5,
+                 softcap=extra.get("softcap"), bias=bias, sinks=sinks)
+
+
+@contextmanager
+def capture_attention(model, blocks: list):
+    """While inside, the model runs its fast attention (sdpa; an eager model is switched to sdpa
+    and back) and every block's attention call is recorded. Yields a holder whose `.source()` is
+    the CapturedAttention of the forward run inside. Hold the model lock around it."""
+    _install()
+    impl = getattr(model.config, "_attn_implementation", None)
+    switched = impl not in VALIDATED
+    if switched:
+        if not hasattr(model, "set_attn_implementation"):
+            raise UnsupportedModelError(f"attention on demand needs {VALIDATED} attention; this model uses {impl!r}")
+        try:
+            model.set_attn_implementation("sdpa")
+        except Exception as e:
+            raise UnsupportedModelError(f"this model has no sdpa attention path ({e}); attention on demand "
+                                        "needs one (or use eager attention on shorter inputs)") from e
+    owner = {}
+    for i, b in enumerate(blocks):
+        for m in b.module.modules():
+            owner.setdefault(id(m), i)
+    per_block: dict[int, list] = {}
+
+    def record(module, arguments):
+        i = owner.get(id(module))
+        if i is not None:
+            per_block.setdefault(i, []).append(_call_of(module, arguments))
+
+    holder = _Holder(per_block, len(blocks), blocks)
+    _local.recorder = record
+    try:
+        yield holder
+    finally:
+        _local.recorder = None
+        if switched:
+            model.set_attn_implementation(impl)
+
+
+class _Holder:
+    def __init__(self, per_block, n, blocks):
+        self.per_block, self.n, self.blocks = per_block, n, blocks
+
+    def source(self) -> CapturedAttention:
+        if not self.blocks:
+            raise UnsupportedModelError("attention on demand needs the model's blocks, which were not found "
+                                        "(encoder-decoder models): use eager attention")
+        if not self.per_block:
+            raise UnsupportedModelError(
+                "this model's attention does not go through transformers' attention functions (ALiBi "
+                "models such as BLOOM or Falcon, DeBERTa, custom code), so it cannot be read on demand: "
+                "load it with attn_implementation='eager' and use inputs short enough for eager weights")
+        shared = all(b.module is self.blocks[0].module for b in self.blocks)
+        if shared:  # one block module called n times (ALBERT): its calls in order are the layers
+            calls = self.per_block.get(0, [])
+        else:
+            bad = [i for i in range(self.n) if len(self.per_block.get(i, [])) != 1]
+            if bad:
+                raise UnsupportedModelError(
+                    f"attention on demand expects one self-attention call per block; block {bad[0]} made "
+                    f"{len(self.per_block.get(bad[0], []))} (cross-attention or a non-standard layer): load "
+                    "the model with attn_implementation='eager' to read its weights")
+            calls = [self.per_block[i][0] for i in range(self.n)]
+        if len(calls) != self.n:
+            raise UnsupportedModelError(f"captured {len(calls)} attention calls for {self.n} blocks")
+        return CapturedAttention(calls)

@@ -1,0 +1,80 @@
+"""NeuronView: MLP neuron activations of one block, and what ablating a neuron does."""
+from __future__ import annotations
+
+import traitlets as t
+
+from ..checks import integer
+from ..compute.ablation import ablation_effect
+from ..compute.hooks import check_layer
+from ..compute.neurons import neuron_activations
+from ..errors import LLMWidgetsError
+from .base import View, encode_array
+from .traits import Array, Index
+
+EXPORT_ALL_LAYERS = 1 << 22  # NeuronView exports every layer's activations up to this many values
+
+
+class NeuronView(View):
+    """MLP neuron activations of one layer for one text.
+
+    >>> NeuronView(session, "The cat sat on the mat.", selected_layer=3)
+
+    Click a token to list its most active neurons; click a neuron (or type its number) to colour
+    every token by that neuron's activation. Read or set `selected_layer` (the block shown),
+    `selected_token`, `selected_neuron` (None: none). `.result` is a NeuronResult (all layers);
+    `.ablate(...)` shows what zeroing neurons does to the output.
+    """
+
+    _bundle_name = "neuron"
+    tokens = t.List(t.Unicode()).tag(sync=True)
+    n_layers = t.Int(0).tag(sync=True)
+    n_neurons = t.Int(0).tag(sync=True)
+    acts = Array("float16", ndim=2).tag(sync=True)  # [T, N] of block `layer`, sent with it
+    k = t.Int(10).tag(sync=True)
+    selected_layer = Index("n_layers", default=0, optional=False).tag(sync=True)
+    selected_token = Index("tokens").tag(sync=True)
+    selected_neuron = Index("n_neurons").tag(sync=True)
+    ablation_mode = t.Enum(["", "zero", "mean"], default_value="").tag(sync=True)  # set: ablate selected
+    ablation = t.Dict().tag(sync=True)  # the last ablation's output probabilities (see .ablate)
+
+    def __init__(self, session, text: str, *, k: int = 10, truncate: bool = False, **kwargs):
+        self.session, self.text = session, text
+        check_layer(session.model, kwargs.get("selected_layer", 0))
+        integer(k, "k", low=1)
+        self.result = neuron_activations(session, text, truncate=truncate)
+        n_layers, _, n = self.result.activations.shape
+        super().__init__(title=kwargs.pop("title", f"MLP neurons \u00b7 {session.name}"),
+                         notice=session.trace(text, truncate=truncate).notice, tokens=self.result.tokens,
+                         n_layers=n_layers, n_neurons=n, k=k, **kwargs)
+        self._send_acts()
+        self.observe(self._send_acts, names=["selected_layer"])
+        self.observe(self._ablate_selected, names=["ablation_mode", "selected_neuron", "selected_layer"])
+
+    def _send_acts(self, change=None):
+        self.acts = (self.result.activations[self.selected_layer], {"layer": self.selected_layer})
+
+    def ablate(self, neurons=None, mode: str = "zero", k: int = 10):
+        """Output probabilities (next token / class) before and after ablating `neurons` of this
+        layer (default: the selected neuron)."""
+        if neurons is None:
+            if self.selected_neuron is None:
+                raise LLMWidgetsError("Select a neuron first, or pass neurons=[...].")
+            neurons = [self.selected_neuron]
+        eff = ablation_effect(self.session, self.text, neurons=[(self.selected_layer, int(n)) for n in neurons],
+                              mode=mode, k=k)
+        self.ablation = {"layer": self.selected_layer, "neurons": [int(n) for n in neurons], "mode": mode,
+                         "outputs": eff.outputs, "before": eff.before.tolist(), "after": eff.after.tolist()}
+        return eff
+
+    def _ablate_selected(self, change=None):
+        """With ablation_mode set (the view's buttons), show the selected neuron's ablation."""
+        self.ablation, self.error = {}, ""
+        if self.ablation_mode and self.selected_neuron is not None:
+            try:
+                self.ablate(mode=self.ablation_mode)
+            except LLMWidgetsError as e:
+                self.error = str(e)
+
+    def _export_extra(self) -> dict:
+        a = self.result.activations
+        return {"all": encode_array(a, "float16")} if a.size <= EXPORT_ALL_LAYERS else {}

@@ -1,0 +1,71 @@
+"""PatchingView: activation patching (which activations carry the difference between two inputs)."""
+from __future__ import annotations
+
+import traitlets as t
+
+from ..compute.hooks import SITES
+from ..compute.patching import patching
+from .base import View
+from .traits import Array, Index
+
+
+class PatchingView(View):
+    """Activation patching: which activations carry the difference between two inputs.
+
+    >>> PatchingView(session, clean="When Mary and John went to the store, John gave a drink to",
+    ...              corrupted="When Mary and John went to the store, Mary gave a drink to",
+    ...              metric="logit_diff", answers=(" Mary", " John"))
+
+    Three heatmaps (residual stream, attention output, MLP output; layer x position) and one per
+    head show the normalized metric after restoring that clean activation into the corrupted run
+    (0 = corrupted, 1 = clean). Click a cell: `selected_site`, `selected_layer`, `selected_token`
+    (the position; or `selected_head`) update, and the patched run's top outputs are shown.
+    In a notebook it computes in a thread (progress bar; `.wait()` blocks until done).
+    """
+
+    _bundle_name = "patching"
+    tokens = t.List(t.Unicode()).tag(sync=True)
+    clean_tokens = t.List(t.Unicode()).tag(sync=True)
+    sites = t.List(t.Unicode()).tag(sync=True)
+    n_layers = t.Int(0).tag(sync=True)
+    n_heads = t.Int(0).tag(sync=True)
+    scores = Array("float32", ndim=3).tag(sync=True)  # [sites, L, T]
+    head_scores = Array("float32", ndim=2).tag(sync=True)  # [L, H]
+    top_index = Array("int32", ndim=4).tag(sync=True)  # [sites, L, T, k] into top_tokens
+    top_probs = Array("float32", ndim=4).tag(sync=True)
+    head_top_index = Array("int32", ndim=3).tag(sync=True)  # [L, H, k]
+    head_top_probs = Array("float32", ndim=3).tag(sync=True)
+    top_tokens = t.List(t.Unicode()).tag(sync=True)
+    summary = t.Dict().tag(sync=True)  # metric name, clean/corrupted values and top outputs
+    selected_site = t.Enum(SITES + ("heads",), default_value=None, allow_none=True).tag(sync=True)
+    selected_layer = Index("n_layers").tag(sync=True)
+    selected_token = Index("tokens").tag(sync=True)
+    selected_head = Index("n_heads").tag(sync=True)
+
+    def __init__(self, session, clean: str, corrupted: str, *, metric="logit_diff", answers=None,
+                 position: int = -1, sites=None, per_head: bool = True, batch_size: int = 64,
+                 background: bool | None = None, **kwargs):
+        self.result = None
+        super().__init__(title=kwargs.pop("title", f"Activation patching \u00b7 {session.name}"),
+                         n_layers=session.n_layers, n_heads=session.n_heads, **kwargs)
+
+        def work(report):
+            return patching(session, clean, corrupted, metric=metric, answers=answers, position=position,
+                            sites=sites, per_head=per_head, batch_size=batch_size, report=report)
+
+        self._run(work, self._show, background)
+
+    def _show(self, r):
+        self.result = r
+        state = dict(tokens=r.tokens, clean_tokens=r.clean_tokens, sites=list(r.sites), top_tokens=r.top_tokens,
+                     scores=r.scores, top_index=r.top_index, top_probs=r.top_probs,
+                     summary={"metric": r.metric, "clean": r.clean_metric, "corrupted": r.corrupted_metric,
+                              "position": r.position, "changed": r.changed,
+                              "clean_top": [[a, p] for a, p in r.clean_top],
+                              "corrupted_top": [[a, p] for a, p in r.corrupted_top]})
+        if r.head_scores is not None:
+            state.update(head_scores=r.head_scores, head_top_index=r.head_top_index,
+                         head_top_probs=r.head_top_probs)
+        with self.hold_sync():
+            for key, value in state.items():
+                setattr(self, key, value)
