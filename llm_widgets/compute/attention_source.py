@@ -25,6 +25,7 @@ from ..errors import LLMWidgetsError, UnsupportedModelError
 from .attention import STAT_NAMES
 
 ROW_BLOCK = 256  # query rows computed at once: [ROW_BLOCK, T] float32 at a time
+OVERVIEW_BLOCK = 128  # rows per block for overviews (pooled right away, while in the cache)
 VALIDATED = ("sdpa",)  # the backends whose calls we reproduce (tests compare them with eager)
 
 
@@ -35,9 +36,18 @@ class AttentionSource:
     n_heads: int
     n_tokens: int
 
+    def rows_t(self, layer: int, head: int, r0: int, r1: int, upto: int | None = None) -> torch.Tensor:
+        """[r1 - r0, upto or T] float32 tensor (on the model's device): query rows r0..r1-1 of one
+        head, keys 0..upto-1 (upto must cover every key these rows can see: see `seen_upto`)."""
+        raise NotImplementedError
+
+    def seen_upto(self, r1: int) -> int:
+        """How many keys rows < r1 can attend to (all of them, unless causal)."""
+        return self.n_tokens
+
     def rows(self, layer: int, head: int, r0: int, r1: int) -> np.ndarray:
         """[r1 - r0, T] float32: attention of query rows r0..r1-1 of one head."""
-        raise NotImplementedError
+        return self.rows_t(layer, head, r0, r1).cpu().numpy()
 
     def nbytes(self) -> int:
         raise NotImplementedError
@@ -57,9 +67,12 @@ class AttentionSource:
         self._check(layer, head)
         return np.concatenate([self.rows(layer, head, a, b) for a, b in self._blocks()])
 
+    def mean_rows_t(self, layer: int, r0: int, r1: int, upto: int | None = None) -> torch.Tensor:
+        return sum(self.rows_t(layer, h, r0, r1, upto) for h in range(self.n_heads)) / self.n_heads
+
     def mean_rows(self, layer: int, r0: int, r1: int) -> np.ndarray:
         """[r1 - r0, T]: query rows averaged over the heads of a layer."""
-        return sum(self.rows(layer, h, r0, r1) for h in range(self.n_heads)) / self.n_heads
+        return self.mean_rows_t(layer, r0, r1).cpu().numpy()
 
     def tile(self, layer: int, head: int | None, r0: int, c0: int, rows: int, cols: int) -> np.ndarray:
         """[rows, cols] exact weights of a window (head None: the mean over heads)."""
@@ -77,10 +90,15 @@ class AttentionSource:
         step = max(1, math.ceil(t / size))
         n = math.ceil(t / step)
         out = np.zeros((n, n), np.float32)
-        block = max(step, (ROW_BLOCK // step) * step)
-        for a, b in self._blocks(block=block):
-            p = self.rows(layer, head, a, b) if head is not None else self.mean_rows(layer, a, b)
-            out[a // step: a // step + math.ceil((b - a) / step)] = _max_pool(p, step, n)
+        block = step * max(1, OVERVIEW_BLOCK // step)  # small blocks stay in the CPU cache
+        with torch.no_grad():
+            for a, b in self._blocks(block=block):
+                upto = min(t, math.ceil(self.seen_upto(b) / step) * step)
+                p = self.rows_t(layer, head, a, b, upto) if head is not None else self.mean_rows_t(layer, a, b, upto)
+                if step > 1:
+                    p = torch.nn.functional.pad(p, (0, (-p.shape[1]) % step, 0, (-p.shape[0]) % step))
+                    p = p.view(p.shape[0] // step, step, p.shape[1] // step, step).amax(dim=(1, 3))
+                out[a // step: a // step + p.shape[0], : p.shape[1]] = p.cpu().numpy()
         return out, step
 
     def summaries(self, size: int, report: Callable[[float, str], None] | None = None
@@ -115,17 +133,6 @@ class AttentionSource:
         return thumbs, stats
 
 
-def _max_pool(p: np.ndarray, step: int, n: int) -> np.ndarray:
-    """[b, T] -> [ceil(b/step), n]: max over step x step blocks (zero padding past the end)."""
-    b, t = p.shape
-    if step == 1:
-        return p
-    rb = math.ceil(b / step)
-    padded = np.zeros((rb * step, n * step), np.float32)
-    padded[:b, :t] = p
-    return padded.reshape(rb, step, n, step).max(axis=(1, 3))
-
-
 class EagerAttention(AttentionSource):
     """The weights an eager forward returned: [L, H, T, T]."""
 
@@ -133,9 +140,9 @@ class EagerAttention(AttentionSource):
         self.weights = attentions
         self.n_layers, self.n_heads, self.n_tokens = attentions.shape[0], attentions.shape[1], attentions.shape[-1]
 
-    def rows(self, layer, head, r0, r1):
+    def rows_t(self, layer, head, r0, r1, upto=None):
         self._check(layer, head)
-        return self.weights[layer, head, r0:r1].astype(np.float32)
+        return torch.from_numpy(self.weights[layer, head, r0:r1, :upto].astype(np.float32))
 
     def nbytes(self) -> int:
         return int(self.weights.nbytes)
@@ -164,28 +171,37 @@ class CapturedAttention(AttentionSource):
         self.n_heads = calls[0].query.shape[0]
         self.n_tokens = calls[0].query.shape[1]
 
-    def rows(self, layer, head, r0, r1):
+    def seen_upto(self, r1: int) -> int:
+        return r1 if all(c.causal and c.mask is None and c.bias is None for c in self.calls) else self.n_tokens
+
+    def rows_t(self, layer, head, r0, r1, upto=None):
         self._check(layer, head)
         c = self.calls[layer]
         groups = c.query.shape[0] // c.key.shape[0]
+        t = c.key.shape[1] if upto is None else upto
+        # causal without a mask tensor: keys after the last row are never seen, so only keys < r1
+        # are scored (half the work on average) and the rest of each row is 0
+        kv = min(r1, t) if (c.causal and c.mask is None and c.bias is None) else t
         with torch.no_grad():
-            q = c.query[head, r0:r1].float()
-            k = c.key[head // groups].float()
-            s = (q @ k.T) * c.scaling
+            q = c.query[head, r0:r1].float() * c.scaling
+            k = c.key[head // groups, :kv].float()
+            s = q @ k.T
             if c.softcap:
                 s = torch.tanh(s / c.softcap) * c.softcap
             if c.bias is not None:
                 s = s + c.bias[head if c.bias.shape[0] > 1 else 0, r0:r1].float()
             if c.mask is not None:
-                m = c.mask[head if c.mask.shape[0] > 1 else 0, r0:r1, : k.shape[0]]
+                m = c.mask[head if c.mask.shape[0] > 1 else 0, r0:r1, :t]
                 s = s.masked_fill(~m, float("-inf")) if m.dtype == torch.bool else s + m.float()
-            elif c.causal:
-                cols, rows = torch.arange(k.shape[0], device=s.device), torch.arange(r0, r1, device=s.device)
-                s = s.masked_fill(cols[None, :] > rows[:, None], float("-inf"))
+            elif c.causal:  # keys from r0 on: row i sees keys up to r0 + i
+                above = torch.ones(r1 - r0, kv - r0, dtype=torch.bool, device=s.device).triu(1)
+                s[:, r0:] = s[:, r0:].masked_fill(above, float("-inf"))
             if c.sinks is not None:
                 s = torch.cat([s, c.sinks[head].float().expand(s.shape[0], 1)], dim=-1)
-                return torch.softmax(s, -1)[:, :-1].cpu().numpy()
-            return torch.softmax(s, -1).cpu().numpy()
+                p = torch.softmax(s, -1)[:, :-1]
+            else:
+                p = torch.softmax(s, -1)
+            return torch.nn.functional.pad(p, (0, t - kv)) if kv < t else p
 
     def nbytes(self) -> int:
         seen, total = set(), 0
