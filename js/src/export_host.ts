@@ -52,6 +52,7 @@ export async function mount(payload: Payload, root: HTMLElement,
 }
 
 async function main(payload: Payload) {
+  document.getElementById("lw-fallback")?.remove(); // the no-script picture: scripts run here
   window.__lw_models = await mount(payload, document.getElementById("lw-root")!);
   document.body.dataset.lwReady = "1";
 }

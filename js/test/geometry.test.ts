@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
-  cellCenter, cellRect, extent, GridLayout, gridSize, hitCell, isClick, nearestPoint, normRect, pointsInRect, thumbGrid, toPixel,
+  blockOf, blockRange, cellCenter, cellRect, clampWindow, extent, fullWindow, GridLayout, gridSize, hitCell, isClick, labelIndices,
+  labelStep, nearestPoint, niceStep, normRect, panWindow, pointsInRect, thumbGrid, tileCovers, tileWindow, toPixel, zoomOf, zoomWindow,
 } from "../src/lib/geometry";
 
 const heat: GridLayout = { left: 20, top: 10, rows: 3, cols: 4, cellW: 28, cellH: 28 };
@@ -94,5 +95,83 @@ describe("scatter geometry", () => {
     expect(isClick(10, 10, 12, 8)).toBe(true);
     expect(isClick(10, 10, 13, 10)).toBe(false);
     expect(normRect(5, 1, 2, 9)).toEqual({ x0: 2, y0: 1, x1: 5, y1: 9 });
+  });
+});
+
+describe("zoom window", () => {
+  const full = fullWindow(100, 200); // 100 rows x 200 columns
+  it("zooming about a point keeps that point at the same place in the window", () => {
+    const w = zoomWindow(full, 100, 200, 50, 30, 4, 40);
+    expect(zoomOf(w, 200)).toBeCloseTo(4);
+    expect([w.x1 - w.x0, w.y1 - w.y0]).toEqual([50, 25]);
+    expect((50 - w.x0) / (w.x1 - w.x0)).toBeCloseTo(50 / 200, 12);
+    expect((30 - w.y0) / (w.y1 - w.y0)).toBeCloseTo(30 / 100, 12);
+    const w2 = zoomWindow(w, 100, 200, 60, 35, 1.7, 40); // again, elsewhere
+    expect((60 - w2.x0) / (w2.x1 - w2.x0)).toBeCloseTo((60 - w.x0) / (w.x1 - w.x0), 12);
+    expect((35 - w2.y0) / (w2.y1 - w2.y0)).toBeCloseTo((35 - w.y0) / (w.y1 - w.y0), 12);
+  });
+  it("stays within [1, maxZoom] and inside the matrix", () => {
+    expect(zoomWindow(full, 100, 200, 10, 10, 0.5, 40)).toEqual(full);
+    const max = zoomWindow(full, 100, 200, 100, 50, 1e6, 8);
+    expect(zoomOf(max, 200)).toBeCloseTo(8);
+    const corner = zoomWindow(full, 100, 200, 0, 0, 4, 40); // about the corner: the window starts there
+    expect([corner.x0, corner.y0]).toEqual([0, 0]);
+    const edge = zoomWindow(zoomWindow(full, 100, 200, 200, 100, 4, 40), 100, 200, 200, 100, 0.9, 40); // about the far corner
+    expect(edge.x1).toBeCloseTo(200);
+    expect(edge.y1).toBeCloseTo(100);
+    const back = zoomWindow({ x0: 150, y0: 75, x1: 200, y1: 100 }, 100, 200, 160, 80, 0.5, 40); // out near the edge: moved back inside
+    expect(back).toEqual({ x0: 100, y0: 50, x1: 200, y1: 100 });
+  });
+  it("pans by matrix units, clamped to the matrix", () => {
+    const w = { x0: 10, y0: 10, x1: 60, y1: 35 };
+    expect(panWindow(w, 100, 200, 5, -3)).toEqual({ x0: 15, y0: 7, x1: 65, y1: 32 });
+    expect(panWindow(w, 100, 200, -50, 500)).toEqual({ x0: 0, y0: 75, x1: 50, y1: 100 });
+    expect(clampWindow({ x0: -5, y0: 0, x1: 500, y1: 10 }, 100, 200)).toEqual({ x0: 0, y0: 0, x1: 200, y1: 10 });
+  });
+});
+
+describe("labels", () => {
+  it("thins labels to nice steps so that they are at least the minimum pitch apart", () => {
+    expect([0.5, 1, 1.2, 2, 3, 7, 11, 45, 101].map(niceStep)).toEqual([1, 1, 2, 2, 5, 10, 20, 50, 200]);
+    expect(labelStep(28)).toBe(1);
+    expect(labelStep(5.2)).toBe(2); // T = 100 in 520 px
+    expect(labelStep(820 / 4096)).toBe(50); // T = 4096 in 820 px
+    expect(labelStep(0)).toBe(Infinity);
+    for (const cell of [0.1, 0.3, 1, 2.5, 4, 8.9, 9, 30]) expect(labelStep(cell) * cell).toBeGreaterThanOrEqual(9);
+  });
+  it("lists the label indices in a window", () => {
+    expect(labelIndices(0, 10, 2)).toEqual([0, 2, 4, 6, 8]);
+    expect(labelIndices(3, 10, 5)).toEqual([5]);
+    expect(labelIndices(-4, 3, 1)).toEqual([0, 1, 2]);
+    expect(labelIndices(0, 10, Infinity)).toEqual([]);
+  });
+});
+
+describe("overviews and tiles", () => {
+  it("maps a row to its overview cell and an overview cell to its rows", () => {
+    expect([0, 7, 8, 4095].map((i) => blockOf(i, 8))).toEqual([0, 0, 1, 511]);
+    expect(blockOf(5, 1)).toBe(5);
+    expect(blockRange(0, 8, 4096)).toEqual([0, 8]);
+    expect(blockRange(2, 3, 7)).toEqual([6, 7]); // the last block is shorter
+    expect(blockRange(4, 1, 10)).toEqual([4, 5]);
+    // every row lies in the block of its overview cell
+    for (const [step, n] of [[3, 7], [8, 100], [1, 5]]) for (let i = 0; i < n; i++) {
+      const [a, b] = blockRange(blockOf(i, step), step, n);
+      expect(a <= i && i < b).toBe(true);
+    }
+  });
+  it("asks for whole rows and columns covering the window, with a margin, up to the limit", () => {
+    expect(tileWindow({ x0: 100.5, y0: 10, x1: 150.2, y1: 60 }, 4096, 4096, 256, 0)).toEqual({ r0: 10, c0: 100, rows: 50, cols: 51 });
+    expect(tileWindow({ x0: 100, y0: 10, x1: 200, y1: 110 }, 4096, 4096, 256)).toEqual({ r0: 0, c0: 75, rows: 135, cols: 150 });
+    expect(tileWindow({ x0: 0, y0: 0, x1: 250, y1: 250 }, 4096, 4096, 256)).toEqual({ r0: 0, c0: 0, rows: 253, cols: 253 });
+    expect(tileWindow({ x0: 0, y0: 0, x1: 257, y1: 257 }, 4096, 4096, 256)).toBeNull();
+    expect(tileWindow({ x0: 4000, y0: 4000, x1: 4096, y1: 4096 }, 4096, 4096, 256)).toEqual({ r0: 3976, c0: 3976, rows: 120, cols: 120 });
+  });
+  it("knows whether a tile covers a window", () => {
+    const t = { r0: 10, c0: 20, rows: 50, cols: 50 };
+    expect(tileCovers(t, { x0: 20, y0: 10, x1: 70, y1: 60 })).toBe(true);
+    expect(tileCovers(t, { x0: 20.5, y0: 10.5, x1: 69.5, y1: 59.9 })).toBe(true);
+    expect(tileCovers(t, { x0: 19.5, y0: 10, x1: 30, y1: 20 })).toBe(false);
+    expect(tileCovers(t, { x0: 20, y0: 10, x1: 70.1, y1: 20 })).toBe(false);
   });
 });

@@ -72,4 +72,13 @@ describe("SortableTable", () => {
     t.select(null);
     expect(marked()).toEqual([]);
   });
+  it("replaces its rows (data arriving later), keeping the sort and the selection", () => {
+    const t = new SortableTable([{ key: "n", label: "n" }], [], (r) => String(r.n), undefined, "late");
+    t.sortBy("n", true);
+    t.select("2");
+    expect(t.el.querySelectorAll("tbody tr")).toHaveLength(0);
+    t.setRows([{ n: 1 }, { n: 3 }, { n: 2 }]);
+    expect(Array.from(t.el.querySelectorAll("tbody tr")).map((tr) => (tr as HTMLElement).dataset.id)).toEqual(["3", "2", "1"]);
+    expect(Array.from(t.el.querySelectorAll("tr.lw-sel")).map((tr) => (tr as HTMLElement).dataset.id)).toEqual(["2"]);
+  });
 });

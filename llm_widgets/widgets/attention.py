@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import traitlets as t
 
+from .. import fallback
 from ..compute.attention import ROLLOUT_MAX_TOKENS, STAT_HELP, attention_result, mean_over_heads, rollout
 from .base import View, encode_array
 from .traits import Array, Index
@@ -100,6 +101,12 @@ class AttentionView(View):
             return
         block = self.result.source.tile(layer, head if mode == "head" else None, r0, c0, rows, cols)
         self.tile = (block, {"mode": mode, "layer": layer, "head": head, "r0": r0, "c0": c0})
+
+    def _static_figure(self) -> str:
+        m = self.result.overview(self.mode, self.selected_layer, self.selected_head, OVERVIEW)[0]
+        head = f", head {self.selected_head}" if self.mode == "head" else ""
+        what = f"{self.mode}, layer {self.selected_layer}{head}"
+        return fallback.heatmap(m, f"Attention ({what}); rows attend to columns, {self.n_tokens} tokens")
 
     def _export_extra(self) -> dict:
         r = self.result

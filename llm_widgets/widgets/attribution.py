@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import traitlets as t
 
+from .. import fallback
 from ..compute.attribution import ALIASES, METHODS, attribute
 from ..errors import EmptyInputError, LLMWidgetsError
 from .base import View, encode_array
@@ -135,6 +136,15 @@ class AttributionView(View):
             raise LLMWidgetsError(f"row must be in 0..{len(self.result.targets) - 1}, got {row}")
         return deletion_figure(self.result.faithfulness, row=row,
                                title=f"Deletion curve \u00b7 {self.result.targets[row]}")
+
+    def _static_figure(self) -> str:
+        r = self.result
+        if r is None:
+            return ""
+        row = self.selected_output or 0
+        what = f"{METHODS[r.method]} of \u201c{r.targets[row]}\u201d on each prompt token"
+        return fallback.token_strip(list(r.tokens), r.scores[row], what, signed=r.signed)
+
 
 
 def _faithfulness_state(faith) -> dict:

@@ -19,6 +19,7 @@ import anywidget
 import numpy as np
 import traitlets as t
 
+from ..fallback import block as fallback_block
 from ..errors import LLMWidgetsError
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -225,6 +226,11 @@ class View(anywidget.AnyWidget):
         """Data a view needs to work with no kernel (e.g. every head at full resolution)."""
         return {}
 
+    def _static_figure(self) -> str:
+        """HTML of the main figure without scripts (llm_widgets.fallback), for exports opened where
+        scripts do not run; the message alone by default."""
+        return ""
+
     def export_state(self) -> dict:
         state = {k: v for k, v in self.get_state().items()
                  if not k.startswith("_") and k not in ("layout", "tabbable", "tooltip")}
@@ -236,8 +242,9 @@ class View(anywidget.AnyWidget):
         no kernel and no network."""
         path = Path(path)
         self.wait()  # an export holds finished results (or the error that ended the work)
-        path.write_text(render_html([(self._bundle_name, self.export_state())],
-                                    title or self.title or type(self).__name__), encoding="utf-8")
+        page = render_html([(self._bundle_name, self.export_state())], title or self.title or type(self).__name__,
+                           fallback_block(self._static_figure()))
+        path.write_text(page, encoding="utf-8")
         return path
 
 
@@ -261,8 +268,10 @@ def script_json(obj) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def render_html(views: list[tuple[str, dict]], title: str) -> str:
-    """One page mounting each (bundle name, state) with the export host (js/src/export_host.ts)."""
+def render_html(views: list[tuple[str, dict]], title: str, fallback: str = "") -> str:
+    """One page mounting each (bundle name, state) with the export host (js/src/export_host.ts).
+    `fallback` (llm_widgets.fallback.block) is what shows where scripts do not run; the export host
+    removes it once the views are mounted."""
     bundles = {name: base64.b64encode(bundle(name).encode()).decode("ascii") for name, _ in views}
     payload = {"bundles": bundles, "views": [{"bundle": n, "state": s} for n, s in views]}
     host = bundle("export_host").replace("</", "<\\/")  # cannot close the script element early
@@ -272,7 +281,7 @@ def render_html(views: list[tuple[str, dict]], title: str) -> str:
         "<!doctype html>\n<html><head><meta charset=\"utf-8\">"
         f"<meta http-equiv=\"Content-Security-Policy\" content=\"{csp}\">"
         f"<title>{html.escape(title)}</title></head>\n"
-        "<body style=\"margin:12px;font-family:system-ui,sans-serif\"><div id=\"lw-root\"></div>\n"
+        f"<body style=\"margin:12px;font-family:system-ui,sans-serif\">{fallback}<div id=\"lw-root\"></div>\n"
         f"<script type=\"application/json\" id=\"lw-payload\">{script_json(payload)}</script>\n"
         f"<script type=\"module\">{host}</script>\n</body></html>\n"
     )

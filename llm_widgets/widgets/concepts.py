@@ -8,6 +8,7 @@ import traitlets as t
 from ..compute.concepts import METHODS, concepts
 from ..compute.activations import check_labels, check_texts, extract
 from ..errors import LLMWidgetsError
+from ..figures import PALETTE
 from .base import View
 from .traits import Array, Index
 from .probing import as_texts_labels
@@ -107,7 +108,10 @@ class ConceptView(View):
         if self.result is None:
             raise LLMWidgetsError("Still computing: call .wait() first.")
         res = self.result
-        xs, ys, cs = bq.LinearScale(), bq.LinearScale(), bq.ColorScale(scheme="Set1")
+        n_colours = max(len(self.label_names), res.k, 1)
+        cs = bq.OrdinalColorScale(colors=[PALETTE[i % len(PALETTE)] for i in range(n_colours)],
+                                  domain=list(range(n_colours)))  # the view's colours
+        xs, ys = bq.LinearScale(), bq.LinearScale()
         labels = self.activations.labels
         label_idx = (np.array([self.label_names.index(str(v)) for v in labels]) if labels is not None
                      else None)

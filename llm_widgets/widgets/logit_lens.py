@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import traitlets as t
 
+from .. import fallback
 from ..compute.logit_lens import logit_lens
 from .base import View
 from .traits import Array, Index
@@ -37,3 +38,9 @@ class LogitLensView(View):
                          notice=session.trace(text, truncate=truncate).notice, tokens=r.tokens,
                          n_layers=len(r.layer_names) - 1, layer_names=r.layer_names, top_tokens=r.top_tokens,
                          top_index=r.top_index, top_probs=r.top_probs, next_prob=r.next_prob, **kwargs)
+
+    def _static_figure(self) -> str:
+        r = self.result
+        return fallback.heatmap(r.top_probs[..., 0], "Logit lens: probability of the top next token, rows = "
+                                "embeddings then each block, columns = positions", vmax=1.0)
+

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import traitlets as t
 
+from .. import fallback
 from ..checks import integer
 from ..compute.ablation import ablation_effect
 from ..compute.hooks import check_layer
@@ -36,6 +37,7 @@ class NeuronView(View):
     selected_neuron = Index("n_neurons").tag(sync=True)
     ablation_mode = t.Enum(["", "zero", "mean"], default_value="").tag(sync=True)  # set: ablate selected
     ablation = t.Dict().tag(sync=True)  # the last ablation's output probabilities (see .ablate)
+    ablation_note = t.Unicode("").tag(sync=True)  # why ablation cannot apply here ("" when it can)
 
     def __init__(self, session, text: str, *, k: int = 10, truncate: bool = False, **kwargs):
         self.session, self.text = session, text
@@ -43,6 +45,9 @@ class NeuronView(View):
         integer(k, "k", low=1)
         self.result = neuron_activations(session, text, truncate=truncate)
         n_layers, _, n = self.result.activations.shape
+        kwargs.setdefault("ablation_note", "" if session.adapter.output else
+                          f"{session.name} has no output head, so there are no output probabilities to compare "
+                          "(ablation needs a causal LM or a classifier).")
         super().__init__(title=kwargs.pop("title", f"MLP neurons \u00b7 {session.name}"),
                          notice=session.trace(text, truncate=truncate).notice, tokens=self.result.tokens,
                          n_layers=n_layers, n_neurons=n, k=k, **kwargs)
@@ -78,3 +83,10 @@ class NeuronView(View):
     def _export_extra(self) -> dict:
         a = self.result.activations
         return {"all": encode_array(a, "float16")} if a.size <= EXPORT_ALL_LAYERS else {}
+
+    def _static_figure(self) -> str:
+        a = self.result.activations[self.selected_layer]  # [T, N]
+        n = self.selected_neuron if self.selected_neuron is not None else int(abs(a).max(0).argmax())
+        return fallback.token_strip(list(self.tokens), a[:, n], f"Activation of neuron {n} of layer "
+                                    f"{self.selected_layer} on each token")
+

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import traitlets as t
 
+from .. import fallback
 from ..compute.hooks import SITES
 from ..compute.patching import patching
 from .base import View
@@ -43,7 +44,7 @@ class PatchingView(View):
     selected_head = Index("n_heads").tag(sync=True)
 
     def __init__(self, session, clean: str, corrupted: str, *, metric="logit_diff", answers=None,
-                 position: int = -1, sites=None, per_head: bool = True, batch_size: int = 64,
+                 position: int = -1, sites=None, per_head: bool = True, batch_size: int | None = None,
                  background: bool | None = None, **kwargs):
         self.result = None
         super().__init__(title=kwargs.pop("title", f"Activation patching \u00b7 {session.name}"),
@@ -69,3 +70,12 @@ class PatchingView(View):
         with self.hold_sync():
             for key, value in state.items():
                 setattr(self, key, value)
+
+    def _static_figure(self) -> str:
+        r = self.result
+        if r is None:
+            return ""
+        return "".join(fallback.heatmap(r.scores[i], f"Patching {site}: rows = blocks, columns = positions; "
+                                        "1 = clean output restored, 0 = corrupted", signed=True, vmax=1.0)
+                       for i, site in enumerate(r.sites))
+

@@ -8,6 +8,7 @@ from collections import Counter
 import numpy as np
 import traitlets as t
 
+from .. import fallback
 from ..compute.activations import check_labels, check_texts, extract, normalise_text, token_states
 from ..compute.probing import probe_layers
 from ..checks import integer, names as name_list, number
@@ -188,7 +189,9 @@ class ProbeView(View):
             raise LLMWidgetsError("The probes are still running: call .wait() first.")
         res = self.result
         x = np.arange(-1, res.n_layers)
-        xs, ys = bq.LinearScale(), bq.LinearScale(min=min(0.0, float(np.nan_to_num(res.selectivity).min())), max=1.0)
+        low = min(0.0, float(np.nan_to_num(res.selectivity).min()), float(np.nan_to_num(res.mean - res.ci).min()))
+        high = max(1.0, float(np.nan_to_num(res.mean + res.ci).max()))  # the CI band stays inside the axes
+        xs, ys = bq.LinearScale(), bq.LinearScale(min=low, max=high + 0.25 * (high - low))  # room for the legend
         band = bq.Lines(x=[x, x], y=[res.mean - res.ci, res.mean + res.ci], scales={"x": xs, "y": ys},
                         fill="between", fill_colors=["#1f77b4"], fill_opacities=[0.15], colors=["#9ecae1"],
                         labels=["95% CI"])
@@ -200,7 +203,16 @@ class ProbeView(View):
         for name, y, color in series:
             marks.append(bq.Lines(x=x, y=y, scales={"x": xs, "y": ys}, colors=[color], labels=[name],
                                   display_legend=True, marker="circle"))
-        axes = [bq.Axis(scale=xs, label="layer (-1: embeddings)", tick_format="d"),
+        axes = [bq.Axis(scale=xs, label="layer (-1: embeddings)", tick_format="d", tick_values=list(x)),
                 bq.Axis(scale=ys, orientation="vertical", label="held-out accuracy")]
-        return bq.Figure(marks=marks, axes=axes, title=self.title, legend_location="bottom-right",
+        return bq.Figure(marks=marks, axes=axes, title=self.title, legend_location="top-right",
                          layout={"width": "560px", "height": "340px"})
+
+    def _static_figure(self) -> str:
+        r = self.result
+        if r is None:
+            return ""
+        rows = r.to_frame().to_dict("records")
+        return fallback.table(rows, ["layer", "accuracy", "ci95", "control", "selectivity", "majority"],
+                              "Held-out probe accuracy per layer (-1 = embeddings)")
+

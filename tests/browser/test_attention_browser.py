@@ -97,3 +97,97 @@ def test_static_export_renders_offline_and_responds(minilm, static_page, tmp_pat
     np.testing.assert_allclose(np.array(drawn["values"]).reshape(drawn["shape"]),
                                view.result.attentions[4, 3], atol=1e-3)
     page.screenshot(path=str(Path(__file__).resolve().parents[2] / "test-artifacts" / "attention-export.png"))
+
+
+def test_hundred_tokens_are_labelled_with_a_colour_bar_and_zoom(notebook):
+    """At T ~ 100 the heatmap keeps row and column labels (every k-th, never none), uses the width of
+    the output area, has a colour bar, and zooms about the point under the wheel."""
+    text = "The quick brown fox jumps over the lazy dog near the river bank. " * 8
+    cells = ["import llm_widgets as lw\ns = lw.load()", f"v = lw.AttentionView(s, {text!r})\nv"]
+    nb = notebook(cells, name="attention-100")
+    page = nb.page
+    page.locator("[data-lw-view=attention][data-ready='1']").first.wait_for()
+    n = int(nb.run("print(len(v.tokens))"))
+    assert 90 <= n <= 140, n
+    canvas = page.locator("[data-lw-view=attention] canvas[data-testid=heatmap]").first
+    canvas.scroll_into_view_if_needed()
+    d = canvas.evaluate("e => ({...e.dataset})")
+    assert int(d["rows"]) == n and d["step"] == "1"
+    assert int(d["rowLabels"]) > 0 and int(d["colLabels"]) > 0
+    # labels never overlap: consecutive labels at least one label font apart
+    labels = page.evaluate("""() => {
+        const h = document.querySelector('[data-lw-view=attention]').parentElement.__lw.heat;
+        return {rows: h.labels.rows, font: h.labels.font, cell: h.cell, width: h.plot.width};
+    }""")
+    gaps = np.diff(labels["rows"]) * labels["cell"]
+    assert len(labels["rows"]) == int(d["rowLabels"]) and (gaps >= labels["font"]).all()
+    assert labels["width"] > 520  # sized from the output area, not capped at 520 px
+    # a colour bar with units beside the heatmap (and one for the thumbnails)
+    bar = page.locator("[data-lw-view=attention] [data-testid=heatmap-colorbar]").first
+    assert bar.is_visible() and bar.get_attribute("data-label") == "attention weight"
+    assert float(bar.get_attribute("data-min")) == 0 and float(bar.get_attribute("data-max")) > 0
+    assert page.locator("[data-lw-view=attention] [data-testid=grid-colorbar]").first.is_visible()
+    # the wheel zooms in about the mouse: the token under it stays under it
+    box = canvas.bounding_box()
+    x, y = box["x"] + float(d["left"]) + 40.5 * float(d["cell"]), box["y"] + float(d["top"]) + 30.5 * float(d["cell"])
+    page.mouse.move(x, y)
+    cell_before = page.evaluate("""([x, y]) => { const h = document.querySelector('[data-lw-view=attention]').parentElement.__lw.heat;
+        const r = h.canvas.getBoundingClientRect(); return h.cellAtPoint(x - r.left, y - r.top); }""", [x, y])
+    assert cell_before == [30, 40]
+    page.mouse.wheel(0, -300)
+    page.wait_for_function("() => Number(document.querySelector('[data-lw-view=attention] canvas[data-testid=heatmap]').dataset.zoom) > 1")
+    cell_after = page.evaluate("""([x, y]) => { const h = document.querySelector('[data-lw-view=attention]').parentElement.__lw.heat;
+        const r = h.canvas.getBoundingClientRect(); return h.cellAtPoint(x - r.left, y - r.top); }""", [x, y])
+    assert cell_after == [30, 40]
+    nb.screenshot("attention-100-tokens")
+    assert not nb.errors
+
+
+LONG_GPT2_CELL = (  # a small seeded GPT-2 that takes 1024 positions (MiniLM's tokenizer)
+    "import llm_widgets as lw, torch\n"
+    "from transformers import GPT2Config, GPT2LMHeadModel\n"
+    "tok = lw.load().tokenizer\ntok.model_max_length = 1024\n"
+    "torch.manual_seed(0)\n"
+    "cfg = GPT2Config(vocab_size=tok.vocab_size, n_positions=1024, n_embd=64, n_layer=3, n_head=4)\n"
+    "s = lw.load((GPT2LMHeadModel(cfg), tok), device='cpu')"
+)
+
+
+def test_long_input_overview_then_exact_tile_on_zoom(notebook):
+    """Over 512 tokens the head view starts as an overview (block maxima); zooming in to a window of at
+    most 256 x 256 tokens fetches its exact weights from the kernel and draws them in place."""
+    text = "The quick brown fox jumps over the lazy dog near the river bank. " * 50
+    nb = notebook([LONG_GPT2_CELL, f"v = lw.AttentionView(s, {text!r})\nv"], name="attention-long")
+    page = nb.page
+    page.locator("[data-lw-view=attention][data-ready='1']").first.wait_for()
+    n = int(nb.run("print(v.n_tokens)"))
+    assert n > 512
+    canvas = page.locator("[data-lw-view=attention] canvas[data-testid=heatmap]").first
+    canvas.scroll_into_view_if_needed()
+    d = canvas.evaluate("e => ({...e.dataset})")
+    assert int(d["rows"]) == n and int(d["step"]) > 1 and d["exact"] == "overview"
+    assert int(d["rowLabels"]) > 0
+    assert page.locator("[data-lw-view=attention] [data-testid=tokens] .lw-tok").count() <= 512
+    box = canvas.bounding_box()
+    x, y = box["x"] + float(d["left"]) + 300, box["y"] + float(d["top"]) + 300
+    page.mouse.move(x, y)
+    for _ in range(6):
+        page.mouse.wheel(0, -400)
+        page.wait_for_timeout(100)
+    page.wait_for_function("() => document.querySelector('[data-lw-view=attention] canvas[data-testid=heatmap]').dataset.exact === 'tile'",
+                           timeout=30_000)
+    q = json.loads(nb.run("import json; print(json.dumps(v.tile_request))"))
+    assert q["mode"] == "head" and q["rows"] <= 256 and q["cols"] <= 256
+    # what is drawn in place of the overview is the exact weights of that window
+    drawn = page.evaluate("""() => { const t = document.querySelector('[data-lw-view=attention]').parentElement.__lw.heat.tile;
+        return {r0: t.r0, c0: t.c0, shape: t.m.shape, values: Array.from(t.m.values)}; }""")
+    assert [drawn["r0"], drawn["c0"]] == [q["r0"], q["c0"]] and drawn["shape"] == [q["rows"], q["cols"]]
+    expected = json.loads(nb.run(
+        f"print(json.dumps(v.result.source.tile(0, 0, {q['r0']}, {q['c0']}, {q['rows']}, {q['cols']}).tolist()))"))
+    np.testing.assert_allclose(np.array(drawn["values"]).reshape(drawn["shape"]), expected, atol=1e-3)
+    # the strip shows the tokens of the visible columns only
+    strip = page.locator("[data-lw-view=attention] [data-testid=tokens]").first
+    lo, hi = int(strip.get_attribute("data-start")), int(strip.get_attribute("data-end"))
+    assert 0 < hi - lo <= 256
+    nb.screenshot("attention-long-tile")
+    assert not nb.errors

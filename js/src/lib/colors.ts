@@ -1,4 +1,5 @@
-// Colour scales as RGB tables. Sequential for [0, max], diverging for [-m, m].
+// Colour scales as RGB tables. Sequential for [0, max], diverging for [-m, m]; ColorScale objects
+// (palette + domain + units) shared by every heatmap, token strip and colour bar; text ink by contrast.
 export type RGB = [number, number, number];
 export type Scale = "seq" | "div";
 
@@ -55,7 +56,80 @@ export function css(c: RGB): string {
   return `rgb(${c[0]},${c[1]},${c[2]})`;
 }
 
-/** Black or white text, whichever reads on background c. */
+// ---- one colour language: a scale object shared by heatmaps, token strips and colour bars ----
+
+/** A colour scale: a palette over a domain, with the units its colour bar names. Sequential scales
+ * map [lo, hi] (usually [0, vmax]) onto white -> deep blue; diverging ones map [-m, m] onto blue ->
+ * neutral -> red with 0 exactly on the neutral centre. Both palettes are colour-blind safe
+ * (single-hue Blues; ColorBrewer RdBu). */
+export interface ColorScale {
+  readonly kind: Scale;
+  readonly domain: readonly [number, number];
+  readonly label: string;
+  color(v: number): RGB;
+}
+
+/** Sequential scale over [lo, hi] (hi <= lo or non-finite: every value gets the lowest colour). */
+export function sequentialScale(hi: number, label = "", lo = 0): ColorScale {
+  const span = hi - lo;
+  const ok = Number.isFinite(span) && span > 0;
+  return {
+    kind: "seq", domain: [lo, hi], label,
+    color: (v) => pick(SEQUENTIAL, ok && Number.isFinite(v) ? (v - lo) / span : 0),
+  };
+}
+
+/** Diverging scale over [-m, m], centred on 0 (the neutral colour, exactly). */
+export function divergingScale(m: number, label = ""): ColorScale {
+  const r = Math.abs(m);
+  return { kind: "div", domain: [-r, r], label, color: (v) => div(v, r) };
+}
+
+/** The scale of kind `kind` with range vmax: [0, vmax] (seq) or [-vmax, vmax] (div). */
+export function colorScale(kind: Scale | undefined, vmax: number, label = ""): ColorScale {
+  return kind === "div" ? divergingScale(vmax, label) : sequentialScale(vmax, label);
+}
+
+/** A scale for arbitrary values: sequential from 0 when none is negative, diverging otherwise. */
+export function autoScale(values: ArrayLike<number>, label = ""): ColorScale {
+  let lo = Infinity, hi = -Infinity;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (!Number.isFinite(v)) continue;
+    lo = Math.min(lo, v); hi = Math.max(hi, v);
+  }
+  if (!(hi >= lo)) return sequentialScale(0, label);
+  return lo < 0 ? divergingScale(Math.max(-lo, hi), label) : sequentialScale(hi, label);
+}
+
+/** CSS linear-gradient (left to right) through n samples of the scale's domain. */
+export function gradientCSS(s: ColorScale, n = 11): string {
+  const [lo, hi] = s.domain;
+  const stops = Array.from({ length: n }, (_, i) => `${css(s.color(lo + ((hi - lo) * i) / (n - 1)))} ${((100 * i) / (n - 1)).toFixed(1)}%`);
+  return `linear-gradient(to right, ${stops.join(", ")})`;
+}
+
+// ---- text on coloured backgrounds: WCAG 2 contrast ----
+
+/** WCAG 2 relative luminance of an sRGB colour (0: black, 1: white). */
+export function luminance(c: RGB): number {
+  const lin = (u: number) => {
+    const s = u / 255;
+    return s <= 0.04045 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+  };
+  return 0.2126 * lin(c[0]) + 0.7152 * lin(c[1]) + 0.0722 * lin(c[2]);
+}
+
+/** WCAG 2 contrast ratio of two colours (1 to 21). */
+export function contrast(a: RGB, b: RGB): number {
+  const la = luminance(a), lb = luminance(b);
+  return (Math.max(la, lb) + 0.05) / (Math.min(la, lb) + 0.05);
+}
+
+const DARK_INK: RGB = [0, 0, 0];
+const LIGHT_INK: RGB = [255, 255, 255];
+
+/** Black or white text, whichever has the higher WCAG contrast on background c (at least 4.58:1, AA). */
 export function ink(c: RGB): string {
-  return 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2] > 140 ? "#111" : "#fff";
+  return contrast(c, DARK_INK) >= contrast(c, LIGHT_INK) ? "#000" : "#fff";
 }

@@ -46,6 +46,14 @@ export const CSS = `
 .lw-muted{color:#777}
 .lw-snap{margin-left:auto}
 canvas.lw-canvas{image-rendering:pixelated;cursor:crosshair;display:block}
+.lw-cbar{display:inline-flex;align-items:flex-start;gap:6px;font-size:10px;color:#555;margin:2px 0}
+.lw-cbar-ramp{height:9px;border:1px solid #bbb;box-sizing:border-box}
+.lw-cbar-ticks{display:flex;justify-content:space-between;font-variant-numeric:tabular-nums;line-height:1.2}
+.lw-cbar-label{padding-top:0;white-space:nowrap}
+.lw-foot{display:flex;gap:10px;align-items:flex-start;flex-wrap:wrap}
+.lw-zoom{display:inline-flex;gap:2px;align-items:center}
+.lw-zoom .lw-btn{padding:0 5px;line-height:1.2;min-width:20px}
+.lw-more{color:#777;padding:1px 3px;cursor:pointer;text-decoration:underline dotted}
 `;
 
 export function injectStyle(): void {
@@ -54,6 +62,30 @@ export function injectStyle(): void {
   s.id = STYLE_ID;
   s.textContent = CSS;
   document.head.appendChild(s);
+}
+
+/** Call cb with el's content width now and whenever it changes (ResizeObserver where the browser has
+ * one); where nothing is laid out (width 0, as in happy-dom) cb gets `fallback`. Returns a stop function. */
+export function watchWidth(el: Element, cb: (width: number) => void, fallback = 940): () => void {
+  let last = -1;
+  const emit = (w: number) => {
+    if (!(w > 0) && last > 0) return; // detached for a moment: keep the last real width
+    const width = w > 0 ? w : fallback;
+    if (Math.abs(width - last) < 1) return;
+    last = width;
+    cb(width);
+  };
+  let pad = 0;
+  if (el.clientWidth > 0 && typeof getComputedStyle === "function") {
+    const cs = getComputedStyle(el);
+    pad = (parseFloat(cs.paddingLeft) || 0) + (parseFloat(cs.paddingRight) || 0);
+  }
+  emit(el.clientWidth - pad);
+  const RO = (globalThis as { ResizeObserver?: typeof ResizeObserver }).ResizeObserver;
+  if (!RO) return () => {};
+  const ro = new RO((entries) => { for (const e of entries) emit(e.contentRect.width); });
+  ro.observe(el);
+  return () => ro.disconnect();
 }
 
 /** Download a canvas as a PNG file. */

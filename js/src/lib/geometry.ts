@@ -114,3 +114,103 @@ export function nearestPoint(b: Rect, v: Viewport, xs: ArrayLike<number>, ys: Ar
 export function isClick(ax: number, ay: number, bx: number, by: number, slop = 3): boolean {
   return Math.abs(bx - ax) < slop && Math.abs(by - ay) < slop;
 }
+
+// ---- zoomable heatmaps: a view window over a rows x cols matrix ----
+
+/** The visible part of a matrix, in matrix units (x: columns, y: rows; x1, y1 exclusive, fractional). */
+export interface ViewWindow { x0: number; y0: number; x1: number; y1: number }
+
+export function fullWindow(rows: number, cols: number): ViewWindow {
+  return { x0: 0, y0: 0, x1: cols, y1: rows };
+}
+
+/** How many times the window is magnified (1: the whole matrix). */
+export function zoomOf(w: ViewWindow, cols: number): number {
+  return cols / Math.max(w.x1 - w.x0, 1e-12);
+}
+
+function clampSpan(lo: number, span: number, n: number): [number, number] {
+  const s = Math.min(span, n);
+  const a = Math.min(Math.max(lo, 0), n - s);
+  return [a, a + s];
+}
+
+/** w moved inside the matrix (same size, or the whole matrix where it is larger). */
+export function clampWindow(w: ViewWindow, rows: number, cols: number): ViewWindow {
+  const [x0, x1] = clampSpan(w.x0, w.x1 - w.x0, cols);
+  const [y0, y1] = clampSpan(w.y0, w.y1 - w.y0, rows);
+  return { x0, y0, x1, y1 };
+}
+
+/** Zoom by `factor` (> 1: in) about the matrix point (ux, uy), which stays where it is on screen
+ * unless the window has to move back inside the matrix; magnification within [1, maxZoom]. */
+export function zoomWindow(w: ViewWindow, rows: number, cols: number, ux: number, uy: number, factor: number, maxZoom: number): ViewWindow {
+  const z = Math.min(Math.max(zoomOf(w, cols) * factor, 1), Math.max(1, maxZoom));
+  const sx = cols / z, sy = rows / z;
+  const fx = (ux - w.x0) / (w.x1 - w.x0), fy = (uy - w.y0) / (w.y1 - w.y0);
+  const x0 = ux - fx * sx, y0 = uy - fy * sy;
+  return clampWindow({ x0, y0, x1: x0 + sx, y1: y0 + sy }, rows, cols);
+}
+
+/** The window moved by (dx, dy) matrix units, kept inside the matrix. */
+export function panWindow(w: ViewWindow, rows: number, cols: number, dx: number, dy: number): ViewWindow {
+  return clampWindow({ x0: w.x0 + dx, y0: w.y0 + dy, x1: w.x1 + dx, y1: w.y1 + dy }, rows, cols);
+}
+
+/** Smallest "nice" step (1, 2, 5, 10, 20, 50, ...) of at least x. */
+export function niceStep(x: number): number {
+  if (!(x > 1)) return 1;
+  const p = 10 ** Math.floor(Math.log10(x));
+  for (const m of [1, 2, 5, 10]) if (m * p >= x) return m * p;
+  return 10 * p;
+}
+
+/** Every how many rows (columns) a label is drawn so that labels are at least minPitch px apart. */
+export function labelStep(cell: number, minPitch = 9): number {
+  return cell > 0 ? niceStep(minPitch / cell) : Infinity;
+}
+
+/** Indices k*step (k integer) in [lo, hi). */
+export function labelIndices(lo: number, hi: number, step: number): number[] {
+  const out: number[] = [];
+  if (!Number.isFinite(step) || step < 1) return out;
+  for (let i = Math.ceil(Math.max(lo, 0) / step) * step; i < hi; i += step) out.push(i);
+  return out;
+}
+
+// ---- overviews: a long matrix sent as blocks of step x step (each cell: the block's largest value) ----
+
+/** Overview cell holding matrix row (or column) i. */
+export function blockOf(i: number, step: number): number {
+  return Math.floor(i / Math.max(1, step));
+}
+
+/** Rows (columns) [start, end) that overview cell b covers in a matrix of n rows. */
+export function blockRange(b: number, step: number, n: number): [number, number] {
+  const s = Math.max(1, step);
+  return [Math.min(b * s, n), Math.min((b + 1) * s, n)];
+}
+
+/** An exact window of a matrix, in whole rows and columns. */
+export interface TileWindow { r0: number; c0: number; rows: number; cols: number }
+
+/** Whole rows and columns covering view window w, grown by `margin` (a fraction of its size, each
+ * side) while it stays within `max` rows and columns; null when w itself needs more than `max`. */
+export function tileWindow(w: ViewWindow, rows: number, cols: number, max = 256, margin = 0.25): TileWindow | null {
+  const axis = (a: number, b: number, n: number): [number, number] | null => {
+    let lo = Math.max(0, Math.floor(a + 1e-9)), hi = Math.min(n, Math.ceil(b - 1e-9));
+    if (hi - lo > max) return null;
+    const grow = Math.min(Math.ceil((hi - lo) * margin), Math.floor((max - (hi - lo)) / 2));
+    lo = Math.max(0, lo - grow);
+    hi = Math.min(n, hi + grow);
+    return [lo, hi];
+  };
+  const r = axis(w.y0, w.y1, rows), c = axis(w.x0, w.x1, cols);
+  return r && c ? { r0: r[0], c0: c[0], rows: r[1] - r[0], cols: c[1] - c[0] } : null;
+}
+
+/** Whether tile a holds every cell of window w (whole rows and columns). */
+export function tileCovers(a: TileWindow, w: ViewWindow): boolean {
+  return a.r0 <= Math.floor(w.y0 + 1e-9) && a.c0 <= Math.floor(w.x0 + 1e-9) &&
+    a.r0 + a.rows >= Math.ceil(w.y1 - 1e-9) && a.c0 + a.cols >= Math.ceil(w.x1 - 1e-9);
+}

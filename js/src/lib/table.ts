@@ -62,6 +62,12 @@ export class SortableTable {
     this.render();
   }
 
+  /** Replace the rows (keeping the sort order and the selection). */
+  setRows(rows: Row[]): void {
+    this.rows = rows;
+    this.render();
+  }
+
   sortBy(key: string, desc = true): void {
     this.sortKey = key;
     this.desc = desc;

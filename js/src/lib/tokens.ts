@@ -1,76 +1,146 @@
 // A strip of tokens, each coloured by a weight. Token text is set with textContent: always escaped.
-import { seq, div, css, ink } from "./colors";
+// Long inputs: only a window of the tokens has DOM spans (at most MAX_SPANS at once); indices are
+// always those of the whole list (data-index).
+import { colorScale, ColorScale, css, ink } from "./colors";
 import { fmt } from "./format";
 import { absMax } from "./ndarray";
 
 // inline style per colour-table entry (every colour is an entry of the colour tables)
 const STYLE = new WeakMap<object, string>();
 
+/** The most tokens a strip shows at once. */
+export const MAX_SPANS = 512;
+
 export interface StripOptions {
   onHover?: (i: number | null) => void;
   onClick?: (i: number) => void;
   testid?: string;
+  maxSpans?: number; // default MAX_SPANS
 }
 
 export class TokenStrip {
   readonly el: HTMLDivElement;
-  private spans: HTMLSpanElement[] = [];
+  private spans = new Map<number, HTMLSpanElement>(); // index -> span, for the tokens shown
   private selected = -1;
   private leaving: ReturnType<typeof setTimeout> | undefined;
-  private styles: string[] = []; // the inline style each token has now
+  private styles = new Map<number, string>(); // the inline style each shown token has now
+  private lo = 0;
+  private hi = 0;
+  private w: ArrayLike<number> | null = null;
+  private sc: ColorScale | null = null;
+  private readonly max: number;
 
   constructor(private labels: string[], private o: StripOptions = {}) {
     this.el = document.createElement("div");
     this.el.className = "lw-strip";
     this.el.dataset.testid = o.testid ?? "tokens";
-    labels.forEach((label, i) => {
-      const s = document.createElement("span");
-      s.className = "lw-tok";
-      s.textContent = label;
-      s.dataset.index = String(i);
-      s.addEventListener("mouseenter", () => {
-        s.classList.add("lw-hover");
-        clearTimeout(this.leaving); // moving to a neighbour: one update, not a clear then a redraw
-        o.onHover?.(i);
-      });
-      s.addEventListener("mouseleave", () => {
-        s.classList.remove("lw-hover");
-        this.leaving = setTimeout(() => o.onHover?.(null), 0);
-      });
-      s.addEventListener("click", () => o.onClick?.(i));
-      this.spans.push(s);
-      this.el.append(s);
-    });
+    this.max = Math.max(1, o.maxSpans ?? MAX_SPANS);
+    this.setRange(0, Math.min(labels.length, this.max));
   }
 
-  get length(): number { return this.spans.length; }
+  /** Tokens in the whole list (shown or not). */
+  get length(): number { return this.labels.length; }
 
-  /** Colour each token by its weight; signed weights use the diverging scale. */
+  /** The tokens shown: [start, end). */
+  get range(): [number, number] { return [this.lo, this.hi]; }
+
+  /** Show tokens [lo, hi) (clamped to the list, and to at most maxSpans tokens from lo). */
+  setRange(lo: number, hi: number): void {
+    const n = this.labels.length;
+    lo = Math.max(0, Math.min(Math.floor(lo), n));
+    hi = Math.max(lo, Math.min(Math.ceil(hi), n, lo + this.max));
+    if (lo === this.lo && hi === this.hi && this.el.childNodes.length) return;
+    this.lo = lo;
+    this.hi = hi;
+    const next = new Map<number, HTMLSpanElement>();
+    for (let i = lo; i < hi; i++) next.set(i, this.spans.get(i) ?? this.span(i));
+    for (const [i] of this.spans) if (!next.has(i)) this.styles.delete(i);
+    this.spans = next;
+    const parts: Node[] = [];
+    const more = (count: number, where: "before" | "after") => {
+      const m = document.createElement("span");
+      m.className = "lw-more";
+      m.dataset.more = where;
+      m.textContent = `\u2026${count} more`;
+      m.title = `Show the ${where === "before" ? "previous" : "next"} tokens`;
+      m.addEventListener("click", () => (where === "before" ? this.setRange(lo - this.max, lo) : this.setRange(hi, hi + this.max)));
+      return m;
+    };
+    if (lo > 0) parts.push(more(lo, "before"));
+    parts.push(...next.values());
+    if (hi < n) parts.push(more(n - hi, "after"));
+    this.el.replaceChildren(...parts);
+    Object.assign(this.el.dataset, { start: String(lo), end: String(hi), total: String(n) });
+    this.repaint();
+    this.select(this.selected);
+  }
+
+  /** Show a window of at most maxSpans tokens around token `centre`, within [lo, hi). */
+  showAround(centre: number, lo = 0, hi = this.labels.length): void {
+    const n = Math.min(this.max, hi - lo);
+    const a = Math.min(Math.max(lo, Math.round(centre - n / 2)), hi - n);
+    this.setRange(a, a + n);
+  }
+
+  private span(i: number): HTMLSpanElement {
+    const s = document.createElement("span");
+    s.className = "lw-tok";
+    s.textContent = this.labels[i];
+    s.dataset.index = String(i);
+    s.addEventListener("mouseenter", () => {
+      s.classList.add("lw-hover");
+      clearTimeout(this.leaving); // moving to a neighbour: one update, not a clear then a redraw
+      this.o.onHover?.(i);
+    });
+    s.addEventListener("mouseleave", () => {
+      s.classList.remove("lw-hover");
+      this.leaving = setTimeout(() => this.o.onHover?.(null), 0);
+    });
+    s.addEventListener("click", () => this.o.onClick?.(i));
+    return s;
+  }
+
+  /** Colour each token by its weight (w[i] for token i of the whole list) on scale s; null: no colours. */
+  paint(w: ArrayLike<number> | null, s: ColorScale | null): void {
+    this.w = w;
+    this.sc = s;
+    this.repaint();
+  }
+
+  /** Colour each token by its weight; signed weights use the diverging scale; range vmax (default:
+   * the largest |weight|). Prefer paint() with the scale of the heatmap beside the strip. */
   setWeights(w: ArrayLike<number> | null, signed = false, vmax?: number): void {
-    const m = vmax ?? (w ? absMax(w) : 0);
-    this.spans.forEach((s, i) => {
-      if (!w || i >= w.length) {
-        if (this.styles[i]) s.style.cssText = "";
-        this.styles[i] = "";
-        s.title = "";
-        delete s.dataset.weight;
-        return;
+    this.paint(w, colorScale(signed ? "div" : "seq", vmax ?? (w ? absMax(w) : 0)));
+  }
+
+  /** The scale the strip paints with now (null: none). */
+  get scale(): ColorScale | null { return this.w ? this.sc : null; }
+
+  private repaint(): void {
+    const w = this.w, s = this.sc;
+    for (const [i, span] of this.spans) {
+      if (!w || !s || i >= w.length) {
+        if (this.styles.get(i)) span.style.cssText = "";
+        this.styles.set(i, "");
+        span.title = "";
+        delete span.dataset.weight;
+        continue;
       }
-      const c = signed ? div(w[i], m) : seq(w[i], m);
+      const c = s.color(w[i]);
       let style = STYLE.get(c);
       if (style === undefined) STYLE.set(c, style = `background:${css(c)};color:${ink(c)}`);
-      if (this.styles[i] !== style) { // most tokens keep their colour from one row to the next
-        s.style.cssText = style;
-        this.styles[i] = style;
+      if (this.styles.get(i) !== style) { // most tokens keep their colour from one row to the next
+        span.style.cssText = style;
+        this.styles.set(i, style);
       }
-      s.title = fmt(w[i], 4);
-      s.dataset.weight = String(w[i]);
-    });
+      span.title = fmt(w[i], 4);
+      span.dataset.weight = String(w[i]);
+    }
   }
 
   select(i: number): void {
     this.selected = i;
-    this.spans.forEach((s, j) => s.classList.toggle("lw-sel", j === i));
+    for (const [j, s] of this.spans) s.classList.toggle("lw-sel", j === i);
   }
 
   get selectedIndex(): number { return this.selected; }

@@ -7,6 +7,8 @@ import { decode, NDArray, Packed } from "../lib/buffers";
 import { h, savePNG } from "../lib/dom";
 import { fmt, fmtSigned, pct } from "../lib/format";
 import { expose, frame, Model } from "../lib/frame";
+import { ColorBar } from "../lib/colorbar";
+import { colorScale, ColorScale } from "../lib/colors";
 import { Heatmap } from "../lib/heatmap";
 import { LineChart } from "../lib/linechart";
 import { TokenStrip } from "../lib/tokens";
@@ -62,6 +64,8 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   let outCaption: HTMLElement | null = null;
   let topList: HTMLElement | null = null;
   let preview: number | null = null; // output row under the mouse
+  let scale: ColorScale = colorScale("div", 0); // one scale for the matrix and both strips
+  const stripBar = new ColorBar("tokens-colorbar");
 
   const targets = (): string[] => model.get("targets") || [];
   const groups = (): number[] => model.get("groups") || [];
@@ -83,6 +87,9 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     const m = meta();
     const signed = m.signed !== false;
     colLabels = wordLevel() ? model.get("words") : model.get("tokens");
+    const vmax = absMax(M.values);
+    scale = colorScale(signed ? "div" : "seq", vmax, signed ? `attribution score (${m.method_label})` : `|attribution| (${m.method_label})`);
+    stripBar.set(scale);
     const steps = m.method === "ig" ? ` (${m.steps} steps)` : m.n_samples ? ` (${m.n_samples} samples)` : "";
     info.textContent = `${m.method_label}${steps} \u00b7 ${K > 1 ? `${K} outputs` : `target: ${names[0] ?? ""}`} (${m.output})` +
       ` \u00b7 baseline: ${m.baseline}`;
@@ -109,14 +116,13 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
       },
     });
     topList = h("div", { class: "lw-muted", "data-testid": "top" });
-    inputBox.replaceChildren(caption, inStrip.el, topList);
+    inputBox.replaceChildren(caption, inStrip.el, stripBar.el, topList);
 
     heat = null;
     if (K > 1) {
       heat = new Heatmap("matrix");
-      const vmax = absMax(M.values);
       heat.draw(M, {
-        rowLabels: names, colLabels, scale: signed ? "div" : "seq", vmax, maxSize: 640,
+        rowLabels: names, colLabels, scale: scale.kind, vmax, label: scale.label, maxSize: 640,
         minCell: K <= 32 ? 8 : 0.25, // long prompts scroll sideways rather than shrink rows to a pixel
         onClick: (r, c) => f.commit({ selected_output: r, selected_token: toSelection(tokenOf(c)) }),
         onHover: (r) => { if (preview !== r) { preview = r; paint(); } },
@@ -145,17 +151,17 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     const tok = fromSelection(model.get("selected_token"));
     const c = colOf(tok);
     const w = row(M, r);
-    inStrip.setWeights(w, signed);
+    inStrip.paint(w, scale); // the matrix's scale: rows compare by colour
     inStrip.select(c);
-    const vmax = absMax(w);
+    const vmax = scale.domain[1];
     caption.textContent = `Attribution of ${K > 1 ? "output" : "target"} \u201c${names[r] ?? ""}\u201d to each ${wordLevel() ? "word" : "prompt token"}` +
-      ` (colour scale ${signed ? "\u00b1" : "0\u2013"}${vmax.toPrecision(3)}; hover a token for its score):`;
+      ` (colour scale ${signed ? "\u00b1" : "0\u2013"}${vmax.toPrecision(3)}${K > 1 ? ", shared by every output" : ""}; hover a token for its score):`;
     const order = topK(w).filter((i) => w[i] !== 0).slice(0, 5);
     topList.textContent = order.length ? "top: " + order.map((i) => `${colLabels[i]} [${i}] ${fmtSigned(w[i])}`).join(", ") : "";
     if (outStrip && outCaption) {
       outStrip.select(sel);
       if (c >= 0) {
-        outStrip.setWeights(col(M, c), signed);
+        outStrip.paint(col(M, c), scale);
         outCaption.textContent = `Colour: influence of \u201c${colLabels[c]}\u201d on every output (click it again to clear).`;
       } else {
         outStrip.setWeights(null);

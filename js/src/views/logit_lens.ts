@@ -35,6 +35,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     for (let i = 0; i < R * T; i++) values[i] = colour === "next" ? nxt.values[i] : pr.values[i * K];
     heat.draw({ shape: [R, T], values }, {
       rowLabels: rows, colLabels: tokens, scale: "seq", vmax: 1, maxSize: 720, minCell: 18,
+      label: colour === "next" ? "probability of the actual next token" : "probability of the top token",
       cellText: (r, c) => topLabel(r, c),
       onClick: (r, c) => f.commit({ selected_layer: r - 1, selected_token: c }), // row 0: embeddings (-1)
       describe: (r, c) => `${rows[r]}, after "${tokens[c]}": top ${JSON.stringify(topLabel(r, c))} ${pct(at(pr, r, c, 0))}` +

@@ -2,10 +2,12 @@
 // click a neuron or type its number -> every token coloured by that neuron's activation, plus the
 // tokens that fire it most.
 import { decode, slice2d, NDArray, Packed } from "../lib/buffers";
+import { ColorBar } from "../lib/colorbar";
+import { divergingScale } from "../lib/colors";
 import { h } from "../lib/dom";
 import { fmt, fmtSigned, pct } from "../lib/format";
 import { expose, frame, Model } from "../lib/frame";
-import { col, row as rowOf, topK } from "../lib/ndarray";
+import { absMax, col, row as rowOf, topK } from "../lib/ndarray";
 import { fromSelection } from "../lib/selection";
 import { SortableTable } from "../lib/table";
 import { TokenStrip } from "../lib/tokens";
@@ -33,7 +35,8 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   const tableBox = h("div", { "data-testid": "top-neurons" });
   const firing = h("div", { "data-testid": "firing" });
   const ablation = h("div", { "data-testid": "ablation" });
-  f.body.append(strip.el, h("div", { class: "lw-row" }, tableBox, firing, ablation),
+  const stripBar = new ColorBar("tokens-colorbar");
+  f.body.append(strip.el, stripBar.el, h("div", { class: "lw-row" }, tableBox, firing, ablation),
     h("div", { class: "lw-muted", text: "Click a token for its most active neurons; click a neuron to colour the tokens by its activation." }));
 
   let acts: NDArray | null = null;
@@ -62,9 +65,11 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   const drawNeuron = () => {
     const n = fromSelection(model.get("selected_neuron"));
     input.value = n >= 0 ? String(n) : "";
-    if (!acts || n < 0) { strip.setWeights(null); firing.replaceChildren(); return; }
+    if (!acts || n < 0) { strip.paint(null, null); stripBar.set(null); firing.replaceChildren(); return; }
     const w = col(acts, n);
-    strip.setWeights(w, true);
+    const scale = divergingScale(absMax(w), `activation of neuron ${n} (layer ${model.get("selected_layer")})`);
+    strip.paint(w, scale);
+    stripBar.set(scale);
     const order = topK(w, 10);
     firing.replaceChildren(h("div", { class: "lw-title", text: `tokens firing neuron ${n}` }),
       h("ol", { style: "margin:2px 0 0 18px;padding:0" }, ...order.map((i) => h("li", { text: `${JSON.stringify(labels[i])} (${i}): ${fmt(w[i])}` }))));

@@ -45,7 +45,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
       const box = h("div", {}, h("div", { class: "lw-title", text: SITE_NAMES[site] ?? site }), hm.el);
       grids.append(box);
       hm.draw(m, {
-        rowLabels, colLabels: cols, scale: "div", vmax: 1, maxSize: 360,
+        rowLabels, colLabels: cols, scale: "div", vmax: 1, maxSize: 360, label: "normalised metric (0: corrupted, 1: clean)",
         onClick: (r, c) => f.commit(site === "heads"
           ? { selected_site: site, selected_layer: r, selected_head: c, selected_token: null }
           : { selected_site: site, selected_layer: r, selected_token: c, selected_head: null }),

@@ -8,7 +8,9 @@ import { Heatmap } from "../lib/heatmap";
 import { LineChart } from "../lib/linechart";
 import { SortableTable } from "../lib/table";
 import { TokenStrip } from "../lib/tokens";
-import { at, max, row as rowOf } from "../lib/ndarray";
+import { absMax, at, max, row as rowOf } from "../lib/ndarray";
+import { ColorBar } from "../lib/colorbar";
+import { divergingScale } from "../lib/colors";
 
 interface Example { tokens: string[]; highlight: number; true: string; pred: string; confidence: number; weights?: Packed }
 
@@ -83,21 +85,30 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     const cmax = Math.max(0, max(cm.values));
     heat.draw(cm, {
       rowLabels: classes, colLabels: classes, scale: "seq", vmax: cmax, maxSize: Math.min(260, 60 * C), minCell: 8,
+      label: "examples", zoom: false,
       cellText: (r, c) => String(Math.round(at(cm, r, c))),
       describe: (r, c, v) => `true ${classes[r]}, predicted ${classes[c]}: ${Math.round(v)}`,
     });
     const examples: Example[] = (model.get("examples") || [])[l] || [];
     const list = h("div", { "data-testid": "wrong" });
-    let weighted = false;
-    for (const ex of examples) {
+    // every example of the layer on one diverging scale (not each on its own maximum)
+    const weights = examples.map((ex) => (ex.weights ? decode(ex.weights) : null));
+    const wmax = Math.max(0, ...weights.map((w) => (w ? absMax(w.values) : 0)));
+    const wscale = divergingScale(wmax, "share of logit(predicted) \u2212 logit(true)");
+    examples.forEach((ex, i) => {
       const strip = new TokenStrip(ex.tokens, { testid: "wrong-example" });
       if (ex.highlight >= 0) strip.select(ex.highlight);
-      if (ex.weights) { strip.setWeights(decode(ex.weights)!.values, true); weighted = true; }
+      const w = weights[i];
+      if (w) strip.paint(w.values, wscale);
       list.append(h("div", { class: "lw-muted", text: `true ${ex.true} \u2192 predicted ${ex.pred} (p = ${fmt(ex.confidence, 2)})` }), strip.el);
-    }
+    });
     if (!examples.length) list.append(h("div", { class: "lw-muted", text: "No held-out mistakes at this layer." }));
-    if (weighted) list.append(h("div", { class: "lw-muted", "data-testid": "weights-legend",
-      text: "Token colour: share of the probe's wrong decision, logit(predicted) \u2212 logit(true) (red: pushed towards the wrong class, blue: towards the true one)." }));
+    if (weights.some((w) => w)) {
+      const bar = new ColorBar("weights-colorbar");
+      bar.set(wscale);
+      list.append(h("div", { class: "lw-muted", "data-testid": "weights-legend",
+        text: "Token colour: share of the probe's wrong decision, logit(predicted) \u2212 logit(true) (red: pushed towards the wrong class, blue: towards the true one)." }), bar.el);
+    }
     detail.replaceChildren(title, h("div", { class: "lw-muted", text: "Confusion matrix (all splits; rows: true, columns: predicted)" }), heat.el,
       h("div", { class: "lw-muted", text: "Most confidently wrong held-out examples" }), list);
     detail.dataset.layer = String(layer);

@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { MISSING } from "../../src/lib/format";
 import attribution from "../../src/views/attribution";
-import { choose, clickCell, mount, Mounted, pack, stripSelected, stripTexts, stripWeights, XSS } from "./fixtures";
+import { choose, clickCell, colorbars, everyHeatmapHasColorbar, mount, Mounted, pack, stripSelected, stripTexts, stripWeights, XSS } from "./fixtures";
+import { css, div } from "../../src/lib/colors";
 
 // "The unbelievable cat": 5 tokens in 3 words
 const tokens = ["The", " un", "believ", XSS, " cat"];
@@ -43,6 +44,7 @@ describe("AttributionView", () => {
     expect(stripWeights(m)).toEqual(scores1);
     expect(m.$("[data-testid=info]").textContent).toBe("Integrated gradients (16 steps) \u00b7 target: pos (logit) \u00b7 baseline: pad");
     expect(m.$("[data-testid=top]").textContent).toBe(`top:  cat [4] +2.000, The [0] +0.500, believ [2] +0.250, ${XSS} [3] +0.250,  un [1] -1.000`);
+    expect(colorbars(m)).toEqual({ "tokens-colorbar": { label: "attribution score (Integrated gradients)", kind: "div", min: -2, max: 2 } });
   });
 
   it("a click selects a token, a second click on it clears the selection (null)", () => {
@@ -84,7 +86,15 @@ describe("AttributionView", () => {
     expect(stripSelected(m, "outputs")).toBe(2);
     expect(stripWeights(m, "outputs")).toEqual([2, 4, 6]); // influence of token 4 on every output
     expect(m.$("[data-testid=faithfulness]").dataset.row).toBe("2");
-    clickToken(m, 0, "outputs");
+    // one scale for the matrix and both strips: the matrix's, not each row's own maximum
+    expect(everyHeatmapHasColorbar(m)).toBe(true);
+    const bars = colorbars(m);
+    expect(bars["matrix-colorbar"]).toEqual({ label: "attribution score (Integrated gradients)", kind: "div", min: -6, max: 6 });
+    expect(bars["tokens-colorbar"]).toEqual(bars["matrix-colorbar"]);
+    clickToken(m, 0, "outputs"); // row 0: scores1, on the scale of +-6
+    const bg = (i: number) => m.$$("[data-testid=tokens] .lw-tok")[i].style.background.replace(/\s/g, "");
+    expect(bg(4)).toBe(css(div(2, 6)));
+    expect(bg(1)).toBe(css(div(-1, 6)));
     expect(m.model.get("selected_output")).toBe(0);
     expect(m.saves()).toBe(2);
   });

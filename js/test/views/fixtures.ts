@@ -6,17 +6,37 @@ import { Packed } from "../../src/lib/buffers";
 import { Model, ViewModule } from "../../src/lib/frame";
 import { createModel } from "../../src/lib/model";
 import { size } from "../../src/lib/ndarray";
-import { stubCanvas } from "../helpers";
+import { Call, stubCanvas } from "../helpers";
+
+/** IEEE half-precision bits of v (round to nearest even; enough for test values). */
+export function floatToHalf(v: number): number {
+  const f = new Float32Array([v]);
+  const x = new Uint32Array(f.buffer)[0];
+  const sign = (x >>> 16) & 0x8000;
+  const e = ((x >>> 23) & 0xff) - 127 + 15;
+  let m = x & 0x7fffff;
+  if (Number.isNaN(v)) return 0x7e00;
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) { // subnormal
+    if (e < -10) return sign;
+    m = (m | 0x800000) >> (1 - e);
+    return sign | ((m + 0x1000) >> 13);
+  }
+  const half = sign | (e << 10) | (m >> 13);
+  const rest = m & 0x1fff;
+  return rest > 0x1000 || (rest === 0x1000 && half & 1) ? half + 1 : half;
+}
 
 /** An array packed for transport (little-endian), as llm_widgets.widgets.base.encode_array does. */
-export function pack(values: ArrayLike<number>, shape: number[], dtype: "float32" | "int32" | "uint16" = "float32"): Packed {
+export function pack(values: ArrayLike<number>, shape: number[], dtype: "float32" | "float16" | "int32" | "uint16" = "float32"): Packed {
   const n = size(shape);
   if (values.length !== n) throw new Error(`pack: ${values.length} values for shape [${shape}]`);
-  const item = dtype === "uint16" ? 2 : 4;
+  const item = dtype === "uint16" || dtype === "float16" ? 2 : 4;
   const view = new DataView(new ArrayBuffer(n * item));
   for (let i = 0; i < n; i++) {
     if (dtype === "float32") view.setFloat32(4 * i, values[i], true);
     else if (dtype === "int32") view.setInt32(4 * i, values[i], true);
+    else if (dtype === "float16") view.setUint16(2 * i, floatToHalf(values[i]), true);
     else view.setUint16(2 * i, values[i], true);
   }
   return { shape, dtype, scale: 1, offset: 0, data: view };
@@ -37,6 +57,7 @@ export interface Mounted {
   $$: <E extends Element = HTMLElement>(sel: string) => E[];
   parts: Record<string, unknown>; // what the view exposed as el.__lw
   texts: () => unknown[]; // every string drawn on a canvas so far (fillText)
+  calls: Call[]; // every 2-D context call so far (all canvases)
 }
 
 /** Render `view` into a fresh element attached to the document, with 2-D contexts stubbed. */
@@ -56,6 +77,7 @@ export function mount(view: ViewModule, state: Record<string, unknown>, model: M
     },
     $$: (sel) => Array.from(el.querySelectorAll(sel)) as never,
     texts: () => calls.filter((c) => c.name === "fillText").map((c) => c.args[0]),
+    calls,
     get parts() { return (el as unknown as { __lw: Record<string, unknown> }).__lw; },
   };
 }
@@ -83,3 +105,23 @@ export function choose(e: HTMLSelectElement | HTMLInputElement, value: string, e
 }
 
 export const XSS = '<img src=x onerror="window.__xss=1">';
+
+/** The colour bars of a view, by test id: {label, kind, min, max} of each one shown. */
+export function colorbars(m: Mounted): Record<string, { label?: string; kind?: string; min?: number; max?: number }> {
+  const out: Record<string, { label?: string; kind?: string; min?: number; max?: number }> = {};
+  for (const e of m.$$(".lw-cbar")) {
+    if (e.style.display === "none") continue;
+    const d = e.dataset;
+    out[d.testid ?? "?"] = { label: d.label, kind: d.kind, min: Number(d.min), max: Number(d.max) };
+  }
+  return out;
+}
+
+/** Every heatmap canvas of a view has a colour bar shown beside it (in the heatmap's element). */
+export function everyHeatmapHasColorbar(m: Mounted): boolean {
+  const canvases = m.$$<HTMLCanvasElement>("canvas.lw-canvas[data-rows]");
+  return canvases.length > 0 && canvases.every((c) => {
+    const bar = c.parentElement?.querySelector<HTMLElement>(`[data-testid="${c.dataset.testid}-colorbar"]`);
+    return Boolean(bar && bar.style.display !== "none" && bar.dataset.label);
+  });
+}

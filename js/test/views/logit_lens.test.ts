@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import logit_lens from "../../src/views/logit_lens";
-import { choose, clickCell, mount, pack } from "./fixtures";
+import { choose, clickCell, colorbars, everyHeatmapHasColorbar, mount, pack } from "./fixtures";
 
 const R = 3, T = 3, K = 2; // rows: embeddings + 2 blocks
 const tokens = ["The", "<b>cat</b>", "sat"];
@@ -27,6 +27,8 @@ describe("LogitLensView", () => {
     expect(heat.matrix.shape).toEqual([R, T]);
     expect(Array.from(heat.matrix.values)).toEqual([0.5, 0.5, 0.5, 0.6, 0.6, 0.6, 0.7, 0.7, 0.7].map(Math.fround));
     expect(m.$("[data-testid=detail]").textContent).toBe("Click a cell for its top tokens.");
+    expect(everyHeatmapHasColorbar(m)).toBe(true);
+    expect(colorbars(m)["heatmap-colorbar"]).toEqual({ label: "probability of the top token", kind: "seq", min: 0, max: 1 });
   });
 
   it("clicking a cell selects its layer (row 0: embeddings, -1) and token", () => {
@@ -58,5 +60,6 @@ describe("LogitLensView", () => {
     expect(m.model.get("colour")).toBe("next");
     const heat = m.parts.heat as { matrix: { values: Float32Array } };
     expect(Array.from(heat.matrix.values)).toEqual(Array.from({ length: 9 }, (_, i) => Math.fround(i / 10)));
+    expect(colorbars(m)["heatmap-colorbar"]).toMatchObject({ label: "probability of the actual next token", min: 0, max: 1 });
   });
 });

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import neuron from "../../src/views/neuron";
-import { choose, mount, pack, stripSelected, stripWeights, XSS } from "./fixtures";
+import { choose, colorbars, mount, pack, stripSelected, stripWeights, XSS } from "./fixtures";
 
 const T = 3, N = 5;
 const tokens = ["The", XSS, "sat"];
@@ -36,8 +36,10 @@ describe("NeuronView", () => {
     expect(stripWeights(m)).toEqual([1, 2, 3]);
     expect(m.$<HTMLInputElement>("[data-testid=neuron-input]").value).toBe("3");
     expect(m.$$("[data-testid=firing] li").map((li) => li.textContent)).toEqual(['"sat" (2): 3.000', `${JSON.stringify(XSS)} (1): 2.000`, '"The" (0): 1.000']);
+    expect(colorbars(m)).toEqual({ "tokens-colorbar": { label: "activation of neuron 3 (layer 0)", kind: "div", min: -3, max: 3 } });
     m.model.set("selected_neuron", null);
     expect(stripWeights(m)).toEqual([null, null, null]);
+    expect(colorbars(m)).toEqual({});
   });
 
   it("the number box selects a neuron in range and explains one out of range", () => {

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import patching from "../../src/views/patching";
-import { clickCell, mount, pack } from "./fixtures";
+import { clickCell, colorbars, everyHeatmapHasColorbar, mount, pack } from "./fixtures";
 
 const S = 2, L = 2, T = 3, H = 2, K = 2;
 const top_tokens = ["a", "<b>b</b>", "c", "d", "e"];
@@ -32,6 +32,10 @@ describe("PatchingView", () => {
     expect(m.$("[data-testid=detail]").textContent).toContain('"<i>z</i>" 25.0%');
     expect(m.el.querySelector("i")).toBeNull();
     expect(m.texts()).toContain("dog\u2192cat"); // the changed token, clean -> corrupted, as a column label
+    expect(everyHeatmapHasColorbar(m)).toBe(true);
+    const bars = colorbars(m);
+    expect(Object.keys(bars)).toEqual(["heat-resid-colorbar", "heat-attn-colorbar", "heat-heads-colorbar"]);
+    for (const b of Object.values(bars)) expect(b).toEqual({ label: "normalised metric (0: corrupted, 1: clean)", kind: "div", min: -1, max: 1 });
   });
 
   it("clicking a site cell selects site, layer and token (no head)", () => {

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import probe from "../../src/views/probe";
-import { mount, pack, stripTexts, XSS } from "./fixtures";
+import { colorbars, everyHeatmapHasColorbar, mount, pack, stripTexts, XSS } from "./fixtures";
+import { css, div } from "../../src/lib/colors";
 
 const L = 2, C = 2; // 2 blocks: columns embeddings, 0, 1
 const acc = [0.6, 0.8, 0.7], ci = [0.05, 0.04, 0.03], ctrl = [0.5, 0.55, 0.5], ctrlCi = [0.01, 0.01, 0.01], sel = [0.1, 0.25, 0.2];
@@ -45,6 +46,8 @@ describe("ProbeView", () => {
     expect(m.$("[data-testid=layer-title]").textContent).toBe("Layer 0: accuracy 0.800 \u00b1 0.040");
     const heat = m.parts.heat as { matrix: { values: Float32Array } };
     expect(Array.from(heat.matrix.values)).toEqual([8, 2, 2, 8]);
+    expect(everyHeatmapHasColorbar(m)).toBe(true);
+    expect(colorbars(m)["confusion-colorbar"]).toEqual({ label: "examples", kind: "seq", min: 0, max: 8 });
     expect(stripTexts(m, "wrong-example")).toEqual(["<s>", XSS]);
     expect(m.$("[data-testid=wrong]").textContent).toContain("true neg \u2192 predicted pos (p = 0.91)");
     expect(m.el.querySelector("img, b")).toBeNull();
@@ -62,5 +65,13 @@ describe("ProbeView", () => {
   it("waits while training", () => {
     const m = mount(probe, state({ done: false }));
     expect(m.$("[data-testid=info]").textContent).toBe("extracting hidden states and training probes\u2026");
+  });
+
+  it("colours the wrong examples' tokens on one scale for the layer, with its colour bar", () => {
+    const ex = (w: number[]) => ({ tokens: ["a", "b"], highlight: -1, true: "neg", pred: "pos", confidence: 0.9, weights: pack(w, [2]) });
+    const m = mount(probe, state({ examples: [[], [ex([0.5, -1]), ex([2, 0.25])], []], selected_layer: 0 }));
+    expect(colorbars(m)["weights-colorbar"]).toEqual({ label: "share of logit(predicted) \u2212 logit(true)", kind: "div", min: -2, max: 2 });
+    const bg = m.$$("[data-testid=wrong-example] .lw-tok").map((e) => e.style.background.replace(/\s/g, ""));
+    expect(bg).toEqual([0.5, -1, 2, 0.25].map((v) => css(div(v, 2))));
   });
 });
