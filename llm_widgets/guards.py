@@ -55,8 +55,12 @@ def model_state(model) -> tuple | None:
     ptrs = tuple(p.data_ptr() for p in params)
     checksum = None
     if sum(p.numel() for p in params) <= _CHECKSUM_UP_TO:
+        sums: dict = {}  # per device (a dispatched model spans several); offloaded weights (meta) skipped
         with torch.no_grad():
-            checksum = float(torch.stack([p.detach().float().sum() for p in params]).double().sum())
+            for p in params:
+                if p.device.type != "meta":
+                    sums.setdefault(p.device, []).append(p.detach().float().sum())
+            checksum = sum(float(torch.stack(v).double().sum()) for v in sums.values())
     return hash((versions, ptrs, checksum))
 
 

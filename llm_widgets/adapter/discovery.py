@@ -306,7 +306,7 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
     if a.shape != b.shape:
         return False
     tol = 1e-4 if b.dtype == torch.float32 else 2e-2  # the model's own precision
-    a, b = a.float(), b.float()
+    a, b = a.float().to(b.device), b.float()  # a model dispatched over devices: the head's and the output's
     return bool((a - b).abs().max() <= tol * max(1.0, float(b.abs().max())))
 
 

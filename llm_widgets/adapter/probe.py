@@ -32,8 +32,34 @@ def probe_inputs(model) -> dict:
     g = torch.Generator().manual_seed(0)
     low = min(5, vocab - 1)
     ids = torch.randint(low, max(low + 1, min(vocab, 1000)), (1, PROBE_TOKENS), generator=g)
-    dev = next(model.parameters()).device
+    dev = input_device(model)
     return {"input_ids": ids.to(dev), "attention_mask": torch.ones_like(ids).to(dev)}
+
+
+def _hook_device(hook) -> torch.device | None:
+    """The execution device of an accelerate hook (AlignDevicesHook, or the first in a SequentialHook)."""
+    for h in [hook] + list(getattr(hook, "hooks", None) or []):
+        dev = getattr(h, "execution_device", None)
+        if dev is not None:
+            return torch.device(dev if not isinstance(dev, int) else f"cuda:{dev}")
+    return None
+
+
+def input_device(model) -> torch.device:
+    """Where the model's input ids go: the device its input embeddings run on. For a model
+    dispatched by accelerate (device_map, cpu/disk offload) that is the embedding's execution
+    device (its weights may be on the meta device); else the device of its weights."""
+    emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    for mod in (emb, model):
+        if mod is None:
+            continue
+        dev = _hook_device(getattr(mod, "_hf_hook", None))
+        if dev is not None:
+            return dev
+        for t in list(mod.parameters()) + list(mod.buffers()):
+            if t.device.type != "meta":
+                return t.device
+    return torch.device("cpu")
 
 
 def record(model, inputs: dict, **kwargs):
@@ -78,7 +104,7 @@ def record(model, inputs: dict, **kwargs):
 
 
 def same_tensor(a, b) -> bool:
-    return a is not None and b is not None and a.shape == b.shape and torch.equal(a, b)
+    return a is not None and b is not None and a.shape == b.shape and torch.equal(a.to(b.device), b)
 
 
 def is_within(child: str, parent: str) -> bool:

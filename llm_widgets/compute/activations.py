@@ -181,7 +181,8 @@ def _batches(session, encs, batch_size: int):
                 device=session.device)
         with torch.no_grad():
             out = model(**batch, output_hidden_states=True, return_dict=True)
-        yield chunk, width, torch.stack(out.hidden_states).float()
+        dev = batch["input_ids"].device  # blocks of a dispatched model may be on several devices
+        yield chunk, width, torch.stack([h.to(dev) for h in out.hidden_states]).float()
 
 
 def token_states(session, texts, *, batch_size: int = 32,

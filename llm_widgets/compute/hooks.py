@@ -44,7 +44,8 @@ def hooks(model, edits: Iterable[tuple[str, int, Edit]]):
     """Install forward hooks: each (site, layer, fn) calls fn(activation) on every forward; fn may
     return a replacement tensor (or edit in place and return None). Removed on exit, also on error.
     fn always sees [batch, tokens, features], also where a model flattens tokens into the batch
-    inside its blocks (OPT's MLP works on [batch * tokens, features])."""
+    inside its blocks (OPT's MLP works on [batch * tokens, features]). A replacement is moved to the
+    device of the activation it replaces (blocks of a dispatched model live on several devices)."""
     ad = adapter_of(model)
     seq = [0]
 
@@ -55,8 +56,8 @@ def hooks(model, edits: Iterable[tuple[str, int, Edit]]):
     def shaped(fn):
         def run(x):
             if x.dim() != 2 or not seq[0]:
-                return fn(x)
-            new = fn(x.view(-1, seq[0], x.shape[-1]))
+                return _on(fn(x), x)
+            new = _on(fn(x.view(-1, seq[0], x.shape[-1])), x)
             return None if new is None else new.reshape(-1, new.shape[-1])
         return run
 
@@ -85,6 +86,12 @@ def hooks(model, edits: Iterable[tuple[str, int, Edit]]):
         finally:
             for hd in handles:
                 hd.remove()
+
+
+def _on(new, x: torch.Tensor):
+    """A replacement activation on the device of the one it replaces (a model dispatched over
+    devices: a patch captured on one GPU, or built on the input device, lands where the layer runs)."""
+    return new.to(x.device) if isinstance(new, torch.Tensor) and new.device != x.device else new
 
 
 def num_hooks(model) -> int:

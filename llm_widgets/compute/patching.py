@@ -20,6 +20,7 @@ import torch
 
 from ..checks import integer, names, one_token
 from ..errors import LLMWidgetsError
+from .budget import batch_size_for, is_oom, oom_guard
 from .hooks import SITES, available_sites, capture, final_logits, hooks, output_names
 
 METRICS = ("logit_diff", "logit", "prob")
@@ -118,8 +119,9 @@ def _patch_fn(rows: torch.Tensor, mask: torch.Tensor, clean: torch.Tensor, batch
     `batch` copies, so the layers below it run once for the whole chunk."""
     def fn(x):
         x = x.expand(batch, *x.shape[1:]).clone() if x.shape[0] == 1 else x.clone()
-        sub = x[rows]
-        x[rows] = torch.where(mask.to(x.device), clean.to(x.dtype).expand_as(sub), sub)
+        r = rows.to(x.device)  # a dispatched model: the clean activation may be on another device
+        sub = x[r]
+        x[r] = torch.where(mask.to(x.device), clean.to(x.device, x.dtype).expand_as(sub), sub)
         return x
     return fn
 
@@ -129,26 +131,29 @@ def _output_at(model, inputs: dict, pos: int) -> torch.Tensor:
     states kept and, where the model allows it, the unembedding computed at that position only."""
     kwargs = {}
     if "logits_to_keep" in inspect.signature(model.forward).parameters:
-        kwargs["logits_to_keep"] = torch.tensor([pos], device=inputs["input_ids"].device)
+        # on the CPU for a model dispatched over devices: a CPU index works on the last block's device
+        dev = "cpu" if getattr(model, "hf_device_map", None) else inputs["input_ids"].device
+        kwargs["logits_to_keep"] = torch.tensor([pos], device=dev)
     with torch.no_grad():
         out = model(**inputs, output_attentions=False, output_hidden_states=False, return_dict=True, **kwargs)
     return out.logits[:, 0] if kwargs else final_logits(out, pos)
 
 
 def patching(session, clean: str, corrupted: str, *, metric="logit_diff", answers=None,
-             position: int = -1, sites=None, per_head: bool = True, batch_size: int = 64, k: int = 5,
+             position: int = -1, sites=None, per_head: bool = True, batch_size: int | None = None, k: int = 5,
              report: Callable[[float, str], None] | None = None) -> PatchingResult:
     """Patch clean activations into the corrupted run at every (site, layer, position) and, when
     `per_head`, every attention head; `batch_size` patched runs per forward pass (1 = one run per
-    forward, the unbatched reference). `sites` defaults to every site the model has."""
+    forward, the unbatched reference; None = as many as the memory budget allows, at most 64: see
+    llm_widgets.compute.budget). `sites` defaults to every site the model has. Running out of
+    memory raises OutOfMemoryError saying what to lower."""
     sites = available_sites(session.model) if sites is None else tuple(names(sites, "sites"))
-    batch_size, k = integer(batch_size, "batch_size", low=1), integer(k, "k", low=1)
+    batch_size = integer(batch_size, "batch_size", low=1, allow_none=True)
+    k = integer(k, "k", low=1)
     position = integer(position, "position")
     for s in sites:
         if s not in SITES:
             raise LLMWidgetsError(f"unknown site {s!r}; use any of {SITES}")
-    if batch_size < 1:
-        raise LLMWidgetsError("batch_size must be at least 1")
     model = session.model
     ad = session.adapter
     ad.require("patching")
@@ -158,6 +163,8 @@ def patching(session, clean: str, corrupted: str, *, metric="logit_diff", answer
     pos = position if position >= 0 else T + position
     if not 0 <= pos < T:
         raise LLMWidgetsError(f"position {position} is outside the {T} tokens")
+    if batch_size is None:  # one patched copy of the corrupted input per item, one output row each
+        batch_size = batch_size_for(session, T)
 
     wanted = [(s, l) for s in sites for l in range(n_layers)]
     if per_head:
@@ -211,15 +218,18 @@ def patching(session, clean: str, corrupted: str, *, metric="logit_diff", answer
             rows = torch.tensor([b for b, _ in items], device=clean_act.device)
             edits.append((s, l, _patch_fn(rows, mask, clean_act, B)))
         logits = None
-        if widen:
-            try:
+        with oom_guard(session, "activation patching", "batch_size", batch_size, T):
+            if widen:
+                try:
+                    with hooks(model, edits):
+                        logits = _output_at(model, ex, pos).float()
+                except RuntimeError as e:  # the model keeps batch-shaped tensors from below (ALiBi,
+                    if is_oom(e):          # parallel blocks): run B full copies of the corrupted input
+                        raise
+                    widen = False
+            if logits is None:
                 with hooks(model, edits):
-                    logits = _output_at(model, ex, pos).float()
-            except RuntimeError:  # the model keeps batch-shaped tensors from below (ALiBi, parallel
-                widen = False     # blocks): run B full copies of the corrupted input instead
-        if logits is None:
-            with hooks(model, edits):
-                logits = _output_at(model, {k: v.expand(B, *v.shape[1:]) for k, v in ex.items()}, pos).float()
+                    logits = _output_at(model, {k: v.expand(B, *v.shape[1:]) for k, v in ex.items()}, pos).float()
         values[where_in] = fn(logits).double().cpu().numpy()
         tp, ti = torch.softmax(logits, -1).topk(min(k, logits.shape[-1]), dim=-1)
         tops_p[where_in] = tp.cpu()

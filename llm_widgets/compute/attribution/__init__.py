@@ -33,6 +33,7 @@ import torch
 
 from ...checks import integer
 from ...errors import EmptyInputError, NonFiniteError
+from ..budget import oom_guard
 from ..faithfulness import faithfulness
 from .methods import ALIASES, MAX_RELATIVE_DELTA, METHODS, REGISTRY, Context, Method, method_of
 from .objective import Objective, build_objective, greedy_generate
@@ -95,7 +96,9 @@ def attribute(session, text: str, target: Any = None, *, method: str = "ig", con
       than 12 words, 500). layer: the block whose output layer Grad-CAM reads (default: the first;
       at the last block a classifier reads one position, so only that token has a gradient).
       method='lrp' explains the logit (AttnLRP conserves relevance of logits, not log-probs).
-      report(fraction, label): progress callback.
+      report(fraction, label): progress callback. internal_batch_size: sequences per forward pass
+      (IG steps, perturbed copies); by default as many as the memory budget allows
+      (llm_widgets.compute.budget). Running out of memory raises OutOfMemoryError saying what to lower.
     """
     m = method_of(method)
     steps, max_steps = integer(steps, "steps", low=1), integer(max_steps, "max_steps", low=1)
@@ -122,7 +125,8 @@ def attribute(session, text: str, target: Any = None, *, method: str = "ig", con
     T = enc["input_ids"].shape[1] + (0 if f.suffix is None else f.suffix.shape[1])
     batch = internal_batch_size or auto_batch_size(session, T, f.num_targets, m.gradients)
     run = Runner(f, base, feats, batch, None)
-    with torch.no_grad():
+    guard = lambda: oom_guard(session, f"{m.label} attribution", "internal_batch_size", batch, T)  # noqa: E731
+    with guard(), torch.no_grad():
         ends = f(torch.cat([f.x, base]))
     check_finite(ends, "target outputs")
     fx, fbase = ends[0].cpu().numpy(), ends[1].cpu().numpy()
@@ -132,7 +136,8 @@ def attribute(session, text: str, target: Any = None, *, method: str = "ig", con
     ctx = Context(run=run, fx=fx, fbase=fbase, session=session, text=text, n_tokens=trace.n_tokens,
                   groups=groups, n_words=_n_words(groups, special), target=target, contrast=contrast,
                   steps=steps, max_steps=max_steps, n_samples=n_samples, seed=seed, layer=layer)
-    scores, notice = m.run(ctx)
+    with guard():
+        scores, notice = m.run(ctx)
     method, used_steps, samples = m.key, ctx.used_steps, ctx.used_samples
     scores = np.asarray(scores, np.float32)
     scores[:, special] = 0.0
@@ -142,8 +147,9 @@ def attribute(session, text: str, target: Any = None, *, method: str = "ig", con
     faith = None
     if compute_faithfulness:
         run.report = lambda frac, label="": report(work_share + (1 - work_share) * frac, "faithfulness")
-        faith = faithfulness(lambda mk: run.eval_masks(mk, "faithfulness"), scores[:, feats], fx, fbase,
-                             seed=seed)
+        with guard():
+            faith = faithfulness(lambda mk: run.eval_masks(mk, "faithfulness"), scores[:, feats], fx, fbase,
+                                 seed=seed)
     report(1.0, "done")
     groups, words = _groups(session, trace.raw_tokens, trace.word_ids, special)
     return AttributionResult(

@@ -234,11 +234,13 @@ def build_objective(session, enc: dict, target=None, *, contrast=None, generate:
 
         def fn(kwargs):
             if keep:
-                logits = model(**kwargs, logits_to_keep=positions).logits
+                # positions are the last k: an int keeps them with no index tensor (which would have
+                # to be on the last block's device when a model is dispatched over several)
+                logits = model(**kwargs, logits_to_keep=k).logits
             else:
                 logits = model(**kwargs).logits[:, positions]
             lp = torch.log_softmax(logits.float(), dim=-1) if output == "log_prob" else logits.float()
-            vals = lp[:, torch.arange(k, device=lp.device), tgt_t]
+            vals = lp[:, torch.arange(k, device=lp.device), tgt_t.to(lp.device)]
             if other is not None:
                 vals = vals - lp[:, 0, other][:, None]
             return vals

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from ...errors import LLMWidgetsError, NonFiniteError
+from ..budget import batch_size_for
 from .objective import Objective
 
 BASELINES = ("auto", "pad", "unk", "zero", "mask")
@@ -57,32 +58,11 @@ def _keep_special(f, base: torch.Tensor, special: np.ndarray) -> torch.Tensor:
     return base
 
 
-def _free_bytes(device: torch.device) -> int:
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
-    try:
-        import psutil
-
-        return int(psutil.virtual_memory().available)
-    except Exception:
-        try:
-            import os
-
-            return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-        except Exception:
-            return 4 << 30
-
-
 def auto_batch_size(session, seq_len: int, num_targets: int, grad: bool, cap: int = 64) -> int:
-    """Sequences per forward so that activations use at most a quarter of free memory."""
-    ad = session.adapter
-    d, layers, heads = ad.d_model, ad.n_layers, ad.n_heads
-    out = session.model.get_output_embeddings() if session.kind == "decoder" else None
-    vocab = int(out.weight.shape[0]) if out is not None else 16
-    per = 4 * layers * seq_len * (16 * d + 3 * heads * seq_len) + 12 * num_targets * vocab
-    if grad:
-        per = per * 2 + 4 * num_targets * seq_len * d * 2  # backward buffers + batched input grads
-    return int(max(1, min(cap, _free_bytes(session.device) // 4 // max(per, 1))))
+    """Sequences per forward that fit the memory budget (llm_widgets.compute.budget): IG, gradient
+    methods (backward passes, `num_targets` of them batched) and perturbation methods (forward only,
+    reading `num_targets` output rows)."""
+    return batch_size_for(session, seq_len, grad=grad, outputs=num_targets, targets=num_targets, cap=cap)
 
 
 def chunks(n: int, size: int):
