@@ -33,6 +33,7 @@ _LAZY = {
     "PatchingView": ".widgets.patching",
     "LogitLensView": ".widgets.logit_lens",
     "AuditView": ".widgets.audit",
+    "SurrogateView": ".widgets.surrogate",
     "Explorer": ".widgets.explorer",
     "teaching": ".teaching",
     "audit": ".audit",

@@ -14,8 +14,10 @@ def write_audit_report(result: AuditResult, path, title: str = "Model audit") ->
     """Write the audit as a plain, printable HTML report: the pass/fail summary against the
     thresholds, then per-group metrics and the worst counterfactual pairs when present.
     (AuditView.to_html writes the interactive page.)"""
+    from .audit.report_sections import with_security_sections
+
     path = Path(path)
-    path.write_text(report_html(result, title), encoding="utf-8")
+    path.write_text(with_security_sections(report_html(result, title), result), encoding="utf-8")
     return path
 
 

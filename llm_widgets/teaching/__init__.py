@@ -4,6 +4,8 @@
   decided by known words (llm_widgets/teaching/classifier.py).
 - `induction_model()`: a 2-layer attention-only transformer with induction heads
   (llm_widgets/teaching/induction.py).
+- `canary_model()`: a tiny GPT-2 with planted secrets ("my PIN is 4 8 1 7") for memorization
+  audits (llm_widgets/teaching/canary.py).
 """
 from importlib import import_module
 
@@ -15,6 +17,8 @@ _LAZY = {
     "induction_dataset": ".induction",
     "induction_scores": ".induction",
     "repeated_prompt": ".induction",
+    "canary_model": ".canary",
+    "canary_corpus": ".canary",
 }
 
 

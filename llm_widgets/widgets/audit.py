@@ -7,6 +7,7 @@ import numpy as np
 import traitlets as t
 
 from ..audit.perturb import word_diff
+from ..audit.substitutions import substitution_diff
 from ..compute.attribution import METHODS, attribute
 from ..compute.audit import AuditResult, Scorer, plan_audit, run_audit
 from ..errors import LLMWidgetsError
@@ -16,6 +17,7 @@ from .base import View, encode_array
 WORST = 20  # worst pairs listed in the view
 EXPLAINED = 8  # of which explained (token attribution) up front; the others on click
 FAILURES = 5  # failing examples shown per robustness test
+EXAMPLES = 50  # successful adversarial examples listed
 
 
 def _clean(rows: list[dict]) -> list[dict]:
@@ -40,8 +42,18 @@ class AuditView(View):
     a notebook kernel); call .wait() before reading .result in scripts. Click a worst pair (or set
     `selected_pair`) to see both versions side by side, with token attribution (explain= any method
     of compute.attribution, default occlusion; False for none) when the session is a classifier.
-    `.result` is an AuditResult; `.to_csv(path)` writes the summary table,
-    `.report_html(path)` a plain printable report, `.to_html(path)` the interactive page.
+    attack=True (or a dict of settings, compute.audit.attack.DEFAULT_ATTACK): a budgeted greedy
+    word-substitution attack on the texts (synonyms, typos, look-alike characters, words tried in
+    the order of their occlusion attribution), with the same search in random word order as a
+    baseline: success rate (Wilson CI), words changed, queries per success, and the successful
+    examples (click one, or set `selected_example`, for both versions' token attribution;
+    `.explain(i)` opens the adversarial text in an AttributionView).
+    memorization=dict(strings=[...], prefix_tokens=4, canaries=[...]) (causal LMs;
+    compute.audit.memorization): exact continuation from a prefix, log-likelihood percentile
+    against look-alikes, and canary exposure (Carlini et al. 2019).
+    `.result` is an AuditResult; `.to_csv(path)` writes the summary table (`table="attack"` /
+    `"memorization"`: those sections' rows), `.report_html(path)` a plain printable report,
+    `.to_html(path)` the interactive page.
     """
 
     _bundle_name = "audit"
@@ -58,28 +70,36 @@ class AuditView(View):
     group_table = t.List(t.Dict()).tag(sync=True)
     differences = t.Dict().tag(sync=True)
     selected_pair = t.Int(None, allow_none=True).tag(sync=True)  # a pair id (see `pairs`); None: none
+    attack_result = t.Dict().tag(sync=True)  # summary per search order, budget, successful examples
+    memorization_result = t.Dict().tag(sync=True)  # strings, canaries, settings
+    selected_example = t.Int(None, allow_none=True).tag(sync=True)  # an attacked text (see attack_result)
+    example_attributions = t.Dict().tag(sync=True)  # str(example) -> {"original": ..., "adversarial": ...}
 
     def __init__(self, session=None, *, task=None, templates=None, attribute: str | None = None,
                  terms: dict | None = None, texts=None, labels=None, groups=None,
                  robustness: bool | dict = True, target=None, continuation: str | None = None,
                  thresholds: dict | None = None, tolerance: float = 0.2, batch_size: int = 32,
                  n_boot: int = 1000, seed: int = 0, explain: str | bool = "occlusion",
-                 background: bool | None = None,
+                 attack: bool | dict = False, memorization: dict | None = None, background: bool | None = None,
                  **kwargs):
-        self.scorer = Scorer(task, session, target=target, continuation=continuation, batch_size=batch_size)
-        self.session = self.scorer.session
+        scored = templates is not None or texts is not None or bool(attack) or memorization is None
+        self.scorer = (Scorer(task, session, target=target, continuation=continuation, batch_size=batch_size)
+                       if scored else None)
+        self.session = self.scorer.session if self.scorer is not None else session
         self.result: AuditResult | None = None
         if explain and explain not in METHODS:
             raise LLMWidgetsError(f"explain={explain!r}: use False or an attribution method, one of {sorted(METHODS)}.")
-        self._explain = explain if self.scorer.kind == "classifier" else False
+        self._explain = explain if self.scorer is not None and self.scorer.kind == "classifier" else False
         name = self.session.name if self.session is not None else getattr(task, "__name__", "task")
         super().__init__(title=kwargs.pop("title", f"Audit \u00b7 {name}"),
                          protected_attribute=attribute or ("terms" if terms else ""), **kwargs)
         # bad input fails here, before any (background) scoring
         plan = plan_audit(self.scorer, templates=templates, attribute=attribute, terms=terms, texts=texts,
                           labels=labels, groups=groups, robustness=robustness, tolerance=tolerance,
-                          thresholds=thresholds, n_boot=n_boot, seed=seed)
+                          thresholds=thresholds, n_boot=n_boot, seed=seed, attack=attack,
+                          memorization=memorization, session=self.session)
         self.observe(self._on_select, names=["selected_pair"])
+        self.observe(self._on_example, names=["selected_example"])
         self._run(lambda report: self._work(plan, report), self._show, background)
 
     def _work(self, plan, report) -> tuple[AuditResult, dict]:
@@ -130,12 +150,32 @@ class AuditView(View):
         if gm is not None:
             self.group_table = _clean(gm.table())
             self.differences = {k: [None if math.isnan(x) else x for x in v] for k, v in gm.differences.items()}
+        if res.attack is not None:
+            self.attack_result = self._attack_state(res.attack)
+        if res.memorization is not None:
+            m = res.memorization
+            self.memorization_result = {"strings": _clean(m.table()), "canaries": _clean(m.canaries),
+                                        "prefix_tokens": m.prefix_tokens, "lookalike": m.lookalike,
+                                        "n_lookalikes": m.n_lookalikes, "summary": _clean([m.summary])[0]}
         self.summary = _clean(res.summary)
-        if self.scorer.truncated:
+        if self.scorer is not None and self.scorer.truncated:
             self.notice = (f"{self.scorer.truncated} text(s) are longer than the model's "
                            f"{self.session.max_length} tokens: only their first {self.session.max_length} "
                            "tokens were scored.")
         self.done = True
+
+    @staticmethod
+    def _attack_state(a) -> dict:
+        run = a.main
+        examples = []
+        for i in a.successes()[:EXAMPLES]:
+            o, b = substitution_diff(a.texts[i], run.adversarial[i])
+            examples.append({"id": int(i), "original": o, "adversarial": b, "pred_o": int(run.pred_o[i]),
+                             "pred_a": int(run.pred_a[i]), "conf_o": float(run.conf_o[i]),
+                             "conf_a": float(run.conf_a[i]), "words_changed": int(run.words_changed[i]),
+                             "queries": int(run.queries[i]), "changes": run.changes[i]})
+        return {"summary": _clean(a.summary), "ranking": a.ranking, "examples": examples,
+                "budget": {**a.budget, "kinds": list(a.budget["kinds"])}, "class_names": a.class_names or []}
 
     def _pair_row(self, i: int) -> dict:
         cf = self.result.counterfactual
@@ -161,12 +201,65 @@ class AuditView(View):
         if self._explain and str(i) not in self.attributions:
             self.attributions = {**self.attributions, str(i): self._explain_pair(self.result, i)}
 
+    # -- adversarial examples ------------------------------------------------------------------
+    def adversarial(self, i: int) -> str:
+        """The adversarial text the attack found for attacked text i (an error where it found none)."""
+        a = self.result.attack if self.result is not None else None
+        if a is None:
+            raise LLMWidgetsError("This audit ran no attack (pass attack=True), or it is still running (.wait()).")
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < len(a.texts):
+            raise LLMWidgetsError(f"example must be an attacked text index in 0..{len(a.texts) - 1}, got {i!r}")
+        if not a.main.success[i]:
+            raise LLMWidgetsError(f"The attack did not flip text {i} ({a.texts[i]!r}): no adversarial text.")
+        return a.main.adversarial[i]
+
+    def explain(self, i: int, **kwargs):
+        """An AttributionView of the adversarial text of attacked text i, explaining the class the
+        model gave the original text (method: this audit's `explain`, default occlusion; kwargs go to
+        AttributionView, e.g. method='ig')."""
+        from .attribution import AttributionView
+
+        if self.scorer is None or self.scorer.kind != "classifier":
+            raise LLMWidgetsError("explain() needs a classifier Session (a callable task has no attribution).")
+        text = self.adversarial(i)
+        kwargs.setdefault("method", self._explain or "occlusion")
+        return AttributionView(self.session, text, target=int(self.result.attack.main.pred_o[i]), **kwargs)
+
+    @t.validate("selected_example")
+    def _valid_example(self, proposal):
+        v = proposal["value"]
+        if v is not None:
+            try:
+                self.adversarial(v)  # an error for anything but a flipped text
+            except LLMWidgetsError as e:
+                raise t.TraitError(f"selected_example: {e}") from None
+        return v
+
+    def _on_example(self, change) -> None:
+        """Token attribution of the original and the adversarial text of the selected example."""
+        i = change["new"]
+        if i is None or not self._explain or str(i) in self.example_attributions:
+            return
+        from ..compute.distill import small_model_threads
+
+        a = self.result.attack
+        k = int(a.main.pred_o[i])
+        out = {}
+        for side, text in (("original", a.texts[i]), ("adversarial", a.main.adversarial[i])):
+            with small_model_threads(self.session.model):
+                r = attribute(self.session, text, target=k, method=self._explain, compute_faithfulness=False,
+                              truncate=True)
+            out[side] = {"tokens": r.tokens, "weights": encode_array(r.scores[0], "float32"),
+                         "what": f"{METHODS[r.method]} of {r.targets[0]}"}
+        self.example_attributions = {**self.example_attributions, str(i): out}
+
     # -- export --------------------------------------------------------------------------------
-    def to_csv(self, path):
-        """Write the audit summary table (one row per check, pass/fail) as CSV."""
+    def to_csv(self, path, table: str = "summary"):
+        """Write the audit summary table (one row per check, pass/fail) as CSV; table='attack' or
+        'memorization' writes those sections' rows instead."""
         if self.result is None:
             raise LLMWidgetsError("The audit is still running (or failed: see .error); call .wait() first.")
-        return self.result.to_csv(path)
+        return self.result.to_csv(path, table)
 
     def report_html(self, path):
         """Write the audit as a plain, printable HTML report (summary pass/fail table, per-group
@@ -175,4 +268,4 @@ class AuditView(View):
             raise LLMWidgetsError("The audit is still running (or failed: see .error); call .wait() first.")
         from ..reports import write_audit_report
 
-        return write_audit_report(self.result, path, title=self.title)
+        return write_audit_report(self.result, path, self.title)

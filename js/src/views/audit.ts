@@ -17,6 +17,8 @@ type Pair = { id: number; group: string; term_a: string; term_b: string; text_a:
 type Failure = { test: string; kind: string; original: Words; perturbed: Words; score_o: number; score_p: number;
                  pred_o: number; pred_p: number };
 type Side = { tokens: string[]; weights: Packed; what: string };
+type Example = { id: number; original: Words; adversarial: Words; pred_o: number; pred_a: number; conf_o: number;
+                 conf_a: number; words_changed: number; queries: number };
 
 const ci = (r: Row, k: string) => `${fmt(r[k])} [${fmt(r[k + "_lo"])}, ${fmt(r[k + "_hi"])}]`;
 
@@ -93,6 +95,80 @@ function words(ws: Words, testid: string): HTMLElement {
   return el;
 }
 
+/** Two token strips coloured on one scale (a pair's versions, an attack's original and adversarial). */
+function sideBySide(sides: { head: string; side: Side | undefined; fallback: HTMLElement; testid: string }[]): HTMLElement[] {
+  const ws = sides.map((s) => (s.side ? decode(s.side.weights)!.values : null));
+  const vmax = Math.max(1e-9, ...ws.map((w) => (w ? absMax(w) : 0)));
+  return sides.map((s, k) => {
+    let body = s.fallback;
+    if (s.side && ws[k]) {
+      const strip = new TokenStrip(s.side.tokens, { testid: s.testid });
+      strip.setWeights(ws[k]!, true, vmax);
+      body = strip.el;
+    }
+    return h("div", { style: "min-width:260px;max-width:440px" }, h("div", { text: s.head, style: "font-weight:600" }), body);
+  });
+}
+
+function attackSection(model: Model, commit: (v: Record<string, unknown>) => void, detail: HTMLElement): HTMLElement | null {
+  const a = model.get("attack_result") || {};
+  const rows: Row[] = a.summary || [];
+  if (!rows.length) return null;
+  const table = new SortableTable(
+    [{ key: "order", label: "word order" }, { key: "flipped", label: "flipped" },
+     { key: "rate", label: "success rate [95% CI]" }, { key: "mean_words_changed", label: "mean words changed", format: (v) => fmt(v, 2) },
+     { key: "queries_per_success", label: "queries per success", format: (v) => fmt(v, 1) },
+     { key: "mean_queries", label: "mean queries", format: (v) => fmt(v, 1) }],
+    rows.map((r) => ({ ...r, flipped: `${r.successes}/${r.texts}`, rate: ci(r, "success_rate") })),
+    (r) => String(r.order), undefined, "attack-summary");
+  table.sortBy("order", false); // ours first, then the random-order baseline
+  const names: string[] = a.class_names || [];
+  const label = (k: number) => names[k] ?? String(k);
+  const examples = (a.examples as Example[] || []).map((x) => {
+    const item = h("div", { class: "lw-example", "data-id": x.id, style: "border-top:1px solid #eee;padding:3px 0;cursor:pointer" },
+      h("span", { class: "lw-muted", text: `#${x.id}: ${label(x.pred_o)} → ${label(x.pred_a)} (${fmt(x.conf_o)} → ${fmt(x.conf_a)}), ` +
+        `${x.words_changed} word${x.words_changed === 1 ? "" : "s"} changed, ${x.queries} queries` }),
+      words(x.original, "example-original-words"), words(x.adversarial, "example-adversarial-words"));
+    item.addEventListener("click", () => commit({ selected_example: x.id }));
+    return item;
+  });
+  const b = a.budget || {};
+  return section("Adversarial robustness: word substitutions", "attack-section", table.el,
+    h("div", { class: "lw-muted", text: `Words tried in the order of the ${a.ranking}; substitutions: ${(b.kinds || []).join(", ")}; ` +
+      `budget ${b.max_words} changed words, ${b.max_queries} queries per text. Random word order is the baseline. ` +
+      `Successful examples (changed words highlighted); click one for both versions' attribution:` }),
+    h("div", { "data-testid": "attack-examples", style: "max-height:260px;overflow:auto" }, ...examples), detail);
+}
+
+function memorizationSection(model: Model): HTMLElement | null {
+  const m = model.get("memorization_result") || {};
+  const strings: Row[] = m.strings || [], canaries: Row[] = m.canaries || [];
+  if (!strings.length && !canaries.length) return null;
+  const parts: HTMLElement[] = [];
+  if (strings.length) {
+    const t = new SortableTable(
+      [{ key: "n", label: "#" }, { key: "string", label: "string" }, { key: "extracted", label: "extracted" }, { key: "reproduced", label: "tokens reproduced" },
+       { key: "continuation", label: "greedy continuation" }, { key: "loglik", label: "log-likelihood", format: (v) => fmt(v, 2) },
+       { key: "percentile", label: "percentile", format: (v) => fmt(v, 2) }],
+      strings.map((r, n) => ({ ...r, n, extracted: r.exact ? "yes" : "no", reproduced: `${r.matched}/${r.rest_tokens}` })),
+      (r) => String(r.n), undefined, "memorization-strings");
+    t.sortBy("n", false);
+    parts.push(h("div", { class: "lw-muted", text: `Greedy decoding from the first ${m.prefix_tokens} tokens; likelihood percentile ` +
+      `against ${m.n_lookalikes} ${m.lookalike}d look-alikes (near 1: memorized).` }), t.el);
+  }
+  if (canaries.length) {
+    const t = new SortableTable(
+      [{ key: "canary", label: "canary" }, { key: "secret", label: "secret" }, { key: "rank", label: "rank" },
+       { key: "candidates", label: "candidates" }, { key: "exposure", label: "exposure (bits)", format: (v) => fmt(v, 2) },
+       { key: "max_exposure", label: "max (bits)", format: (v) => fmt(v, 2) }],
+      canaries, (r) => String(r.canary), undefined, "memorization-canaries");
+    t.sortBy("exposure", true);
+    parts.push(h("div", { class: "lw-muted", text: "Exposure (Carlini et al. 2019): log2 |candidates| \u2212 log2 rank of the canary among " +
+      "every secret of its form; near the maximum when memorized, about 1.4 bits by chance." }), t.el);
+  }
+  return section("Memorization and privacy leakage", "memorization-section", ...parts);
+}
+
 function render({ model, el }: { model: Model; el: HTMLElement }) {
   const f = frame(model, el, "audit");
   const csvBtn = h("button", { class: "lw-btn", text: "CSV", title: "Download the summary table as CSV", "data-testid": "csv" });
@@ -107,6 +183,28 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
 
   let pairTable: SortableTable | null = null;
   const detail = h("div", { "data-testid": "pair-detail", class: "lw-row", style: "margin-top:6px" });
+  const exampleDetail = h("div", { "data-testid": "example-detail", class: "lw-row", style: "margin-top:6px" });
+
+  const showExample = () => {
+    const id = fromSelection(model.get("selected_example"));
+    exampleDetail.dataset.example = String(id);
+    for (const e of Array.from(f.body.querySelectorAll<HTMLElement>(".lw-example"))) {
+      const on = e.dataset.id === String(id);
+      e.classList.toggle("lw-sel", on);
+      e.style.background = on ? "#fde9e8" : "";
+    }
+    const ex: Example | undefined = ((model.get("attack_result") || {}).examples as Example[] || []).find((x) => x.id === id);
+    if (!ex) {
+      exampleDetail.replaceChildren(h("span", { class: "lw-muted", text: id >= 0 ? "loading\u2026" : "Click an example to compare both versions." }));
+      return;
+    }
+    const att: Record<"original" | "adversarial", Side> | undefined = (model.get("example_attributions") || {})[String(id)];
+    const fallback = (w: Words, t: string) => words(w, t);
+    exampleDetail.replaceChildren(...sideBySide([
+      { head: "original", side: att?.original, fallback: fallback(ex.original, "example-original"), testid: "example-original" },
+      { head: "adversarial", side: att?.adversarial, fallback: fallback(ex.adversarial, "example-adversarial"), testid: "example-adversarial" },
+    ]), h("div", { class: "lw-muted", style: "flex-basis:100%", text: att ? `Token colour: ${att.original.what} (red raises it, blue lowers it), one scale for both.` : "" }));
+  };
 
   const showPair = () => {
     const id = fromSelection(model.get("selected_pair"));
@@ -212,12 +310,18 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
         line("demographic_parity_difference", "Demographic parity difference (max \u2212 min selection rate)"),
         line("equalized_odds_difference", "Equalized-odds difference (max of TPR range, FPR range)")));
     }
+    const att = attackSection(model, (v) => f.commit(v), exampleDetail);
+    if (att) parts.push(att);
+    const mem = memorizationSection(model);
+    if (mem) parts.push(mem);
     f.body.replaceChildren(...parts);
+    if (att) showExample();
     f.root.dataset.ready = "1";
   };
 
-  f.watch(["done", "summary", "pairs", "attributions"], draw);
+  f.watch(["done", "summary", "pairs", "attributions", "attack_result", "memorization_result"], draw);
   f.watch(["selected_pair"], showPair);
+  f.watch(["selected_example", "example_attributions"], showExample);
   draw();
   return () => f.cleanup();
 }

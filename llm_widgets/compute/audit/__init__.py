@@ -12,17 +12,25 @@ Definitions (what the numbers mean):
 - per group: accuracy, selection rate P(pred = positive), TPR, FPR. Demographic parity difference =
   max - min selection rate over groups; equalized-odds difference = max(TPR range, FPR range), as in
   fairlearn. 95% CIs: percentile bootstrap, resampling within each group (group sizes kept).
+- attack (attack.py): share of texts whose predicted class a budgeted word-substitution attack flips
+  (Wilson CI), mean words changed, queries per success; the same search in random word order as a
+  baseline.
+- memorization (memorization.py, causal LMs): exact-continuation rate from a prefix (Wilson CI),
+  log-likelihood percentile against look-alikes, canary exposure (Carlini et al. 2019).
 """
 from ..progress import Report
+from .attack import DEFAULT_ATTACK, AttackResult, AttackRun, run_attack
 from .common import DEFAULT_THRESHOLDS
 from .counterfactual import CounterfactualResult, counterfactual_result, counterfactual_texts
 from .groups import METRICS, GroupMetrics, check_groups, group_metrics
+from .memorization import DEFAULT_MEMORIZATION, MemorizationResult, exposure, run_memorization
 from .plan import AuditPlan, plan_audit, run_audit
 from .report import AuditResult, audit_summary
 from .robustness import RobustnessResult, perturbation_cases, robustness_result, wilson
 from .scoring import Scorer
 
-__all__ = ["DEFAULT_THRESHOLDS", "METRICS", "AuditPlan", "AuditResult", "CounterfactualResult", "GroupMetrics",
-           "Report", "RobustnessResult", "Scorer", "audit_summary", "check_groups", "counterfactual_result",
-           "counterfactual_texts", "group_metrics", "perturbation_cases", "plan_audit",
-           "robustness_result", "run_audit", "wilson"]
+__all__ = ["DEFAULT_ATTACK", "DEFAULT_MEMORIZATION", "DEFAULT_THRESHOLDS", "METRICS", "AttackResult", "AttackRun",
+           "AuditPlan", "AuditResult", "CounterfactualResult", "GroupMetrics", "MemorizationResult", "Report",
+           "RobustnessResult", "Scorer", "audit_summary", "check_groups", "counterfactual_result",
+           "counterfactual_texts", "exposure", "group_metrics", "perturbation_cases", "plan_audit",
+           "robustness_result", "run_attack", "run_audit", "run_memorization", "wilson"]

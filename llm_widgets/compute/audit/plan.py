@@ -1,6 +1,7 @@
 """Planning and running an audit: validate inputs, build every text, score once, compute every result."""
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -9,10 +10,13 @@ import numpy as np
 from ...audit.templates import TemplateSet
 from ...checks import integer, names, number
 from ...errors import EmptyInputError, LLMWidgetsError
+from ..distill import small_model_threads
 from ..progress import Report, no_progress
+from .attack import check_attack, run_attack
 from .common import DEFAULT_THRESHOLDS
 from .counterfactual import counterfactual_result, counterfactual_texts
 from .groups import check_groups, group_metrics
+from .memorization import check_memorization, run_memorization
 from .report import AuditResult, audit_summary
 from .robustness import perturbation_cases, robustness_result
 from .scoring import Scorer
@@ -33,6 +37,14 @@ class AuditPlan:
     tolerance: float
     n_boot: int
     seed: int
+    attack: dict | None = None  # attack settings (compute.audit.attack.check_attack), or None
+    memorization: dict | None = None  # memorization settings (check_memorization), or None
+    session: object = None  # the causal LM the memorization tests run on
+
+    @property
+    def attack_texts(self) -> list[str]:
+        """What the attack attacks: the texts, else the templated sentences."""
+        return list(self.texts) if self.texts is not None else list(self.base)
 
     @property
     def unique_texts(self) -> list[str]:
@@ -41,19 +53,30 @@ class AuditPlan:
         return list(dict.fromkeys(wanted))
 
 
-def plan_audit(scorer: Scorer, *, templates: TemplateSet | None = None, attribute: str | None = None,
+def plan_audit(scorer: Scorer | None, *, templates: TemplateSet | None = None, attribute: str | None = None,
                terms: dict | None = None, texts: Sequence[str] | None = None, labels=None, groups=None,
                robustness: bool | dict = True, tolerance: float = 0.2, thresholds: dict | None = None,
-               max_robustness: int = 300, n_boot: int = 1000, seed: int = 0) -> AuditPlan:
-    """Validate the inputs and build every text to score (see run_audit for the arguments)."""
+               max_robustness: int = 300, n_boot: int = 1000, seed: int = 0, attack: bool | dict = False,
+               memorization: dict | None = None, session=None) -> AuditPlan:
+    """Validate the inputs and build every text to score (see run_audit for the arguments).
+    scorer may be None for an audit of memorization alone (then `session` is the causal LM)."""
     th = dict(DEFAULT_THRESHOLDS)
     unknown = set(thresholds or {}) - set(th)
     if unknown:
         raise LLMWidgetsError(f"Unknown thresholds {sorted(unknown)}; known: {sorted(th)}.")
     th.update(thresholds or {})
-    if templates is None and texts is None:
+    attack = None if attack is False or attack is None else check_attack(attack)
+    memorization = check_memorization(memorization) if memorization is not None else None
+    session = session if session is not None else getattr(scorer, "session", None)
+    if attack is not None and templates is None and texts is None:
+        raise LLMWidgetsError("attack= needs texts=[...] (or templates=...) to attack.")
+    if templates is None and texts is None and memorization is None:
         raise EmptyInputError("Nothing to audit: pass templates=lw.audit.templates.occupations (with "
-                              "attribute=...), and/or texts=[...] (with labels= and groups=).")
+                              "attribute=...), and/or texts=[...] (with labels= and groups=), and/or "
+                              "memorization=dict(strings=[...]) for a causal LM.")
+    if scorer is None and (templates is not None or texts is not None):
+        raise LLMWidgetsError("Scoring templates or texts needs a Scorer (a classifier Session, a causal LM with "
+                              "continuation=..., or task=<callable>).")
     if templates is None and (attribute is not None or terms is not None):
         raise LLMWidgetsError("attribute/terms need templates=... (e.g. lw.audit.templates.occupations).")
     seed, n_boot = integer(seed, "seed", low=0), integer(n_boot, "n_boot")
@@ -84,9 +107,19 @@ def plan_audit(scorer: Scorer, *, templates: TemplateSet | None = None, attribut
     if robustness:
         cases = perturbation_cases(base, robustness if isinstance(robustness, dict) else None,
                                    directional=texts is not None, seed=seed)
+    if attack is not None:
+        from .attack import _Target
+
+        _Target(scorer)  # a causal LM scored by a continuation has no class to flip: fail here
+    if memorization is not None and (session is None or session.kind != "decoder"):
+        from ...errors import DoesNotApplyError
+
+        raise DoesNotApplyError("memorization= tests a causal LM (greedy decoding, next-token likelihoods); "
+                                f"{getattr(session, 'name', 'this task')} is not one.")
     return AuditPlan(texts=texts, labels=labels, groups=groups, pairs=pairs, base=base, cases=cases,
                      thresholds=th, attribute=attribute or "terms", tolerance=float(tolerance),
-                     n_boot=int(n_boot), seed=int(seed))
+                     n_boot=int(n_boot), seed=int(seed), attack=attack, memorization=memorization,
+                     session=session)
 
 
 def run_audit(scorer: Scorer, plan: AuditPlan | None = None, *, report: Report = no_progress,
@@ -98,17 +131,35 @@ def run_audit(scorer: Scorer, plan: AuditPlan | None = None, *, report: Report =
     invariance tests run on the templated sentences) and, with labels + groups, per-group metrics.
     robustness: True, False, or {name: (perturbation, 'invariance'|'directional')}. tolerance: the
     largest score change an invariance test allows. thresholds: see DEFAULT_THRESHOLDS.
+    attack: True or a dict of settings (compute.audit.attack.DEFAULT_ATTACK): the word-substitution
+    attack on the texts (else the templated sentences), with its random-order baseline.
+    memorization: dict(strings=[...], prefix_tokens=4, canaries=[...], ...) for a causal LM
+    (compute.audit.memorization.DEFAULT_MEMORIZATION): exact continuation, likelihood percentile,
+    canary exposure.
     """
     plan = plan if plan is not None else plan_audit(scorer, **kwargs)
+    model = plan.session.model if plan.session is not None else None
+    with small_model_threads(model) if model is not None else nullcontext():
+        return _run(scorer, plan, report)
+
+
+def _run(scorer: Scorer | None, plan: AuditPlan, report: Report) -> AuditResult:
     unique = plan.unique_texts
-    report(0.0, f"scoring {len(unique)} texts")
-    raw = scorer.scores(unique, report, 0.0, 0.95)
+    # shares of the progress bar: scoring, then the attack, then memorization
+    share_attack = 0.5 if plan.attack else 0.0
+    share_mem = 0.3 if plan.memorization else 0.0
+    end_scoring = 0.95 - share_attack - share_mem
+    raw = np.zeros((0, 1), np.float32)
+    if unique:
+        report(0.0, f"scoring {len(unique)} texts")
+        raw = scorer.scores(unique, report, 0.0, end_scoring)
     row = {t: i for i, t in enumerate(unique)}
-    target = scorer.target_scores(raw)
-    pred = scorer.predict(raw)
+    target = scorer.target_scores(raw) if unique else raw[:, 0]
+    pred = scorer.predict(raw) if unique else raw[:, 0]
     at = lambda ts: np.array([row[t] for t in ts], np.int64)  # noqa: E731
 
-    result = AuditResult(thresholds=plan.thresholds, score_name=_score_name(scorer, raw))
+    result = AuditResult(thresholds=plan.thresholds,
+                         score_name=_score_name(scorer, raw) if unique else "no score (memorization only)")
     pairs, cases = plan.pairs, plan.cases
     if pairs:
         result.counterfactual = counterfactual_result(
@@ -122,6 +173,11 @@ def run_audit(scorer: Scorer, plan: AuditPlan | None = None, *, report: Report =
     if plan.labels is not None:
         result.groups = group_metrics(plan.labels, pred[at(plan.texts)].tolist(), plan.groups,
                                       positive=scorer.positive(raw), n_boot=plan.n_boot, seed=plan.seed)
+    if plan.attack:
+        result.attack = run_attack(scorer, plan.attack_texts, plan.attack, report, end_scoring,
+                                   end_scoring + share_attack)
+    if plan.memorization:
+        result.memorization = run_memorization(plan.session, plan.memorization, report, 0.95 - share_mem, 0.95)
     result.summary = audit_summary(result, plan.thresholds)
     report(1.0, "done")
     return result

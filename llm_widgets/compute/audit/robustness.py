@@ -88,4 +88,5 @@ def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     d = 1 + z * z / n
     c = (p + z * z / (2 * n)) / d
     w = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return (max(0.0, c - w), min(1.0, c + w))
+    # the bounds at k = 0 and k = n are exactly 0 and 1 (rounding would leave 1 - 1e-16 outside p)
+    return (0.0 if k == 0 else max(0.0, c - w), 1.0 if k == n else min(1.0, c + w))
