@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { expose, frame, STALLED_MS } from "../src/lib/frame";
+import { disable, enable, expose, frame, NEEDS_KERNEL, snapshotter, STALLED_MS } from "../src/lib/frame";
+import { h } from "../src/lib/dom";
 import { createModel } from "../src/lib/model";
 
 describe("frame", () => {
@@ -84,4 +85,61 @@ describe("frame", () => {
     expose(el, parts);
     expect((el as unknown as { __lw: unknown }).__lw).toBe(parts);
   });
+
+  it("Snapshot says it is saving (busy, disabled) until the image is written, then is ready again", async () => {
+    let finish!: () => void;
+    const save = vi.spyOn(snapshotter, "save").mockImplementation(() => new Promise<void>((r) => { finish = r; }));
+    const el = document.createElement("div");
+    document.body.append(el);
+    const f = frame(createModel({ title: "" }), el, "attention");
+    const snap = el.querySelector("[data-testid=snapshot]") as HTMLButtonElement;
+    expect(snap.textContent).toBe("Snapshot");
+    snap.click();
+    expect(snap.disabled).toBe(true);
+    expect(snap.textContent).toBe("saving\u2026");
+    expect(snap.getAttribute("aria-busy")).toBe("true");
+    snap.click(); // a second click while it works does nothing
+    await vi.waitFor(() => expect(save).toHaveBeenCalledTimes(1));
+    expect(save.mock.calls[0][1]).toBe("attention.png");
+    expect(save.mock.calls[0][0]).toBe(f.root);
+    finish();
+    await vi.waitFor(() => expect(snap.disabled).toBe(false));
+    expect(snap.textContent).toBe("Snapshot");
+    expect(snap.hasAttribute("aria-busy")).toBe(false);
+    save.mockRejectedValueOnce(new Error("no canvas")); // a failure still frees the button
+    snap.click();
+    await vi.waitFor(() => expect(snap.disabled).toBe(false));
+    expect(el.querySelector("[data-testid=error]")!.textContent).toBe("Snapshot failed: no canvas");
+    f.cleanup();
+    el.remove();
+  });
+
+  it("disable shows why a control cannot work (tooltip and a muted note); enable undoes it", () => {
+    const sel = h("select", { title: "ablate the neuron" });
+    const bar = h("div", {}, sel, h("span", { text: "next" }));
+    disable(sel, `ablation ${NEEDS_KERNEL}`);
+    expect(sel.disabled).toBe(true);
+    expect(sel.title).toBe("ablation needs the kernel: this is a static export");
+    expect(sel.getAttribute("aria-disabled")).toBe("true");
+    const note = bar.querySelector("[data-testid=why-disabled]")!;
+    expect(note.textContent).toBe(sel.title);
+    expect(note.className).toBe("lw-why");
+    disable(sel, "another reason"); // one note, updated
+    expect(bar.querySelectorAll(".lw-why")).toHaveLength(1);
+    expect(bar.querySelector(".lw-why")!.textContent).toBe("another reason");
+    enable(sel);
+    expect([sel.disabled, sel.title, bar.querySelectorAll(".lw-why").length]).toEqual([false, "ablate the neuron", 0]);
+    const quiet = h("input");
+    h("div", {}, quiet);
+    disable(quiet, "why", false); // tooltip only
+    expect(quiet.title).toBe("why");
+    expect(quiet.nextElementSibling).toBeNull();
+  });
+
+  it("the view's title is marked, so an Explorer can hide its panels' own titles", () => {
+    const el = document.createElement("div");
+    frame(createModel({ title: "Attention" }), el, "attention").cleanup();
+    expect(el.querySelector(".lw-view-title")!.textContent).toBe("Attention");
+  });
 });
+

@@ -23,37 +23,74 @@ export function localPoint(e: { clientX: number; clientY: number }, el: Element)
 }
 
 const STYLE_ID = "llm-widgets-style";
+
+/** The theme's colours as custom properties on every view's root: JupyterLab's variables first, then
+ * VS Code's (its notebooks define --vscode-*), then light fallbacks (static exports, Colab, classic).
+ * Every colour below reads these, so a view follows the notebook's light or dark theme; canvases read
+ * the computed values (themeInk). Text on --lw-bg has a WCAG contrast of at least 4.5:1 in
+ * JupyterLab Light and Dark and in the fallbacks. */
+export const THEME_VARS = {
+  "--lw-bg": "var(--jp-layout-color0,var(--vscode-editor-background,#fff))",
+  "--lw-bg2": "var(--jp-layout-color2,var(--vscode-editorWidget-background,#eee))",
+  "--lw-fg": "var(--jp-ui-font-color1,var(--vscode-editor-foreground,#222))",
+  "--lw-muted": "var(--jp-ui-font-color2,var(--vscode-descriptionForeground,#616161))",
+  "--lw-border": "var(--jp-border-color1,var(--vscode-editorWidget-border,#bdbdbd))",
+  "--lw-line": "var(--jp-border-color2,var(--vscode-editorWidget-border,#e0e0e0))",
+  "--lw-brand": "var(--jp-brand-color1,var(--vscode-focusBorder,#1976d2))",
+} as const;
+
 export const CSS = `
-.lw-root{font:12px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;color:#222;background:#fff;padding:6px;box-sizing:border-box;max-width:100%;overflow:auto}
+.lw-root{${Object.entries(THEME_VARS).map(([k, v]) => `${k}:${v}`).join(";")};--lw-sel:#d62728;--lw-sel-bg:rgba(214,39,40,.18);color-scheme:light;font:12px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--lw-fg);background:var(--lw-bg);padding:6px;box-sizing:border-box;max-width:100%;overflow:auto}
+body[data-jp-theme-light=false] .lw-root,body.vscode-dark .lw-root,body.vscode-high-contrast .lw-root{color-scheme:dark}
 .lw-head{display:flex;gap:8px;align-items:center;flex-wrap:wrap;margin-bottom:6px}
 .lw-title{font-weight:600;font-size:13px}
-.lw-notice{background:#fff6d5;border:1px solid #e8d27a;padding:2px 6px;border-radius:3px}
-.lw-error{background:#fde2e1;border:1px solid #e38b86;padding:2px 6px;border-radius:3px;color:#7a1410}
+.lw-notice{background:rgba(255,193,7,.16);border:1px solid rgba(214,160,0,.7);padding:2px 6px;border-radius:3px}
+.lw-error{background:rgba(214,39,40,.14);border:1px solid rgba(214,39,40,.75);padding:2px 6px;border-radius:3px}
 .lw-progress{display:inline-flex;align-items:center;gap:6px}
 .lw-progress progress{width:160px}
-.lw-btn,.lw-select{font:inherit;padding:1px 6px}
+.lw-btn,.lw-select{font:inherit;padding:1px 6px;color:var(--lw-fg);background:var(--lw-bg2);border:1px solid var(--lw-border);border-radius:3px}
+.lw-btn{cursor:pointer}
+.lw-btn:hover:not(:disabled),.lw-select:hover:not(:disabled){border-color:var(--lw-brand)}
+.lw-btn:disabled,.lw-select:disabled{opacity:.6;cursor:not-allowed}
+.lw-btn[aria-busy=true]{cursor:progress}
+.lw-why{color:var(--lw-muted);font-style:italic}
 .lw-row{display:flex;gap:12px;align-items:flex-start;flex-wrap:wrap}
 .lw-strip{display:flex;flex-wrap:wrap;gap:2px;margin:6px 0;max-width:900px}
 .lw-tok{white-space:pre;padding:1px 3px;border-radius:3px;border:1px solid transparent;cursor:pointer;font-family:ui-monospace,Menlo,monospace}
-.lw-tok.lw-sel{border-color:#d62728;box-shadow:0 0 0 1px #d62728}
-.lw-tok.lw-hover{border-color:#555}
+.lw-tok.lw-sel{border-color:var(--lw-sel);box-shadow:0 0 0 1px var(--lw-sel)}
+.lw-tok.lw-hover{border-color:var(--lw-muted)}
 .lw-table{border-collapse:collapse;font-variant-numeric:tabular-nums}
-.lw-table th{cursor:pointer;user-select:none;background:#f3f3f3;position:sticky;top:0}
-.lw-table th,.lw-table td{padding:1px 6px;border-bottom:1px solid #eee;text-align:right}
-.lw-table tr.lw-sel td{background:#fde9e8}
+.lw-table th{cursor:pointer;user-select:none;background:var(--lw-bg2);position:sticky;top:0}
+.lw-table th,.lw-table td{padding:1px 6px;border-bottom:1px solid var(--lw-line);text-align:right}
+.lw-table tr.lw-sel td{background:var(--lw-sel-bg)}
 .lw-table tbody tr{cursor:pointer}
-.lw-scroll{max-height:260px;overflow:auto;border:1px solid #eee}
-.lw-muted{color:#777}
+.lw-scroll{max-height:260px;overflow:auto;border:1px solid var(--lw-line)}
+.lw-muted{color:var(--lw-muted)}
+.lw-root{--lw-hot:#b00000}
+body[data-jp-theme-light=false] .lw-root,body.vscode-dark .lw-root,body.vscode-high-contrast .lw-root{--lw-hot:#ff8a80}
+.lw-bad{color:var(--lw-hot);font-weight:600}
 .lw-snap{margin-left:auto}
 canvas.lw-canvas{image-rendering:pixelated;cursor:crosshair;display:block}
-.lw-cbar{display:inline-flex;align-items:flex-start;gap:6px;font-size:10px;color:#555;margin:2px 0}
-.lw-cbar-ramp{height:9px;border:1px solid #bbb;box-sizing:border-box}
+.lw-cbar{display:inline-flex;align-items:flex-start;gap:6px;font-size:10px;color:var(--lw-muted);margin:2px 0}
+.lw-cbar-ramp{height:9px;border:1px solid var(--lw-border);box-sizing:border-box}
 .lw-cbar-ticks{display:flex;justify-content:space-between;font-variant-numeric:tabular-nums;line-height:1.2}
 .lw-cbar-label{padding-top:0;white-space:nowrap}
 .lw-foot{display:flex;gap:10px;align-items:flex-start;flex-wrap:wrap}
 .lw-zoom{display:inline-flex;gap:2px;align-items:center}
 .lw-zoom .lw-btn{padding:0 5px;line-height:1.2;min-width:20px}
-.lw-more{color:#777;padding:1px 3px;cursor:pointer;text-decoration:underline dotted}
+.lw-more{color:var(--lw-muted);padding:1px 3px;cursor:pointer;text-decoration:underline dotted}
+.lw-chart text{fill:var(--lw-fg)}
+.lw-chart text.lw-tick{fill:var(--lw-muted)}
+.lw-chart .lw-gridline{stroke:var(--lw-line)}
+.lw-chart .lw-axis{stroke:var(--lw-muted)}
+.lw-list{max-height:360px;overflow:auto;border:1px solid var(--lw-line);padding:2px 6px}
+.lw-panels{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,420px),1fr));gap:10px 14px;align-items:start}
+.lw-panel{min-width:0;overflow:auto;border-top:1px solid var(--lw-line);padding-top:6px}
+.lw-panel.lw-wide{grid-column:1/-1}
+.lw-panel .lw-root{padding:0;overflow:visible}
+.lw-panel .lw-snap,.lw-panel .lw-view-title{display:none}
+.lw-split{display:grid;gap:12px;align-items:start}
+.lw-split>*{min-width:0}
 `;
 
 export function injectStyle(): void {
@@ -62,6 +99,81 @@ export function injectStyle(): void {
   s.id = STYLE_ID;
   s.textContent = CSS;
   document.head.appendChild(s);
+}
+
+/** Colours for text and lines drawn on a canvas: the computed theme of the view around `el`. */
+export interface Ink {
+  fg: string; // text
+  muted: string; // secondary text, axis labels
+  bg: string; // the view's background (behind labels drawn over the plot)
+  line: string; // grid lines, empty cells' borders
+  hot: string; // red text (highlighted labels, warnings) readable on bg
+}
+
+/** The light theme's colours: where nothing is laid out (a canvas not yet in the page, happy-dom). */
+export const LIGHT_INK: Ink = { fg: "#222", muted: "#616161", bg: "#fff", line: "#e0e0e0", hot: "#b00000" };
+
+const TRANSPARENT = /^(transparent|rgba\(0, 0, 0, 0\))$/;
+
+/** The colours the view around `el` is drawn in (its computed style: the notebook's theme through the
+ * --lw-* variables); LIGHT_INK where el is not in a document. */
+export function themeInk(el: Element | null): Ink {
+  if (!el || !el.isConnected || typeof getComputedStyle !== "function") return LIGHT_INK;
+  const cs = getComputedStyle(el);
+  const ok = (c: string | undefined) => Boolean(c) && !c!.includes("var(");
+  const v = (name: string, dflt: string) => { const c = cs.getPropertyValue(name).trim(); return ok(c) ? c : dflt; };
+  let bg = "";
+  for (let e: Element | null = el; e && !bg; e = e.parentElement) {
+    const b = getComputedStyle(e).backgroundColor;
+    if (ok(b) && !TRANSPARENT.test(b)) bg = b;
+  }
+  return {
+    fg: ok(cs.color) ? cs.color : LIGHT_INK.fg, muted: v("--lw-muted", LIGHT_INK.muted),
+    bg: bg || v("--lw-bg", LIGHT_INK.bg), line: v("--lw-line", LIGHT_INK.line), hot: v("--lw-hot", LIGHT_INK.hot),
+  };
+}
+
+const pending = new WeakSet<Element>();
+
+/** Call cb once el is in the page (checked every 50 ms, for three seconds): a canvas drawn before it
+ * was placed learns its theme's colours then. */
+export function whenShown(el: Element, cb: () => void): void {
+  if (pending.has(el)) return;
+  pending.add(el);
+  let tries = 0;
+  const tick = () => {
+    if (el.isConnected) { pending.delete(el); cb(); }
+    else if (++tries < 60) setTimeout(tick, 50);
+    else pending.delete(el);
+  };
+  setTimeout(tick, 0);
+}
+
+/** Event sent to every canvas of a view when the notebook's theme changes: canvases listen for it on
+ * themselves and redraw with the new themeInk. */
+export const THEME_EVENT = "lw-theme";
+
+/** Call cb whenever the page's theme may have changed (JupyterLab's data-jp-theme-* attributes or VS
+ * Code's body classes; again a moment later, once the theme's stylesheet has loaded). Returns a stop
+ * function. */
+export function watchTheme(cb: () => void): () => void {
+  const MO = (globalThis as { MutationObserver?: typeof MutationObserver }).MutationObserver;
+  if (!MO || typeof document === "undefined" || !document.body) return () => {};
+  const b = document.body;
+  const key = () => `${b.dataset.jpThemeName}|${b.dataset.jpThemeLight}|` +
+    ["vscode-light", "vscode-dark", "vscode-high-contrast"].filter((c) => b.classList.contains(c)).join();
+  let last = key();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const mo = new MO(() => {
+    const now = key();
+    if (now === last) return; // another class (a drag's cursor, focus...): not a theme change
+    last = now;
+    cb();
+    clearTimeout(timer);
+    timer = setTimeout(cb, 400);
+  });
+  mo.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-light", "data-jp-theme-name", "class"] });
+  return () => { clearTimeout(timer); mo.disconnect(); };
 }
 
 /** Call cb with el's content width now and whenever it changes (ResizeObserver where the browser has
@@ -119,6 +231,16 @@ export async function snapshot(root: HTMLElement, scale = window.devicePixelRati
     else if (c instanceof HTMLSelectElement) Array.from(c.options).forEach((o, k) => { if (k === (src as unknown as HTMLSelectElement).selectedIndex) o.setAttribute("selected", ""); });
     else c.setAttribute("value", src.value);
   });
+  clone.querySelectorAll(".lw-snap").forEach((b) => b.remove()); // the button is no part of the picture
+  // the image has no page around it: carry the theme's resolved colours (custom properties) along
+  const cs = getComputedStyle(root);
+  const resolved = [...Object.keys(THEME_VARS), "--lw-hot"].map((name) => [name, cs.getPropertyValue(name).trim()]);
+  for (const r of [clone, ...Array.from(clone.querySelectorAll<HTMLElement>(".lw-root"))]) {
+    for (const [name, v] of resolved) if (v) r.style.setProperty(name, v);
+  }
+  const ink = themeInk(root);
+  clone.style.setProperty("color", ink.fg);
+  clone.style.setProperty("background", ink.bg);
   clone.style.overflow = "visible";
   clone.style.maxWidth = "none";
   clone.style.width = `${w}px`;
@@ -133,7 +255,7 @@ export async function snapshot(root: HTMLElement, scale = window.devicePixelRati
   canvas.width = Math.round(w * scale);
   canvas.height = Math.round(ht * scale);
   const ctx = canvas.getContext("2d")!;
-  ctx.fillStyle = "#fff";
+  ctx.fillStyle = ink.bg;
   ctx.fillRect(0, 0, canvas.width, canvas.height);
   ctx.scale(scale, scale);
   ctx.drawImage(img, 0, 0);

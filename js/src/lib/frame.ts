@@ -1,6 +1,6 @@
 // The frame every view shares: title, notice, error and progress bound to the base traits
 // (llm_widgets.widgets.base.View), a toolbar, and listener bookkeeping for clean teardown.
-import { h, injectStyle, savePNG, snapshot } from "./dom";
+import { h, injectStyle, savePNG, snapshot, THEME_EVENT, watchTheme } from "./dom";
 
 // Trait values are whatever JSON (or buffers) Python sends; each view states the type it reads, so
 // get() returns `any` rather than making every view cast. Callbacks take the event's arguments.
@@ -36,6 +36,49 @@ export interface Frame {
   cleanup(): void;
   /** True in a static export (no kernel behind the model). */
   exported: boolean;
+  /** Disable a control that cannot work here, saying why: its tooltip, and (note) a muted note after it. */
+  disable(control: HTMLElement, reason: string, note?: boolean): void;
+}
+
+/** Why a control that needs the kernel is disabled in a static export. */
+export const NEEDS_KERNEL = "needs the kernel: this is a static export";
+
+/** How Snapshot saves the view (tests replace it). */
+export const snapshotter = {
+  async save(root: HTMLElement, filename: string): Promise<void> {
+    savePNG(await snapshot(root), filename);
+  },
+};
+
+const notes = new WeakMap<HTMLElement, HTMLElement>(); // a disabled control -> its muted note
+
+/** Mark `control` disabled with `reason` (tooltip, aria), and add a muted note after it unless note
+ * is false; enabled again by enable(). */
+export function disable(control: HTMLElement, reason: string, note = true): void {
+  if (control.dataset.why === undefined) control.dataset.title = control.title; // the title to restore
+  (control as HTMLButtonElement).disabled = true;
+  control.title = reason;
+  control.setAttribute("aria-disabled", "true");
+  control.dataset.why = reason;
+  let why = notes.get(control);
+  if (!why && note && control.parentNode) {
+    why = h("span", { class: "lw-why", "data-testid": "why-disabled" });
+    control.parentNode.insertBefore(why, control.nextSibling);
+    notes.set(control, why);
+  }
+  if (why) why.textContent = reason;
+}
+
+/** Undo disable(): the control works again, with its own title and no note. */
+export function enable(control: HTMLElement): void {
+  if (control.dataset.why === undefined) return;
+  (control as HTMLButtonElement).disabled = false;
+  control.title = control.dataset.title ?? "";
+  control.removeAttribute("aria-disabled");
+  delete control.dataset.why;
+  delete control.dataset.title;
+  notes.get(control)?.remove();
+  notes.delete(control);
 }
 
 /** Milliseconds without a progress change after which a computing view says it may be stale. */
@@ -43,7 +86,7 @@ export const STALLED_MS = 15_000;
 
 export function frame(model: Model, el: HTMLElement, view: string): Frame {
   injectStyle();
-  const title = h("span", { class: "lw-title" });
+  const title = h("span", { class: "lw-title lw-view-title" });
   const notice = h("span", { class: "lw-notice" });
   const error = h("span", { class: "lw-error", "data-testid": "error" });
   const bar = h("progress", { max: 1 }) as HTMLProgressElement;
@@ -55,9 +98,28 @@ export function frame(model: Model, el: HTMLElement, view: string): Frame {
   const root = h("div", { class: "lw-root", "data-lw-view": view },
     h("div", { class: "lw-head" }, title, notice, error, progress, snap), toolbar, body);
   el.replaceChildren(root);
+  // saving takes a moment (every canvas re-encoded, the page drawn through an SVG): say so
   snap.addEventListener("click", async (e) => {
     e.stopPropagation();
-    savePNG(await snapshot(root), `${view}.png`);
+    if (snap.disabled) return;
+    snap.disabled = true;
+    snap.textContent = "saving\u2026";
+    snap.setAttribute("aria-busy", "true");
+    try {
+      await new Promise((r) => setTimeout(r, 0)); // let the busy state paint first
+      await snapshotter.save(root, `${view}.png`);
+    } catch (err) { // e.g. a canvas the browser will not read back: say so where errors go
+      error.textContent = `Snapshot failed: ${String((err as Error)?.message ?? err)}`;
+      error.style.display = "";
+    } finally {
+      snap.disabled = false;
+      snap.textContent = "Snapshot";
+      snap.removeAttribute("aria-busy");
+    }
+  });
+  // canvases draw their text in the theme's colours: redraw them when the theme changes
+  const stopTheme = watchTheme(() => {
+    for (const c of Array.from(root.querySelectorAll("canvas"))) c.dispatchEvent(new Event(THEME_EVENT));
   });
 
   const subs: [string, () => void][] = [];
@@ -101,12 +163,14 @@ export function frame(model: Model, el: HTMLElement, view: string): Frame {
   return {
     root, toolbar, body, watch,
     exported: Boolean(model.get("_export")),
+    disable,
     commit(values) {
       for (const [k, v] of Object.entries(values)) model.set(k, v);
       model.save_changes();
     },
     cleanup() {
       clearInterval(stale);
+      stopTheme();
       for (const [ev, cb] of subs) model.off(ev, cb);
     },
   };

@@ -7,7 +7,7 @@
 // view window) is in rows/columns of the extent, and an exact tile of it can be laid over the overview.
 import { ColorBar } from "./colorbar";
 import { colorScale, ColorScale, ink, pixels, Scale } from "./colors";
-import { h, localPoint } from "./dom";
+import { h, localPoint, themeInk, THEME_EVENT, whenShown } from "./dom";
 import { fmt } from "./format";
 import {
   blockOf, blockRange, cellCenter, clampWindow, fullWindow, GridLayout, hitCell, labelIndices, labelStep,
@@ -146,6 +146,7 @@ export class Heatmap {
       if (rc) this.o.onClick?.(rc[0], rc[1]);
     });
     c.addEventListener("mousedown", (e) => this.startDrag(e));
+    c.addEventListener(THEME_EVENT, () => this.render());
     c.addEventListener("wheel", (e) => this.wheel(e), { passive: false });
     c.addEventListener("dblclick", (e) => {
       if (!this.zoomable) return;
@@ -364,11 +365,16 @@ export class Heatmap {
     const charW = (CHAR_W * font) / LABEL_FONT;
     const fitRow = Math.max(2, Math.floor((left - 8) / charW + 1e-9));
     const fitCol = Math.max(2, Math.floor((top - 8) / charW + 1e-9));
-    const hot = "#d62728", plain = "#333";
+    // label colours: the theme's text on the theme's background (drawn before the canvas was in the
+    // page: the light theme's, redrawn once it is there)
+    const theme = themeInk(this.canvas);
+    if (!this.canvas.isConnected) whenShown(this.canvas, () => this.render());
+    this.canvas.dataset.ink = theme.fg; // the label colour, for tests
+    const hot = theme.hot, plain = theme.fg;
     const rowLabel = (r: number, color: string, back: boolean) => {
       const y = g.top + (r + 0.5) * cell;
       const text = shorten(o.rowLabels![r] ?? "", fitRow);
-      if (back) { ctx.fillStyle = "#fff"; ctx.fillRect(0, y - font / 2 - 1, left - 1, font + 2); }
+      if (back) { ctx.fillStyle = theme.bg; ctx.fillRect(0, y - font / 2 - 1, left - 1, font + 2); }
       ctx.fillStyle = color;
       ctx.fillText(text, left - 4, y);
     };
@@ -378,7 +384,7 @@ export class Heatmap {
       ctx.translate(x, top - 4);
       ctx.rotate(-Math.PI / 2);
       ctx.textAlign = "left";
-      if (back) { ctx.fillStyle = "#fff"; ctx.fillRect(-1, -font / 2 - 1, top - 4, font + 2); }
+      if (back) { ctx.fillStyle = theme.bg; ctx.fillRect(-1, -font / 2 - 1, top - 4, font + 2); }
       ctx.fillStyle = color;
       ctx.fillText(shorten(o.colLabels![c] ?? "", fitCol), 0, 0);
       ctx.restore();

@@ -1,6 +1,6 @@
 // A 2-D scatter on <canvas> with categorical colours and a rectangle brush (drag to select).
 // The data -> pixel mapping is published on canvas.dataset so tests can aim at points.
-import { localPoint } from "./dom";
+import { localPoint, themeInk, THEME_EVENT, whenShown } from "./dom";
 import { extent, isClick, nearestPoint, normRect, pointsInRect, Rect, toPixel, Viewport } from "./geometry";
 
 export const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -47,7 +47,7 @@ export class Scatter {
     this.canvas.height = this.H * dpr;
     this.canvas.style.width = `${this.W}px`;
     this.canvas.style.height = `${this.H}px`;
-    this.canvas.style.border = "1px solid #ddd";
+    this.canvas.style.border = "1px solid var(--lw-line, #e0e0e0)";
     this.tip = document.createElement("div");
     this.tip.style.cssText = "position:absolute;pointer-events:none;background:rgba(20,20,20,.85);color:#fff;padding:2px 5px;border-radius:3px;font-size:11px;white-space:pre;display:none;z-index:5";
     this.el.append(this.canvas, this.tip);
@@ -76,6 +76,7 @@ export class Scatter {
       this.draw();
     };
     this.canvas.addEventListener("mouseup", finish);
+    this.canvas.addEventListener(THEME_EVENT, () => this.draw());
     this.canvas.addEventListener("mouseleave", (e) => { this.tip.style.display = "none"; finish(e); });
   }
 
@@ -124,6 +125,8 @@ export class Scatter {
   draw(): void {
     const ctx = this.canvas.getContext("2d");
     if (!ctx) return;
+    const theme = themeInk(this.canvas);
+    if (!this.canvas.isConnected) whenShown(this.canvas, () => this.draw());
     const dpr = (typeof window !== "undefined" && window.devicePixelRatio) || 1;
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, this.W, this.H);
@@ -138,11 +141,11 @@ export class Scatter {
         ctx.beginPath();
         ctx.arc(x, y, sel ? 4 : 3, 0, 2 * Math.PI);
         ctx.fill();
-        if (sel) { ctx.strokeStyle = "#000"; ctx.lineWidth = 1; ctx.stroke(); }
+        if (sel) { ctx.strokeStyle = theme.fg; ctx.lineWidth = 1; ctx.stroke(); }
       }
     }
     ctx.globalAlpha = 1;
-    ctx.fillStyle = "#777";
+    ctx.fillStyle = theme.muted;
     ctx.font = "11px system-ui,sans-serif";
     if (this.o.xLabel) { ctx.textAlign = "right"; ctx.textBaseline = "bottom"; ctx.fillText(`${this.o.xLabel} \u2192`, this.W - 4, this.H - 2); }
     if (this.o.yLabel) { ctx.textAlign = "left"; ctx.textBaseline = "top"; ctx.fillText(`\u2191 ${this.o.yLabel}`, 4, 2); }

@@ -9,7 +9,7 @@
 import { decode, slice2d, NDArray, Packed } from "../lib/buffers";
 import { ColorBar } from "../lib/colorbar";
 import { css, divergingScale, ink, pixels, sequentialScale } from "../lib/colors";
-import { h, localPoint, savePNG, watchWidth } from "../lib/dom";
+import { h, localPoint, savePNG, themeInk, THEME_EVENT, watchWidth, whenShown } from "../lib/dom";
 import { fmt } from "../lib/format";
 import { expose, frame, Model } from "../lib/frame";
 import { blockOf, blockRange, cellCenter, cellRect, gridSize, hitCell, thumbGrid, tileCovers, TileWindow, tileWindow } from "../lib/geometry";
@@ -28,12 +28,26 @@ export interface TileRequest extends TileWindow { mode: string; layer: number; h
 export const TILE_MAX = 256; // the largest exact window (rows and columns) Python answers
 export const TILE_DEBOUNCE_MS = 100;
 
+/** The least plot side (CSS px) of a head view beside the grid. */
+export const BESIDE_MIN = 420;
+
 /** Plot side (CSS px) of the head view for a view `width` px wide, beside a grid `gridW` px wide when
  * that leaves room enough, else below it (full width). */
 export function headViewSize(width: number, gridW: number, room: number): number {
   const beside = width - gridW - 16 - room - 6;
-  const plot = beside >= 420 ? beside : width - room - 8;
+  const plot = beside >= BESIDE_MIN ? beside : width - room - 8;
   return Math.max(200, Math.min(880, Math.floor(plot)));
+}
+
+/** A statistic as drawn on a thumbnail `width` px wide: two decimals, else one, in a font of 10 px
+ * down to 7 px (about 0.6 em per character); null when even that does not fit (the table and the
+ * tooltip still give the number). */
+export function statLabel(v: number, width: number): { text: string; font: number } | null {
+  for (const digits of [2, 1]) {
+    const text = fmt(v, digits);
+    for (let font = 10; font >= 7; font--) if (text.length * 0.6 * font <= width) return { text, font };
+  }
+  return null;
 }
 
 function render({ model, el }: { model: Model; el: HTMLElement }) {
@@ -110,11 +124,14 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     statBar.set(statScale);
     const ctx = gridCanvas.getContext("2d");
     if (!ctx) return;
+    const theme = themeInk(gridCanvas);
+    if (!gridCanvas.isConnected) whenShown(gridCanvas, drawGrid);
+    gridCanvas.dataset.ink = theme.muted;
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, gw, gh);
     ctx.imageSmoothingEnabled = false;
     ctx.font = "10px system-ui,sans-serif";
-    ctx.fillStyle = "#555";
+    ctx.fillStyle = theme.muted;
     ctx.textAlign = "center"; ctx.textBaseline = "middle";
     for (let hd = 0; hd < H; hd++) ctx.fillText(`H${hd}`, cellCenter(layout, 0, hd)[0], gt / 2);
     ctx.textAlign = "left";
@@ -124,21 +141,27 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
       const { x, y } = cellRect(layout, l, hd);
       const t = tiles[l * H + hd];
       if (t) ctx.drawImage(t, x, y, thumb, thumb);
-      else { ctx.fillStyle = "#f4f4f4"; ctx.fillRect(x, y, thumb, thumb); }
+      else { ctx.fillStyle = theme.line; ctx.fillRect(x, y, thumb, thumb); }
       if (statScale) {
         const v = at(stats!, si, l, hd);
         const c = statScale.color(v);
         ctx.fillStyle = css(c);
         ctx.fillRect(x, y + thumb - 12, thumb, 12);
-        ctx.fillStyle = ink(c); ctx.textAlign = "center";
-        ctx.fillText(fmt(v, 2), x + thumb / 2, y + thumb - 6);
+        const label = statLabel(v, thumb - 2); // the number in the largest font that fits the thumbnail
+        if (label) {
+          ctx.font = `${label.font}px system-ui,sans-serif`;
+          ctx.fillStyle = ink(c); ctx.textAlign = "center"; // black or white, whichever contrasts more (WCAG)
+          ctx.fillText(label.text, x + thumb / 2, y + thumb - 6);
+          ctx.font = "10px system-ui,sans-serif";
+        }
       }
       const sel = l === sl && (mode !== "head" || hd === sh);
-      ctx.strokeStyle = sel ? "#d62728" : "#ddd";
+      ctx.strokeStyle = sel ? "#d62728" : theme.line;
       ctx.lineWidth = sel ? 2 : 1;
       ctx.strokeRect(x - 1, y - 1, thumb + 2, thumb + 2);
     }
   };
+  gridCanvas.addEventListener(THEME_EVENT, drawGrid);
   gridCanvas.addEventListener("click", (e) => {
     const [l, hd] = hitCell(layout, ...localPoint(e, gridCanvas));
     if (l >= 0) f.commit({ selected_layer: l, selected_head: hd });
@@ -153,6 +176,9 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     onClick: (i) => f.commit({ selected_token: i }),
   });
   const right = h("div", { "data-testid": "head-view" }, heat.el, stripNote, strip.el, hint);
+  // beside the grid exactly when headViewSize sizes the heatmap for beside (its text must not push it below)
+  right.style.flex = `1 1 ${BESIDE_MIN + labelRoom(labels) + 10}px`;
+  right.style.minWidth = "0";
   const gridBox = h("div", { "data-testid": "grid-box" }, gridCanvas, gridNote, gridBar.el, h("div", {}, statBar.el));
   f.body.append(h("div", { class: "lw-row" }, gridBox, right));
 

@@ -6,7 +6,7 @@
 import { decode, NDArray, Packed } from "../lib/buffers";
 import { h, savePNG } from "../lib/dom";
 import { fmt, fmtSigned, pct } from "../lib/format";
-import { expose, frame, Model } from "../lib/frame";
+import { expose, frame, Model, NEEDS_KERNEL } from "../lib/frame";
 import { ColorBar } from "../lib/colorbar";
 import { colorScale, ColorScale } from "../lib/colors";
 import { Heatmap } from "../lib/heatmap";
@@ -38,11 +38,10 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   const wordLabel = h("label", { title: "Sum the scores of the sub-word tokens of each word" }, wordBox, " word level");
   const legend = h("span", { class: "lw-muted", "data-testid": "legend" });
   const methods: Record<string, string> = model.get("methods") || {};
-  const methodSel = h("select", {
-    class: "lw-select", "data-testid": "method", disabled: f.exported,
-    title: f.exported ? "Another method needs the kernel: this is a static export" : "Recompute with another method",
-  }, ...Object.entries(methods).map(([k, label]) => h("option", { value: k, text: label }))) as HTMLSelectElement;
+  const methodSel = h("select", { class: "lw-select", "data-testid": "method", title: "Recompute with another method" },
+    ...Object.entries(methods).map(([k, label]) => h("option", { value: k, text: label }))) as HTMLSelectElement;
   f.toolbar.append(methodSel, info, wordLabel, legend);
+  if (f.exported) f.disable(methodSel, `another method ${NEEDS_KERNEL}`);
   wordBox.addEventListener("change", () => f.commit({ word_level: wordBox.checked }));
   methodSel.addEventListener("change", () => f.commit({ method: methodSel.value }));
   const showMethod = () => { methodSel.value = model.get("method"); };
@@ -187,7 +186,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     const warn = complete && rel !== null && rel > 0.05;
     const line = (label: string, value: string, help: string, testid: string, bad = false) =>
       h("tr", {}, h("th", { text: label, title: help, style: "text-align:left" }),
-        h("td", { text: value, "data-testid": testid, style: bad ? "color:#b00" : "" }),
+        h("td", { text: value, "data-testid": testid, class: bad ? "lw-bad" : null }),
         h("td", { class: "lw-muted", text: help, style: "text-align:left" }));
     const table = h("table", { class: "lw-table" },
       line("f(x), f(baseline)", `${fmt(s.fx, 4)}, ${fmt(s.fbase, 4)}`, `the output (${m.output}) on the prompt and on the baseline`, "faith-f"),
@@ -209,7 +208,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
       ], {
         width: 460, height: 240, xLabel: "fraction of prompt tokens removed", yLabel: `f (${m.output})`,
         testid: "deletion-chart",
-        xTick: (i) => (i % Math.ceil(n / 6) === 0 || i === n - 1 ? `${Math.round(100 * xs.values[i])}%` : ""),
+        xs: xs.values, xFormat: (v) => `${Math.round(100 * v)}%`,
         describe: (i) => `${Math.round(100 * xs.values[i])}% removed: top-first ${fmt(row(del, r)[i], 4)}, random ${fmt(row(rnd, r)[i], 4)}`,
       }).el;
     }

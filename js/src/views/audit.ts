@@ -2,7 +2,7 @@
 // versions side by side with token attribution), robustness pass rates with failing examples
 // (changed words highlighted), per-group metrics with bootstrap CIs. Every string via textContent.
 import { decode, Packed } from "../lib/buffers";
-import { h } from "../lib/dom";
+import { h, themeInk, THEME_EVENT, whenShown } from "../lib/dom";
 import { fmt, fmtSigned } from "../lib/format";
 import { absMax, binCounts } from "../lib/ndarray";
 import { frame, Model } from "../lib/frame";
@@ -54,7 +54,7 @@ function summaryTable(rows: Row[]): HTMLElement {
 }
 
 function histogram(shifts: Float32Array, label: string): HTMLCanvasElement {
-  const W = 360, H = 150, l = 34, b = 30, top = 8, bins = 31;
+  const W = 360, H = 150, bins = 31;
   const c = h("canvas", { class: "lw-canvas", "data-testid": "cf-hist", style: `width:${W}px;height:${H}px;cursor:default` }) as HTMLCanvasElement;
   const dpr = window.devicePixelRatio || 1;
   c.width = W * dpr; c.height = H * dpr;
@@ -63,9 +63,20 @@ function histogram(shifts: Float32Array, label: string): HTMLCanvasElement {
   const cmax = Math.max(1, ...counts);
   c.dataset.max = String(m);
   c.dataset.counts = counts.join(",");
+  const draw = () => paintHistogram(c, counts, m, cmax, shifts.length, label);
+  draw();
+  c.addEventListener(THEME_EVENT, draw); // text in the notebook theme's colour
+  if (!c.isConnected) whenShown(c, draw);
+  return c;
+}
+
+function paintHistogram(c: HTMLCanvasElement, counts: number[], m: number, cmax: number, n: number, label: string): void {
+  const W = 360, H = 150, l = 34, b = 30, top = 8, bins = counts.length;
+  const dpr = window.devicePixelRatio || 1;
   const ctx = c.getContext("2d");
-  if (!ctx) return c;
+  if (!ctx) return;
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, W, H);
   const pw = W - l - 6, ph = H - b - top;
   ctx.fillStyle = "#4c78a8";
   counts.forEach((n, i) => {
@@ -74,16 +85,15 @@ function histogram(shifts: Float32Array, label: string): HTMLCanvasElement {
   });
   ctx.strokeStyle = "#d62728";
   ctx.beginPath(); ctx.moveTo(l + pw / 2, top); ctx.lineTo(l + pw / 2, top + ph); ctx.stroke();
-  ctx.fillStyle = "#444"; ctx.font = "10px system-ui,sans-serif";
+  ctx.fillStyle = themeInk(c).fg; ctx.font = "10px system-ui,sans-serif";
   ctx.textAlign = "center"; ctx.textBaseline = "top";
   ctx.fillText(fmt(-m, 2), l, top + ph + 3);
   ctx.fillText("0", l + pw / 2, top + ph + 3);
   ctx.fillText(fmt(m, 2), l + pw, top + ph + 3);
-  ctx.fillText(`shift in ${label} (compared group \u2212 reference), ${shifts.length} pairs`, l + pw / 2, top + ph + 16);
+  ctx.fillText(`shift in ${label} (compared group \u2212 reference), ${n} pairs`, l + pw / 2, top + ph + 16);
   ctx.textAlign = "right"; ctx.textBaseline = "middle";
   ctx.fillText(String(cmax), l - 3, top + 4);
   ctx.fillText("0", l - 3, top + ph);
-  return c;
 }
 
 function words(ws: Words, testid: string): HTMLElement {

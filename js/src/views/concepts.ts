@@ -20,7 +20,11 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   const info = h("span", { class: "lw-muted", "data-testid": "info" });
   f.toolbar.append(h("label", {}, "layer ", slider), layerLabel, colorSel, clear, info);
   const legend = h("div", { class: "lw-muted", "data-testid": "legend", style: "max-width:220px" });
-  const selBox = h("div", { "data-testid": "selection", style: "max-width:560px" });
+  // the brushed points in their contexts: a list of its own height, scrolled inside (many points
+  // must not push the page down)
+  const selCount = h("div", { class: "lw-title", "data-testid": "selection-count" });
+  const selList = h("div", { class: "lw-list", "data-testid": "selection-list" });
+  const selBox = h("div", { "data-testid": "selection", style: "width:min(560px,100%);min-width:0" }, selCount, selList);
 
   let coords: NDArray | null = null, clusters: NDArray | null = null, explained: NDArray | null = null;
   let labelIdx: NDArray | null = null, rows: NDArray | null = null;
@@ -78,14 +82,16 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     scatter.setSelection(sel);
     if (!rows) return;
     const toks = tokensOf();
-    const items: Node[] = [h("div", { class: "lw-title", "data-testid": "selection-count",
-      text: sel.length ? `${sel.length} selected${sel.length > MAX_SHOWN ? ` (first ${MAX_SHOWN} shown)` : ""}` : "Nothing selected: drag over the scatter." })];
+    selCount.textContent = sel.length ? `${sel.length} selected${sel.length > MAX_SHOWN ? ` (first ${MAX_SHOWN} shown)` : ""}` : "Nothing selected: drag over the scatter.";
+    const items: Node[] = [];
     for (const i of sel.slice(0, MAX_SHOWN)) {
       const strip = new TokenStrip(toks[textOf(i)] || [], { testid: "context" });
       if (tokOf(i) >= 0) strip.select(tokOf(i));
       items.push(h("div", { class: "lw-muted", text: `#${i} \u00b7 ${model.get("color_by") === "label" && labelIdx ? (model.get("label_names")[labelIdx.values[i]] ?? "") : `cluster ${colourIndex(i)}`}` }), strip.el);
     }
-    selBox.replaceChildren(...items);
+    selList.replaceChildren(...items);
+    selList.style.display = items.length ? "" : "none";
+    selList.scrollTop = 0;
   };
 
   const load = () => {

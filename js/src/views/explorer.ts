@@ -1,8 +1,8 @@
 // Explorer: child views around one shared token strip. Hover sync happens here in the browser (no
 // kernel round trip); committed selections (selected_token) are traits, mirrored between the
 // explorer and every child model here, and linked in Python too.
-import { h } from "../lib/dom";
-import { frame, Model } from "../lib/frame";
+import { h, watchWidth } from "../lib/dom";
+import { frame, Model, NEEDS_KERNEL } from "../lib/frame";
 import { exportedModel } from "../lib/model";
 import { fromSelection, mirror } from "../lib/selection";
 import { TokenStrip } from "../lib/tokens";
@@ -31,12 +31,25 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   const input = h("input", { type: "text", class: "lw-select", style: "width:min(640px,70vw)", "data-testid": "text" }) as HTMLInputElement;
   const run = h("button", { class: "lw-btn", text: "Run", "data-testid": "run" });
   f.toolbar.append(input, run);
+  if (f.exported) { // new text needs the kernel: one note for the box and the button
+    f.disable(input, `new text ${NEEDS_KERNEL}`, false);
+    f.disable(run, `running on new text ${NEEDS_KERNEL}`);
+  }
   const submit = () => { if (input.value.trim() && input.value !== model.get("text")) f.commit({ text: input.value }); };
   run.addEventListener("click", submit);
   input.addEventListener("keydown", (e) => { if (e.key === "Enter") submit(); });
   const stripHost = h("div", { "data-testid": "shared-strip" });
-  const panels = h("div", { "data-testid": "panels" });
+  // panels side by side where the width allows (a CSS grid of columns at least 420 px wide); a panel
+  // whose content cannot fit a column (the head grid of a 12-head model) takes a whole row
+  const panels = h("div", { class: "lw-panels", "data-testid": "panels" });
+  const fitPanels = () => {
+    const boxes = Array.from(panels.children) as HTMLElement[];
+    for (const b of boxes) b.classList.remove("lw-wide");
+    for (const b of boxes) if (b.clientWidth > 0 && b.scrollWidth > b.clientWidth + 2) b.classList.add("lw-wide");
+  };
+  const stopWidth = watchWidth(panels, () => fitPanels());
   f.body.append(stripHost, panels);
+  panels.style.marginTop = "8px";
 
   let cleanups: (() => void)[] = [];
   let children: Model[] = [];
@@ -73,7 +86,8 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     panels.replaceChildren();
     names.forEach((name, k) => {
       const child = children[k];
-      const box = h("div", { "data-panel": name, style: "margin-top:10px;border-top:1px solid #ddd;padding-top:6px" },
+      // the panel's own frame hides its Snapshot button and title (.lw-panel): the Explorer has one of each
+      const box = h("div", { "data-panel": name, class: "lw-panel" },
         h("div", { class: "lw-title", text: TITLES[name] ?? name }));
       const host = h("div");
       box.append(host);
@@ -89,6 +103,8 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     input.value = model.get("text") || "";
     strip.select(fromSelection(model.get("selected_token")));
     f.root.dataset.selected = String(model.get("selected_token"));
+    fitPanels();
+    setTimeout(fitPanels, 50); // once the panels have drawn at their width
     f.root.dataset.ready = "1";
   };
   f.watch(["selected_token"], () => select(model.get("selected_token"), null));
@@ -99,7 +115,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     if (!pending) { pending = true; setTimeout(() => { pending = false; void mount(); }, 0); }
   });
   void mount();
-  return () => { cleanups.forEach((c) => c()); f.cleanup(); };
+  return () => { stopWidth(); cleanups.forEach((c) => c()); f.cleanup(); };
 }
 
 export default { render };

@@ -6,7 +6,7 @@ import { ColorBar } from "../lib/colorbar";
 import { divergingScale } from "../lib/colors";
 import { h } from "../lib/dom";
 import { fmt, fmtSigned, pct } from "../lib/format";
-import { expose, frame, Model } from "../lib/frame";
+import { enable, expose, frame, Model, NEEDS_KERNEL } from "../lib/frame";
 import { absMax, col, row as rowOf, topK } from "../lib/ndarray";
 import { fromSelection } from "../lib/selection";
 import { SortableTable } from "../lib/table";
@@ -27,9 +27,17 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   const ablateSel = h("select", { class: "lw-select", "data-testid": "ablation-mode", title: "ablate the selected neuron and show the change in output probabilities" },
     h("option", { value: "", text: "no ablation" }), h("option", { value: "zero", text: "zero-ablate neuron" }),
     h("option", { value: "mean", text: "mean-ablate neuron" })) as HTMLSelectElement;
-  f.toolbar.append(layerSel, h("label", { text: "neuron " }, input), info);
-  if (!f.exported) f.toolbar.append(ablateSel); // ablation needs the kernel
-  if (f.exported && !all) layerSel.disabled = true;
+  f.toolbar.append(layerSel, h("label", { text: "neuron " }, input), ablateSel, info);
+  if (f.exported && !all) f.disable(layerSel, `other layers: ${NEEDS_KERNEL} (too large to store every layer)`);
+  // ablation needs the kernel, and a model with an output head: otherwise say why it cannot work
+  const ablationWhy = () => {
+    const note: string = model.get("ablation_note") || "";
+    if (f.exported) f.disable(ablateSel, `ablation ${NEEDS_KERNEL}`);
+    else if (note) f.disable(ablateSel, `ablation unavailable: ${note}`);
+    else enable(ablateSel);
+  };
+  ablationWhy();
+  f.watch(["ablation_note"], ablationWhy);
 
   const strip = new TokenStrip(labels, { onClick: (i) => f.commit({ selected_token: i }) });
   const tableBox = h("div", { "data-testid": "top-neurons" });

@@ -1,7 +1,7 @@
 // ProbeView: held-out probe accuracy (95% CI band), control accuracy, selectivity and the majority
 // baseline against layer; click a layer for its confusion matrix and most confidently wrong examples.
 import { decode, slice2d, NDArray, Packed } from "../lib/buffers";
-import { h } from "../lib/dom";
+import { h, watchWidth } from "../lib/dom";
 import { fmt } from "../lib/format";
 import { expose, frame, Model } from "../lib/frame";
 import { Heatmap } from "../lib/heatmap";
@@ -12,6 +12,10 @@ import { absMax, at, max, row as rowOf } from "../lib/ndarray";
 import { ColorBar } from "../lib/colorbar";
 import { divergingScale } from "../lib/colors";
 
+/** Width (px) of the accuracy chart, and the least width the detail panel needs beside it. */
+export const CHART_W = 520;
+export const DETAIL_MIN = 360;
+
 interface Example { tokens: string[]; highlight: number; true: string; pred: string; confidence: number; weights?: Packed }
 
 function render({ model, el }: { model: Model; el: HTMLElement }) {
@@ -21,7 +25,15 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   const chartBox = h("div", { "data-testid": "chart-box" });
   const detail = h("div", { "data-testid": "detail" });
   const tableBox = h("div");
-  f.body.append(h("div", { class: "lw-row" }, chartBox, detail), tableBox);
+  // the detail panel's place depends on the width alone (never on what it shows): beside the chart
+  // where both fit, else below it
+  const split = h("div", { class: "lw-split", "data-testid": "probe-split" }, chartBox, detail);
+  f.body.append(split, tableBox);
+  const stopWidth = watchWidth(f.root, (w) => {
+    const beside = w >= CHART_W + 12 + DETAIL_MIN;
+    split.style.gridTemplateColumns = beside ? `${CHART_W}px minmax(0,1fr)` : "minmax(0,1fr)";
+    detail.dataset.place = beside ? "beside" : "below";
+  });
 
   let chart: LineChart | null = null;
   let curves: NDArray | null = null;
@@ -49,6 +61,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
       { name: "majority", values: new Float32Array(L).fill(majority), color: "#7f7f7f", dashed: true },
     ];
     chart = new LineChart(L, series, {
+      width: CHART_W,
       yMin: Math.min(0, ...Array.from(sel)), yMax: 1, yLabel: "held-out accuracy",
       onClick: (c) => f.commit({ selected_layer: c - 1 }),
       xTick: (c) => (c === 0 ? "emb" : String(c - 1)),
@@ -118,7 +131,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   f.watch(["selected_layer"], drawLayer);
   drawAll();
   expose(el, { heat });
-  return () => f.cleanup();
+  return () => { stopWidth(); f.cleanup(); };
 }
 
 export default { render };

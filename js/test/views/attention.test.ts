@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import attention, { headViewSize, TILE_DEBOUNCE_MS, TILE_MAX } from "../../src/views/attention";
+import attention, { headViewSize, statLabel, TILE_DEBOUNCE_MS, TILE_MAX } from "../../src/views/attention";
 import {
   BASE, choose, clickCell, colorbars, everyHeatmapHasColorbar, mount, Mounted, pack, ramp, stripSelected, stripTexts, stripWeights, XSS,
 } from "./fixtures";
@@ -329,3 +329,14 @@ describe("AttentionView, long inputs", () => {
     expect(st.saves()).toBe(0);
   });
 });
+
+describe("statistic labels on the thumbnails", () => {
+  it("the number fits the thumbnail: two decimals, else one, in 10 px down to 7 px, else none", () => {
+    expect(statLabel(0.953, 46)).toEqual({ text: "0.95", font: 10 });
+    expect(statLabel(-0.123, 26)).toEqual({ text: "-0.12", font: 8 });
+    expect(statLabel(-0.123, 18)).toEqual({ text: "-0.1", font: 7 });
+    expect(statLabel(-0.123, 16)).toBeNull(); // too narrow to read: the colour, the tooltip and the table say it
+    expect(statLabel(NaN, 46)).toEqual({ text: "\u2013", font: 10 });
+  });
+});
+

@@ -121,6 +121,17 @@ describe("AttributionView", () => {
     document.body.innerHTML = "";
     const e = mount(attribution, state(1, { _export: {} }));
     expect(e.$<HTMLSelectElement>("[data-testid=method]").disabled).toBe(true);
+    expect(e.$("[data-testid=why-disabled]").textContent).toBe("another method needs the kernel: this is a static export");
+  });
+
+  it("the deletion curve's x axis has round percentages that never run together", () => {
+    const n = 14; // 13 steps: the old ticks put "92%" against "100%"
+    const xs = Array.from({ length: n }, (_, i) => i / (n - 1));
+    const m = mount(attribution, state(1, { faithfulness: { ...state().faithfulness, deletion_x: pack(xs, [n]),
+      deletion: pack(xs.map((x) => 1 - x), [1, n]), deletion_random: pack(xs.map(() => 0.5), [1, n]) } }));
+    const ticks = m.$$("[data-testid=deletion-chart] text.lw-tick").map((t) => t.textContent!).filter((t) => t.endsWith("%"));
+    expect(ticks).toEqual(["0%", "20%", "40%", "60%", "80%", "100%"]);
+    expect(m.$("[data-testid=faith-delta]").className).toBe("");
   });
 
   it("says it is computing until the scores arrive", () => {

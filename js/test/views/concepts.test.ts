@@ -69,6 +69,20 @@ describe("ConceptView", () => {
     expect(m.$("[data-testid=scatter]").dataset.selected).toBe("0");
   });
 
+  it("the selection list has its own scroll: many points never push the page down", () => {
+    const m = mount(concepts, state({ selected_indices: [0, 1, 2, 3] }));
+    const list = m.$("[data-testid=selection-list]");
+    expect(list.className).toBe("lw-list");
+    expect(m.$$("[data-testid=selection-list] [data-testid=context]")).toHaveLength(4);
+    expect(m.$("[data-testid=selection] > [data-testid=selection-count]").textContent).toBe("4 selected"); // outside the scroll
+    const rule = Array.from(document.querySelectorAll("style")).map((s) => s.textContent).join("").match(/\.lw-list\{[^}]*\}/)![0];
+    expect(rule).toContain("max-height:360px");
+    expect(rule).toContain("overflow:auto");
+    m.model.set("selected_indices", []);
+    expect(list.style.display).toBe("none");
+    expect(m.$("[data-testid=selection-count]").textContent).toBe("Nothing selected: drag over the scatter.");
+  });
+
   it("waits for the projection", () => {
     const m = mount(concepts, state({ done: false, coords: null }));
     expect(m.$("[data-testid=info]").textContent).toContain("extracting hidden states");

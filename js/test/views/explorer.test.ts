@@ -92,6 +92,38 @@ describe("Explorer", () => {
     expect(m.saves()).toBe(1);
   });
 
+  it("lays the panels out in a grid, a panel too wide for a column on a row of its own; one Snapshot, one title", async () => {
+    vi.spyOn(HTMLElement.prototype, "clientWidth", "get").mockReturnValue(450);
+    vi.spyOn(HTMLElement.prototype, "scrollWidth", "get").mockImplementation(function (this: HTMLElement) {
+      return this.dataset.panel === "neuron" ? 700 : 450; // the neuron panel's content overflows its column
+    });
+    const { m } = await live();
+    const panels = m.$("[data-testid=panels]");
+    expect(panels.className).toBe("lw-panels");
+    expect(m.$$("[data-panel]").map((p) => p.className)).toEqual(["lw-panel lw-wide", "lw-panel"]);
+    vi.restoreAllMocks();
+    const css = document.getElementById("llm-widgets-style")!.textContent!;
+    expect(css).toContain(".lw-panels{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,420px),1fr))");
+    expect(css).toContain(".lw-panel.lw-wide{grid-column:1/-1}");
+    // every panel's own Snapshot and title sit inside .lw-panel, which hides them: only the Explorer's show
+    expect(css).toContain(".lw-panel .lw-snap,.lw-panel .lw-view-title{display:none}");
+    const snaps = m.$$("[data-testid=snapshot]");
+    expect(snaps.filter((b) => !b.closest(".lw-panel"))).toHaveLength(1);
+    expect(m.$$(".lw-view-title").filter((t) => !t.closest(".lw-panel"))).toHaveLength(1);
+  });
+
+  it("in a static export the text box and Run are disabled, saying they need the kernel", async () => {
+    const model = createModel({ ...BASE, text: "x", tokens, selected_token: null, views: [], view_names: ["neuron"],
+      _export: { children: [{ bundle: "neuron", state: { ...neuronState(), _export: {} } }] } });
+    const m = mount(explorer, {}, model);
+    await vi.waitFor(() => expect(m.$("[data-lw-view=explorer]").dataset.ready).toBe("1"));
+    const input = m.$<HTMLInputElement>("[data-testid=text]"), run = m.$<HTMLButtonElement>("[data-testid=run]");
+    expect([input.disabled, run.disabled]).toEqual([true, true]);
+    expect(input.title).toBe("new text needs the kernel: this is a static export");
+    expect(m.$$("[data-testid=why-disabled]").map((e) => e.textContent)).toContain("running on new text needs the kernel: this is a static export");
+    expect(m.$<HTMLSelectElement>("[data-panel=neuron] [data-testid=ablation-mode]").disabled).toBe(true); // the panels' too
+  });
+
   it("in a static export the children come from the saved state", async () => {
     const model = createModel({
       ...BASE, text: "x", tokens, selected_token: 1, views: [], view_names: ["neuron", "mystery"],

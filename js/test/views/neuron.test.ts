@@ -63,9 +63,28 @@ describe("NeuronView", () => {
     expect(m.$$("[data-testid=neuron-table] tbody tr")[0].textContent).toBe("47.000");
   });
 
+  it("the ablation menu is disabled with the reason where the model has no output head, and in exports", () => {
+    const note = "all-MiniLM-L6-v2 has no output head, so there are no output probabilities to compare.";
+    const m = mount(neuron, state({ ablation_note: note }));
+    const sel = m.$<HTMLSelectElement>("[data-testid=ablation-mode]");
+    expect(sel.disabled).toBe(true);
+    expect(sel.title).toBe(`ablation unavailable: ${note}`);
+    expect(m.$("[data-testid=why-disabled]").textContent).toBe(`ablation unavailable: ${note}`);
+    expect(m.$("[data-testid=why-disabled]").className).toBe("lw-why");
+    m.model.set("ablation_note", ""); // it applies after all: enabled, no note
+    expect(sel.disabled).toBe(false);
+    expect(m.$$("[data-testid=why-disabled]")).toHaveLength(0);
+    document.body.innerHTML = "";
+    const e = mount(neuron, state({ _export: {} }));
+    expect(e.$<HTMLSelectElement>("[data-testid=ablation-mode]").disabled).toBe(true);
+    expect(e.$$("[data-testid=why-disabled]").map((n) => n.textContent)).toEqual([ // no layers stored: one layer only
+      "other layers: needs the kernel: this is a static export (too large to store every layer)",
+      "ablation needs the kernel: this is a static export"]);
+  });
+
   it("shows an ablation's output probabilities and their change", () => {
-    const m = mount(neuron, state());
-    expect(m.$<HTMLSelectElement>("[data-testid=ablation-mode]")).toBeTruthy();
+    const m = mount(neuron, state({ ablation_note: "" }));
+    expect(m.$<HTMLSelectElement>("[data-testid=ablation-mode]").disabled).toBe(false);
     choose(m.$<HTMLSelectElement>("[data-testid=ablation-mode]"), "zero");
     expect(m.model.get("ablation_mode")).toBe("zero");
     m.model.set("ablation", { layer: 0, neurons: [3], mode: "zero", outputs: ["<b>yes</b>", "no"], before: [0.5, 0.25], after: [0.25, 0.5] });

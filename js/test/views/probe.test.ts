@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import probe from "../../src/views/probe";
+import probe, { CHART_W, DETAIL_MIN } from "../../src/views/probe";
 import { colorbars, everyHeatmapHasColorbar, mount, pack, stripTexts, XSS } from "./fixtures";
 import { css, div } from "../../src/lib/colors";
 
@@ -60,6 +60,25 @@ describe("ProbeView", () => {
     m.$("[data-testid=layers] tr[data-id='1']").click();
     expect(m.model.get("selected_layer")).toBe(1);
     expect(m.$("[data-testid=wrong]").textContent).toBe("No held-out mistakes at this layer.");
+  });
+
+  it("the detail panel's place depends on the width only: beside the chart when both fit, else below", () => {
+    const m = mount(probe, state({ selected_layer: 0 }));
+    const detail = m.$("[data-testid=detail]");
+    expect(detail.dataset.place).toBe("beside"); // no layout here: the default width (940 px)
+    expect(m.$("[data-testid=probe-split]").style.gridTemplateColumns).toBe(`${CHART_W}px minmax(0,1fr)`);
+    m.model.set("selected_layer", 1); // other content, same place
+    m.model.set("selected_layer", -1);
+    expect(detail.dataset.place).toBe("beside");
+    expect(m.$$("[data-testid=chart-box] svg")[0].getAttribute("width")).toBe(String(CHART_W));
+    // a narrow output area: below, whatever the layer shows
+    document.body.innerHTML = "";
+    vi.spyOn(HTMLElement.prototype, "clientWidth", "get").mockReturnValue(CHART_W + DETAIL_MIN - 60);
+    const n = mount(probe, state({ selected_layer: 0 }));
+    expect(n.$("[data-testid=detail]").dataset.place).toBe("below");
+    expect(n.$("[data-testid=probe-split]").style.gridTemplateColumns).toBe("minmax(0,1fr)");
+    n.model.set("selected_layer", 1);
+    expect(n.$("[data-testid=detail]").dataset.place).toBe("below");
   });
 
   it("waits while training", () => {
