@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.llm-widgets-installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup build demo test chromium bench clean
+.PHONY: setup build demo test chromium bench gallery clean
 
 setup: $(STAMP) build
 
@@ -41,12 +41,25 @@ demo: setup
 test: setup chromium
 	$(VENV)/bin/ruff check llm_widgets tests bench
 	npm run typecheck --silent
+	npm run lint --silent
 	npm test --silent
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -p no:cacheprovider --durations=15
 
+# peers (TransformerLens, nnsight, CircuitsVis, bertviz) in the project venv; inseq in its own
+# (bench/venvs.py); each bench appends to bench/out/results.jsonl, summary.py renders bench/out/summary.md
 bench: setup chromium
 	$(PY) -m pip install -q -e ".[bench]"
-	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	$(PY) bench/venvs.py
+	mkdir -p bench/out && rm -f bench/out/results.jsonl
+	for b in bench/*.py; do case $$b in */common.py|*/summary.py|*/venvs.py) continue;; esac; a=""; \
+		case $$b in */big_model.py) $(PY) -c "import sys, torch; sys.exit(not torch.cuda.is_available())" || a=--tiny;; esac; \
+		echo "== $$b $$a"; HF_HUB_OFFLINE=1 $(PY) $$b $$a 2>&1 | tee bench/out/$$(basename $$b .py).txt; \
+		test $${PIPESTATUS[0]} -eq 0 || exit 1; done
+	$(PY) bench/summary.py
+
+# every view in JupyterLab Light and Dark as PNGs + gallery/index.html (tests/browser/gallery.py)
+gallery: setup chromium
+	HF_HUB_OFFLINE=1 $(PY) tests/browser/gallery.py --out gallery
 
 clean:
 	rm -rf $(VENV) node_modules llm_widgets/static/*.js test-artifacts
