@@ -225,12 +225,15 @@ def train_classifier(texts, labels, *, label_names=None, seed: int = 0, epochs: 
     return session
 
 
-def keyword_classifier(seed: int = 0, *, n: int = 800, device=None):
+def keyword_classifier(seed: int = 0, *, n: int = 800, device=None,
+                       pooler_penalty: float = KEYWORD_POOLER_PENALTY):
     """A tiny classifier trained on keyword_dataset(n, seed): the label is decided by one keyword
-    (POSITIVE_WORDS -> POSITIVE, NEGATIVE_WORDS -> NEGATIVE). Held-out accuracy is ~100%."""
+    (POSITIVE_WORDS -> POSITIVE, NEGATIVE_WORDS -> NEGATIVE). Held-out accuracy is ~100%.
+    pooler_penalty=0.0 gives the saturated variant, where gradient-based attribution misses the
+    keyword that occlusion and integrated gradients find (a teaching case)."""
     texts, labels, _ = keyword_dataset(n, seed=seed)
     s = train_classifier(texts, labels, label_names=list(KEYWORD_LABELS), seed=seed, device=device,
-                         pooler_penalty=KEYWORD_POOLER_PENALTY)
+                         pooler_penalty=float(pooler_penalty))
     s.name = "keyword classifier (teaching)"
     return s
 

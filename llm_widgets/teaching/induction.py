@@ -7,7 +7,7 @@ token before me" into each position, and a layer-1 head attends from the current
 token *after* its earlier occurrence and copies it. A fixed offset would let a 1-layer model cheat
 by position; with random offsets a 1-layer model (`layers=1`, the control) cannot do it.
 
-    s = lw.teaching.induction_model()           # Session; ~30 s the first time, then cached
+    s = lw.teaching.induction_model()           # Session; a few seconds the first time, then cached
     s.trace("K q B w x y K q B w x y")
 """
 from __future__ import annotations
