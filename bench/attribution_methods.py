@@ -16,7 +16,7 @@ import torch
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
-from common import timed  # noqa: E402  (bench/common.py)
+from common import record, timed  # noqa: E402  (bench/common.py)
 
 SHORT = ["the film was terrible and the acting was slow", "a wonderful story with a great cast and music",
          "the plot was dull but the ending was fine", "what a lovely film this was"]
@@ -26,6 +26,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--no-record", action="store_true", help="do not append to bench/out/results.jsonl")
     args = ap.parse_args()
     torch.set_num_threads(2)
     import shap
@@ -77,6 +78,9 @@ def main():
         theirs, t_shap = timed(lambda: explainer(np.ones((1, n))).values[0], args.repeat)
         per_word = np.array([ours[0, pos].sum() for pos in words])
         print(f"{n:>6}{t_ours:>10.3f}{t_shap:>10.3f}{t_shap / t_ours:>12.1f}x{np.abs(per_word - theirs).max():>12.2e}")
+        if not args.no_record:
+            record(f"exact SHAP, keyword classifier, text {SHORT.index(text) + 1} ({n} words)", "shap Exact explainer, same game", t_ours, t_shap,
+                   f"max |d| {np.abs(per_word - theirs).max():.1e}")
 
 
 if __name__ == "__main__":

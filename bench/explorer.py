@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "tests" / "browser")]
 
 import llm_widgets as lw  # noqa: E402
-from common import offline_context, text_with_tokens  # noqa: E402  (bench/common.py)
+from common import offline_context, record, text_with_tokens  # noqa: E402  (bench/common.py)
 from conftest import CHROMIUM_ARGS, _chromium, _open_notebook, _start_server, _stop  # noqa: E402
 
 SWEEP_JS = """async (selector) => {
@@ -101,6 +101,8 @@ def hover_sweeps(browser, s, lengths, tmp):
             rows.append((f"bertviz head_view, T={n}, token hover", bv))
             ratio = pct(bv["work"], 95) / max(pct(attn["work"], 95), 1e-3)
             rows.append((f"  -> bertviz / ours (attention strip) p95 handler+layout at T={n}: {ratio:.1f}x", None))
+            record(f"attention hover p95 (handler + layout), T={n}", "bertviz head_view token hover",
+                   pct(attn["work"], 95), pct(bv["work"], 95), "same attention tensors", unit="ms")
     return rows
 
 
