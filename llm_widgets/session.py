@@ -110,14 +110,20 @@ class Session:
     """A model and its tokenizer, ready to trace texts. Build one with `llm_widgets.load`."""
 
     def __init__(self, model, tokenizer, *, name: str | None = None, device=None, dtype=None,
-                 layout=None):
+                 layout=None, backend=None):
         self.model = model
         self.tokenizer = tokenizer
         self.name = name or getattr(model.config, "_name_or_path", "") or type(model).__name__
+        # None: torch hooks on the model (native, the reference); an NnsightBackend: nnsight traces
+        # (llm_widgets.backends.nnsight_backend), run here, in a local simulation of a remote run, or remotely
+        self.backend = backend
         dtype = _parse_dtype(dtype)
         _check_dtype(dtype)
-        self.dispatched = is_dispatched(model)
-        if self.dispatched:  # placed by accelerate (device_map / offload): left where it is
+        elsewhere = backend is not None and not backend.weights_here  # meta tensors; the weights on a server
+        self.dispatched = not elsewhere and is_dispatched(model)
+        if elsewhere:  # inputs are built on the CPU; the server places them
+            device = torch.device("cpu")
+        elif self.dispatched:  # placed by accelerate (device_map / offload): left where it is
             device = _dispatched_device(model, device, dtype)
         else:
             device = _check_device(device or _default_device())
@@ -131,10 +137,14 @@ class Session:
         self.layout = layout
         self._cache: OrderedDict[tuple, Trace] = OrderedDict()
         self._adapter_error: Exception | None = None
+        if backend is not None:
+            backend.prepare(self, layout)
         try:  # now, before any user hook can see the probe forward
             _ = self.adapter
         except UnsupportedModelError as e:  # raised again where the adapter is needed
             self._adapter_error = e
+        if backend is not None:
+            backend.install(self)
 
     # -- model facts ---------------------------------------------------------------------------
     @property
@@ -189,8 +199,9 @@ class Session:
         return [str(id2label.get(i, f"LABEL_{i}")) for i in range(self.config.num_labels)]
 
     def __repr__(self) -> str:
+        on = "" if self.backend is None else f", backend=nnsight ({self.backend.where})"
         return (f"Session({self.name!r}, kind={self.kind}, layers={self.n_layers}, "
-                f"heads={self.n_heads}, device={self.device}, dtype={self.dtype})")
+                f"heads={self.n_heads}, device={self.device}, dtype={self.dtype}{on})")
 
     # -- input ---------------------------------------------------------------------------------
     def encode(self, text: str, *, truncate: bool = False) -> tuple[dict, bool, str]:
@@ -232,6 +243,8 @@ class Session:
     def forward(self, *, attentions: bool = True, **inputs):
         """model(**inputs) under no_grad with hidden states (and eager attention weights unless
         attentions=False); OOM becomes a clear error."""
+        if self.backend is not None:
+            raise self.backend.refuse("This view")
         try:
             with torch.no_grad():
                 out = self.model(**inputs, output_attentions=attentions, output_hidden_states=True,
@@ -307,7 +320,8 @@ def _model_class(config, task: str | None):
 
 def load(model=None, *, device=None, dtype=None, task: str | None = None,
          attn_implementation: str | None = "eager", trust_remote_code: bool = False, layout=None,
-         device_map=None, offload_folder=None, max_memory: dict | None = None) -> Session:
+         device_map=None, offload_folder=None, max_memory: dict | None = None, backend: str | None = None,
+         remote: bool | str = False) -> Session:
     """Load a model into a Session.
 
     model: None (the offline default, all-MiniLM-L6-v2), a Hugging Face id, a local directory, or a
@@ -323,7 +337,23 @@ def load(model=None, *, device=None, dtype=None, task: str | None = None,
     is where 'disk' weights go; max_memory caps each device ({0: '70GiB', 'cpu': '200GiB'}). Such a
     model stays where accelerate put it, and inputs go to the device of its input embeddings. A
     ``(model, tokenizer)`` pair already dispatched (hf_device_map, accelerate hooks) is kept as it is.
+
+    backend: None / 'native' (torch hooks, the default) or 'nnsight': every view's forward passes run
+    as nnsight traces (llm_widgets.backends.nnsight_backend); an nnsight model (TransformersModel,
+    LanguageModel; nnsight's VLLM is refused, saying why) passed as `model` selects it. remote
+    (nnsight only): False (run here), True (NDIF: `model` is a Hugging Face id, built here without
+    weights), 'local' (nnsight's local simulation of a remote run) or a host URL.
     """
+    if backend not in (None, "native", "nnsight"):
+        raise LLMWidgetsError(f"backend must be 'native' or 'nnsight', got {backend!r}")
+    if backend == "native" and remote:
+        raise LLMWidgetsError("remote= runs the model through nnsight: pass backend='nnsight'.")
+    if backend == "nnsight" or remote or _is_envoy(model):
+        from .backends.nnsight_session import load_nnsight
+
+        return load_nnsight(model, device=device, dtype=dtype, task=task, attn_implementation=attn_implementation,
+                            trust_remote_code=trust_remote_code, layout=layout, device_map=device_map,
+                            offload_folder=offload_folder, max_memory=max_memory, remote=remote)
     if device_map is None and (offload_folder is not None or max_memory is not None):
         raise LLMWidgetsError("offload_folder= and max_memory= go with device_map= (e.g. device_map='auto'): "
                               "they say where accelerate may put the weights.")
@@ -386,6 +416,14 @@ def load(model=None, *, device=None, dtype=None, task: str | None = None,
 
         device = input_device(mdl)  # stays where device_map put it
     return Session(mdl, tok, name=label, device=device, dtype=dtype, layout=layout)
+
+
+def _is_envoy(model) -> bool:
+    """An nnsight model (its Envoy), without importing nnsight unless it is loaded already."""
+    import sys
+
+    nnsight = sys.modules.get("nnsight")
+    return nnsight is not None and isinstance(model, getattr(nnsight, "Envoy", ()))
 
 
 def _check_device_map(model, device_map, device, offload_folder) -> None:

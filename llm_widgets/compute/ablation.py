@@ -96,6 +96,11 @@ def ablation_effect(session, text: str, heads=(), neurons=(), mode: str = "zero"
                     k: int = 10) -> AblationEffect:
     """Probabilities of the `k` outputs whose probability changes most when ablating, at `position`
     (default: the last token, i.e. the next-token prediction; the class for classifiers)."""
+    if getattr(session, "backend", None) is not None:  # nnsight traces (llm_widgets.backends)
+        from ..backends import nnsight_views
+
+        return nnsight_views.ablation_effect(session, text, heads=heads, neurons=neurons, mode=mode,
+                                             position=position, k=k)
     session.adapter.require("interventions")
     k = integer(k, "k", low=1)
     enc, _, _ = session.encode(text)

@@ -189,6 +189,10 @@ def token_states(session, texts, *, batch_size: int = 32,
                  truncate: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per text: (hidden states of every layer and token [L+1, T, D], special-token mask [T]), from
     batched passes (the same numbers as Session.trace(text).hidden_states)."""
+    if getattr(session, "backend", None) is not None:  # nnsight traces (llm_widgets.backends)
+        from ..backends import nnsight_views
+
+        return nnsight_views.token_states(session, texts, batch_size=batch_size, truncate=truncate)
     texts = check_texts(texts)
     encs = _encode_all(session, texts, truncate)
     out: list = [None] * len(texts)
@@ -204,6 +208,11 @@ def extract(session, texts, labels=None, *, level: str = "sentence", pooling: st
             batch_size: int = 32, truncate: bool = False, report: Report = no_progress) -> Activations:
     """Hidden states of all layers for many texts: one batched forward pass per `batch_size` texts
     (texts sorted by length, padded, attention-masked), on the session's device."""
+    if getattr(session, "backend", None) is not None:  # nnsight traces (llm_widgets.backends)
+        from ..backends import nnsight_views
+
+        return nnsight_views.extract(session, texts, labels, level=level, pooling=pooling, batch_size=batch_size,
+                                     truncate=truncate, report=report)
     texts = check_texts(texts)
     labels = check_labels(texts, labels, level)
     if pooling not in ("mean", "first"):

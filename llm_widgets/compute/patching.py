@@ -147,6 +147,11 @@ def patching(session, clean: str, corrupted: str, *, metric="logit_diff", answer
     forward, the unbatched reference; None = as many as the memory budget allows, at most 64: see
     llm_widgets.compute.budget). `sites` defaults to every site the model has. Running out of
     memory raises OutOfMemoryError saying what to lower."""
+    if getattr(session, "backend", None) is not None:  # nnsight traces (llm_widgets.backends)
+        from ..backends import nnsight_views
+
+        return nnsight_views.patching(session, clean, corrupted, metric=metric, answers=answers, position=position,
+                                      sites=sites, per_head=per_head, batch_size=batch_size, k=k, report=report)
     sites = available_sites(session.model) if sites is None else tuple(names(sites, "sites"))
     batch_size = integer(batch_size, "batch_size", low=1, allow_none=True)
     k = integer(k, "k", low=1)

@@ -73,6 +73,11 @@ class Objective:
                 h.remove()
         return box[0]
 
+    def word_embeddings(self, ids: torch.Tensor) -> torch.Tensor:
+        """The input embedding layer's output (token vectors, no positions) for ids [1, T_full]."""
+        with torch.no_grad():
+            return self.model.get_input_embeddings()(ids)
+
     def __call__(self, E: torch.Tensor, cut: list | None = None, *, extra: dict | None = None,
                  watch: tuple = ()) -> torch.Tensor:
         """f(E) [B, K] float32. With `cut=[]` (and a position-wise head) the head's input h is
@@ -168,6 +173,11 @@ def _supports_logits_to_keep(model) -> bool:
 def build_objective(session, enc: dict, target=None, *, contrast=None, generate: int | None = None,
                     output: str | None = None) -> Objective:
     """Turn a user target into f(E). See `attribute` for the accepted forms."""
+    if getattr(session, "backend", None) is not None:  # nnsight traces (llm_widgets.backends)
+        from ...backends import nnsight_views
+
+        return nnsight_views.build_objective(session, enc, target, contrast=contrast, generate=generate,
+                                               output=output)
     model = session.model
     kind = session.kind
     if kind == "encoder-decoder":

@@ -26,8 +26,7 @@ def baseline_embeddings(f: Objective, special: np.ndarray, baseline) -> tuple[to
     if baseline == "auto":  # the pad token where there is one (GPT-2 has none), else unk, else zero
         baseline = next((b for b in ("pad", "unk") if getattr(tok, f"{b}_token_id", None) is not None), "zero")
     if baseline == "zero":
-        with torch.no_grad():
-            words = session.model.get_input_embeddings()(f.ids_full)
+        words = f.word_embeddings(f.ids_full)
         embeds = torch.where(keep[..., None], words, torch.zeros_like(words))
         return _keep_special(f, f.capture(inputs_embeds=embeds), special), "zero token vector (special tokens kept)"
     if isinstance(baseline, (int, np.integer)) and not isinstance(baseline, bool):

@@ -1,0 +1,535 @@
+"""The nnsight backend: every forward pass a view needs, as an nnsight trace over the adapter's modules.
+
+    s = lw.load(model_or_name, backend="nnsight")                  # runs here, through nnsight
+    s = lw.load("meta-llama/Llama-3.1-70B", backend="nnsight", remote=True)   # on NDIF
+    s = lw.load(nnsight_model)                                     # a TransformersModel / LanguageModel
+
+One entry point, `NnsightBackend.request`, opens every trace (`with model.trace(..., remote=...)`):
+the request bodies are the functions of `nnsight_requests` (torch only, shipped by value to a
+server), so the same request runs here (remote=False), in nnsight's local simulation of a remote
+run (remote='local': serialized and deserialized with llm_widgets hidden, as a server would see
+it) or on NDIF (remote=True). (nnsight's `VLLM` is refused with the reason: vLLM's flattened token
+layout does not fit these requests yet.) Only what a body appends to its box comes back; every
+request is logged (`log`: label, rows, seconds, bytes sent and returned) and reported to the view's
+progress callback.
+
+A session on this backend refuses the native torch-hook path (a direct forward of the model raises
+`BackendUnsupportedError`), so a view that is not expressed as nnsight traces says so at once
+instead of silently running here, or failing deep inside on a model whose weights are elsewhere.
+
+Model facts (the adapter) come from the module tree: discovered on the model itself when its
+weights are here, else (remote: nnsight builds the model on the meta device) on a small random
+replica of the same architecture built from its config, with the counts (layers, heads, widths)
+read from the real config and module shapes.
+"""
+from __future__ import annotations
+
+import ast
+import contextlib
+import copy
+import inspect
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from ..errors import DoesNotApplyError, LLMWidgetsError, UnsupportedModelError
+from . import nnsight_requests as rq
+
+# Remote runs refuse requests estimated above these (change them here to allow more): backward
+# passes x tokens x parameters (~ the FLOPs of the backward passes / 4) and bytes sent back.
+REMOTE_LIMITS = {"backward_token_params": 2e15, "bytes_returned": 4 << 30}
+
+
+class BackendUnsupportedError(DoesNotApplyError):
+    """What a session on the nnsight backend cannot do (yet, or remotely); the message says why and
+    what it would cost."""
+
+
+@dataclass
+class Request:
+    """One trace (one round trip when remote)."""
+
+    label: str
+    rows: int  # batch rows of the forward pass
+    seconds: float
+    bytes_sent: int  # tensors in the request (inputs and arguments)
+    bytes_returned: int  # tensors in what came back
+    grad: bool = False
+    remote: Any = False
+
+
+@dataclass
+class Cost:
+    """An estimate of what a view costs through the backend."""
+
+    requests: int
+    forward_rows: int  # sequences run forward, over all requests
+    backward_rows: int = 0  # sequences differentiated (one backward pass each)
+    tokens: int = 0  # tokens per sequence
+    bytes_returned: int = 0
+    parameters: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        gb = self.bytes_returned / 2 ** 30
+        size = f"{gb:.2f} GiB" if gb >= 0.1 else f"{self.bytes_returned / 2 ** 20:.1f} MiB"
+        back = f", {self.backward_rows} backward" if self.backward_rows else ""
+        return (f"{self.requests} request(s), {self.forward_rows} sequence(s) of {self.tokens} tokens forward{back}, "
+                f"~{size} returned, model of {self.parameters / 1e9:.3g}B parameters")
+
+
+def tensor_bytes(obj) -> int:
+    """Bytes of the tensors in a (nested) result."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(tensor_bytes(v) for v in obj)
+    return 0
+
+
+def is_envoy(obj) -> bool:
+    """An nnsight model (NNsight, TransformersModel, LanguageModel, VLLM: an Envoy)."""
+    try:
+        from nnsight.intervention.envoy import Envoy
+    except ImportError:
+        return False
+    return isinstance(obj, Envoy)
+
+
+def require_nnsight():
+    try:
+        import nnsight
+    except ImportError:
+        raise LLMWidgetsError("backend='nnsight' needs nnsight: pip install 'llm-widgets[nnsight]' "
+                              "(nnsight>=0.8,<0.9).") from None
+    major_minor = tuple(int(x) for x in nnsight.__version__.split(".")[:2])
+    if major_minor != (0, 8):
+        import warnings
+
+        warnings.warn(f"llm-widgets is tested with nnsight 0.8.x; this is nnsight {nnsight.__version__}.",
+                      stacklevel=3)
+    return nnsight
+
+
+def envoy_path(path: str) -> str:
+    """A torch module path as nnsight's envoy tree spells it: a submodule named like a value nnsight
+    serves on every module (BERT's `output`) is mounted as `E_output`."""
+    from nnsight.intervention.envoy import Envoy
+
+    parts = []
+    for part in path.split(".") if path else []:
+        if not part.startswith("_") and inspect.isdatadescriptor(getattr(Envoy, part, None)):
+            part = Envoy.OVERLOAD_PREFIX + part
+        parts.append(part)
+    return ".".join(parts)
+
+
+def has_meta_weights(module) -> bool:
+    return any(p.device.type == "meta" for p in module.parameters())
+
+
+# -- wrapping a model ------------------------------------------------------------------------------
+def wrap(model: torch.nn.Module, tokenizer):
+    """An nnsight model over a local torch model: a TransformersModel (which can also run remotely
+    and in nnsight's local simulation of a remote run) where nnsight can tell the model's task, else
+    a plain NNsight envoy (local execution only). The tokenizer is copied: TransformersModel sets
+    its padding side, and the session keeps the caller's as it is."""
+    require_nnsight()
+    from nnsight import NNsight
+
+    import warnings
+
+    with warnings.catch_warnings():  # BERT's `output` submodules are mounted as `E_output` (see envoy_path)
+        warnings.filterwarnings("ignore", message=".*nnsight already serves on every module.*")
+        try:
+            from nnsight.modeling.transformers import TransformersModel
+
+            return TransformersModel(model, tokenizer=copy.deepcopy(tokenizer))
+        except Exception:  # no pipeline task for this model (a bare encoder): local only
+            return NNsight(model)
+
+
+def load_remote(name: str, *, task: str | None, attn_implementation: str | None, dtype,
+                trust_remote_code: bool, **kwargs):
+    """A TransformersModel for a Hugging Face id, built on the meta device (no weights here): what
+    NDIF (remote=True) runs. Loading its config and tokenizer needs the hub."""
+    require_nnsight()
+    from nnsight.modeling.transformers import TransformersModel
+
+    tasks = {"causal-lm": "text-generation", "classification": "text-classification", "masked-lm": "fill-mask"}
+    if task is not None and task not in tasks:
+        raise LLMWidgetsError(f"task={task!r} cannot run through nnsight remotely; use one of {sorted(tasks)}.")
+    kw = dict(kwargs)
+    if attn_implementation:
+        kw["attn_implementation"] = attn_implementation
+    if dtype is not None:
+        kw["dtype"] = dtype
+    if trust_remote_code:
+        kw["trust_remote_code"] = True
+    return TransformersModel(name, task=tasks.get(task), **kw)
+
+
+# -- adapter facts without the weights ---------------------------------------------------------------
+_SMALL = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128,
+          "ffn_dim": 128, "n_inner": 128, "moe_intermediate_size": 32, "shared_expert_intermediate_size": 64,
+          "word_embed_proj_dim": 64, "head_dim": 16, "num_local_experts": 4, "num_experts": 4,
+          "num_experts_per_tok": 2, "rotary_dim": 8, "embedding_size": 32}
+
+
+def replica(model: torch.nn.Module) -> torch.nn.Module:
+    """A small model of the same class and layout as `model` (2 layers, width 64, random weights),
+    built from a shrunk copy of its config: discovery runs its probe forward on this one."""
+    cfg = copy.deepcopy(model.config)
+    n_heads = getattr(cfg, "num_attention_heads", None)
+    n_kv = getattr(cfg, "num_key_value_heads", None)
+    for k, v in _SMALL.items():
+        if k == "head_dim" and not isinstance(getattr(cfg, k, None), int):
+            continue
+        if hasattr(cfg, k) and getattr(cfg, k) is not None:
+            try:
+                setattr(cfg, k, v)
+            except (AttributeError, TypeError, ValueError):
+                pass
+    if isinstance(n_kv, int) and isinstance(n_heads, int):
+        cfg.num_key_value_heads = 4 if n_kv == n_heads else 2  # grouped-query attention stays grouped
+    layers = getattr(cfg, "num_hidden_layers", 2)
+    for k in ("layer_types", "sliding_window_pattern_list", "mlp_layer_types"):
+        v = getattr(cfg, k, None)
+        if isinstance(v, list) and isinstance(layers, int):
+            setattr(cfg, k, v[:layers])
+    torch.manual_seed(0)
+    small = type(model)(cfg)
+    with torch.no_grad():  # effects far above float noise, as in tests/families.py
+        for name, p in small.named_parameters():
+            if p.dim() >= 2:
+                p.normal_(0.0, 0.2)
+            elif "bias" in name:
+                p.normal_(0.0, 0.05)
+    return small.eval()
+
+
+def _width(module, side: str) -> int:
+    """in/out features of a linear map (nn.Linear, GPT-2's Conv1D: weight [in, out]), from shapes
+    only (meta tensors)."""
+    if hasattr(module, "in_features"):
+        return int(module.in_features if side == "in" else module.out_features)
+    if hasattr(module, "nf"):  # Conv1D
+        return int(module.weight.shape[0] if side == "in" else module.nf)
+    w = module.weight
+    return int(w.shape[1] if side == "in" else w.shape[0])
+
+
+def meta_adapter(model: torch.nn.Module, layout=None):
+    """The Adapter of a model whose weights are elsewhere (meta tensors): discovery runs on a small
+    replica (`replica`); the module paths carry over, the counts are read from `model`."""
+    from ..adapter.discovery import _count, adapter_of
+    from ..adapter.facts import Adapter, Ref, get_module
+
+    small = replica(model)
+    ad = adapter_of(small, layout)
+    if ad.why_not("interventions"):
+        raise UnsupportedModelError(f"{type(model).__name__} through nnsight without its weights: "
+                                    f"{ad.why_not('interventions')}")
+    if ad.shared:
+        raise BackendUnsupportedError("models with one block shared by every layer (ALBERT) are not supported "
+                                      "through the nnsight backend.")
+    cfg = model.config
+    prefix = ad.blocks[0].path.rsplit(".", 1)[0]
+    blocks_list = get_module(model, prefix)
+    if blocks_list is None:
+        raise UnsupportedModelError(f"{prefix!r} (the blocks of the replica) is not in {type(model).__name__}.")
+    blocks = [Ref(m, 0, f"{prefix}.{i}") for i, m in enumerate(blocks_list)]
+    rel = lambda ref, l: ref.path[len(ad.blocks[l].path) + 1:]  # noqa: E731
+
+    def refs(table):
+        out = []
+        for b in blocks:
+            r = table[0]
+            if r is None:
+                out.append(None)
+                continue
+            path = f"{b.path}.{rel(r, 0)}"
+            mod = get_module(model, path)
+            if mod is None:
+                raise UnsupportedModelError(f"{path} (found on the replica) is not in {type(model).__name__}.")
+            out.append(Ref(mod, 0, path))
+        return out
+
+    attn_out, mlp, mlp_out = refs(ad.attn_out), refs(ad.mlp), refs(ad.mlp_out)
+    att_path = ad.attn_out[0].path[len(ad.blocks[0].path) + 1:].rsplit(".", 1)[0]
+    att_mod = get_module(blocks[0].module, att_path)
+    n_heads = _count(att_mod, cfg, ("num_heads", "num_attention_heads", "n_head", "n_heads", "attention_heads"))
+    width = _width(attn_out[0].module, "in")
+    head_dim = (_count(att_mod, None, ("head_dim", "attention_head_size", "head_size", "dim_per_head"))
+                or _count(None, cfg, ("head_dim",)) or width // n_heads)
+    groups = getattr(att_mod, "num_key_value_groups", None)
+    n_kv = (n_heads // groups if isinstance(groups, int) and groups > 0 else
+            _count(att_mod, cfg, ("num_key_value_heads", "num_kv_heads", "n_head_kv")) or n_heads)
+    d = _width(attn_out[0].module, "out")
+    neurons = [_width(r.module, "in") if r is not None else 0 for r in mlp_out]
+    out = Adapter(model, ad.kind, ad.causal, ad.output, len(blocks), n_heads, n_kv, head_dim, d, blocks, attn_out,
+                  mlp, mlp_out, neurons, parallel=ad.parallel, shared=False, moe=ad.moe,
+                  final_norm=list(ad.final_norm), head=ad.head, softcap=ad.softcap, logit_scale=ad.logit_scale,
+                  reasons=dict(ad.reasons))
+    out.replica = small  # its probe forward gives the order of the sites (`site_order`)
+    return out
+
+
+# -- where the views read: site order and attention calls ---------------------------------------------
+def site_order(probe_model: torch.nn.Module, ad) -> dict:
+    """{site: rank}: the order in which one layer's sites are reached in a forward pass (a site read
+    at a module's input comes before its output), from a recorded probe forward."""
+    from ..adapter.probe import probe_inputs, record
+
+    _, calls, _ = record(probe_model, probe_inputs(probe_model))
+    ranks = {}
+    for site in ("heads", "attn", "neurons", "mlp", "resid"):
+        try:
+            ref = ad.site(site, 0)
+        except (DoesNotApplyError, LLMWidgetsError):
+            continue
+        rel = ref.path[len(ad.blocks[0].path) + 1:]
+        path = f"{ad.blocks[0].path}.{rel}" if rel else ad.blocks[0].path
+        c = calls.get(path, [None])[min(ref.call, len(calls.get(path, [None])) - 1)]
+        if c is None:
+            continue
+        ranks[site] = c.start if site in ("heads", "neurons") else c.end
+    return ranks
+
+
+def _attention_label(module) -> str | None:
+    """The label nnsight's `.source` gives the call of transformers' attention function in
+    `module`'s forward (`attention_interface(self, query, key, value, mask, ...)`), or None."""
+    from nnsight.intervention.source import Instrument
+
+    try:
+        src = inspect.getsource(type(module).forward)
+    except (OSError, TypeError):
+        return None
+    calls = []
+
+    class Recorder(Instrument):
+        def wrap(self, name, fn, args, keywords, node):
+            out = super().wrap(name, fn, args, keywords, node)
+            if isinstance(node, ast.Call) and len(node.args) >= 5 and isinstance(node.args[0], ast.Name) \
+                    and node.args[0].id == "self":
+                calls.append(self.names[-1])
+            return out
+
+    import textwrap
+
+    tree = ast.parse(textwrap.dedent(src))
+    if not tree.body or not isinstance(tree.body[0], (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return None
+    tree.body[0].decorator_list = []
+    Recorder().visit(tree)
+    named = [c for c in calls if c.startswith("attention_interface")]
+    pick = named or calls
+    return pick[0] if len(pick) == 1 else None
+
+
+def attention_ops(lm, ad) -> tuple[list | None, str]:
+    """[(attention module envoy path, source label)] per block, or (None, why not)."""
+    from nnsight.intervention.source import install_source
+
+    from ..adapter.facts import get_module
+
+    block0 = ad.blocks[0]
+    found = None
+    for rel, mod in block0.module.named_modules():
+        if not rel or any(x in rel.lower() for x in ("cross", "encdec")):
+            continue
+        label = _attention_label(mod)
+        if label is not None:
+            found = (rel, label)
+            break
+    if found is None:
+        return None, ("this model's attention does not call transformers' attention functions (ALiBi models "
+                      "such as BLOOM or Falcon, DeBERTa, custom code), so nnsight cannot read the queries and "
+                      "keys it attends with")
+    rel, label = found
+    out = []
+    for b in ad.blocks:
+        path = f"{b.path}.{rel}"
+        if get_module(ad.model, path) is None:
+            return None, f"{path} is not in the model"
+        env = lm.get(envoy_path(path))
+        compiled = install_source(env)  # nnsight's own labels: check ours against them
+        if label not in compiled.names:
+            return None, f"nnsight's source of {path} has no operation {label!r}"
+        out.append((envoy_path(path), label))
+    return out, ""
+
+
+# -- the backend -------------------------------------------------------------------------------------
+class NnsightBackend:
+    """Runs a session's views as nnsight traces. `remote`: False (here), 'local' (nnsight's local
+    simulation of a remote run: each request serialized and run with llm_widgets hidden), True (NDIF,
+    the host in nnsight's CONFIG.API.HOST) or a host URL."""
+
+    name = "nnsight"
+
+    def __init__(self, lm, *, remote: bool | str = False, verbose: bool = False):
+        nnsight = require_nnsight()
+        if any(c.__name__ == "VLLM" for c in type(lm).__mro__):
+            raise BackendUnsupportedError(
+                "vLLM-served models (nnsight's VLLM) are not supported by the nnsight backend yet: vLLM flattens "
+                "tokens ([tokens, d], no batch rows), returns no hidden states and computes logits only where it "
+                "samples, which the views' requests assume. Use a TransformersModel (here or remote=True on NDIF).")
+        if remote and not hasattr(lm, "_remote_backend"):
+            raise LLMWidgetsError(f"remote={remote!r} needs an nnsight model that can run remotely "
+                                  f"(TransformersModel / LanguageModel), not {type(lm).__name__}.")
+        self.lm = lm
+        self.remote = remote
+        self._weights_here = not has_meta_weights(lm._module)  # fixed: a lazy dispatch (remote='local') swaps it
+        self.verbose = verbose
+        self.log: list[Request] = []
+        self.listeners: list[Callable[[Request], None]] = []
+        self.attention: list | None = None
+        self.attention_note = ""
+        self.order: dict = {}
+        self.session = None
+        if remote:
+            nnsight.register(rq)  # the request bodies ship by value: the server has no llm_widgets
+
+    # -- facts --------------------------------------------------------------------------------------
+    @property
+    def module(self) -> torch.nn.Module:
+        return self.lm._module
+
+    @property
+    def weights_here(self) -> bool:
+        """The model's weights are in this process (not meta tensors standing in for a server's)."""
+        return self._weights_here
+
+    @property
+    def where(self) -> str:
+        return {False: "here", None: "here", "local": "local simulation of a remote run", True: "NDIF"}.get(
+            self.remote, str(self.remote))
+
+    def parameters(self) -> int:
+        return sum(p.numel() for p in self.module.parameters())
+
+    def prepare(self, session, layout) -> None:
+        """Before the session reads its adapter: a model without its weights gets one from a replica."""
+        from ..adapter import discovery
+
+        self.session = session
+        if not self.weights_here and session.model not in discovery._ADAPTERS:
+            discovery._ADAPTERS[session.model] = (meta_adapter(session.model, layout), layout)
+
+    def install(self, session) -> None:
+        """After discovery: the order of the sites, the attention calls, and the guard that refuses
+        direct forward passes of the model (every view goes through `request`)."""
+        if session._adapter_error is not None:
+            return
+        ad = session.adapter
+        if ad.why_not("interventions"):
+            raise BackendUnsupportedError(f"{session.name} through nnsight: {ad.why_not('interventions')}.")
+        if ad.shared:
+            raise BackendUnsupportedError("models with one block shared by every layer (ALBERT) are not "
+                                          "supported through the nnsight backend: use backend='native'.")
+        small = getattr(ad, "replica", None)
+        if small is not None:  # weights elsewhere: the replica's forward says the order
+            from ..adapter import adapter_of
+
+            self.order = site_order(small, adapter_of(small))
+        else:
+            self.order = site_order(session.model, ad)
+        self.attention, self.attention_note = attention_ops(self.lm, ad)
+        self._guard(session.model)
+
+    def _guard(self, model) -> None:
+        import weakref
+
+        lm = self.lm
+        guarded = weakref.WeakSet()
+
+        def refuse(module, args, kwargs):
+            # copies of the model (deepcopy keeps its hooks) are not this session's: left alone
+            if module in guarded and not lm.interleaver.interleaving:
+                raise self.refuse("This computation (a direct forward pass of the model)")
+
+        refuse.__lw_lock__ = True  # reads nothing, changes nothing: the trace cache ignores it (guards.model_state)
+        targets = [model]
+        base = getattr(model, "base_model", None)
+        if isinstance(base, torch.nn.Module) and base is not model:
+            targets.append(base)
+        for m in targets:
+            guarded.add(m)
+            m.register_forward_pre_hook(refuse, with_kwargs=True)
+
+    def refuse(self, what: str) -> BackendUnsupportedError:
+        return BackendUnsupportedError(
+            f"{what} runs the model directly with torch hooks, which a session on the nnsight backend "
+            f"(model {'here' if self.weights_here else 'served elsewhere'}, executing {self.where}) does not do. "
+            f"Through nnsight: {', '.join(SUPPORTED_VIEWS)}. Load the model with backend='native' "
+            f"(the default) for the rest.")
+
+    # -- the one trace entry point --------------------------------------------------------------------
+    def request(self, label: str, body: Callable, inputs: dict, *args, grad: bool = False,
+                report: Callable[[float, str], None] | None = None, step: tuple[int, int] = (0, 1)):
+        """Run `body(lm, box, *args)` inside one `with lm.trace(**inputs)` (here, simulated or
+        remote by `remote`); returns what the body appended to its box. One request is one trace
+        and, remotely, one round trip."""
+        i, n = step
+        if report is not None:
+            report(i / n, f"{label}: request {i + 1}/{n} ({self.where})")
+        import nnsight
+
+        lm = self.lm
+        kw = {"remote": self.remote} if self.remote else {}
+        rows = next((int(v.shape[0]) for v in inputs.values() if isinstance(v, torch.Tensor)), 1)
+        sent = tensor_bytes(list(inputs.values())) + tensor_bytes(list(args))
+        t0 = time.perf_counter()
+        with (contextlib.nullcontext() if grad else torch.no_grad()):
+            with lm.trace(**inputs, **kw):
+                box = nnsight.save([])
+                body(lm, box, *args)
+        got = box[0] if box else None
+        req = Request(label, rows, time.perf_counter() - t0, sent, tensor_bytes(got), grad, self.remote)
+        self.log.append(req)
+        for fn in self.listeners:
+            fn(req)
+        if self.verbose:
+            print(f"[nnsight {self.where}] {label}: {rows} rows, {req.seconds:.2f}s, "
+                  f"{req.bytes_returned / 2 ** 20:.2f} MiB back")
+        if report is not None:
+            report((i + 1) / n, f"{label}: request {i + 1}/{n} done")
+        return got
+
+    # -- what may run remotely ------------------------------------------------------------------------
+    def check_cost(self, what: str, cost: Cost) -> None:
+        """Refuse, before sending anything, a remote request estimated above REMOTE_LIMITS."""
+        if not self.remote:
+            return
+        cost.parameters = cost.parameters or self.parameters()
+        work = cost.backward_rows * max(1, cost.tokens) * cost.parameters
+        over = []
+        if work > REMOTE_LIMITS["backward_token_params"]:
+            over.append(f"{cost.backward_rows} backward passes over {cost.tokens} tokens of a "
+                        f"{cost.parameters / 1e9:.3g}B-parameter model (~{6 * work / 1e15:.3g} PFLOP)")
+        if cost.bytes_returned > REMOTE_LIMITS["bytes_returned"]:
+            over.append(f"{cost.bytes_returned / 2 ** 30:.2f} GiB to send back")
+        if over:
+            raise BackendUnsupportedError(
+                f"{what} is not run remotely ({self.where}): {' and '.join(over)}. Estimate: {cost}. Lower the "
+                f"work (fewer steps / targets, a shorter text), run it on a local model, or raise "
+                f"llm_widgets.backends.nnsight_backend.REMOTE_LIMITS.")
+
+    def summary(self) -> dict:
+        """Requests so far: count, rows, seconds, bytes returned."""
+        return {"requests": len(self.log), "rows": sum(r.rows for r in self.log),
+                "seconds": sum(r.seconds for r in self.log),
+                "bytes_returned": sum(r.bytes_returned for r in self.log)}
+
+
+SUPPORTED_VIEWS = ("trace (tokens, hidden states, logits, attention on demand: AttentionView)",
+                   "neuron activations (NeuronView)", "ablation_effect", "activation patching (PatchingView)",
+                   "logit lens (LogitLensView)", "probing / concept activations (extract, token_states)",
+                   "attribution by ig, grad_x_input, saliency, occlusion, shapley, permutation, lime, "
+                   "exact shap (AttributionView)")
