@@ -119,3 +119,43 @@ def test_static_export_carries_the_numbers(tiny_gpt2, tmp_path):
     v = lw.PatchingView(tiny_gpt2, clean=CLEAN, corrupted=CORRUPT, answers=("mary", "john"), per_head=False)
     page = v.to_html(tmp_path / "p.html").read_text()
     assert "lw-payload" in page and v.head_scores == {}
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama", "bert"])
+def test_prefix_reuse_gives_the_plain_sweeps_numbers(family, minilm_tokenizer):
+    """Causal LMs: the sweep that starts each forward after the corrupted run's cached prefix (and
+    takes the corrupted run's numbers for runs that patch nothing) equals the sweep over the whole
+    input; Llama has grouped-query attention (2 kv heads). An encoder (a BERT classifier) has no
+    such prefix: forced or not, it runs the plain sweep."""
+    import llm_widgets as lw
+    from families import build
+
+    s = lw.load((build(family), minilm_tokenizer), device="cpu")
+    causal = family != "bert"
+    assert s.adapter.causal == causal
+
+    def diff(logits):  # output 0 minus output 1 (token ids 0 and 1, or the classes)
+        return logits[:, 0] - logits[:, 1]
+
+    for position in ((-1, 12) if causal else (-1,)):
+        kw = dict(metric=diff, position=position, per_head=True, batch_size=16)
+        fast = patching(s, CLEAN, CORRUPT, reuse_prefix=True, **kw)
+        plain = patching(s, CLEAN, CORRUPT, reuse_prefix=False, **kw)
+        assert fast.reused_prefix == causal and not plain.reused_prefix
+        assert patching(s, CLEAN, CORRUPT, **kw).reused_prefix == causal  # the default where it applies
+        assert fast.clean_metric == pytest.approx(plain.clean_metric, rel=1e-6, abs=1e-6)
+        assert fast.corrupted_metric == pytest.approx(plain.corrupted_metric, rel=1e-6, abs=1e-6)
+        gap = plain.clean_metric - plain.corrupted_metric
+        np.testing.assert_allclose(fast.raw, plain.raw, atol=1e-5, rtol=0)
+        np.testing.assert_allclose(fast.scores, plain.scores, atol=1e-5 * max(1.0, 1.0 / abs(gap)), rtol=0)
+        np.testing.assert_allclose(fast.head_scores * gap, plain.head_scores * gap, atol=1e-5, rtol=0)
+        assert fast.top_tokens == plain.top_tokens
+        np.testing.assert_array_equal(fast.top_index, plain.top_index)
+        np.testing.assert_array_equal(fast.head_top_index, plain.head_top_index)
+        np.testing.assert_allclose(fast.top_probs, plain.top_probs, atol=1e-5, rtol=0)
+        np.testing.assert_allclose(fast.head_top_probs, plain.head_top_probs, atol=1e-5, rtol=0)
+        if causal:  # runs that patch nothing (before the first changed token) are the corrupted run exactly
+            first = fast.changed[0]
+            assert first > 0 and (fast.raw[:, :, :first] == np.float32(fast.corrupted_metric)).all()
+            L = s.n_layers
+            assert abs(fast.score("resid", L - 1, fast.position) - 1.0) < 1e-5
