@@ -531,9 +531,7 @@ def _next_tokens(session, input_ids, k: int) -> list[int]:
 def build_objective(session, enc, target=None, *, contrast=None, generate=None, output=None):
     """compute.attribution.objective.build_objective through nnsight (the same targets, checks and
     names; the model runs only inside requests)."""
-    from ..checks import no_unknowns
-    from ..compute.attribution.objective import _as_class, _single_token
-    from ..errors import EmptyInputError
+    from ..compute.attribution.objective import _as_class, decoder_targets
 
     kind = session.kind
     if kind == "encoder-decoder":
@@ -556,41 +554,10 @@ def build_objective(session, enc, target=None, *, contrast=None, generate=None, 
         return f
 
     if kind == "decoder":
-        if generate is not None and target is not None:
-            raise LLMWidgetsError("Pass either generate=k (attribute k greedily generated tokens) or "
-                                  "target=... (tokens you choose), not both.")
-        if contrast is not None:
-            if target is None:
-                raise LLMWidgetsError("A contrastive target needs both: target='A', contrast='B' "
-                                      "(why the model prefers A over B as the next token).")
-            tgt = [_single_token(session, target, "target")]
-        elif target is None:
-            n = 1 if generate is None else int(generate)
-            if n < 1:
-                raise LLMWidgetsError(f"generate must be at least 1, got {generate}")
-            tgt = _next_tokens(session, enc["input_ids"], n)
-            if not tgt:
-                raise LLMWidgetsError("No room to generate: the prompt already fills the model's context.")
-        elif isinstance(target, str):
-            tgt = session.tokenizer.encode(target, add_special_tokens=False)
-            if not tgt:
-                raise EmptyInputError("The target text produced no tokens.")
-            no_unknowns(session, tgt, target, "target")
-        elif isinstance(target, (int, np.integer)):
-            tgt = [_single_token(session, target, "target")]
-        else:
-            tgt = [_single_token(session, t, "target") for t in target]
-        if output not in (None, "log_prob", "logit"):
-            raise LLMWidgetsError("For a causal LM the target output is the log-prob of each token "
-                                  "(output='log_prob', the default) or its logit (output='logit').")
-        output = output or "log_prob"
+        tgt, output, other = decoder_targets(session, enc, target, contrast, generate, output, _next_tokens)
         k = len(tgt)
         T = enc["input_ids"].shape[1]
         tgt_t = torch.tensor(tgt)
-        other = _single_token(session, contrast, "contrast") if contrast is not None else None
-        if other is not None and other == tgt[0]:
-            raise LLMWidgetsError(f"contrast is the same token as target ({target!r}): the difference "
-                                  "would be 0 everywhere. Pass two different tokens.")
         kept = _keeps_logits(session)
         spec = {"kind": "decoder", "kept": kept, "positions": torch.arange(T - 1, T - 1 + k), "output": output,
                 "ids": tgt_t, "other": other}

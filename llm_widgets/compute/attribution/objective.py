@@ -170,6 +170,45 @@ def _supports_logits_to_keep(model) -> bool:
         return False
 
 
+def decoder_targets(session, enc, target, contrast, generate, output, generate_tokens):
+    """The token ids a causal LM's attribution explains (target tokens, or `generate` greedily
+    generated ones by generate_tokens(session, input_ids, n)), the output measured and the contrast
+    token id (or None), checked; shared by the native and the nnsight objectives."""
+    if generate is not None and target is not None:
+        raise LLMWidgetsError("Pass either generate=k (attribute k greedily generated tokens) or "
+                              "target=... (tokens you choose), not both.")
+    if contrast is not None:
+        if target is None:
+            raise LLMWidgetsError("A contrastive target needs both: target='A', contrast='B' "
+                                  "(why the model prefers A over B as the next token).")
+        tgt = [_single_token(session, target, "target")]
+    elif target is None:
+        n = 1 if generate is None else int(generate)
+        if n < 1:
+            raise LLMWidgetsError(f"generate must be at least 1, got {generate}")
+        tgt = generate_tokens(session, enc["input_ids"], n)
+        if not tgt:
+            raise LLMWidgetsError("No room to generate: the prompt already fills the model's context.")
+    elif isinstance(target, str):
+        tgt = session.tokenizer.encode(target, add_special_tokens=False)
+        if not tgt:
+            raise EmptyInputError("The target text produced no tokens.")
+        no_unknowns(session, tgt, target, "target")
+    elif isinstance(target, (int, np.integer)):
+        tgt = [_single_token(session, target, "target")]
+    else:
+        tgt = [_single_token(session, t, "target") for t in target]
+    if output not in (None, "log_prob", "logit"):
+        raise LLMWidgetsError("For a causal LM the target output is the log-prob of each token "
+                              "(output='log_prob', the default) or its logit (output='logit').")
+    output = output or "log_prob"
+    other = _single_token(session, contrast, "contrast") if contrast is not None else None
+    if other is not None and other == tgt[0]:
+        raise LLMWidgetsError(f"contrast is the same token as target ({target!r}): the difference "
+                              "would be 0 everywhere. Pass two different tokens.")
+    return tgt, output, other
+
+
 def build_objective(session, enc: dict, target=None, *, contrast=None, generate: int | None = None,
                     output: str | None = None) -> Objective:
     """Turn a user target into f(E). See `attribute` for the accepted forms."""
@@ -204,43 +243,12 @@ def build_objective(session, enc: dict, target=None, *, contrast=None, generate:
         return Objective(session, enc, fn, names, [-1] * k, "custom")
 
     if kind == "decoder":
-        if generate is not None and target is not None:
-            raise LLMWidgetsError("Pass either generate=k (attribute k greedily generated tokens) or "
-                                  "target=... (tokens you choose), not both.")
-        if contrast is not None:
-            if target is None:
-                raise LLMWidgetsError("A contrastive target needs both: target='A', contrast='B' "
-                                      "(why the model prefers A over B as the next token).")
-            tgt = [_single_token(session, target, "target")]
-        elif target is None:
-            n = 1 if generate is None else int(generate)
-            if n < 1:
-                raise LLMWidgetsError(f"generate must be at least 1, got {generate}")
-            tgt = greedy_generate(session, enc["input_ids"], n)
-            if not tgt:
-                raise LLMWidgetsError("No room to generate: the prompt already fills the model's context.")
-        elif isinstance(target, str):
-            tgt = session.tokenizer.encode(target, add_special_tokens=False)
-            if not tgt:
-                raise EmptyInputError("The target text produced no tokens.")
-            no_unknowns(session, tgt, target, "target")
-        elif isinstance(target, (int, np.integer)):
-            tgt = [_single_token(session, target, "target")]
-        else:
-            tgt = [_single_token(session, t, "target") for t in target]
-        if output not in (None, "log_prob", "logit"):
-            raise LLMWidgetsError("For a causal LM the target output is the log-prob of each token "
-                                  "(output='log_prob', the default) or its logit (output='logit').")
-        output = output or "log_prob"
+        tgt, output, other = decoder_targets(session, enc, target, contrast, generate, output, greedy_generate)
         k = len(tgt)
         T = enc["input_ids"].shape[1]
         tgt_t = torch.tensor(tgt, device=session.device)
         positions = torch.arange(T - 1, T - 1 + k, device=session.device)
         keep = _supports_logits_to_keep(model)
-        other = _single_token(session, contrast, "contrast") if contrast is not None else None
-        if other is not None and other == tgt[0]:
-            raise LLMWidgetsError(f"contrast is the same token as target ({target!r}): the difference "
-                                  "would be 0 everywhere. Pass two different tokens.")
 
         def fn(kwargs):
             if keep:
