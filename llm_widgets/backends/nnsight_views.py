@@ -303,8 +303,8 @@ def patching(session, clean: str, corrupted: str, *, metric="logit_diff", answer
     """compute.patching.patching through nnsight: every patched run is a row of one batch whose row 0
     is the clean input; each site is patched from row 0 as the forward reaches it. The metric and
     top-k are computed on the server (a callable metric gets the logits back)."""
-    from ..compute.hooks import SITES, available_sites, output_names
-    from ..compute.patching import METRICS, PatchingResult, _answer_id, encode_pair, make_metric
+    from ..compute.hooks import SITES, available_sites
+    from ..compute.patching import METRICS, _answer_id, encode_pair, make_metric, patching_result
 
     sites = available_sites(session.model) if sites is None else tuple(names(sites, "sites"))
     batch_size = integer(batch_size, "batch_size", low=1, allow_none=True)
@@ -398,33 +398,8 @@ def patching(session, clean: str, corrupted: str, *, metric="logit_diff", answer
         done += len(idx)
 
     kk = min(k, int(lx.shape[-1]))
-    norm = (values - m_corr) / (m_clean - m_corr)
-    top_p, top_i = tops_p, tops_i
-    clean_p = torch.softmax(lc[0], -1).topk(kk)
-    corr_p = torch.softmax(lx[0], -1).topk(kk)
-    vocab_ids = sorted(set(top_i.flatten().tolist()) | set(clean_p.indices.tolist()) | set(corr_p.indices.tolist()))
-    where = {v: j for j, v in enumerate(vocab_ids)}
-    vocab = output_names(session, vocab_ids)
-    top_index = np.vectorize(where.__getitem__, otypes=[np.int32])(top_i.numpy()) if top_i.numel() else top_i.numpy()
-    n_site = len(sites) * L * T
-    shape = (len(sites), L, T)
-    ids_c, ids_x = ec["input_ids"][0].tolist(), ex["input_ids"][0].tolist()
-    lab = lambda ids: session.readable_tokens(session.tokenizer.convert_ids_to_tokens(ids))  # noqa: E731
-    pair = lambda tk: [(vocab[where[int(i)]], float(p)) for p, i in zip(tk.values, tk.indices)]  # noqa: E731
-    return PatchingResult(
-        tokens=lab(ids_x), clean_tokens=lab(ids_c), sites=sites,
-        scores=norm[:n_site].reshape(shape).astype(np.float32),
-        head_scores=norm[n_site:].reshape(L, H).astype(np.float32) if per_head else None,
-        raw=values[:n_site].reshape(shape).astype(np.float32),
-        clean_metric=m_clean, corrupted_metric=m_corr, metric=name, position=pos,
-        changed=[i for i, (a, b) in enumerate(zip(ids_c, ids_x)) if a != b],
-        top_tokens=vocab,
-        top_index=top_index[:n_site].reshape(shape + (kk,)),
-        top_probs=top_p[:n_site].numpy().reshape(shape + (kk,)),
-        head_top_index=top_index[n_site:].reshape(L, H, kk) if per_head else None,
-        head_top_probs=top_p[n_site:].numpy().reshape(L, H, kk) if per_head else None,
-        clean_top=pair(clean_p), corrupted_top=pair(corr_p),
-    )
+    return patching_result(session, ec, ex, sites, L, H, T, per_head, values, tops_p, tops_i, kk, lc, lx,
+                           m_clean, m_corr, name, pos)
 
 
 def _check_difference(name, m_clean, m_corr):

@@ -583,6 +583,14 @@ def patching(session, clean: str, corrupted: str, *, metric="logit_diff", answer
         if report:
             report(n_done / len(patches), f"{n_done}/{len(patches)} patched runs")
 
+    return patching_result(session, ec, ex, sites, n_layers, H, T, per_head, values, tops_p, tops_i, kk, lc, lx,
+                           m_clean, m_corr, name, pos, reused_prefix=reused)
+
+
+def patching_result(session, ec, ex, sites, n_layers, H, T, per_head, values, tops_p, tops_i, kk, lc, lx,
+                    m_clean, m_corr, name, pos, reused_prefix=False) -> PatchingResult:
+    """The PatchingResult of a sweep's metric values [n_patches] and top-k outputs (sites x layers x
+    positions first, then the heads); shared by the native sweep and the nnsight one."""
     norm = (values - m_corr) / (m_clean - m_corr)
     top_p, top_i = tops_p, tops_i
     clean_p = torch.softmax(lc[0], -1).topk(kk)
@@ -609,5 +617,5 @@ def patching(session, clean: str, corrupted: str, *, metric="logit_diff", answer
         top_probs=top_p[:n_site].numpy().reshape(shape + (kk,)),
         head_top_index=top_index[n_site:].reshape(n_layers, H, kk) if per_head else None,
         head_top_probs=top_p[n_site:].numpy().reshape(n_layers, H, kk) if per_head else None,
-        clean_top=pair(clean_p), corrupted_top=pair(corr_p), reused_prefix=reused,
+        clean_top=pair(clean_p), corrupted_top=pair(corr_p), reused_prefix=reused_prefix,
     )
