@@ -506,7 +506,7 @@ def _next_tokens(session, input_ids, k: int) -> list[int]:
 def build_objective(session, enc, target=None, *, contrast=None, generate=None, output=None):
     """compute.attribution.objective.build_objective through nnsight (the same targets, checks and
     names; the model runs only inside requests)."""
-    from ..compute.attribution.objective import _as_class, decoder_targets
+    from ..compute.attribution.objective import class_targets, decoder_targets
 
     kind = session.kind
     if kind == "encoder-decoder":
@@ -549,26 +549,11 @@ def build_objective(session, enc, target=None, *, contrast=None, generate=None, 
                           list(range(k)) if kept else [T - 1 + j for j in range(k)])
         return f
 
-    labels = session.class_labels
-    if labels is None:
-        raise LLMWidgetsError(f"{session.name} has no classification head, so there is no class to "
-                              "explain. Pass target=callable(output) -> tensor[batch] (e.g. a probe "
-                              "on output.last_hidden_state), or load a classifier or causal LM.")
-    if generate is not None:
-        raise LLMWidgetsError("generate= is for causal LMs; this model is a classifier: pass target='CLASS'.")
-    output = output or "logit"
-    if output not in ("logit", "prob", "log_prob"):
-        raise LLMWidgetsError(f"output must be 'logit', 'prob' or 'log_prob', got {output!r}")
-    if target is None:
+    def predicted() -> int:
         lg = session.backend.request("attribution: prediction", rq.output_logits, dict(enc), None, False)
-        target = int(lg[0].argmax())
-    classes = [_as_class(session, t, labels) for t in (target if isinstance(target, (list, tuple)) else [target])]
-    other = _as_class(session, contrast, labels) if contrast is not None else None
-    if other is not None and len(classes) != 1:
-        raise LLMWidgetsError("A contrastive target compares one class with another: pass a single target.")
-    if other is not None and other == classes[0]:
-        raise LLMWidgetsError(f"contrast is the same class as target ({labels[other]!r}): the difference "
-                              "would be 0 everywhere. Pass two different classes.")
+        return int(lg[0].argmax())
+
+    labels, classes, other, output = class_targets(session, target, contrast, generate, output, predicted)
     spec = {"kind": "classes", "output": output, "ids": classes, "other": other}
     names_ = [labels[c] for c in classes]
     if other is not None:

@@ -209,6 +209,32 @@ def decoder_targets(session, enc, target, contrast, generate, output, generate_t
     return tgt, output, other
 
 
+def class_targets(session, target, contrast, generate, output, predicted):
+    """(class names, target class indices, contrast class or None, output) of a classifier's
+    attribution, checked; target None is the predicted class (predicted() -> index). Shared by the
+    native and the nnsight objectives."""
+    labels = session.class_labels
+    if labels is None:
+        raise LLMWidgetsError(f"{session.name} has no classification head, so there is no class to "
+                              "explain. Pass target=callable(output) -> tensor[batch] (e.g. a probe "
+                              "on output.last_hidden_state), or load a classifier or causal LM.")
+    if generate is not None:
+        raise LLMWidgetsError("generate= is for causal LMs; this model is a classifier: pass target='CLASS'.")
+    output = output or "logit"
+    if output not in ("logit", "prob", "log_prob"):
+        raise LLMWidgetsError(f"output must be 'logit', 'prob' or 'log_prob', got {output!r}")
+    if target is None:
+        target = predicted()
+    classes = [_as_class(session, t, labels) for t in (target if isinstance(target, (list, tuple)) else [target])]
+    other = _as_class(session, contrast, labels) if contrast is not None else None
+    if other is not None and len(classes) != 1:
+        raise LLMWidgetsError("A contrastive target compares one class with another: pass a single target.")
+    if other is not None and other == classes[0]:
+        raise LLMWidgetsError(f"contrast is the same class as target ({labels[other]!r}): the difference "
+                              "would be 0 everywhere. Pass two different classes.")
+    return labels, classes, other, output
+
+
 def build_objective(session, enc: dict, target=None, *, contrast=None, generate: int | None = None,
                     output: str | None = None) -> Objective:
     """Turn a user target into f(E). See `attribute` for the accepted forms."""
@@ -275,26 +301,11 @@ def build_objective(session, enc: dict, target=None, *, contrast=None, generate:
             f.head_pos = list(range(k)) if keep else [T - 1 + j for j in range(k)]
         return f
 
-    labels = session.class_labels
-    if labels is None:
-        raise LLMWidgetsError(f"{session.name} has no classification head, so there is no class to "
-                              "explain. Pass target=callable(output) -> tensor[batch] (e.g. a probe "
-                              "on output.last_hidden_state), or load a classifier or causal LM.")
-    if generate is not None:
-        raise LLMWidgetsError("generate= is for causal LMs; this model is a classifier: pass target='CLASS'.")
-    output = output or "logit"
-    if output not in ("logit", "prob", "log_prob"):
-        raise LLMWidgetsError(f"output must be 'logit', 'prob' or 'log_prob', got {output!r}")
-    if target is None:
+    def predicted() -> int:
         with torch.no_grad():
-            target = int(model(**enc).logits[0].float().argmax())
-    classes = [_as_class(session, t, labels) for t in (target if isinstance(target, (list, tuple)) else [target])]
-    other = _as_class(session, contrast, labels) if contrast is not None else None
-    if other is not None and len(classes) != 1:
-        raise LLMWidgetsError("A contrastive target compares one class with another: pass a single target.")
-    if other is not None and other == classes[0]:
-        raise LLMWidgetsError(f"contrast is the same class as target ({labels[other]!r}): the difference "
-                              "would be 0 everywhere. Pass two different classes.")
+            return int(model(**enc).logits[0].float().argmax())
+
+    labels, classes, other, output = class_targets(session, target, contrast, generate, output, predicted)
 
     def fn(kwargs):
         logits = model(**kwargs).logits.float()
