@@ -35,6 +35,7 @@ _LAZY = {
     "AuditView": ".widgets.audit",
     "SurrogateView": ".widgets.surrogate",
     "Explorer": ".widgets.explorer",
+    "direct_logit_attribution": ".compute.direct_logit",
     "teaching": ".teaching",
     "audit": ".audit",
     "datasets": ".datasets",

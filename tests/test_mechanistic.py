@@ -80,7 +80,7 @@ def test_bad_interventions_are_explained(tiny_gpt2, minilm):
     with pytest.raises(LLMWidgetsError, match="head 4 is out of range"):
         with ablate(tiny_gpt2, heads=[(0, 4)]):
             pass
-    with pytest.raises(LLMWidgetsError, match="'zero' or 'mean'"):
+    with pytest.raises(LLMWidgetsError, match="'zero', 'mean' or 'resample'"):
         with ablate(tiny_gpt2, heads=[(0, 0)], mode="random"):
             pass
 
@@ -173,3 +173,91 @@ def test_neuron_view_shows_the_ablation_of_the_selected_neuron(tiny_gpt2, minilm
     b = lw.NeuronView(minilm, TEXT, selected_layer=0)  # no output head: explained, not raised into the widget
     b.selected_neuron, b.ablation_mode = 3, "zero"
     assert "no output head" in b.error and b.ablation == {}
+
+
+def _hand_resample(s, heads, donor_enc):
+    """Resample ablation written out with capture and hooks (notebook 03's first version)."""
+    dh = s.adapter.head_dim
+    layers = sorted({l for l, _ in heads})
+    donor = capture(s.model, [("heads", l) for l in layers], lambda: s.model(**donor_enc))
+
+    def put(layer):
+        def fn(x):
+            x = x.clone()
+            for l, h in heads:
+                if l == layer:
+                    x[..., h * dh:(h + 1) * dh] = donor[("heads", l)][..., h * dh:(h + 1) * dh]
+            return x
+        return fn
+    return hooks(s.model, [("heads", l, put(l)) for l in layers])
+
+
+def test_resample_ablation_equals_the_hand_written_one(tiny_gpt2):
+    s = tiny_gpt2
+    enc, donor_text = _enc(s), "The dog ran in the park because he was bored"
+    donor_enc = _enc(s, donor_text)
+    assert donor_enc["input_ids"].shape == enc["input_ids"].shape
+    heads = [(0, 1), (2, 3), (2, 0)]
+    base = s.forward(**enc).logits
+    with _hand_resample(s, heads, donor_enc):
+        hand = s.forward(**enc).logits
+    with ablate(s, heads=heads, mode="resample", donor=donor_text):
+        got = s.forward(**enc).logits
+    assert torch.equal(got, hand) and (got - base).abs().max() > 1e-3
+    with ablate(s, heads=heads, mode="resample", donor=donor_enc["input_ids"]):  # token ids work too
+        assert torch.equal(s.forward(**enc).logits, hand)
+    # neurons take the donor's activations, and only the chosen ones
+    donor_acts = capture(s.model, [("neurons", 1)], lambda: s.forward(**donor_enc))[("neurons", 1)]
+    with ablate(s, neurons=[(1, 5), (1, 9)], mode="resample", donor=donor_text):
+        acts = capture(s.model, [("neurons", 1)], lambda: s.forward(**enc))[("neurons", 1)]
+    clean = capture(s.model, [("neurons", 1)], lambda: s.forward(**enc))[("neurons", 1)]
+    assert torch.equal(acts[..., [5, 9]], donor_acts[..., [5, 9]])
+    keep = [i for i in range(acts.shape[-1]) if i not in (5, 9)]
+    assert torch.equal(acts[..., keep], clean[..., keep])
+
+
+def test_resample_from_the_same_input_changes_nothing(tiny_gpt2):
+    s = tiny_gpt2
+    enc = _enc(s)
+    base = s.forward(**enc).logits
+    with ablate(s, heads=[(1, h) for h in range(4)], neurons=[(0, 3)], mode="resample", donor=TEXT):
+        assert torch.equal(s.forward(**enc).logits, base)
+    eff = ablation_effect(s, TEXT, heads=[(2, 1)], mode="resample", donor=TEXT)
+    assert np.abs(eff.change).max() == 0
+
+
+def test_resample_needs_a_donor_of_the_inputs_shape(tiny_gpt2):
+    s = tiny_gpt2
+    n = num_hooks(s.model)
+    with pytest.raises(LLMWidgetsError, match="needs donor"):
+        with ablate(s, heads=[(0, 0)], mode="resample"):
+            pass
+    with pytest.raises(LLMWidgetsError, match="only used with mode='resample'"):
+        with ablate(s, heads=[(0, 0)], donor=TEXT):
+            pass
+    with pytest.raises(LLMWidgetsError, match=r"donor is \[batch, tokens\] = \[1, 5\], this run.s input is \[1, 12\].*same shape"):
+        with ablate(s, heads=[(0, 0)], mode="resample", donor="a short one"):
+            s.forward(**_enc(s))
+    assert num_hooks(s.model) == n
+    v = lw.NeuronView(s, TEXT, selected_layer=1)
+    v.selected_neuron = 7
+    with pytest.raises(LLMWidgetsError, match="needs donor"):
+        v.ablate(mode="resample")
+    other = "The dog ran in the park because he was bored"
+    eff = v.ablate(mode="resample", donor=other)
+    ref = ablation_effect(s, TEXT, neurons=[(1, 7)], mode="resample", donor=other)
+    assert eff.outputs == ref.outputs and v.ablation["mode"] == "resample" and np.abs(eff.change).max() > 0
+
+
+def test_resample_ablation_on_the_induction_model_equals_the_notebooks_hand_version():
+    from llm_widgets.teaching.induction import induction_dataset, repeated_token_loss
+
+    s = lw.teaching.induction_model()
+    ids, mask = induction_dataset(64, seed=12345)
+    donor_ids, _ = induction_dataset(64, seed=999)
+    heads = [(1, h) for h in range(4)]
+    with _hand_resample(s, heads, {"input_ids": donor_ids}):
+        hand = repeated_token_loss(s.model, ids, mask)
+    with ablate(s, heads=heads, mode="resample", donor=donor_ids):
+        got = repeated_token_loss(s.model, ids, mask)
+    assert got == hand and got > np.log(52)  # worse than chance, as notebook 03 says

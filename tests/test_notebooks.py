@@ -122,6 +122,8 @@ CLAIMS = {
         ("(0, 0) is the previous-token head (about 0.89); the others 0.17-0.36",
          "(prev_head, stats.loc[0, 'prev_token'].tolist())", "v[0] == (0, 0) and 0.85 <= v[1][0] <= 0.93 and all(0.15 <= x <= 0.4 for x in v[1][1:])"),
         ("DLA: shares sum to the model's logit", "(dla['correct next letter'].sum(), model_logit)", "abs(v[0] - v[1]) < 1e-3"),
+        ("DLA: head (1, 2) by hand equals the function's share", "(by_hand, dla.loc['L1H2', 'correct next letter'])",
+         "abs(v[0] - v[1]) < 1e-4"),
         ("DLA: layer-1 heads write 1.3 to 3.3 each, layer-0 heads about 0",
          "dla['correct next letter']", "all(1.2 <= v[f'L1H{h}'] <= 3.4 for h in range(4)) and all(abs(v[f'L0H{h}']) < 0.05 for h in range(4))"),
         ("DLA: the embeddings write about +1.1 on the current letter", "dla.loc['embeddings', 'current letter']", "0.95 <= v <= 1.3"),

@@ -159,3 +159,33 @@ def test_prefix_reuse_gives_the_plain_sweeps_numbers(family, minilm_tokenizer):
             assert first > 0 and (fast.raw[:, :, :first] == np.float32(fast.corrupted_metric)).all()
             L = s.n_layers
             assert abs(fast.score("resid", L - 1, fast.position) - 1.0) < 1e-5
+
+
+def test_patching_view_noising_is_the_swapped_sweep(tiny_gpt2):
+    """direction='noising': the clean run with one corrupted activation inserted, i.e. the sweep with
+    the texts swapped and the answers reversed; 0 = the clean output, 1 = the corrupted output."""
+    import llm_widgets as lw
+
+    kw = dict(answers=("mary", "john"), background=False)
+    noise = lw.PatchingView(tiny_gpt2, CLEAN, CORRUPT, direction="noising", **kw)
+    hand = lw.PatchingView(tiny_gpt2, CORRUPT, CLEAN, answers=("john", "mary"), background=False)
+    r, h = noise.result, hand.result
+    for key in ("scores", "head_scores", "raw", "top_index", "top_probs"):
+        np.testing.assert_array_equal(getattr(r, key), getattr(h, key))
+    assert (r.metric, r.clean_metric, r.corrupted_metric) == (h.metric, h.clean_metric, h.corrupted_metric)
+    assert r.tokens[10] == "john" and r.clean_tokens[10] == "mary"  # the run is the clean text
+    assert noise.direction == "noising" and "(noising)" in noise.title and "Noising" in noise.notice
+    # known answers: the corrupted residual after the last block, where the output is read, gives the
+    # corrupted output (1); before the changed token both runs hold the same activations (0)
+    L = tiny_gpt2.n_layers
+    assert r.score("resid", L - 1, r.position) == pytest.approx(1.0, abs=1e-5)
+    assert np.abs(r.scores[:, :, :r.changed[0]]).max() < 1e-6
+    # with logit_diff, reading the answers unswapped gives the same scores
+    np.testing.assert_allclose(patching(tiny_gpt2, CORRUPT, CLEAN, answers=("mary", "john")).scores, r.scores,
+                               atol=1e-6)
+    den = lw.PatchingView(tiny_gpt2, CLEAN, CORRUPT, direction="denoising", **kw)  # the default, unchanged
+    assert den.direction == "denoising" and den.notice == ""
+    np.testing.assert_array_equal(den.result.scores, patching(tiny_gpt2, CLEAN, CORRUPT, answers=("mary", "john")).scores)
+    for bad in ("noise", None, 1):
+        with pytest.raises(LLMWidgetsError, match="direction must be one of"):
+            lw.PatchingView(tiny_gpt2, CLEAN, CORRUPT, direction=bad, **kw)

@@ -15,7 +15,10 @@ import torch
 
 from ..checks import integer
 from ..errors import LLMWidgetsError
-from .hooks import check_layer, final_logits, hooks, output_names
+from .hooks import capture, check_layer, final_logits, hooks, output_names
+from .inputs import batch_inputs
+
+MODES = ("zero", "mean", "resample")
 
 
 def _check_units(session, units, what: str, size_of: Callable[[int], int]) -> list[tuple[int, int]]:
@@ -39,17 +42,10 @@ def num_neurons(session, layer: int) -> int:
     return ad.n_neurons[layer]
 
 
-@contextmanager
-def ablate(session, heads=(), neurons=(), mode: str = "zero"):
-    """Ablate attention heads and/or MLP neurons, given as (layer, index) pairs, while inside.
-
-    mode 'zero' sets their output to 0; 'mean' replaces it with its mean over the positions (and
-    batch) of the current input. Heads are cut at the attention output before the output
-    projection, so the head's contribution (and only it) is removed.
-    """
-    if mode not in ("zero", "mean"):
-        raise LLMWidgetsError(f"mode must be 'zero' or 'mean', got {mode!r}")
-    session.adapter.require("interventions")
+def unit_columns(session, heads, neurons) -> dict:
+    """{(site, layer): [columns]} of the units to ablate, checked: a head's head_dim columns of the
+    attention output before its projection, a neuron's column. Shared by `ablate` and the nnsight
+    ablation_effect."""
     dh = session.adapter.head_dim
     heads = _check_units(session, heads, "heads", lambda l: session.n_heads)
     neurons = _check_units(session, neurons, "neurons", lambda l: num_neurons(session, l))
@@ -58,8 +54,34 @@ def ablate(session, heads=(), neurons=(), mode: str = "zero"):
         by_site.setdefault(("heads", layer), []).extend(range(hd * dh, (hd + 1) * dh))
     for layer, n in neurons:
         by_site.setdefault(("neurons", layer), []).append(n)
+    return by_site
 
-    def editor(cols):
+
+@contextmanager
+def ablate(session, heads=(), neurons=(), mode: str = "zero", donor=None):
+    """Ablate attention heads and/or MLP neurons, given as (layer, index) pairs, while inside.
+
+    mode 'zero' sets their output to 0; 'mean' replaces it with its mean over the positions (and
+    batch) of the current input; 'resample' replaces it with the same units' output on `donor`
+    (a text, texts with the same number of tokens, or token ids [batch, tokens]: the same shape as
+    every input run inside the block; another shape raises), computed once on entry (as in causal
+    scrubbing, Chan et al. 2022). Heads are cut at the attention output before the output
+    projection, so the head's contribution (and only it) is removed.
+    """
+    if mode not in MODES:
+        raise LLMWidgetsError(f"mode must be 'zero', 'mean' or 'resample', got {mode!r}")
+    if (mode == "resample") != (donor is not None):
+        raise LLMWidgetsError("mode='resample' needs donor=... (text(s) or input_ids shaped like the input whose "
+                              "units take the donor's values)" if donor is None else
+                              f"donor is only used with mode='resample', not mode={mode!r}")
+    session.adapter.require("interventions")
+    by_site = unit_columns(session, heads, neurons)
+
+    given = {}
+    if mode == "resample":
+        given = _donor_activations(session, donor, list(by_site))
+
+    def editor(cols, key):
         idx = torch.tensor(sorted(set(cols)))
 
         def fn(x):
@@ -67,14 +89,27 @@ def ablate(session, heads=(), neurons=(), mode: str = "zero"):
             i = idx.to(x.device)
             if mode == "zero":
                 x[..., i] = 0
+            elif mode == "resample":
+                d = given[key]
+                if d.shape != x.shape:
+                    raise LLMWidgetsError(
+                        f"resample ablation: the donor is [batch, tokens] = {list(d.shape[:2])}, this run's input "
+                        f"is {list(x.shape[:2])}; give a donor with the same shape as the input.")
+                x[..., i] = d.to(x.device)[..., i]
             else:
                 sel = x[..., i]
                 x[..., i] = sel.reshape(-1, sel.shape[-1]).mean(0).expand_as(sel)
             return x
         return fn
 
-    with hooks(session.model, [(site, layer, editor(cols)) for (site, layer), cols in by_site.items()]):
+    with hooks(session.model, [(site, layer, editor(cols, (site, layer))) for (site, layer), cols in by_site.items()]):
         yield
+
+
+def _donor_activations(session, donor, sites: list) -> dict:
+    """{(site, layer): activation [B, T, F]} of the units' sites on the donor input (resample ablation)."""
+    inputs = batch_inputs(session, donor, "donor")
+    return capture(session.model, sites, lambda: session.forward(attentions=False, **inputs))
 
 
 @dataclass
@@ -93,10 +128,13 @@ class AblationEffect:
 
 
 def ablation_effect(session, text: str, heads=(), neurons=(), mode: str = "zero", position: int = -1,
-                    k: int = 10) -> AblationEffect:
+                    k: int = 10, donor=None) -> AblationEffect:
     """Probabilities of the `k` outputs whose probability changes most when ablating, at `position`
-    (default: the last token, i.e. the next-token prediction; the class for classifiers)."""
+    (default: the last token, i.e. the next-token prediction; the class for classifiers).
+    mode='resample' takes the units' outputs on `donor`, a text with as many tokens as `text`."""
     if getattr(session, "backend", None) is not None:  # nnsight traces (llm_widgets.backends)
+        if mode == "resample" or donor is not None:
+            raise session.backend.refuse("Resample ablation")
         from ..backends import nnsight_views
 
         return nnsight_views.ablation_effect(session, text, heads=heads, neurons=neurons, mode=mode,
@@ -108,7 +146,7 @@ def ablation_effect(session, text: str, heads=(), neurons=(), mode: str = "zero"
         raise LLMWidgetsError(f"{session.name} has no output head (no logits): there are no output "
                               f"probabilities to compare. Use a causal LM or a classifier.")
     before = torch.softmax(final_logits(session.forward(**enc), position)[0].float(), -1)
-    with ablate(session, heads=heads, neurons=neurons, mode=mode):
+    with ablate(session, heads=heads, neurons=neurons, mode=mode, donor=donor):
         after = torch.softmax(final_logits(session.forward(**enc), position)[0].float(), -1)
     order = torch.argsort((after - before).abs(), descending=True)[:k].tolist()
     return AblationEffect(outputs=output_names(session, order), ids=order, before=before[order].cpu().numpy(),

@@ -58,15 +58,16 @@ class NeuronView(View):
     def _send_acts(self, change=None):
         self.acts = (self.result.activations[self.selected_layer], {"layer": self.selected_layer})
 
-    def ablate(self, neurons=None, mode: str = "zero", k: int = 10):
+    def ablate(self, neurons=None, mode: str = "zero", k: int = 10, donor: str | None = None):
         """Output probabilities (next token / class) before and after ablating `neurons` of this
-        layer (default: the selected neuron)."""
+        layer (default: the selected neuron). mode 'zero', 'mean' or 'resample' (the neurons'
+        activations on `donor`, a text with as many tokens as this view's text)."""
         if neurons is None:
             if self.selected_neuron is None:
                 raise LLMWidgetsError("Select a neuron first, or pass neurons=[...].")
             neurons = [self.selected_neuron]
         eff = ablation_effect(self.session, self.text, neurons=[(self.selected_layer, int(n)) for n in neurons],
-                              mode=mode, k=k)
+                              mode=mode, k=k, donor=donor)
         self.ablation = {"layer": self.selected_layer, "neurons": [int(n) for n in neurons], "mode": mode,
                          "outputs": eff.outputs, "before": eff.before.tolist(), "after": eff.after.tolist()}
         return eff

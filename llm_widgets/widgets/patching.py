@@ -6,8 +6,11 @@ import traitlets as t
 from .. import fallback
 from ..compute.hooks import SITES
 from ..compute.patching import patching
+from ..errors import LLMWidgetsError
 from .base import View
 from .traits import Array, Index
+
+DIRECTIONS = ("denoising", "noising")
 
 
 class PatchingView(View):
@@ -22,6 +25,16 @@ class PatchingView(View):
     (0 = corrupted, 1 = clean). Click a cell: `selected_site`, `selected_layer`, `selected_token`
     (the position; or `selected_head`) update, and the patched run's top outputs are shown.
     In a notebook it computes in a thread (progress bar; `.wait()` blocks until done).
+
+    direction: "denoising" (default, as above: run the corrupted input, restore one clean
+    activation; a high score means that activation is enough to bring the clean answer back) or
+    "noising": run the clean input and insert one corrupted activation. Noising is patching with
+    the two texts swapped and `answers` reversed (a pair (correct, wrong) becomes (wrong, correct)):
+    the score is then 0 = the clean output, 1 = the corrupted output; a high score means corrupting
+    that one activation is enough to break the clean behaviour (it needs that activation to be
+    clean; with logit_diff the same scores as reading the answers unswapped). In `.result` (and in
+    the view's labels) "clean" then names the source of the inserted activations, the corrupted
+    text, and `tokens` are the clean text's.
     """
 
     _bundle_name = "patching"
@@ -45,9 +58,20 @@ class PatchingView(View):
 
     def __init__(self, session, clean: str, corrupted: str, *, metric="logit_diff", answers=None,
                  position: int = -1, sites=None, per_head: bool = True, batch_size: int | None = None,
-                 background: bool | None = None, **kwargs):
+                 background: bool | None = None, direction: str = "denoising", **kwargs):
         self.result = None
-        super().__init__(title=kwargs.pop("title", f"Activation patching \u00b7 {session.name}"),
+        if not isinstance(direction, str) or direction not in DIRECTIONS:
+            raise LLMWidgetsError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+        self.direction = direction
+        if direction == "noising":  # the clean run, corrupted activations: the same sweep, swapped
+            clean, corrupted = corrupted, clean
+            if isinstance(answers, (list, tuple)):
+                answers = tuple(answers)[::-1]
+            kwargs.setdefault("notice", "Noising: the run is the clean text and each cell inserts one activation "
+                                        "from the corrupted text; here 'clean' names that source and 'corrupted' the "
+                                        "run. 1 = the corrupted output, 0 = the clean output.")
+        kind = " (noising)" if direction == "noising" else ""
+        super().__init__(title=kwargs.pop("title", f"Activation patching{kind} \u00b7 {session.name}"),
                          n_layers=session.n_layers, n_heads=session.n_heads, **kwargs)
 
         def work(report):
