@@ -10,6 +10,11 @@ import torch
 
 
 _LOCKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+# Attributes that mark the library's own hooks which read nothing and change nothing (the trace
+# cache ignores them, `model_state`): the model lock's, and the nnsight backend's guard that
+# refuses direct forward passes (llm_widgets.backends.nnsight_backend).
+LOCK_MARK = "__lw_lock__"
+GUARD_MARK = "__lw_guard__"
 
 
 def model_lock(model) -> threading.RLock:
@@ -31,7 +36,8 @@ def model_lock(model) -> threading.RLock:
         for m in entries:
             take = lambda module, args: lock.acquire() and None  # noqa: E731
             give = lambda module, args, out: lock.release()  # noqa: E731
-            take.__lw_lock__ = give.__lw_lock__ = True
+            setattr(take, LOCK_MARK, True)
+            setattr(give, LOCK_MARK, True)
             m.register_forward_pre_hook(take)
             m.register_forward_hook(give, always_call=True)
     return lock
@@ -42,14 +48,14 @@ _CHECKSUM_UP_TO = 100_000_000  # parameters; above this only in-place edits (ver
 
 def model_state(model) -> tuple | None:
     """What a cached trace depends on besides the text: None while any forward hook other than the
-    model lock's (and transformers' own output recorders) is installed (an ablation, a patch, a
-    user's hook: such a forward is never cached),
+    model lock's, the nnsight backend's guard (`_inert_hook`) and transformers' own output recorders
+    is installed (an ablation, a patch, a user's hook: such a forward is never cached),
     else the parameters' version counters (bumped by in-place edits) and, for models up to
     100M parameters, a checksum of every weight (also catches `p.data[...] = ...`)."""
     params = list(model.parameters())
     for m in model.modules():
         for fn in list(m._forward_hooks.values()) + list(m._forward_pre_hooks.values()):
-            if not (getattr(fn, "__lw_lock__", False) or _library_hook(fn)):
+            if not (_inert_hook(fn) or _library_hook(fn)):
                 return None
     versions = tuple(p._version for p in params)
     ptrs = tuple(p.data_ptr() for p in params)
@@ -62,6 +68,11 @@ def model_state(model) -> tuple | None:
                     sums.setdefault(p.device, []).append(p.detach().float().sum())
             checksum = sum(float(torch.stack(v).double().sum()) for v in sums.values())
     return hash((versions, ptrs, checksum))
+
+
+def _inert_hook(fn) -> bool:
+    """One of the library's own hooks that read nothing and change nothing (LOCK_MARK, GUARD_MARK)."""
+    return any(getattr(fn, mark, False) for mark in (LOCK_MARK, GUARD_MARK))
 
 
 def _library_hook(fn) -> bool:

@@ -17,6 +17,7 @@ pytest.importorskip("nnsight")
 
 import llm_widgets as lw  # noqa: E402
 from llm_widgets.backends import nnsight_backend as nb  # noqa: E402
+from llm_widgets.backends import nnsight_discovery as nd  # noqa: E402
 from llm_widgets.backends.nnsight_backend import BackendUnsupportedError  # noqa: E402
 from llm_widgets.compute.ablation import ablate, ablation_effect  # noqa: E402
 from llm_widgets.compute.activations import extract, token_states  # noqa: E402
@@ -298,7 +299,7 @@ def test_replica_adapter_matches_discovery(family):
     m = build(family)
     with torch.device("meta"):
         meta = type(m)(copy.deepcopy(m.config))
-    a, b = adapter_of(m), nb.meta_adapter(meta)
+    a, b = adapter_of(m), nd.meta_adapter(meta)
     for key in ("kind", "causal", "output", "n_layers", "n_heads", "n_kv_heads", "head_dim", "d_model",
                 "n_neurons", "parallel", "moe", "final_norm", "head", "softcap", "logit_scale"):
         assert getattr(b, key) == getattr(a, key), key
@@ -314,7 +315,7 @@ def test_replica_adapter_of_a_70b_config():
                       intermediate_size=28672, vocab_size=128256)
     with torch.device("meta"):
         meta = LlamaForCausalLM(cfg)
-    ad = nb.meta_adapter(meta)
+    ad = nd.meta_adapter(meta)
     assert (ad.n_layers, ad.n_heads, ad.n_kv_heads, ad.head_dim, ad.d_model) == (80, 64, 8, 128, 8192)
     assert ad.n_neurons == [28672] * 80 and ad.blocks[79].path == "model.layers.79"
     assert ad.attn_out[79].path == "model.layers.79.self_attn.o_proj" and ad.head == "lm_head"
@@ -344,6 +345,11 @@ def test_unsupported_things_raise_clear_errors(minilm_tokenizer, monkeypatch):
         bloom.trace(TEXT).require_attention()
     with pytest.raises(lw.LLMWidgetsError, match="backend must be"):
         lw.load((build("gpt2"), minilm_tokenizer), backend="vllm")
+    # nnsight's VLLM class (vLLM itself is not installed: an instance that was never dispatched) is
+    # refused at load with the reason, before anything else is asked of it
+    from nnsight.modeling.vllm import VLLM
+    with pytest.raises(BackendUnsupportedError, match="flat \\[tokens, d\\] slab"):
+        lw.load(VLLM.__new__(VLLM))
     with pytest.raises(lw.LLMWidgetsError, match="nnsight"):
         lw.load((build("gpt2"), minilm_tokenizer), backend="native", remote=True)
 
@@ -365,7 +371,8 @@ def test_remote_cost_is_estimated_before_sending(minilm_tokenizer, monkeypatch):
         attribute(sim, TEXT, method="saliency")
     here = lw.load((twin, minilm_tokenizer), device="cpu", backend="nnsight")
     attribute(here, TEXT, method="ig", steps=4, compute_faithfulness=False)  # local: no limit
-    from llm_widgets.backends.nnsight_views import attribution_cost, patching_cost
+    from llm_widgets.backends.nnsight_attribution import attribution_cost
+    from llm_widgets.backends.nnsight_patching import patching_cost
     from llm_widgets.compute.attribution.methods import method_of
 
     cost = attribution_cost(here, 12, method_of("ig"), n_targets=3, steps=50)

@@ -20,21 +20,20 @@ instead of silently running here, or failing deep inside on a model whose weight
 Model facts (the adapter) come from the module tree: discovered on the model itself when its
 weights are here, else (remote: nnsight builds the model on the meta device) on a small random
 replica of the same architecture built from its config, with the counts (layers, heads, widths)
-read from the real config and module shapes.
+read from the real config and module shapes (`nnsight_discovery`).
 """
 from __future__ import annotations
 
-import ast
 import contextlib
 import copy
-import inspect
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
 
-from ..errors import DoesNotApplyError, LLMWidgetsError, UnsupportedModelError
+from ..errors import DoesNotApplyError, LLMWidgetsError
+from ..guards import GUARD_MARK
 from . import nnsight_requests as rq
 
 # Remote runs refuse requests estimated above these (change them here to allow more): backward
@@ -100,6 +99,26 @@ def is_envoy(obj) -> bool:
     return isinstance(obj, Envoy)
 
 
+def is_vllm(lm) -> bool:
+    """nnsight's VLLM wrapper (importable without vLLM itself: nnsight imports vLLM when it loads one)."""
+    try:
+        from nnsight.modeling.vllm import VLLM
+    except ImportError:
+        return False
+    return isinstance(lm, VLLM)
+
+
+def refuse_vllm(lm) -> None:
+    if is_vllm(lm):
+        raise BackendUnsupportedError(
+            "vLLM-served models (nnsight's VLLM) are not supported by the nnsight backend: vLLM runs its own "
+            "module tree (fused query/key/value projections; Llama-style decoder layers return (hidden, "
+            "residual) and add the residual inside the next layer's norm, so a block's output is not the "
+            "residual stream), hands each request's activations as a flat [tokens, d] slab, computes no "
+            "gradients and returns logits only where it samples; the views' requests read transformers' "
+            "modules as [batch, tokens, d] rows. Use a TransformersModel (here, or remote=True on NDIF).")
+
+
 def require_nnsight():
     try:
         import nnsight
@@ -113,19 +132,6 @@ def require_nnsight():
         warnings.warn(f"llm-widgets is tested with nnsight 0.8.x; this is nnsight {nnsight.__version__}.",
                       stacklevel=3)
     return nnsight
-
-
-def envoy_path(path: str) -> str:
-    """A torch module path as nnsight's envoy tree spells it: a submodule named like a value nnsight
-    serves on every module (BERT's `output`) is mounted as `E_output`."""
-    from nnsight.intervention.envoy import Envoy
-
-    parts = []
-    for part in path.split(".") if path else []:
-        if not part.startswith("_") and inspect.isdatadescriptor(getattr(Envoy, part, None)):
-            part = Envoy.OVERLOAD_PREFIX + part
-        parts.append(part)
-    return ".".join(parts)
 
 
 def has_meta_weights(module) -> bool:
@@ -173,198 +179,6 @@ def load_remote(name: str, *, task: str | None, attn_implementation: str | None,
     return TransformersModel(name, task=tasks.get(task), **kw)
 
 
-# -- adapter facts without the weights ---------------------------------------------------------------
-_SMALL = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128,
-          "ffn_dim": 128, "n_inner": 128, "moe_intermediate_size": 32, "shared_expert_intermediate_size": 64,
-          "word_embed_proj_dim": 64, "head_dim": 16, "num_local_experts": 4, "num_experts": 4,
-          "num_experts_per_tok": 2, "rotary_dim": 8, "embedding_size": 32}
-
-
-def replica(model: torch.nn.Module) -> torch.nn.Module:
-    """A small model of the same class and layout as `model` (2 layers, width 64, random weights),
-    built from a shrunk copy of its config: discovery runs its probe forward on this one."""
-    cfg = copy.deepcopy(model.config)
-    n_heads = getattr(cfg, "num_attention_heads", None)
-    n_kv = getattr(cfg, "num_key_value_heads", None)
-    for k, v in _SMALL.items():
-        if k == "head_dim" and not isinstance(getattr(cfg, k, None), int):
-            continue
-        if hasattr(cfg, k) and getattr(cfg, k) is not None:
-            try:
-                setattr(cfg, k, v)
-            except (AttributeError, TypeError, ValueError):
-                pass
-    if isinstance(n_kv, int) and isinstance(n_heads, int):
-        cfg.num_key_value_heads = 4 if n_kv == n_heads else 2  # grouped-query attention stays grouped
-    layers = getattr(cfg, "num_hidden_layers", 2)
-    for k in ("layer_types", "sliding_window_pattern_list", "mlp_layer_types"):
-        v = getattr(cfg, k, None)
-        if isinstance(v, list) and isinstance(layers, int):
-            setattr(cfg, k, v[:layers])
-    torch.manual_seed(0)
-    small = type(model)(cfg)
-    with torch.no_grad():  # effects far above float noise, as in tests/families.py
-        for name, p in small.named_parameters():
-            if p.dim() >= 2:
-                p.normal_(0.0, 0.2)
-            elif "bias" in name:
-                p.normal_(0.0, 0.05)
-    return small.eval()
-
-
-def _width(module, side: str) -> int:
-    """in/out features of a linear map (nn.Linear, GPT-2's Conv1D: weight [in, out]), from shapes
-    only (meta tensors)."""
-    if hasattr(module, "in_features"):
-        return int(module.in_features if side == "in" else module.out_features)
-    if hasattr(module, "nf"):  # Conv1D
-        return int(module.weight.shape[0] if side == "in" else module.nf)
-    w = module.weight
-    return int(w.shape[1] if side == "in" else w.shape[0])
-
-
-def meta_adapter(model: torch.nn.Module, layout=None):
-    """The Adapter of a model whose weights are elsewhere (meta tensors): discovery runs on a small
-    replica (`replica`); the module paths carry over, the counts are read from `model`."""
-    from ..adapter.discovery import _count, adapter_of
-    from ..adapter.facts import Adapter, Ref, get_module
-
-    small = replica(model)
-    ad = adapter_of(small, layout)
-    if ad.why_not("interventions"):
-        raise UnsupportedModelError(f"{type(model).__name__} through nnsight without its weights: "
-                                    f"{ad.why_not('interventions')}")
-    if ad.shared:
-        raise BackendUnsupportedError("models with one block shared by every layer (ALBERT) are not supported "
-                                      "through the nnsight backend.")
-    cfg = model.config
-    prefix = ad.blocks[0].path.rsplit(".", 1)[0]
-    blocks_list = get_module(model, prefix)
-    if blocks_list is None:
-        raise UnsupportedModelError(f"{prefix!r} (the blocks of the replica) is not in {type(model).__name__}.")
-    blocks = [Ref(m, 0, f"{prefix}.{i}") for i, m in enumerate(blocks_list)]
-    rel = lambda ref, l: ref.path[len(ad.blocks[l].path) + 1:]  # noqa: E731
-
-    def refs(table):
-        out = []
-        for b in blocks:
-            r = table[0]
-            if r is None:
-                out.append(None)
-                continue
-            path = f"{b.path}.{rel(r, 0)}"
-            mod = get_module(model, path)
-            if mod is None:
-                raise UnsupportedModelError(f"{path} (found on the replica) is not in {type(model).__name__}.")
-            out.append(Ref(mod, 0, path))
-        return out
-
-    attn_out, mlp, mlp_out = refs(ad.attn_out), refs(ad.mlp), refs(ad.mlp_out)
-    att_path = ad.attn_out[0].path[len(ad.blocks[0].path) + 1:].rsplit(".", 1)[0]
-    att_mod = get_module(blocks[0].module, att_path)
-    n_heads = _count(att_mod, cfg, ("num_heads", "num_attention_heads", "n_head", "n_heads", "attention_heads"))
-    width = _width(attn_out[0].module, "in")
-    head_dim = (_count(att_mod, None, ("head_dim", "attention_head_size", "head_size", "dim_per_head"))
-                or _count(None, cfg, ("head_dim",)) or width // n_heads)
-    groups = getattr(att_mod, "num_key_value_groups", None)
-    n_kv = (n_heads // groups if isinstance(groups, int) and groups > 0 else
-            _count(att_mod, cfg, ("num_key_value_heads", "num_kv_heads", "n_head_kv")) or n_heads)
-    d = _width(attn_out[0].module, "out")
-    neurons = [_width(r.module, "in") if r is not None else 0 for r in mlp_out]
-    out = Adapter(model, ad.kind, ad.causal, ad.output, len(blocks), n_heads, n_kv, head_dim, d, blocks, attn_out,
-                  mlp, mlp_out, neurons, parallel=ad.parallel, shared=False, moe=ad.moe,
-                  final_norm=list(ad.final_norm), head=ad.head, softcap=ad.softcap, logit_scale=ad.logit_scale,
-                  reasons=dict(ad.reasons))
-    out.replica = small  # its probe forward gives the order of the sites (`site_order`)
-    return out
-
-
-# -- where the views read: site order and attention calls ---------------------------------------------
-def site_order(probe_model: torch.nn.Module, ad) -> dict:
-    """{site: rank}: the order in which one layer's sites are reached in a forward pass (a site read
-    at a module's input comes before its output), from a recorded probe forward."""
-    from ..adapter.probe import probe_inputs, record
-
-    _, calls, _ = record(probe_model, probe_inputs(probe_model))
-    ranks = {}
-    for site in ("heads", "attn", "neurons", "mlp", "resid"):
-        try:
-            ref = ad.site(site, 0)
-        except (DoesNotApplyError, LLMWidgetsError):
-            continue
-        rel = ref.path[len(ad.blocks[0].path) + 1:]
-        path = f"{ad.blocks[0].path}.{rel}" if rel else ad.blocks[0].path
-        c = calls.get(path, [None])[min(ref.call, len(calls.get(path, [None])) - 1)]
-        if c is None:
-            continue
-        ranks[site] = c.start if site in ("heads", "neurons") else c.end
-    return ranks
-
-
-def _attention_label(module) -> str | None:
-    """The label nnsight's `.source` gives the call of transformers' attention function in
-    `module`'s forward (`attention_interface(self, query, key, value, mask, ...)`), or None."""
-    from nnsight.intervention.source import Instrument
-
-    try:
-        src = inspect.getsource(type(module).forward)
-    except (OSError, TypeError):
-        return None
-    calls = []
-
-    class Recorder(Instrument):
-        def wrap(self, name, fn, args, keywords, node):
-            out = super().wrap(name, fn, args, keywords, node)
-            if isinstance(node, ast.Call) and len(node.args) >= 5 and isinstance(node.args[0], ast.Name) \
-                    and node.args[0].id == "self":
-                calls.append(self.names[-1])
-            return out
-
-    import textwrap
-
-    tree = ast.parse(textwrap.dedent(src))
-    if not tree.body or not isinstance(tree.body[0], (ast.FunctionDef, ast.AsyncFunctionDef)):
-        return None
-    tree.body[0].decorator_list = []
-    Recorder().visit(tree)
-    named = [c for c in calls if c.startswith("attention_interface")]
-    pick = named or calls
-    return pick[0] if len(pick) == 1 else None
-
-
-def attention_ops(lm, ad) -> tuple[list | None, str]:
-    """[(attention module envoy path, source label)] per block, or (None, why not)."""
-    from nnsight.intervention.source import install_source
-
-    from ..adapter.facts import get_module
-
-    block0 = ad.blocks[0]
-    found = None
-    for rel, mod in block0.module.named_modules():
-        if not rel or any(x in rel.lower() for x in ("cross", "encdec")):
-            continue
-        label = _attention_label(mod)
-        if label is not None:
-            found = (rel, label)
-            break
-    if found is None:
-        return None, ("this model's attention does not call transformers' attention functions (ALiBi models "
-                      "such as BLOOM or Falcon, DeBERTa, custom code), so nnsight cannot read the queries and "
-                      "keys it attends with")
-    rel, label = found
-    out = []
-    for b in ad.blocks:
-        path = f"{b.path}.{rel}"
-        if get_module(ad.model, path) is None:
-            return None, f"{path} is not in the model"
-        env = lm.get(envoy_path(path))
-        compiled = install_source(env)  # nnsight's own labels: check ours against them
-        if label not in compiled.names:
-            return None, f"nnsight's source of {path} has no operation {label!r}"
-        out.append((envoy_path(path), label))
-    return out, ""
-
-
 # -- the backend -------------------------------------------------------------------------------------
 class NnsightBackend:
     """Runs a session's views as nnsight traces. `remote`: False (here), 'local' (nnsight's local
@@ -375,11 +189,7 @@ class NnsightBackend:
 
     def __init__(self, lm, *, remote: bool | str = False, verbose: bool = False):
         nnsight = require_nnsight()
-        if any(c.__name__ == "VLLM" for c in type(lm).__mro__):
-            raise BackendUnsupportedError(
-                "vLLM-served models (nnsight's VLLM) are not supported by the nnsight backend yet: vLLM flattens "
-                "tokens ([tokens, d], no batch rows), returns no hidden states and computes logits only where it "
-                "samples, which the views' requests assume. Use a TransformersModel (here or remote=True on NDIF).")
+        refuse_vllm(lm)
         if remote and not hasattr(lm, "_remote_backend"):
             raise LLMWidgetsError(f"remote={remote!r} needs an nnsight model that can run remotely "
                                   f"(TransformersModel / LanguageModel), not {type(lm).__name__}.")
@@ -417,6 +227,7 @@ class NnsightBackend:
     def prepare(self, session, layout) -> None:
         """Before the session reads its adapter: a model without its weights gets one from a replica."""
         from ..adapter import discovery
+        from .nnsight_discovery import meta_adapter
 
         self.session = session
         if not self.weights_here and session.model not in discovery._ADAPTERS:
@@ -425,6 +236,8 @@ class NnsightBackend:
     def install(self, session) -> None:
         """After discovery: the order of the sites, the attention calls, and the guard that refuses
         direct forward passes of the model (every view goes through `request`)."""
+        from .nnsight_discovery import attention_ops, site_order
+
         if session._adapter_error is not None:
             return
         ad = session.adapter
@@ -454,7 +267,7 @@ class NnsightBackend:
             if module in guarded and not lm.interleaver.interleaving:
                 raise self.refuse("This computation (a direct forward pass of the model)")
 
-        refuse.__lw_lock__ = True  # reads nothing, changes nothing: the trace cache ignores it (guards.model_state)
+        setattr(refuse, GUARD_MARK, True)  # reads nothing, changes nothing: the trace cache ignores it
         targets = [model]
         base = getattr(model, "base_model", None)
         if isinstance(base, torch.nn.Module) and base is not model:

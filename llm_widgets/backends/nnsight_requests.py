@@ -3,7 +3,7 @@
 Each function takes the root envoy `lm`, a list `box` (saved before the function runs; the function
 appends its result, so a request that stops the forward early still returns it) and plain
 arguments: tensors, numbers, strings, and lists / tuples / dicts of them. Module paths are envoy
-paths (`llm_widgets.backends.nnsight_backend.envoy_path`), listed in the order the forward reaches
+paths (`llm_widgets.backends.nnsight_discovery.envoy_path`), listed in the order the forward reaches
 them (nnsight serves locations in execution order).
 
 This module is shipped by value to a remote server (NDIF): it imports torch and nothing from

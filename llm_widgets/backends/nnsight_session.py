@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from ..errors import LLMWidgetsError
-from .nnsight_backend import NnsightBackend, has_meta_weights, is_envoy, load_remote, require_nnsight, wrap
+from .nnsight_backend import (NnsightBackend, has_meta_weights, is_envoy, load_remote, refuse_vllm, require_nnsight,
+                              wrap)
 
 
 def load_nnsight(model, *, device=None, dtype=None, task=None, attn_implementation="eager",
@@ -21,6 +22,7 @@ def load_nnsight(model, *, device=None, dtype=None, task=None, attn_implementati
     require_nnsight()
     if is_envoy(model):
         lm = model
+        refuse_vllm(lm)
         tok = getattr(lm, "tokenizer", None)
         if tok is None:
             raise LLMWidgetsError(f"This {type(lm).__name__} has no tokenizer: wrap the model with one, e.g. "

@@ -158,27 +158,103 @@ def _encoder(session):
     return getattr(model, "base_model", model)  # skip LM / classifier heads: not needed here
 
 
-def _batches(session, encs, batch_size: int):
-    """Yield (text indices, padded width, hidden states [L+1, B, T, D] float32 torch) for batches of
-    the encoded texts, sorted by length (little padding), attention-masked, without gradients."""
-    model = _encoder(session)
-    pad_id = session.tokenizer.pad_token_id or 0
+def batch_plan(encs, batch_size: int) -> tuple[list[str], list[list[int]]]:
+    """(the encoding keys a batch carries, the batches: lists of text indices), the texts sorted by
+    length (little padding). Shared by the native batches and the nnsight requests."""
     keys = [k for k in ("input_ids", "attention_mask") if k in encs[0]]
     if any(any(e.get("token_type_ids") or []) for e in encs):  # several segments (else: see model_inputs)
         keys.append("token_type_ids")
     order = sorted(range(len(encs)), key=lambda i: len(encs[i]["input_ids"]))
-    for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
-        width = max(len(encs[i]["input_ids"]) for i in chunk)
-        batch = {}
-        for k in keys:
-            fill = pad_id if k == "input_ids" else 0
-            batch[k] = torch.tensor([list(encs[i][k]) + [fill] * (width - len(encs[i][k])) for i in chunk],
-                                    device=session.device)
-        if "attention_mask" not in batch:
-            batch["attention_mask"] = torch.tensor(
-                [[1] * len(encs[i]["input_ids"]) + [0] * (width - len(encs[i]["input_ids"])) for i in chunk],
-                device=session.device)
+    return keys, [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+
+
+def padded_batch(session, encs, chunk: list[int], keys: list[str]) -> tuple[dict, int]:
+    """(the texts `chunk` padded to one width, with an attention mask, on the session's device; the width)."""
+    width = max(len(encs[i]["input_ids"]) for i in chunk)
+    pad_id = session.tokenizer.pad_token_id or 0
+    batch = {}
+    for k in keys:
+        fill = pad_id if k == "input_ids" else 0
+        batch[k] = torch.tensor([list(encs[i][k]) + [fill] * (width - len(encs[i][k])) for i in chunk],
+                                device=session.device)
+    if "attention_mask" not in batch:
+        batch["attention_mask"] = torch.tensor(
+            [[1] * len(encs[i]["input_ids"]) + [0] * (width - len(encs[i]["input_ids"])) for i in chunk],
+            device=session.device)
+    return batch, width
+
+
+def pooling_mask(encs, chunk: list[int], width: int, pooling: str, device=None) -> torch.Tensor:
+    """[B, width] weights of the tokens of the texts `chunk` in their sentence rows: the non-special
+    tokens (pooling 'mean') or the first token ('first'); a text of special tokens only uses them all."""
+    mask = torch.zeros(len(chunk), width, device=device)
+    for b, i in enumerate(chunk):
+        special = list(encs[i].get("special_tokens_mask") or [0] * len(encs[i]["input_ids"]))
+        keep = [1.0 - s for s in special] if pooling == "mean" else [1.0] + [0.0] * (len(special) - 1)
+        if sum(keep) == 0:  # only special tokens: use them all
+            keep = [1.0] * len(special)
+        mask[b, :len(keep)] = torch.tensor(keep)
+    return mask
+
+
+def token_rows(chunk: list[int], rows_of: dict) -> tuple[list[int], list[int], list[int]]:
+    """(batch rows, token positions, output rows) of the labelled tokens of the texts `chunk`
+    (rows_of: {text: [(output row, token position)]}, from `extraction_plan`)."""
+    b_idx, t_idx, r_idx = [], [], []
+    for b, i in enumerate(chunk):
+        for r, j in rows_of.get(i, []):
+            b_idx.append(b)
+            t_idx.append(j)
+            r_idx.append(r)
+    return b_idx, t_idx, r_idx
+
+
+def text_states(encs, chunk: list[int], hs):
+    """Yield (text index, (its hidden states [L+1, T, D], its special-token mask [T])) of the texts
+    `chunk`, from the batch's hidden states [L+1, B, width, D]."""
+    for b, i in enumerate(chunk):
+        n = len(encs[i]["input_ids"])
+        special = np.asarray(list(encs[i].get("special_tokens_mask") or [0] * n), dtype=bool)
+        yield i, (hs[:, b, :n].cpu().numpy(), special)
+
+
+def extraction_plan(session, texts, labels, level: str, pooling: str, batch_size: int, truncate: bool):
+    """The checked texts, their encodings, the rows (`_row_plan`: text index, token index, types, row
+    labels, tokens) and {text: [(row, token position)]} of an extraction. Shared by the native
+    extract and the nnsight one."""
+    texts = check_texts(texts)
+    labels = check_labels(texts, labels, level)
+    if pooling not in ("mean", "first"):
+        raise LLMWidgetsError(f"pooling must be 'mean' or 'first', got {pooling!r}")
+    if batch_size < 1:
+        raise LLMWidgetsError(f"batch_size must be >= 1, got {batch_size}")
+    encs = _encode_all(session, texts, truncate)
+    rows = _row_plan(session, texts, encs, labels, level)
+    if level == "token" and len(rows[0]) == 0:
+        raise LLMWidgetsError("No labelled tokens: every word label is None.")
+    rows_of = {}
+    for r, (i, j) in enumerate(zip(rows[0], rows[1])):
+        rows_of.setdefault(int(i), []).append((r, int(j)))
+    return texts, encs, rows, rows_of
+
+
+def activations_of(states: np.ndarray, level: str, texts: list[str], rows) -> Activations:
+    """The Activations of an extraction's hidden states [L+1, N, D] and rows (`extraction_plan`),
+    refusing non-finite states."""
+    if not np.isfinite(states).all():
+        raise NonFiniteError("The model produced NaN/inf hidden states; with float16 try "
+                             "dtype='float32' (or 'bfloat16').")
+    text_index, token_index, types, row_labels, tokens = rows
+    return Activations(states, level, texts, tokens, text_index, token_index, types, row_labels)
+
+
+def _batches(session, encs, batch_size: int):
+    """Yield (text indices, padded width, hidden states [L+1, B, T, D] float32 torch) for batches of
+    the encoded texts, sorted by length (little padding), attention-masked, without gradients."""
+    model = _encoder(session)
+    keys, chunks = batch_plan(encs, batch_size)
+    for chunk in chunks:
+        batch, width = padded_batch(session, encs, chunk, keys)
         with torch.no_grad():
             out = model(**batch, output_hidden_states=True, return_dict=True)
         dev = batch["input_ids"].device  # blocks of a dispatched model may be on several devices
@@ -197,10 +273,8 @@ def token_states(session, texts, *, batch_size: int = 32,
     encs = _encode_all(session, texts, truncate)
     out: list = [None] * len(texts)
     for chunk, _, hs in _batches(session, encs, batch_size):
-        for b, i in enumerate(chunk):
-            n = len(encs[i]["input_ids"])
-            special = np.asarray(list(encs[i].get("special_tokens_mask") or [0] * n), dtype=bool)
-            out[i] = (hs[:, b, :n].cpu().numpy(), special)
+        for i, pair in text_states(encs, chunk, hs):
+            out[i] = pair
     return out
 
 
@@ -213,50 +287,23 @@ def extract(session, texts, labels=None, *, level: str = "sentence", pooling: st
 
         return nnsight_views.extract(session, texts, labels, level=level, pooling=pooling, batch_size=batch_size,
                                      truncate=truncate, report=report)
-    texts = check_texts(texts)
-    labels = check_labels(texts, labels, level)
-    if pooling not in ("mean", "first"):
-        raise LLMWidgetsError(f"pooling must be 'mean' or 'first', got {pooling!r}")
-    if batch_size < 1:
-        raise LLMWidgetsError(f"batch_size must be >= 1, got {batch_size}")
-    encs = _encode_all(session, texts, truncate)
-    text_index, token_index, types, row_labels, tokens = _row_plan(session, texts, encs, labels, level)
-    if level == "token" and len(text_index) == 0:
-        raise LLMWidgetsError("No labelled tokens: every word label is None.")
-    rows_of = {}
-    for r, (i, j) in enumerate(zip(text_index, token_index)):
-        rows_of.setdefault(int(i), []).append((r, int(j)))
-
+    texts, encs, rows, rows_of = extraction_plan(session, texts, labels, level, pooling, batch_size, truncate)
     states = None
     done = 0
     for chunk, width, hs in _batches(session, encs, batch_size):
         if states is None:
-            states = np.zeros((hs.shape[0], len(text_index), hs.shape[-1]), dtype=np.float32)
+            states = np.zeros((hs.shape[0], len(rows[0]), hs.shape[-1]), dtype=np.float32)
         if level == "sentence":
-            mask = torch.zeros(len(chunk), width, device=hs.device)
-            for b, i in enumerate(chunk):
-                special = list(encs[i].get("special_tokens_mask") or [0] * len(encs[i]["input_ids"]))
-                keep = [1.0 - s for s in special] if pooling == "mean" else [1.0] + [0.0] * (len(special) - 1)
-                if sum(keep) == 0:  # only special tokens: use them all
-                    keep = [1.0] * len(special)
-                mask[b, :len(keep)] = torch.tensor(keep)
+            mask = pooling_mask(encs, chunk, width, pooling, device=hs.device)
             pooled = (hs * mask[None, :, :, None]).sum(2) / mask.sum(1)[None, :, None]
             states[:, chunk] = pooled.cpu().numpy()
         else:
-            b_idx, t_idx, r_idx = [], [], []
-            for b, i in enumerate(chunk):
-                for r, j in rows_of.get(i, []):
-                    b_idx.append(b)
-                    t_idx.append(j)
-                    r_idx.append(r)
+            b_idx, t_idx, r_idx = token_rows(chunk, rows_of)
             if r_idx:
                 states[:, r_idx] = hs[:, b_idx, t_idx].cpu().numpy()
         done += len(chunk)
         report(done / len(texts), f"hidden states {done}/{len(texts)} texts")
-    if not np.isfinite(states).all():
-        raise NonFiniteError("The model produced NaN/inf hidden states; with float16 try "
-                             "dtype='float32' (or 'bfloat16').")
-    return Activations(states, level, texts, tokens, text_index, token_index, types, row_labels)
+    return activations_of(states, level, texts, rows)
 
 
 # -- probes ------------------------------------------------------------------------------------

@@ -116,11 +116,11 @@ def attribute(session, text: str, target: Any = None, *, method: str = "ig", con
         raise EmptyInputError("The text has only special tokens: nothing to attribute.")
     report = report or (lambda frac, label="": None)
     if getattr(session, "backend", None) is not None:  # nnsight: what it can run, and at what cost remotely
-        from ...backends import nnsight_views
+        from ...backends import nnsight_attribution
 
-        nnsight_views.check_method(session, m, n_tokens=trace.n_tokens, n_targets=max(1, generate or 1),
-                                   steps=steps, n_samples=n_samples,
-                                   n_words=_n_words(groups_of_feats(session, trace, special), special))
+        nnsight_attribution.check_method(session, m, n_tokens=trace.n_tokens, n_targets=max(1, generate or 1),
+                                         steps=steps, n_samples=n_samples,
+                                         n_words=_n_words(groups_of_feats(session, trace, special), special))
     report(0.0, "preparing")
     if m.key == "lrp" and session.kind == "decoder" and output is None:
         output = "logit"

@@ -235,23 +235,54 @@ def class_targets(session, target, contrast, generate, output, predicted):
     return labels, classes, other, output
 
 
-def build_objective(session, enc: dict, target=None, *, contrast=None, generate: int | None = None,
-                    output: str | None = None) -> Objective:
-    """Turn a user target into f(E). See `attribute` for the accepted forms."""
-    if getattr(session, "backend", None) is not None:  # nnsight traces (llm_widgets.backends)
-        from ...backends import nnsight_views
-
-        return nnsight_views.build_objective(session, enc, target, contrast=contrast, generate=generate,
-                                               output=output)
-    model = session.model
-    kind = session.kind
-    if kind == "encoder-decoder":
+def custom_target_name(session, target) -> str | None:
+    """The name of a callable target, None for the other forms; encoder-decoder models are refused.
+    Shared by the native and the nnsight objectives."""
+    if session.kind == "encoder-decoder":
         raise LLMWidgetsError("Attribution supports classifiers, causal LMs and encoders with a "
                               "callable target; encoder-decoder models are not supported yet.")
     if callable(target) and not isinstance(target, (str, int)):
         name = getattr(target, "__name__", "custom")
-        name = "custom" if name == "<lambda>" else name
+        return "custom" if name == "<lambda>" else name
+    return None
 
+
+def custom_names(name: str, k: int) -> list[str]:
+    """The names of a callable target's K outputs."""
+    return [name] if k == 1 else [f"{name}[{i}]" for i in range(k)]
+
+
+def decoder_names(session, tgt: list[int], other: int | None) -> tuple[list[str], str | None]:
+    """(the names of a causal LM's target tokens, or of the one contrast "target - other"; the
+    contrast token's name or None)."""
+    labels = session.readable_tokens(session.tokenizer.convert_ids_to_tokens(tgt))
+    cname = None
+    if other is not None:
+        cname = session.readable_tokens(session.tokenizer.convert_ids_to_tokens([other]))[0]
+        labels = [f"{labels[0]} \u2212 {cname}"]
+    return labels, cname
+
+
+def class_names(labels: list[str], classes: list[int], other: int | None) -> list[str]:
+    """The names of a classifier's target classes, or of the one contrast "target - other"."""
+    names = [labels[c] for c in classes]
+    if other is not None:
+        names = [f"{names[0]} \u2212 {labels[other]}"]
+    return names
+
+
+def build_objective(session, enc: dict, target=None, *, contrast=None, generate: int | None = None,
+                    output: str | None = None) -> Objective:
+    """Turn a user target into f(E). See `attribute` for the accepted forms."""
+    if getattr(session, "backend", None) is not None:  # nnsight traces (llm_widgets.backends)
+        from ...backends import nnsight_attribution
+
+        return nnsight_attribution.build_objective(session, enc, target, contrast=contrast, generate=generate,
+                                                   output=output)
+    model = session.model
+    kind = session.kind
+    name = custom_target_name(session, target)
+    if name is not None:
         def fn(kwargs):
             return target(model(**kwargs))
 
@@ -265,8 +296,7 @@ def build_objective(session, enc: dict, target=None, *, contrast=None, generate:
         if probe.dim() not in (1, 2) or probe.shape[0] != 1 or k < 1:
             raise LLMWidgetsError("A callable target must return a tensor [batch] or [batch, K] "
                                   f"from the model output; got shape {tuple(probe.shape)}.")
-        names = [name] if k == 1 else [f"{name}[{i}]" for i in range(k)]
-        return Objective(session, enc, fn, names, [-1] * k, "custom")
+        return Objective(session, enc, fn, custom_names(name, k), [-1] * k, "custom")
 
     if kind == "decoder":
         tgt, output, other = decoder_targets(session, enc, target, contrast, generate, output, greedy_generate)
@@ -289,11 +319,7 @@ def build_objective(session, enc: dict, target=None, *, contrast=None, generate:
                 vals = vals - lp[:, 0, other][:, None]
             return vals
 
-        labels = session.readable_tokens(session.tokenizer.convert_ids_to_tokens(tgt))
-        cname = None
-        if other is not None:
-            cname = session.readable_tokens(session.tokenizer.convert_ids_to_tokens([other]))[0]
-            labels = [f"{labels[0]} \u2212 {cname}"]
+        labels, cname = decoder_names(session, tgt, other)
         f = Objective(session, enc, fn, labels, tgt, output, suffix_ids=tgt_t[:-1], contrast=cname)
         head = model.get_output_embeddings()
         if head is not None and other is None:
@@ -318,8 +344,5 @@ def build_objective(session, enc: dict, target=None, *, contrast=None, generate:
             vals = vals - logits[:, other][:, None]
         return vals
 
-    names = [labels[c] for c in classes]
-    if other is not None:
-        names = [f"{names[0]} \u2212 {labels[other]}"]
-    return Objective(session, enc, fn, names, classes, output,
+    return Objective(session, enc, fn, class_names(labels, classes, other), classes, output,
                      contrast=labels[other] if other is not None else None)
