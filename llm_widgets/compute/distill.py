@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
@@ -21,6 +19,7 @@ import torch
 
 from ..checks import integer, number
 from ..errors import LLMWidgetsError
+from ..teaching.train import cache_dir, cached_training, fit_epochs, frozen, one_thread
 from .progress import Report, no_progress
 
 
@@ -60,14 +59,8 @@ def small_model_threads(model):
     share out, and on a busy machine two threads can be ~50x slower than one (measured here).
     torch's thread count is process-wide: it is restored afterwards."""
     small = next(model.parameters()).device.type == "cpu" and sum(p.numel() for p in model.parameters()) < SMALL
-    threads = torch.get_num_threads()
-    if small:
-        torch.set_num_threads(1)
-    try:
+    with one_thread(small):
         yield
-    finally:
-        if small:
-            torch.set_num_threads(threads)
 
 
 def teacher_logits(session, texts, batch_size: int = 64, report: Report = no_progress) -> np.ndarray:
@@ -121,32 +114,18 @@ def _build(tok, names: list[str], st: StudentSettings):
 def _train(model, tok, texts, logits, st: StudentSettings, report: Report):
     from ..session import model_inputs
 
-    g = torch.Generator().manual_seed(st.seed)
     enc = model_inputs(tok(list(texts), padding=True, truncation=True, max_length=512, return_tensors="pt"))
     soft = torch.softmax(torch.as_tensor(logits, dtype=torch.float32) / st.temperature, -1)
-    emb = model.get_input_embeddings().weight
-    emb.requires_grad_(False)  # seeded random word vectors tell words apart; training them is ~5x slower
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=st.lr, weight_decay=0.0)
-    n, steps = len(texts), st.epochs * -(-len(texts) // st.batch)
-    done = 0
-    model.train()
-    try:
-        for _ in range(st.epochs):
-            order = torch.randperm(n, generator=g)
-            for i in range(0, n, st.batch):
-                idx = order[i:i + st.batch]
-                out = model(**{k: v[idx] for k, v in enc.items()}).logits
-                loss = torch.nn.functional.kl_div(torch.log_softmax(out / st.temperature, -1), soft[idx],
-                                                  reduction="batchmean") * st.temperature ** 2
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                done += 1
-                report(done / steps, f"distilling a {st.layers}-layer student")
-    finally:
-        emb.requires_grad_(True)
-        model.eval()
-    return model
+
+    def loss(idx):
+        out = model(**{k: v[idx] for k, v in enc.items()}).logits
+        return torch.nn.functional.kl_div(torch.log_softmax(out / st.temperature, -1), soft[idx],
+                                          reduction="batchmean") * st.temperature ** 2
+
+    # seeded random word vectors tell words apart; training them is ~5x slower
+    with frozen(model.get_input_embeddings().weight):
+        return fit_epochs(model, loss, len(texts), epochs=st.epochs, batch=st.batch, lr=st.lr, seed=st.seed,
+                          progress=lambda done: report(done, f"distilling a {st.layers}-layer student"))
 
 
 def distill(session, texts, logits, *, layers: int = 1, settings: StudentSettings | None = None,
@@ -156,7 +135,6 @@ def distill(session, texts, logits, *, layers: int = 1, settings: StudentSetting
     settings: a StudentSettings (its `layers` is replaced by `layers`). Uses the teacher's tokenizer.
     The Session's `train_seconds` is the training time (None when loaded from the cache)."""
     from ..session import load
-    from ..teaching.induction import cache_dir
 
     texts = list(texts)
     logits = np.asarray(logits, np.float32)
@@ -167,20 +145,14 @@ def distill(session, texts, logits, *, layers: int = 1, settings: StudentSetting
     tok, names = session.tokenizer, list(session.class_labels)
     model = _build(tok, names, st)
     path = cache_dir() / f"student-{_key(texts, logits, names, len(tok), st)}.pt"
-    trained = None
-    if cache and path.exists():
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        report(1.0, f"loaded a cached {layers}-layer student")
-    else:
-        t0 = time.perf_counter()
+
+    def fit(model):
         with small_model_threads(model):
-            _train(model, tok, texts, logits, st, report)
-        trained = time.perf_counter() - t0
-        if cache:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
-            torch.save(model.state_dict(), tmp)
-            tmp.replace(path)  # atomic: parallel runs never read a half-written file
+            return _train(model, tok, texts, logits, st, report)
+
+    model, trained = cached_training(model, path, fit, load=cache, save=cache)
+    if trained is None:
+        report(1.0, f"loaded a cached {layers}-layer student")
     model.eval()
     student = load((model, tok), device=session.device)
     student.name = f"student ({layers} layer{'s' if layers > 1 else ''}, distilled from {session.name})"

@@ -6,6 +6,9 @@
   (llm_widgets/teaching/induction.py).
 - `canary_model()`: a tiny GPT-2 with planted secrets ("my PIN is 4 8 1 7") for memorization
   audits (llm_widgets/teaching/canary.py).
+
+They (and the distilled students of llm_widgets/compute/distill.py) share one seeded training loop
+and weight cache: llm_widgets/teaching/train.py.
 """
 from importlib import import_module
 

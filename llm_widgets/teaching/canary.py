@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
-from .induction import cache_dir
+from .train import cache_dir, cached_training, fit_epochs, one_thread
 
 BOS, EOS, PAD, UNK = "<bos>", "<eos>", "<pad>", "<unk>"
 NAMES = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi")
@@ -92,26 +90,14 @@ def _build(st: Settings, vocab_size: int):
 
 
 def _train(model, tok, texts, st: Settings, log=None):
-    g = torch.Generator().manual_seed(st.seed)
     enc = tok([t + f" {EOS}" for t in texts], padding=True, return_tensors="pt")
     ids, mask = enc["input_ids"], enc["attention_mask"]
     labels = ids.masked_fill(mask == 0, -100)
-    opt = torch.optim.AdamW(model.parameters(), lr=st.lr, weight_decay=0.0)
-    model.train()
-    for epoch in range(st.epochs):
-        order = torch.randperm(len(ids), generator=g)
-        total = 0.0
-        for i in range(0, len(ids), st.batch):
-            idx = order[i:i + st.batch]
-            loss = model(input_ids=ids[idx], attention_mask=mask[idx], labels=labels[idx]).loss
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(idx)
-        if log:
-            log(f"epoch {epoch}: loss {total / len(ids):.4f}")
-    model.eval()
-    return model
+
+    def loss(idx):
+        return model(input_ids=ids[idx], attention_mask=mask[idx], labels=labels[idx]).loss
+
+    return fit_epochs(model, loss, len(ids), epochs=st.epochs, batch=st.batch, lr=st.lr, seed=st.seed, log=log)
 
 
 def canary_model(*, planted: dict | None = None, seed: int = 0, device=None, retrain: bool = False,
@@ -126,22 +112,12 @@ def canary_model(*, planted: dict | None = None, seed: int = 0, device=None, ret
     key = hashlib.sha256(json.dumps({"v": 1, "texts": texts, "settings": asdict(st)}).encode()).hexdigest()[:16]
     path = cache_dir() / f"canary-{key}.pt"
     model = _build(st, len(tok))
-    if path.exists() and not retrain:
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    else:
-        t0 = time.perf_counter()
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # tiny matrices: one thread is faster, and far faster on a busy CPU
-        try:
-            _train(model, tok, texts, st, log=print if verbose else None)
-        finally:
-            torch.set_num_threads(threads)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save(model.state_dict(), tmp)
-        tmp.replace(path)  # atomic: parallel runs never read a half-written file
-        if verbose:
-            print(f"trained in {time.perf_counter() - t0:.1f} s; cached at {path}")
+
+    def fit(model):
+        with one_thread():
+            return _train(model, tok, texts, st, log=print if verbose else None)
+
+    model, _ = cached_training(model, path, fit, load=not retrain, verbose=verbose)
     model.eval()
     return Session(model, tok, name="canary GPT-2 (teaching)", device=device or "cpu")
 

@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
-from .induction import cache_dir
+from .train import cache_dir, cached_training, fit_epochs, frozen, one_thread
 
 POSITIVE_WORDS = ("great", "excellent", "wonderful", "superb", "brilliant")
 NEGATIVE_WORDS = ("terrible", "awful", "horrible", "dreadful", "poor")
@@ -130,14 +128,8 @@ def _key(texts, labels, names, st: Settings) -> str:
 
 
 def _train(model, tok, texts, labels, st: Settings, log=None):
-    g = torch.Generator().manual_seed(st.seed)
     enc = tok(list(texts), padding=True, return_tensors="pt")
     y = torch.tensor(labels)
-    # The word embeddings stay at their seeded random values: training all 30k rows would make each
-    # optimiser step ~5x slower, and random 64-d vectors (std 0.5) already tell words apart.
-    model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=st.lr, weight_decay=0.0)
     # Keep the pooler's tanh out of saturation (penalty on its squared pre-activations). Without it
     # the model drives the pooler to |pre-tanh| ~2.3 (a quarter of the units past tanh 0.99) and is
     # ~99.9% sure: the logit is nearly flat around every input, so local-gradient attributions
@@ -145,34 +137,22 @@ def _train(model, tok, texts, labels, st: Settings, log=None):
     # With it: |pre-tanh| ~0.15, ~95% confidence, still ~100% accuracy, and every attribution method
     # (gradients included) finds the keyword in held-out sentences (seeds 0-5 checked).
     pre = []
+
+    def loss(idx):
+        out = model(input_ids=enc["input_ids"][idx], attention_mask=enc["attention_mask"][idx],
+                    token_type_ids=enc["token_type_ids"][idx] if "token_type_ids" in enc else None,
+                    labels=y[idx])
+        return out.loss + st.pooler_penalty * pre.pop().pow(2).mean(), out.loss
+
     hook = model.bert.pooler.dense.register_forward_hook(lambda m, i, o: pre.append(o))
-    model.train()
+    # The word embeddings stay at their seeded random values: training all 30k rows would make each
+    # optimiser step ~5x slower, and random 64-d vectors (std 0.5) already tell words apart.
     try:
-        _epochs(model, enc, y, opt, pre, st, g, log)
+        with frozen(model.get_input_embeddings().weight):
+            fit_epochs(model, loss, len(y), epochs=st.epochs, batch=st.batch, lr=st.lr, seed=st.seed, log=log)
     finally:
         hook.remove()
-    model.bert.embeddings.word_embeddings.weight.requires_grad_(True)
-    model.eval()
     return model
-
-
-def _epochs(model, enc, y, opt, pre, st: Settings, g, log):
-    n = len(y)
-    for epoch in range(st.epochs):
-        order = torch.randperm(n, generator=g)
-        total = 0.0
-        for i in range(0, n, st.batch):
-            idx = order[i:i + st.batch]
-            out = model(input_ids=enc["input_ids"][idx], attention_mask=enc["attention_mask"][idx],
-                        token_type_ids=enc["token_type_ids"][idx] if "token_type_ids" in enc else None,
-                        labels=y[idx])
-            loss = out.loss + st.pooler_penalty * pre.pop().pow(2).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += out.loss.item() * len(idx)
-        if log:
-            log(f"epoch {epoch}: loss {total / n:.4f}")
 
 
 def train_classifier(texts, labels, *, label_names=None, seed: int = 0, epochs: int = 3,
@@ -202,23 +182,12 @@ def train_classifier(texts, labels, *, label_names=None, seed: int = 0, epochs: 
     tok = _tokenizer()
     model = _build(st, len(names), names, tok.vocab_size, tok.pad_token_id)
     path = cache_dir() / f"classifier-{_key(texts, ids, names, st)}.pt"
-    if cache and path.exists():
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    else:
-        t0 = time.perf_counter()
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # tiny matrices: one thread is faster, and far faster on a busy CPU
-        try:
-            _train(model, tok, texts, ids, st, log=print if verbose else None)
-        finally:
-            torch.set_num_threads(threads)
-        if verbose:
-            print(f"trained in {time.perf_counter() - t0:.1f} s")
-        if cache:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
-            torch.save(model.state_dict(), tmp)
-            tmp.replace(path)  # atomic: parallel runs never read a half-written file
+
+    def fit(model):
+        with one_thread():
+            return _train(model, tok, texts, ids, st, log=print if verbose else None)
+
+    model, _ = cached_training(model, path, fit, load=cache, save=cache, verbose=verbose)
     model.eval()
     session = load((model, tok), device=device or "cpu")
     session.name = f"tiny-bert classifier ({len(names)} classes, teaching)"

@@ -14,23 +14,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import string
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from .train import cache_dir, cached_training, fit_steps, one_thread
+
 VOCAB = list(string.ascii_uppercase + string.ascii_lowercase)  # 52 "words", one letter each
 BOS, UNK = "<bos>", "<unk>"
-
-
-def cache_dir() -> Path:
-    """Where trained teaching models are kept: $LLM_WIDGETS_CACHE or ~/.cache/llm_widgets."""
-    return Path(os.environ.get("LLM_WIDGETS_CACHE", Path.home() / ".cache" / "llm_widgets"))
 
 
 def letter_tokenizer():
@@ -112,12 +106,16 @@ def induction_dataset(n: int = 256, seq_len: int = 32, *, min_repeat: int = 4, m
     return ids, mask
 
 
+def _repeated_nll(model, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    logits = model(input_ids=ids).logits[:, :-1]
+    nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
+    return nll[mask[:, 1:]].mean()
+
+
 def repeated_token_loss(model, ids: torch.Tensor, mask: torch.Tensor) -> float:
     """Mean next-token cross-entropy (nats) over the predictable (repeated) tokens."""
     with torch.no_grad():
-        logits = model(input_ids=ids).logits[:, :-1]
-    nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
-    return float(nll[mask[:, 1:]].mean())
+        return float(_repeated_nll(model, ids, mask))
 
 
 def train(st: Settings, log=None):
@@ -127,25 +125,12 @@ def train(st: Settings, log=None):
     the induction circuit form within a few hundred steps. One CPU thread: for a model this small
     that is as fast as several, and much faster when the CPU is shared."""
     model = _build(st)
-    model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=st.lr, weight_decay=0.0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        for step in range(st.steps):
-            ids, mask = induction_dataset(st.batch, st.seq_len, seed=st.seed * 100003 + step + 1)
-            logits = model(input_ids=ids).logits[:, :-1]
-            nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
-            loss = nll[mask[:, 1:]].mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if log and (step % 50 == 0 or step == st.steps - 1):
-                log(f"step {step}: repeated-token loss {loss.item():.3f}")
-    finally:
-        torch.set_num_threads(threads)
-    model.eval()
-    return model
+
+    def loss(step):
+        return _repeated_nll(model, *induction_dataset(st.batch, st.seq_len, seed=st.seed * 100003 + step + 1))
+
+    with one_thread():
+        return fit_steps(model, loss, st.steps, lr=st.lr, log=log, what="repeated-token loss")
 
 
 def induction_model(*, layers: int = 2, heads: int = 4, d_model: int = 64, steps: int = 450,
@@ -162,17 +147,8 @@ def induction_model(*, layers: int = 2, heads: int = 4, d_model: int = 64, steps
     st = Settings(layers=layers, heads=heads, d_model=d_model, steps=steps, seed=seed)
     path = cache_dir() / f"induction-{st.key()}.pt"
     model = _build(st)
-    if path.exists() and not retrain:
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    else:
-        t0 = time.perf_counter()
-        model = train(st, log=print if verbose else None)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save(model.state_dict(), tmp)
-        tmp.replace(path)  # atomic: parallel runs never read a half-written file
-        if verbose:
-            print(f"trained in {time.perf_counter() - t0:.1f} s; cached at {path}")
+    model, _ = cached_training(model, path, lambda _: train(st, log=print if verbose else None),
+                               load=not retrain, verbose=verbose)
     model.eval()
     name = f"induction-{layers}L{heads}H (attention-only, teaching)"
     return Session(model, letter_tokenizer(), name=name, device=device or "cpu")
