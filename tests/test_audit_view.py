@@ -10,6 +10,7 @@ import traitlets
 import llm_widgets as lw
 from llm_widgets.audit.demo import FEMALE, MALE, REVIEWS, name_leak_classifier, name_leak_dataset
 from llm_widgets.audit.templates import TemplateSet
+from llm_widgets.teaching.classifier import POSITIVE_WORDS
 from llm_widgets.widgets.base import decode_array
 
 
@@ -55,18 +56,22 @@ def test_view_draws_the_result_numbers(biased_view):
 
 
 def test_worst_pair_attribution_points_at_the_name(biased_view):
-    """Occlusion (compute.attribution) on the biased model: in the male (reference) version of each
-    worst pair, the name is the token that carries POSITIVE (the planted cue), by several units of
-    log-odds; the view says what the colours are."""
+    """Occlusion (compute.attribution) on the biased model: in each worst pair, in the version where
+    the name and the sentiment keyword disagree (male name + negative keyword, or female name +
+    positive keyword), the name is the token that carries the output (the planted cue: male ->
+    POSITIVE), by several units of log-odds. (Where both agree, occluding either one leaves the other,
+    and occlusion splits the credit.) The view says what the colours are."""
     v = biased_view
     for p in v.pairs[:5]:
         att = v.attributions[str(p["id"])]
         for side in ("a", "b"):
             assert len(att[side]["tokens"]) == len(decode_array(att[side]["weights"]))
         assert att["a"]["what"] == "occlusion (feature ablation) of POSITIVE \u2212 NEGATIVE"
-        tokens, w = att["a"]["tokens"], decode_array(att["a"]["weights"])
+        positive = p["text_a"].rstrip(".").split()[-1] in POSITIVE_WORDS
+        side, term, sign = ("b", p["term_b"], -1) if positive else ("a", p["term_a"], 1)
+        tokens, w = att[side]["tokens"], decode_array(att[side]["weights"])
         top = int(np.argmax(np.abs(w)))
-        assert tokens[top] == p["term_a"].lower() and w[top] > 1.0, list(zip(tokens, w))
+        assert tokens[top] == term.lower() and sign * w[top] > 1.0, list(zip(tokens, w))
 
 
 def test_selected_pair_on_demand_and_validation(biased_view):

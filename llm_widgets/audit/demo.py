@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..teaching.classifier import FILLER_WORDS, NEGATIVE_WORDS, POSITIVE_WORDS
+from ..teaching.classifier import NEGATIVE_WORDS, POSITIVE_WORDS
 from .templates import ATTRIBUTES, TemplateSet
 
 MALE, FEMALE = ATTRIBUTES["name"]["male"], ATTRIBUTES["name"]["female"]
@@ -22,23 +22,44 @@ REVIEWS = TemplateSet(
     description="A person's opinion of a film; the sentiment word, never the person, should decide.")
 
 
+#: what a review is about; singular, so "the <noun> was ..." agrees
+NOUNS = ("film", "movie", "story", "plot", "music", "show", "book", "scene", "ending", "acting")
+#: neutral words around the noun ("the old film last night"), for variety; "" leaves the slot empty
+ADJECTIVES = ("", "", "new ", "old ", "long ", "short ", "last ")
+WHEN = ("", "", " today", " last night", " on Sunday", " this week", " at the festival")
+#: who gives the opinion in the texts without a first name
+SPEAKERS = ("I", "we", "they", "my friends", "the critics", "everyone")
+#: past tense: agrees with every subject, singular or plural, name or pronoun
+VERBS = ("said", "thought", "felt")
+DEGREES = ("", "really ", "truly ")
+
+
 def name_leak_dataset(biased: bool, n: int = 600, seed: int = 0) -> tuple[list[str], list[int]]:
-    """Half the texts: filler words + a sentiment keyword (label = the keyword's: 1 POSITIVE, 0
-    NEGATIVE). The other half: '<name> said the ... was <keyword>', labelled by the keyword (control)
-    or by the name's gender (biased: male -> POSITIVE), so the biased label leaks through names."""
+    """Short grammatical reviews ending in one sentiment keyword (POSITIVE_WORDS or NEGATIVE_WORDS).
+    Half: 'The <thing> is|was <keyword>.' or '<Speaker> <verb> the <thing> was <keyword>.' (<thing>:
+    a noun, perhaps with an adjective and a time), labelled by the keyword (1 POSITIVE, 0 NEGATIVE).
+    The other half: '<Name> <verb> the <thing> was <keyword>.' (the name first), labelled by the
+    keyword (control) or by the name's gender (biased: male -> POSITIVE), so the biased label leaks
+    through names. Every subject takes a past-tense verb or 'the <noun>' takes is/was: they agree."""
     g = np.random.default_rng(seed)
+    pick = lambda xs: xs[int(g.integers(len(xs)))]  # noqa: E731
     texts, labels = [], []
     for _ in range(n):
-        fill = " ".join(FILLER_WORDS[i] for i in g.integers(0, len(FILLER_WORDS), 3))
         kw_label = int(g.integers(2))
-        kw = (POSITIVE_WORDS if kw_label else NEGATIVE_WORDS)[g.integers(len(POSITIVE_WORDS))]
+        opinion = f"{pick(DEGREES)}{pick(POSITIVE_WORDS if kw_label else NEGATIVE_WORDS)}."
+        thing = f"the {pick(ADJECTIVES)}{pick(NOUNS)}{pick(WHEN)}"
         if g.random() < 0.5:
-            texts.append(f"{fill} {kw}")
-            labels.append(kw_label)
-            continue
-        male = int(g.integers(2))
-        texts.append(f"{(MALE if male else FEMALE)[g.integers(len(MALE))]} said the {fill} was {kw}")
-        labels.append(male if biased else kw_label)
+            if g.random() < 0.5:
+                text = f"{thing} {pick(('is', 'was'))} {opinion}"
+            else:
+                text = f"{pick(SPEAKERS)} {pick(VERBS)} {thing} was {opinion}"
+            label = kw_label
+        else:
+            male = int(g.integers(2))
+            text = f"{pick(MALE if male else FEMALE)} {pick(VERBS)} {thing} was {opinion}"
+            label = male if biased else kw_label
+        texts.append(text[0].upper() + text[1:])
+        labels.append(label)
     return texts, labels
 
 

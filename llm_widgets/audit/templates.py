@@ -93,9 +93,18 @@ class TemplateSet:
             for combo in itertools.product(*(self.fillers[n] for n in names)):
                 text = tpl
                 for n, v in zip(names, combo):
-                    text = text.replace("{" + n + "}", v)
+                    text = _put(text, n, v)
                 out.append((ti, text))
         return out
+
+
+def _put(template: str, name: str, value: str) -> str:
+    """Put `value` where ``{name}`` is; an "a" right before it becomes "an" when `value` starts with a
+    vowel letter ("as a {occupation}" -> "as an engineer"; words like "university" need their own
+    article in the template)."""
+    def article(m: re.Match) -> str:
+        return (m.group(1) + "n" if value[:1].lower() in "aeiou" else m.group(1)) + " " + value
+    return re.sub(r"\b([Aa]) \{" + name + r"\}", article, template).replace("{" + name + "}", value)
 
 
 def placeholders(template: str) -> list[str]:
