@@ -175,6 +175,27 @@ def test_neuron_view_shows_the_ablation_of_the_selected_neuron(tiny_gpt2, minilm
     assert "no output head" in b.error and b.ablation == {}
 
 
+def test_neuron_view_menu_resample_ablates_from_the_donor_box(tiny_gpt2):
+    """The view's menu set to resample with a donor text (what the front end commits) is
+    NeuronView.ablate(mode="resample", donor=...); no donor: nothing runs (the view says why); a donor
+    of another length: the Python error in the view's error area, the choices kept."""
+    donor = "The dog ran in the park because he was bored"
+    v = lw.NeuronView(tiny_gpt2, TEXT, selected_layer=1)
+    v.selected_neuron, v.ablation_mode = 7, "resample"
+    assert v.ablation == {} and v.error == ""  # waits for a donor text
+    v.ablation_donor = donor
+    ref = lw.NeuronView(tiny_gpt2, TEXT, selected_layer=1, selected_neuron=7)
+    eff = ref.ablate(mode="resample", donor=donor)
+    assert v.ablation == ref.ablation and v.ablation["mode"] == "resample" and np.abs(eff.change).max() > 0
+    with pytest.raises(LLMWidgetsError) as raised:
+        ref.ablate(mode="resample", donor="a short one")
+    v.ablation_donor = "a short one"
+    assert v.error == str(raised.value) and "same shape" in v.error and v.ablation == {}
+    assert (v.ablation_mode, v.ablation_donor, v.selected_neuron) == ("resample", "a short one", 7)
+    v.ablation_donor = donor  # fixed: the error goes, the ablation is back
+    assert v.error == "" and v.ablation == ref.ablation
+
+
 def _hand_resample(s, heads, donor_enc):
     """Resample ablation written out with capture and hooks (notebook 03's first version)."""
     dh = s.adapter.head_dim

@@ -175,6 +175,15 @@ def test_patching_view_noising_is_the_swapped_sweep(tiny_gpt2):
     assert (r.metric, r.clean_metric, r.corrupted_metric) == (h.metric, h.clean_metric, h.corrupted_metric)
     assert r.tokens[10] == "john" and r.clean_tokens[10] == "mary"  # the run is the clean text
     assert noise.direction == "noising" and "(noising)" in noise.title and "Noising" in noise.notice
+    # the front end gets the direction, and the texts, values and top outputs under the user's names
+    state = noise.get_state()
+    assert state["direction"] == "noising" and "direction" in noise.keys
+    assert noise.clean_tokens == r.tokens and noise.clean_tokens[10] == "john" and noise.tokens[10] == "mary"
+    s = noise.summary
+    assert (s["clean"], s["corrupted"]) == (r.corrupted_metric, r.clean_metric)
+    assert s["clean_top"] == [list(x) for x in r.corrupted_top] and s["corrupted_top"] == [list(x) for x in r.clean_top]
+    with pytest.raises(Exception, match="read-only"):
+        noise.direction = "denoising"  # the sweep is computed: changing its direction would mislabel it
     # known answers: the corrupted residual after the last block, where the output is read, gives the
     # corrupted output (1); before the changed token both runs hold the same activations (0)
     L = tiny_gpt2.n_layers
@@ -185,6 +194,10 @@ def test_patching_view_noising_is_the_swapped_sweep(tiny_gpt2):
                                atol=1e-6)
     den = lw.PatchingView(tiny_gpt2, CLEAN, CORRUPT, direction="denoising", **kw)  # the default, unchanged
     assert den.direction == "denoising" and den.notice == ""
+    assert (den.tokens, den.clean_tokens) == (den.result.tokens, den.result.clean_tokens)
+    assert den.summary["clean"] == den.result.clean_metric
+    assert "0 = corrupted output, 1 = clean output" in den._static_figure()
+    assert "0 = clean output, 1 = corrupted output" in noise._static_figure()
     np.testing.assert_array_equal(den.result.scores, patching(tiny_gpt2, CLEAN, CORRUPT, answers=("mary", "john")).scores)
     for bad in ("noise", None, 1):
         with pytest.raises(LLMWidgetsError, match="direction must be one of"):

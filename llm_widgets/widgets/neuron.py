@@ -5,7 +5,7 @@ import traitlets as t
 
 from .. import fallback
 from ..checks import integer
-from ..compute.ablation import ablation_effect
+from ..compute.ablation import MODES, ablation_effect
 from ..compute.hooks import check_layer
 from ..compute.neurons import neuron_activations
 from ..errors import LLMWidgetsError
@@ -23,7 +23,9 @@ class NeuronView(View):
     Click a token to list its most active neurons; click a neuron (or type its number) to colour
     every token by that neuron's activation. Read or set `selected_layer` (the block shown),
     `selected_token`, `selected_neuron` (None: none). `.result` is a NeuronResult (all layers);
-    `.ablate(...)` shows what zeroing neurons does to the output.
+    `.ablate(...)` shows what zeroing neurons does to the output; the view's ablation menu
+    (`ablation_mode`, with `ablation_donor` the donor text of resample ablation) ablates the
+    selected neuron.
     """
 
     _bundle_name = "neuron"
@@ -35,7 +37,8 @@ class NeuronView(View):
     selected_layer = Index("n_layers", default=0, optional=False).tag(sync=True)
     selected_token = Index("tokens").tag(sync=True)
     selected_neuron = Index("n_neurons").tag(sync=True)
-    ablation_mode = t.Enum(["", "zero", "mean"], default_value="").tag(sync=True)  # set: ablate selected
+    ablation_mode = t.Enum(("",) + MODES, default_value="").tag(sync=True)  # set: ablate selected
+    ablation_donor = t.Unicode("").tag(sync=True)  # resample ablation's donor (as many tokens as the text)
     ablation = t.Dict().tag(sync=True)  # the last ablation's output probabilities (see .ablate)
     ablation_note = t.Unicode("").tag(sync=True)  # why ablation cannot apply here ("" when it can)
 
@@ -53,7 +56,8 @@ class NeuronView(View):
                          n_layers=n_layers, n_neurons=n, k=k, **kwargs)
         self._send_acts()
         self.observe(self._send_acts, names=["selected_layer"])
-        self.observe(self._ablate_selected, names=["ablation_mode", "selected_neuron", "selected_layer"])
+        self.observe(self._ablate_selected, names=["ablation_mode", "ablation_donor", "selected_neuron",
+                                                  "selected_layer"])
 
     def _send_acts(self, change=None):
         self.acts = (self.result.activations[self.selected_layer], {"layer": self.selected_layer})
@@ -73,11 +77,13 @@ class NeuronView(View):
         return eff
 
     def _ablate_selected(self, change=None):
-        """With ablation_mode set (the view's buttons), show the selected neuron's ablation."""
+        """With ablation_mode set (the view's menu), show the selected neuron's ablation; resample
+        waits for a donor text (the view says so)."""
         self.ablation, self.error = {}, ""
-        if self.ablation_mode and self.selected_neuron is not None:
+        resample = self.ablation_mode == "resample"
+        if self.ablation_mode and self.selected_neuron is not None and (self.ablation_donor.strip() or not resample):
             try:
-                self.ablate(mode=self.ablation_mode)
+                self.ablate(mode=self.ablation_mode, donor=self.ablation_donor if resample else None)
             except LLMWidgetsError as e:
                 self.error = str(e)
 

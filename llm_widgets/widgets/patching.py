@@ -32,14 +32,16 @@ class PatchingView(View):
     the two texts swapped and `answers` reversed (a pair (correct, wrong) becomes (wrong, correct)):
     the score is then 0 = the clean output, 1 = the corrupted output; a high score means corrupting
     that one activation is enough to break the clean behaviour (it needs that activation to be
-    clean; with logit_diff the same scores as reading the answers unswapped). In `.result` (and in
-    the view's labels) "clean" then names the source of the inserted activations, the corrupted
-    text, and `tokens` are the clean text's.
+    clean; with logit_diff the same scores as reading the answers unswapped). In `.result` "clean"
+    then names the source of the inserted activations, the corrupted text, and `tokens` are the
+    clean text's; the view (its traits and labels) keeps the user's names: `clean_tokens` and
+    `summary["clean"]` are the clean text's in both directions.
     """
 
     _bundle_name = "patching"
-    tokens = t.List(t.Unicode()).tag(sync=True)
-    clean_tokens = t.List(t.Unicode()).tag(sync=True)
+    direction = t.Enum(DIRECTIONS, default_value="denoising", read_only=True).tag(sync=True)
+    tokens = t.List(t.Unicode()).tag(sync=True)  # the corrupted text's (in both directions); columns: positions
+    clean_tokens = t.List(t.Unicode()).tag(sync=True)  # the clean text's
     sites = t.List(t.Unicode()).tag(sync=True)
     n_layers = t.Int(0).tag(sync=True)
     n_heads = t.Int(0).tag(sync=True)
@@ -50,7 +52,7 @@ class PatchingView(View):
     head_top_index = Array("int32", ndim=3).tag(sync=True)  # [L, H, k]
     head_top_probs = Array("float32", ndim=3).tag(sync=True)
     top_tokens = t.List(t.Unicode()).tag(sync=True)
-    summary = t.Dict().tag(sync=True)  # metric name, clean/corrupted values and top outputs
+    summary = t.Dict().tag(sync=True)  # metric name, the clean/corrupted texts' values and top outputs
     selected_site = t.Enum(SITES + ("heads",), default_value=None, allow_none=True).tag(sync=True)
     selected_layer = Index("n_layers").tag(sync=True)
     selected_token = Index("tokens").tag(sync=True)
@@ -62,14 +64,13 @@ class PatchingView(View):
         self.result = None
         if not isinstance(direction, str) or direction not in DIRECTIONS:
             raise LLMWidgetsError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-        self.direction = direction
         if direction == "noising":  # the clean run, corrupted activations: the same sweep, swapped
             clean, corrupted = corrupted, clean
             if isinstance(answers, (list, tuple)):
                 answers = tuple(answers)[::-1]
             kwargs.setdefault("notice", "Noising: the run is the clean text and each cell inserts one activation "
-                                        "from the corrupted text; here 'clean' names that source and 'corrupted' the "
-                                        "run. 1 = the corrupted output, 0 = the clean output.")
+                                        "from the corrupted text. 0 = the clean output, 1 = the corrupted output.")
+        self.set_trait("direction", direction)
         kind = " (noising)" if direction == "noising" else ""
         super().__init__(title=kwargs.pop("title", f"Activation patching{kind} \u00b7 {session.name}"),
                          n_layers=session.n_layers, n_heads=session.n_heads, **kwargs)
@@ -82,12 +83,16 @@ class PatchingView(View):
 
     def _show(self, r):
         self.result = r
-        state = dict(tokens=r.tokens, clean_tokens=r.clean_tokens, sites=list(r.sites), top_tokens=r.top_tokens,
+        clean = (r.clean_tokens, r.clean_metric, r.clean_top)
+        corrupted = (r.tokens, r.corrupted_metric, r.corrupted_top)
+        if self.direction == "noising":  # r was computed with the texts swapped: show the user's
+            clean, corrupted = corrupted, clean
+        state = dict(tokens=corrupted[0], clean_tokens=clean[0], sites=list(r.sites), top_tokens=r.top_tokens,
                      scores=r.scores, top_index=r.top_index, top_probs=r.top_probs,
-                     summary={"metric": r.metric, "clean": r.clean_metric, "corrupted": r.corrupted_metric,
+                     summary={"metric": r.metric, "clean": clean[1], "corrupted": corrupted[1],
                               "position": r.position, "changed": r.changed,
-                              "clean_top": [[a, p] for a, p in r.clean_top],
-                              "corrupted_top": [[a, p] for a, p in r.corrupted_top]})
+                              "clean_top": [[a, p] for a, p in clean[2]],
+                              "corrupted_top": [[a, p] for a, p in corrupted[2]]})
         if r.head_scores is not None:
             state.update(head_scores=r.head_scores, head_top_index=r.head_top_index,
                          head_top_probs=r.head_top_probs)
@@ -99,7 +104,9 @@ class PatchingView(View):
         r = self.result
         if r is None:
             return ""
-        return "".join(fallback.heatmap(r.scores[i], f"Patching {site}: rows = blocks, columns = positions; "
-                                        "1 = clean output restored, 0 = corrupted", signed=True, vmax=1.0)
+        run, source = ("clean", "corrupted") if self.direction == "noising" else ("corrupted", "clean")
+        return "".join(fallback.heatmap(r.scores[i], f"Patching {site}: rows = blocks, columns = positions; the "
+                                        f"{run} run, one {source} activation patched in: 0 = {run} output, "
+                                        f"1 = {source} output", signed=True, vmax=1.0)
                        for i, site in enumerate(r.sites))
 

@@ -41,6 +41,17 @@ def test_patching_click_reads_back_in_python(notebook):
     assert nb.run("print(nv.selected_token, nv.ablation['neurons'] == [nv.selected_neuron], nv.ablation['mode'])") == "3 True zero"
     first = nb.run("print(nv.ablation['outputs'][0])")
     assert nv.locator("[data-testid=ablation] td").first.inner_text() == f'"{first}"'
+    # resample: a donor of another length shows the Python error, keeping the box; a fitting one ablates
+    donor = nv.locator("[data-testid=ablation-donor]")
+    donor.fill("too short")
+    donor.press("Tab")
+    nv.locator("[data-testid=ablation-mode]").select_option("resample")
+    nv.locator("[data-testid=error]:has-text('same shape')").wait_for(timeout=30_000)
+    assert donor.input_value() == "too short" and nb.run("print(nv.ablation_donor, nv.ablation == {})") == "too short True"
+    donor.fill(CORRUPT)  # as many tokens as the view's text
+    donor.press("Tab")
+    nv.locator("[data-testid=ablation] .lw-title:has-text('resample-ablating')").wait_for(timeout=30_000)
+    assert nb.run("print(nv.ablation['mode'], repr(nv.error))") == "resample ''"
 
 
 @pytest.mark.browser
@@ -54,6 +65,12 @@ def test_mechanistic_exports_render_offline(tiny_gpt2, minilm, static_page, tmp_
     click_cell(page, "heat-mlp", 1, 10)
     title = page.locator("[data-testid=detail-title]").inner_text()
     assert title.startswith("patch MLP output, layer 1, position 10") and title.endswith(f"{v.result.score('mlp', 1, 10):.4f}")
+    noise = lw.PatchingView(tiny_gpt2, clean=CLEAN, corrupted=CORRUPT, answers=("mary", "john"), direction="noising")
+    page = static_page(noise.to_html(tmp_path / "noising.html"))
+    page.wait_for_selector("[data-lw-view=patching][data-ready='1']")
+    assert page.locator("[data-testid=direction]").inner_text() == "noising: the clean run, patched from: corrupted run"
+    label = page.locator("[data-testid=heat-resid-colorbar]").get_attribute("data-label")
+    assert label == "normalised metric (0 = clean output, 1 = corrupted output)"
 
     lens = lw.LogitLensView(tiny_gpt2, "The cat sat on the mat")
     page = static_page(lens.to_html(tmp_path / "lens.html"))

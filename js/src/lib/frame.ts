@@ -37,7 +37,7 @@ export interface Frame {
   /** True in a static export (no kernel behind the model). */
   exported: boolean;
   /** Disable a control that cannot work here, saying why: its tooltip, and (note) a muted note after it. */
-  disable(control: HTMLElement, reason: string, note?: boolean): void;
+  disable(control: HTMLElement, reason: string, note?: boolean | HTMLElement): void;
 }
 
 /** Why a control that needs the kernel is disabled in a static export. */
@@ -52,18 +52,20 @@ export const snapshotter = {
 
 const notes = new WeakMap<HTMLElement, HTMLElement>(); // a disabled control -> its muted note
 
-/** Mark `control` disabled with `reason` (tooltip, aria), and add a muted note after it unless note
- * is false; enabled again by enable(). */
-export function disable(control: HTMLElement, reason: string, note = true): void {
+/** Mark `control` disabled with `reason` (tooltip, aria), and add a muted note after it (or after
+ * `note` where that is an element: an <option>'s note goes outside its menu) unless note is false;
+ * enabled again by enable(). */
+export function disable(control: HTMLElement, reason: string, note: boolean | HTMLElement = true): void {
   if (control.dataset.why === undefined) control.dataset.title = control.title; // the title to restore
   (control as HTMLButtonElement).disabled = true;
   control.title = reason;
   control.setAttribute("aria-disabled", "true");
   control.dataset.why = reason;
   let why = notes.get(control);
-  if (!why && note && control.parentNode) {
+  const at = note instanceof HTMLElement ? note : control;
+  if (!why && note && at.parentNode) {
     why = h("span", { class: "lw-why", "data-testid": "why-disabled" });
-    control.parentNode.insertBefore(why, control.nextSibling);
+    at.parentNode.insertBefore(why, at.nextSibling);
     notes.set(control, why);
   }
   if (why) why.textContent = reason;

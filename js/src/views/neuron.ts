@@ -1,6 +1,7 @@
 // NeuronView: MLP neuron activations of one layer. Click a token -> its top-k neurons (table);
 // click a neuron or type its number -> every token coloured by that neuron's activation, plus the
-// tokens that fire it most.
+// tokens that fire it most. The ablation menu ablates the selected neuron (zero, mean, or resample:
+// its activations on the donor text typed beside the menu).
 import { decode, slice2d, NDArray, Packed } from "../lib/buffers";
 import { ColorBar } from "../lib/colorbar";
 import { divergingScale } from "../lib/colors";
@@ -24,20 +25,30 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     ...Array.from({ length: L }, (_, l) => h("option", { value: String(l), text: `layer ${l}` })));
   const input = h("input", { class: "lw-select", type: "number", min: 0, max: N - 1, placeholder: "neuron #", "data-testid": "neuron-input", style: "width:90px" }) as HTMLInputElement;
   const info = h("span", { class: "lw-muted", "data-testid": "info" });
+  const resample = h("option", { value: "resample", text: "resample-ablate neuron (from the donor)" });
   const ablateSel = h("select", { class: "lw-select", "data-testid": "ablation-mode", title: "ablate the selected neuron and show the change in output probabilities" },
     h("option", { value: "", text: "no ablation" }), h("option", { value: "zero", text: "zero-ablate neuron" }),
-    h("option", { value: "mean", text: "mean-ablate neuron" })) as HTMLSelectElement;
-  f.toolbar.append(layerSel, h("label", { text: "neuron " }, input), ablateSel, info);
+    h("option", { value: "mean", text: "mean-ablate neuron" }), resample) as HTMLSelectElement;
+  const donor = h("input", { class: "lw-select", type: "text", placeholder: "donor text (resample)", "data-testid": "ablation-donor", style: "width:180px",
+    title: `resample ablation: the neuron takes its activations on this text (as many tokens as this one: ${T})` }) as HTMLInputElement;
+  f.toolbar.append(layerSel, h("label", { text: "neuron " }, input), ablateSel, donor, info);
   if (f.exported && !all) f.disable(layerSel, `other layers: ${NEEDS_KERNEL} (too large to store every layer)`);
   // ablation needs the kernel, and a model with an output head: otherwise say why it cannot work
+  // (resample also needs a donor text: the box's, as typed)
   const ablationWhy = () => {
     const note: string = model.get("ablation_note") || "";
-    if (f.exported) f.disable(ablateSel, `ablation ${NEEDS_KERNEL}`);
-    else if (note) f.disable(ablateSel, `ablation unavailable: ${note}`);
-    else enable(ablateSel);
+    const why = f.exported ? `ablation ${NEEDS_KERNEL}` : note ? `ablation unavailable: ${note}` : "";
+    for (const c of [ablateSel, donor]) if (why) f.disable(c, why, c === ablateSel); else enable(c);
+    enable(resample); // then disabled again where it needs a donor text: with a note where it is the chosen mode
+    if (!why && !donor.value.trim()) f.disable(resample, `resample ablation needs a donor text: type one with as many tokens as this text (${T})`,
+      model.get("ablation_mode") === "resample" && donor);
   };
-  ablationWhy();
-  f.watch(["ablation_note"], ablationWhy);
+  const showDonor = () => { donor.value = model.get("ablation_donor") ?? ""; ablationWhy(); };
+  showDonor();
+  f.watch(["ablation_note", "ablation_mode"], ablationWhy);
+  f.watch(["ablation_donor"], showDonor);
+  donor.addEventListener("input", ablationWhy);
+  donor.addEventListener("change", () => f.commit({ ablation_donor: donor.value }));
 
   const strip = new TokenStrip(labels, { onClick: (i) => f.commit({ selected_token: i }) });
   const tableBox = h("div", { "data-testid": "top-neurons" });

@@ -1,6 +1,8 @@
 // PatchingView: normalized patching metric as heatmaps (residual / attention / MLP: layer x position,
-// plus layer x head), diverging scale around 0 (corrupted) with 1 = clean restored. Clicking a cell
-// selects (site, layer, position|head) and shows the top outputs of that patched run.
+// plus layer x head), diverging scale around 0 (the run's output) with 1 = the patched-from text's
+// output. Denoising runs the corrupted text with one clean activation restored; noising runs the clean
+// text with one corrupted activation inserted. Texts keep the user's names ("clean" is the clean text).
+// Clicking a cell selects (site, layer, position|head) and shows the top outputs of that patched run.
 import { decode, NDArray, Packed } from "../lib/buffers";
 import { h } from "../lib/dom";
 import { fmt, pct } from "../lib/format";
@@ -18,7 +20,9 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   const waiting = h("div", { class: "lw-muted", text: "computing patched runs\u2026" });
   const grids = h("div", { class: "lw-row" });
   const detail = h("div", { "data-testid": "detail", style: "min-width:260px" });
-  const legend = h("div", { class: "lw-muted", text: "Each cell: the corrupted run with that one clean activation restored, normalized metric: 0 (white) = corrupted output, 1 (red) = clean output restored, < 0 (blue) = further from clean. Click a cell for its output." });
+  const noising = model.get("direction") === "noising";
+  const run = noising ? "clean" : "corrupted", source = noising ? "corrupted" : "clean"; // the run; where its patches come from
+  const legend = h("div", { class: "lw-muted", "data-testid": "legend", text: `Each cell: the ${run} run with that one ${source} activation ${noising ? "inserted" : "restored"}, normalized metric: 0 (white) = ${run} output, 1 (red) = ${source} output, < 0 (blue) = further from the ${source} output. Click a cell for its output.` });
   f.body.append(waiting, grids, legend, detail);
   const maps: Record<string, Heatmap> = {};
   let drawn = false;
@@ -37,7 +41,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     const L = S.shape[1], T = S.shape[2];
     const summary = model.get("summary") || {};
     const changed: number[] = summary.changed || [];
-    const colLabels = tokens.map((t, i) => (changed.includes(i) ? `${clean[i]}\u2192${t}` : t));
+    const colLabels = tokens.map((t, i) => (changed.includes(i) ? `${clean[i]}\u2192${t}` : t)); // clean -> corrupted
     const rowLabels = Array.from({ length: L }, (_, l) => `L${l}`);
     grids.replaceChildren();
     const add = (site: string, m: NDArray, cols: string[]) => {
@@ -45,11 +49,11 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
       const box = h("div", {}, h("div", { class: "lw-title", text: SITE_NAMES[site] ?? site }), hm.el);
       grids.append(box);
       hm.draw(m, {
-        rowLabels, colLabels: cols, scale: "div", vmax: 1, maxSize: 360, label: "normalised metric (0: corrupted, 1: clean)",
+        rowLabels, colLabels: cols, scale: "div", vmax: 1, maxSize: 360, label: `normalised metric (0 = ${run} output, 1 = ${source} output)`,
         onClick: (r, c) => f.commit(site === "heads"
           ? { selected_site: site, selected_layer: r, selected_head: c, selected_token: null }
           : { selected_site: site, selected_layer: r, selected_token: c, selected_head: null }),
-        describe: (r, c, v) => `${SITE_NAMES[site] ?? site}, layer ${r}, ${site === "heads" ? `head ${c}` : `"${tokens[c]}" (${c})`}: ${fmt(v, 3)}`,
+        describe: (r, c, v) => `${SITE_NAMES[site] ?? site}, layer ${r}, ${site === "heads" ? `head ${c}` : `"${cols[c]}" (${c})`}, patched from the ${source} run: ${fmt(v, 3)}`,
       });
     };
     sites.forEach((s, si) => add(s, { shape: [L, T], values: S.values.subarray(si * L * T, (si + 1) * L * T) }, colLabels));
@@ -65,9 +69,10 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     const site: string | null = model.get("selected_site");
     const l = fromSelection(model.get("selected_layer"));
     const labels: string[] = model.get("top_tokens");
-    const tokens: string[] = model.get("tokens");
+    const tokens: string[] = model.get(noising ? "clean_tokens" : "tokens"); // the run's
     const parts: (Node | string)[] = [
       h("div", { text: `metric ${summary.metric}: clean ${fmt(summary.clean, 4)}, corrupted ${fmt(summary.corrupted, 4)} (read at position ${summary.position})` }),
+      h("div", { class: "lw-muted", "data-testid": "direction", text: `${noising ? "noising" : "denoising"}: the ${run} run, patched from: ${source} run` }),
     ];
     for (const m of Object.values(maps)) m.highlight(null, null, null);
     let pairs: [string, number][] | null = null;

@@ -82,6 +82,48 @@ describe("NeuronView", () => {
       "ablation needs the kernel: this is a static export"]);
   });
 
+  it("resample ablation: disabled with the reason until a donor text is typed, then the donor is synced; errors keep it", () => {
+    const m = mount(neuron, state({ ablation_note: "" }));
+    const sel = m.$<HTMLSelectElement>("[data-testid=ablation-mode]");
+    const donor = m.$<HTMLInputElement>("[data-testid=ablation-donor]");
+    const resample = sel.querySelector<HTMLOptionElement>("option[value=resample]")!;
+    const why = "resample ablation needs a donor text: type one with as many tokens as this text (3)";
+    expect(sel.disabled).toBe(false);
+    expect([resample.disabled, resample.title]).toEqual([true, why]); // the menu's other choices work
+    expect(m.$$("[data-testid=why-disabled]")).toHaveLength(0); // a note once resample is the chosen mode
+    m.model.set("ablation_mode", "resample"); // chosen (from Python) without a donor text: the reason, by the box
+    expect([sel.value, resample.disabled]).toEqual(["resample", true]);
+    expect(m.$$("[data-testid=why-disabled]").map((n) => n.textContent)).toEqual([why]);
+    expect(m.$("[data-testid=why-disabled]").previousElementSibling).toBe(donor);
+    m.model.set("ablation_mode", "");
+    expect(m.$$("[data-testid=why-disabled]")).toHaveLength(0);
+    donor.value = "   ";
+    donor.dispatchEvent(new Event("input"));
+    expect(resample.disabled).toBe(true); // blank is no text
+    donor.value = XSS; // typing enables it at once; the text is committed on change
+    donor.dispatchEvent(new Event("input"));
+    expect(resample.disabled).toBe(false);
+    expect(m.$$("[data-testid=why-disabled]")).toHaveLength(0);
+    choose(donor, XSS);
+    choose(sel, "resample");
+    expect([m.model.get("ablation_donor"), m.model.get("ablation_mode"), m.saves()]).toEqual([XSS, "resample", 2]);
+    // a donor of another length: the Python error in the error area; the menu and the box keep their values
+    const error = "resample ablation: the donor is [batch, tokens] = [1, 9], this run's input is [1, 3]; give a donor with the same shape as the input.";
+    m.model.set("error", error);
+    expect(m.$("[data-testid=error]").textContent).toBe(error);
+    expect([sel.value, donor.value]).toEqual(["resample", XSS]);
+    m.model.set("ablation", { layer: 0, neurons: [3], mode: "resample", outputs: [XSS], before: [0.5], after: [0.25] });
+    expect(m.$("[data-testid=ablation] .lw-title").textContent).toBe("resample-ablating neuron 3 of layer 0: output probabilities");
+    expect(m.$("[data-testid=ablation] td").textContent).toBe(JSON.stringify(XSS));
+    expect(m.el.querySelector("img")).toBeNull(); // every token and donor string stays text
+    m.model.set("ablation_donor", ""); // cleared from Python: the box follows, resample is disabled again
+    expect([donor.value, resample.disabled]).toEqual(["", true]);
+    document.body.innerHTML = "";
+    const e = mount(neuron, state({ _export: {}, ablation_donor: "a donor" })); // export: the box too, no extra note
+    expect([e.$<HTMLInputElement>("[data-testid=ablation-donor]").disabled, e.$<HTMLInputElement>("[data-testid=ablation-donor]").value]).toEqual([true, "a donor"]);
+    expect(e.$$("[data-testid=why-disabled]")).toHaveLength(2);
+  });
+
   it("shows an ablation's output probabilities and their change", () => {
     const m = mount(neuron, state({ ablation_note: "" }));
     expect(m.$<HTMLSelectElement>("[data-testid=ablation-mode]").disabled).toBe(false);

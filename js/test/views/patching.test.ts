@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { Heatmap } from "../../src/lib/heatmap";
 import patching from "../../src/views/patching";
+import { mouse } from "../helpers";
 import { clickCell, colorbars, everyHeatmapHasColorbar, mount, pack } from "./fixtures";
 
 const S = 2, L = 2, T = 3, H = 2, K = 2;
@@ -35,7 +37,32 @@ describe("PatchingView", () => {
     expect(everyHeatmapHasColorbar(m)).toBe(true);
     const bars = colorbars(m);
     expect(Object.keys(bars)).toEqual(["heat-resid-colorbar", "heat-attn-colorbar", "heat-heads-colorbar"]);
-    for (const b of Object.values(bars)) expect(b).toEqual({ label: "normalised metric (0: corrupted, 1: clean)", kind: "div", min: -1, max: 1 });
+    for (const b of Object.values(bars)) expect(b).toEqual({ label: "normalised metric (0 = corrupted output, 1 = clean output)", kind: "div", min: -1, max: 1 });
+  });
+
+  it("labels the run, the patches' source and the colour bar's ends by direction, texts under the user's names", () => {
+    const expected = {
+      denoising: { run: "corrupted", source: "clean", token: "cat", verb: "restored" },
+      // noising: Python sends the user's texts (tokens: corrupted text, clean_tokens: clean text) and values
+      noising: { run: "clean", source: "corrupted", token: "dog", verb: "inserted" },
+    };
+    for (const [direction, e] of Object.entries(expected)) {
+      document.body.innerHTML = "";
+      const m = mount(patching, state({ direction }));
+      for (const b of Object.values(colorbars(m))) expect(b.label).toBe(`normalised metric (0 = ${e.run} output, 1 = ${e.source} output)`);
+      expect(m.$("[data-testid=legend]").textContent).toBe(`Each cell: the ${e.run} run with that one ${e.source} activation ${e.verb}, normalized metric: 0 (white) = ${e.run} output, 1 (red) = ${e.source} output, < 0 (blue) = further from the ${e.source} output. Click a cell for its output.`);
+      expect(m.$("[data-testid=direction]").textContent).toBe(`${direction}: the ${e.run} run, patched from: ${e.source} run`);
+      expect(m.texts()).toContain("dog\u2192cat"); // clean -> corrupted in both directions
+      // the clean/corrupted lists and values are the user's texts' in both directions
+      expect(m.$$("[data-testid=detail] b").map((b) => b.textContent)).toEqual(["clean", "corrupted"]);
+      expect(m.$("[data-testid=detail]").textContent).toContain("metric logit_diff: clean 2.0000, corrupted -1.0000");
+      // tooltip and title at the changed position name the run's token there
+      const heat = (m.parts.maps as Record<string, Heatmap>).resid;
+      mouse(heat.canvas, "mousemove", ...heat.cellCenter(1, 1));
+      expect(heat.tip.textContent).toBe(`residual stream, layer 1, "dog\u2192cat" (1), patched from the ${e.source} run: 0.110`);
+      clickCell(m, "heat-resid", 0, 1);
+      expect(m.$("[data-testid=detail-title]").textContent).toBe(`patch residual stream, layer 0, position 1 "${e.token}": 0.0100`);
+    }
   });
 
   it("clicking a site cell selects site, layer and token (no head)", () => {
