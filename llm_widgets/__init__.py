@@ -18,7 +18,8 @@ from .errors import (  # noqa: F401
     OutOfMemoryError,
     UnsupportedModelError,
 )
-from .session import EMBEDDINGS, Session, Trace, load  # noqa: F401
+from .loading import load  # noqa: F401
+from .session import EMBEDDINGS, Session, Trace  # noqa: F401
 
 __version__ = "0.1.0"
 

@@ -107,17 +107,7 @@ def build_trace(session, text: str, truncate: bool = False) -> Trace:
     if not on_demand:
         out = session.forward(**inputs)
     tokens = session.tokenizer.convert_ids_to_tokens(ids.tolist())
-    try:
-        word_ids = enc.word_ids(0) if hasattr(enc, "word_ids") else []
-    except Exception:
-        word_ids = []
-    if not word_ids:
-        try:
-            word_ids = session.tokenizer(text, truncation=truncated,
-                                      max_length=session.max_length if truncated else None).word_ids(0)
-        except Exception:
-            word_ids = [None] * len(tokens)
-    special = np.array([i in set(session.tokenizer.all_special_ids) for i in ids.tolist()])
+    word_ids, special = word_ids_and_special(session, text, ids, truncated)
 
     is_ed = session.kind == "encoder-decoder"
     attn = out.encoder_attentions if is_ed else out.attentions
@@ -135,7 +125,7 @@ def build_trace(session, text: str, truncate: bool = False) -> Trace:
         attentions=_stack_attention(attn),
         hidden_states=_to_numpy(torch.stack([h[0] for h in hidden]), "hidden states"),
         logits=_logits(out),
-        word_ids=list(word_ids),
+        word_ids=word_ids,
         special_mask=special,
         truncated=truncated,
         notice=notice,
@@ -148,6 +138,18 @@ def build_trace(session, text: str, truncate: bool = False) -> Trace:
         trace.decoder_attentions = _stack_attention(out.decoder_attentions)
         trace.decoder_tokens = session.tokenizer.convert_ids_to_tokens(inputs["decoder_input_ids"][0].tolist())
     return trace
+
+
+def word_ids_and_special(session, text: str, ids: torch.Tensor, truncated: bool) -> tuple[list, np.ndarray]:
+    """The word index of each of the token ids [T] of `text` (None: a special token; all None where
+    the tokenizer cannot tell words), and the [T] mask of special tokens ([CLS], <s>, ...)."""
+    try:
+        word_ids = session.tokenizer(text, truncation=truncated,
+                                     max_length=session.max_length if truncated else None).word_ids(0)
+    except Exception:
+        word_ids = [None] * len(ids)
+    specials = set(session.tokenizer.all_special_ids)
+    return list(word_ids), np.array([i in specials for i in ids.tolist()])
 
 
 def _to_numpy(t: torch.Tensor, what: str, dtype=np.float32) -> np.ndarray:

@@ -157,6 +157,18 @@ def test_patching(pair):
     _same_patching(native_patching(native, CLEAN, CORRUPT, sites=("resid", "attn"), per_head=False), b)
 
 
+def test_patching_checks_answers_as_the_native_sweep(pair):
+    """Given answers are resolved and checked as the native sweep does (one token or class each, in
+    range, two for logit_diff), with the same error, before any request."""
+    native, nn = pair
+    for answers in [(10**6, 0), (0,), ("mary and", 0)]:
+        with pytest.raises(lw.LLMWidgetsError) as want:
+            native_patching(native, CLEAN, CORRUPT, answers=answers)
+        with Count(nn) as c, pytest.raises(lw.LLMWidgetsError) as got:
+            patching(nn, CLEAN, CORRUPT, answers=answers)
+        assert str(got.value) == str(want.value) and not c.calls, (answers, str(got.value), str(want.value))
+
+
 def test_patching_sweep_at_32_tokens_is_two_traces(minilm_tokenizer):
     native, nn = _PAIRS.get("gpt2") or (None, None)
     if nn is None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import LLMWidgetsError
 from . import nnsight_requests as rq
 from .nnsight_backend import Cost
 from .nnsight_views import _backend, _keeps_logits, _path
@@ -34,7 +33,8 @@ def patching(session, clean: str, corrupted: str, *, metric="logit_diff", answer
     """compute.patching.patching through nnsight: every patched run is a row of one batch whose row 0
     is the clean input; each site is patched from row 0 as the forward reaches it. The metric and
     top-k are computed on the server (a callable metric gets the logits back)."""
-    from ..compute.patching import (_answer_id, check_arguments, check_difference, check_metric, encode_pair,
+    from ..compute.budget import _vocab
+    from ..compute.patching import (answer_ids, check_arguments, check_difference, check_metric, encode_pair,
                                     make_metric, output_position, patching_result)
 
     sites, batch_size, k, position = check_arguments(session, sites, batch_size, k, position)
@@ -68,11 +68,8 @@ def patching(session, clean: str, corrupted: str, *, metric="logit_diff", answer
             a, b = int(lc[0].argmax()), int(lx[0].argmax())
             ids = [a, b] if a != b else [a]
             kind = "prob" if metric == "logit_diff" and a == b else metric
-        else:
-            ids = [_answer_id(session, x) for x in ([answers] if isinstance(answers, (str, int)) else list(answers))]
-            kind = metric
-            if kind == "logit_diff" and len(ids) != 2:
-                raise LLMWidgetsError("metric='logit_diff' needs answers=(correct, wrong): two outputs")
+        else:  # checked as the native sweep checks them, before any request
+            ids, kind = answer_ids(session, metric, answers, _vocab(session)), metric
         spec = (kind, *ids[:2]) if kind == "logit_diff" else (kind, ids[0])
 
     if lc is not None:

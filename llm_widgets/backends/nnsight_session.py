@@ -17,7 +17,8 @@ def load_nnsight(model, *, device=None, dtype=None, task=None, attn_implementati
     device: no weights are downloaded; attention runs with 'sdpa' unless attn_implementation says
     otherwise than the default, since the views compute attention weights from the captured queries
     and keys)."""
-    from ..session import Session, load
+    from ..loading import load
+    from ..session import Session
 
     require_nnsight()
     if is_envoy(model):

@@ -46,7 +46,7 @@ REMOTE_LOGITS_MAX_VALUES = 1 << 22  # [T, V] logits a remote trace sends back (1
 def build_trace(session, text: str, truncate: bool = False):
     """Session.trace through nnsight: one request."""
     from ..compute.attention_source import CapturedAttention, _call_of
-    from ..trace import _LOGITS_MAX_VALUES, Trace, _to_numpy
+    from ..trace import _LOGITS_MAX_VALUES, Trace, _to_numpy, word_ids_and_special
 
     be = _backend(session)
     enc, truncated, notice = session.encode(text, truncate=truncate)
@@ -54,12 +54,7 @@ def build_trace(session, text: str, truncate: bool = False):
     got = be.request("trace", rq.trace, {**enc, "output_hidden_states": True}, be.attention, max_logits)
     ids = enc["input_ids"][0].cpu()
     tokens = session.tokenizer.convert_ids_to_tokens(ids.tolist())
-    try:
-        word_ids = session.tokenizer(text, truncation=truncated,
-                                     max_length=session.max_length if truncated else None).word_ids(0)
-    except Exception:
-        word_ids = [None] * len(tokens)
-    special = np.array([i in set(session.tokenizer.all_special_ids) for i in ids.tolist()])
+    word_ids, special = word_ids_and_special(session, text, ids, truncated)
     source = None
     if got["attention"] is not None:
         calls = []
@@ -74,7 +69,7 @@ def build_trace(session, text: str, truncate: bool = False):
         text=text, raw_tokens=tokens, tokens=session.readable_tokens(tokens), input_ids=ids.numpy(),
         attentions=None, hidden_states=_to_numpy(got["hidden"], "hidden states"),
         logits=None if got["logits"] is None else _to_numpy(got["logits"], "logits"),
-        word_ids=list(word_ids), special_mask=special, truncated=truncated, notice=notice,
+        word_ids=word_ids, special_mask=special, truncated=truncated, notice=notice,
         attention_note="" if source is not None else f"Attention through nnsight: {be.attention_note}.")
     trace.attention = source
     return trace
@@ -99,6 +94,7 @@ def neuron_activations(session, text: str, *, truncate: bool = False):
 def ablation_effect(session, text: str, heads=(), neurons=(), mode: str = "zero", position: int = -1, k: int = 10):
     from ..compute.ablation import AblationEffect, unit_columns
     from ..compute.hooks import output_names
+    from ..compute.patching import output_position
 
     session.adapter.require("interventions")
     k = integer(k, "k", low=1)
@@ -113,6 +109,7 @@ def ablation_effect(session, text: str, heads=(), neurons=(), mode: str = "zero"
     edits = [(_path(ad.site(s, l)), torch.tensor(sorted(set(cols))), mode)
              for (s, l), cols in sorted(by_site.items(), key=lambda kv: (kv[0][1], order.get(kv[0][0], 0)))]
     enc, _, _ = session.encode(text)
+    output_position(position, enc["input_ids"].shape[1])
     two = {key: v.expand(2, *v.shape[1:]) for key, v in enc.items()}
     lg = _backend(session).request("ablation", rq.ablation, two, edits, position, False)
     before, after = torch.softmax(lg[0], -1), torch.softmax(lg[1], -1)

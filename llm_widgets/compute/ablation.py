@@ -6,6 +6,8 @@
 """
 from __future__ import annotations
 
+import operator
+from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
@@ -17,17 +19,27 @@ from ..checks import integer
 from ..errors import LLMWidgetsError
 from .hooks import capture, check_layer, final_logits, hooks, output_names
 from .inputs import batch_inputs
+from .patching import output_position
 
 MODES = ("zero", "mean", "resample")
 
 
+def _index(value) -> int:
+    """An integer (a Python, numpy or 0-d torch one), never a bool, 1.5 or "1" read as one."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(value)
+    return operator.index(value)
+
+
 def _check_units(session, units, what: str, size_of: Callable[[int], int]) -> list[tuple[int, int]]:
+    if isinstance(units, (str, bytes)) or not (units is None or isinstance(units, Iterable)):
+        raise LLMWidgetsError(f"{what} must be a list of (layer, index) pairs, got {units!r}")
     out = []
-    for item in units or []:
+    for item in () if units is None else units:
         try:
-            layer, unit = (int(v) for v in item)
+            layer, unit = (_index(v) for v in item)
         except (TypeError, ValueError):
-            raise LLMWidgetsError(f"{what} must be (layer, index) pairs, got {item!r}") from None
+            raise LLMWidgetsError(f"{what} must be (layer, index) pairs of integers, got {item!r}") from None
         check_layer(session.model, layer)
         n = size_of(layer)
         if not 0 <= unit < n:
@@ -132,6 +144,7 @@ def ablation_effect(session, text: str, heads=(), neurons=(), mode: str = "zero"
     """Probabilities of the `k` outputs whose probability changes most when ablating, at `position`
     (default: the last token, i.e. the next-token prediction; the class for classifiers).
     mode='resample' takes the units' outputs on `donor`, a text with as many tokens as `text`."""
+    position = integer(position, "position")
     if getattr(session, "backend", None) is not None:  # nnsight traces (llm_widgets.backends)
         if mode == "resample" or donor is not None:
             raise session.backend.refuse("Resample ablation")
@@ -142,6 +155,7 @@ def ablation_effect(session, text: str, heads=(), neurons=(), mode: str = "zero"
     session.adapter.require("interventions")
     k = integer(k, "k", low=1)
     enc, _, _ = session.encode(text)
+    output_position(position, enc["input_ids"].shape[1])
     if getattr(session.forward(**enc), "logits", None) is None:
         raise LLMWidgetsError(f"{session.name} has no output head (no logits): there are no output "
                               f"probabilities to compare. Use a causal LM or a classifier.")

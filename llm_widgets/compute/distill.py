@@ -134,7 +134,7 @@ def distill(session, texts, logits, *, layers: int = 1, settings: StudentSetting
     match the teacher's soft labels softmax(logits / T). logits: [N, C] from `teacher_logits`.
     settings: a StudentSettings (its `layers` is replaced by `layers`). Uses the teacher's tokenizer.
     The Session's `train_seconds` is the training time (None when loaded from the cache)."""
-    from ..session import load
+    from ..loading import load
 
     texts = list(texts)
     logits = np.asarray(logits, np.float32)

@@ -78,6 +78,19 @@ def _answer_id(session, answer) -> int:
     return one_token(session, answer, "answer")
 
 
+def answer_ids(session, metric, answers, n_out: int) -> list[int]:
+    """The output ids of `answers` (a token, class name or id, or several), checked: each one token
+    (or class) in range of the model's `n_out` outputs, and two of them for metric='logit_diff'.
+    Shared by the native sweep and the nnsight one."""
+    answers = [answers] if isinstance(answers, (str, int)) else list(answers)
+    ids = [_answer_id(session, x) for x in answers]
+    if any(not 0 <= i < n_out for i in ids):
+        raise LLMWidgetsError(f"answer ids {ids} out of range for {n_out} outputs")
+    if metric == "logit_diff" and len(ids) != 2:
+        raise LLMWidgetsError("metric='logit_diff' needs answers=(correct, wrong): two outputs")
+    return ids
+
+
 def check_metric(metric) -> None:
     """A metric is one of METRICS or a function of the logits [B, V] -> [B]."""
     if not callable(metric) and metric not in METRICS:
@@ -96,13 +109,7 @@ def make_metric(session, metric, answers, clean_logits: torch.Tensor, corrupted_
         if metric == "logit_diff" and a == b:
             metric = "prob"
     else:
-        answers = [answers] if isinstance(answers, (str, int)) else list(answers)
-        ids = [_answer_id(session, x) for x in answers]
-    n_out = clean_logits.shape[-1]
-    if any(not 0 <= i < n_out for i in ids):
-        raise LLMWidgetsError(f"answer ids {ids} out of range for {n_out} outputs")
-    if metric == "logit_diff" and len(ids) != 2:
-        raise LLMWidgetsError("metric='logit_diff' needs answers=(correct, wrong): two outputs")
+        ids = answer_ids(session, metric, answers, clean_logits.shape[-1])
     names = ", ".join(output_names(session, ids))
     if metric == "logit_diff":
         return (lambda lg: lg[:, ids[0]] - lg[:, ids[1]]), f"logit_diff({names})"

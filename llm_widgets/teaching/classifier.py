@@ -78,7 +78,7 @@ class Settings:
 def _tokenizer():
     from transformers import AutoTokenizer
 
-    from ..session import default_model_path
+    from ..loading import default_model_path
 
     return AutoTokenizer.from_pretrained(str(default_model_path()))
 
@@ -166,7 +166,7 @@ def train_classifier(texts, labels, *, label_names=None, seed: int = 0, epochs: 
     `pooler_penalty` > 0 keeps the pooler's tanh out of saturation (less over-confident, so local
     gradients stay informative; see _train); the keyword classifier uses 3.0.
     """
-    from ..session import load
+    from ..loading import load
 
     texts = list(texts)
     if not texts:
