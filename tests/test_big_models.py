@@ -188,6 +188,24 @@ def test_ablation_agrees(sessions):
     _close(outs[1], outs[0])
 
 
+def test_direct_logit_attribution_and_resample_agree(sessions):
+    """DLA calls the output projections, the final norm and the unembedding directly (outside a
+    forward): offloaded weights must be brought in for those calls as for a forward."""
+    _, plain, disk, cpu, _, _ = sessions
+    results = [lw.direct_logit_attribution(s, TEXT, target=" the", contrast="mean", positions=[-1, -2])
+               for s in (plain, disk, cpu)]
+    for r in results[1:]:
+        assert r.components == results[0].components
+        _close(r.values, results[0].values)
+        _close(r.logit, results[0].logit)
+    outs = []
+    for s in (plain, disk):
+        enc, _, _ = s.encode(TEXT)
+        with ablate(s, heads=[(1, 0)], neurons=[(0, 3)], mode="resample", donor=enc["input_ids"].flip(-1)):
+            outs.append(s.forward(**enc).logits[0].float().numpy())
+    _close(outs[1], outs[0])
+
+
 # -- load arguments --------------------------------------------------------------------------------
 def test_load_arguments_are_checked(sessions):
     family, plain, _, cpu, path, root = sessions

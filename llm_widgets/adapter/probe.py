@@ -45,20 +45,28 @@ def _hook_device(hook) -> torch.device | None:
     return None
 
 
+def execution_device(module) -> torch.device | None:
+    """Where a module computes: its accelerate hook's execution device where it has one (its weights
+    may be on the meta device between calls), else the device of its first non-meta weight or
+    buffer; None if it has neither."""
+    dev = _hook_device(getattr(module, "_hf_hook", None))
+    if dev is not None:
+        return dev
+    for t in list(module.parameters()) + list(module.buffers()):
+        if t.device.type != "meta":
+            return t.device
+    return None
+
+
 def input_device(model) -> torch.device:
     """Where the model's input ids go: the device its input embeddings run on. For a model
     dispatched by accelerate (device_map, cpu/disk offload) that is the embedding's execution
     device (its weights may be on the meta device); else the device of its weights."""
     emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
     for mod in (emb, model):
-        if mod is None:
-            continue
-        dev = _hook_device(getattr(mod, "_hf_hook", None))
+        dev = execution_device(mod) if mod is not None else None
         if dev is not None:
             return dev
-        for t in list(mod.parameters()) + list(mod.buffers()):
-            if t.device.type != "meta":
-                return t.device
     return torch.device("cpu")
 
 

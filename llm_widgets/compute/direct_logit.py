@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from ..adapter.facts import first_output, get_module
+from ..adapter.probe import execution_device
 from ..checks import integer, one_token
 from ..errors import DoesNotApplyError, LLMWidgetsError
 from ..guards import model_lock
@@ -134,8 +135,12 @@ def _positions(positions, T: int) -> list[int]:
 
 
 def _device_dtype(module: torch.nn.Module, like: torch.Tensor) -> tuple[torch.device, torch.dtype]:
+    """Where and in which dtype to call a module directly (an offloaded one computes on its hook's
+    execution device, its weights being on the meta device between calls)."""
     p = next(module.parameters(), None)
-    return (p.device, p.dtype) if p is not None and p.dtype.is_floating_point else (like.device, like.dtype)
+    if p is None or not p.dtype.is_floating_point:
+        return like.device, like.dtype
+    return execution_device(module) or like.device, p.dtype
 
 
 def _frozen_norm(module: torch.nn.Module, x: torch.Tensor, tol: float, path: str):
