@@ -10,7 +10,7 @@ from llm_widgets.compute.direct_logit import direct_logit_attribution
 from llm_widgets.compute.hooks import capture
 from llm_widgets.errors import DoesNotApplyError, LLMWidgetsError
 
-from families import build
+from families import FAMILIES, build
 
 TEXTS = ["The cat sat on the mat", "A dog ran in the park"]
 SUMS = ["gpt2", "llama", "gpt_neox", "gemma", "qwen2", "phi", "falcon"]  # gpt_neox, phi, falcon: parallel blocks
@@ -162,3 +162,19 @@ def test_induction_heads_write_the_next_letter():
             lg = (v * scale)[:, :-1] @ W_U.T
             hand = (lg.gather(-1, ids[:, 1:, None])[..., 0] - lg.mean(-1)).numpy()
             np.testing.assert_allclose(r.share(k), hand, atol=1e-4)
+
+
+@pytest.mark.parametrize("family", [f for f in FAMILIES if f not in SUMS and f not in REFUSED])
+def test_every_family_adds_up_or_is_refused(family, minilm_tokenizer):
+    """The rest of the family matrix (classifiers, encoder-decoders, MoE, ALiBi, ...): either the
+    shares add up to the model's own value, or a clear refusal; never another error or a number
+    that does not add up."""
+    s = _session(family, minilm_tokenizer)
+    kind = FAMILIES[family][0]
+    try:
+        r = direct_logit_attribution(s, TEXTS, target=0 if kind == "classifier" else "the", positions=[-1, 1])
+    except (DoesNotApplyError, lw.UnsupportedModelError) as e:
+        assert len(str(e)) > 40  # says why
+        return
+    assert np.abs(r.total - r.logit).max() <= 1e-4 * max(1.0, float(np.abs(r.values).sum(0).max()))
+    assert r.error <= 1e-4 and r.values.shape == (len(r.components), 2, 2)

@@ -105,7 +105,8 @@ class Adapter:
             return self.reasons.get("neurons", "this model's blocks have no MLP neuron layer")
         if what == "logit_lens" and self.head is None:
             return self.reasons.get("logit_lens", "this model has no language-model head (final norm + "
-                                    "unembedding): the logit lens reads residuals through it. Load a "
+                                    "unembedding), which the logit lens and direct logit attribution read the "
+                                    "residual stream through. Load a "
                                     "causal or masked LM, e.g. llm_widgets.load('gpt2').")
         if what == "patching" and self.output is None:
             return ("patching measures the model's output, and this model has no output head (no "
