@@ -35,6 +35,7 @@ _LAZY = {
     "LogitLensView": ".widgets.logit_lens",
     "AuditView": ".widgets.audit",
     "SurrogateView": ".widgets.surrogate",
+    "DirectLogitView": ".widgets.direct_logit",
     "Explorer": ".widgets.explorer",
     "direct_logit_attribution": ".compute.direct_logit",
     "teaching": ".teaching",

@@ -48,7 +48,8 @@ def test_every_export_carries_the_fallback_escaped(tiny_gpt2, tmp_path):
     views = [lw.AttentionView(keyword, f"the movie was {XSS}"),
              lw.AttributionView(keyword, f"the movie was {XSS}", method="saliency", background=False),
              lw.LogitLensView(tiny_gpt2, "the cat sat"),
-             lw.NeuronView(tiny_gpt2, "the cat sat")]
+             lw.NeuronView(tiny_gpt2, "the cat sat"),
+             lw.DirectLogitView(tiny_gpt2, "the cat sat", target="the")]
     for i, v in enumerate(views):
         page = v.to_html(tmp_path / f"v{i}.html").read_text()
         fb = page[page.index('<div id="lw-fallback"'): page.index('<div id="lw-root">')]

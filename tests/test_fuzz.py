@@ -95,6 +95,8 @@ VIEWS = {
     "audit": (lambda s, kw, **k: lw.AuditView(kw, texts=TEXTS, background=False, n_boot=20, **k),
               ["labels", "groups", "tolerance", "robustness", "target", "thresholds", "seed", "explain"]),
     "explorer": (lambda s, kw, **k: lw.Explorer(s["gpt2"], TEXT, **k), ["panels", "options", "truncate"]),
+    "direct_logit": (lambda s, kw, **k: lw.DirectLogitView(s["gpt2"], TEXT, **{"target": "the", **k}),
+                     ["target", "contrast", "selected_token", "title", "unknown"]),
 }
 
 

@@ -33,6 +33,7 @@ def views(tiny_gpt2):
         "explorer": lw.Explorer(s, TEXT, panels=("attention",)),
         "probe": lw.ProbeView(s, TEXTS * 3, ["a", "b"] * 6, seeds=2, background=False),
         "concepts": lw.ConceptView(s, TEXTS, k=2, background=False),
+        "direct_logit": lw.DirectLogitView(s, TEXT, target="the", contrast="mean"),
     }
 
 
@@ -62,7 +63,7 @@ def test_counts_and_selections_use_one_vocabulary(views, tiny_gpt2):
             assert v.n_layers == tiny_gpt2.n_layers, name  # blocks, never blocks + 1
     # the same text gives the same displayed tokens everywhere
     tokens = tiny_gpt2.trace(TEXT).tokens
-    for name in ("attention", "neuron", "logit_lens", "attribution", "explorer"):
+    for name in ("attention", "neuron", "logit_lens", "attribution", "explorer", "direct_logit"):
         assert views[name].tokens == tokens, name
     assert views["patching"].clean_tokens == tokens  # its columns are the corrupted run's tokens
 
@@ -115,6 +116,11 @@ def test_linked_views_land_on_the_same_block_token_and_head(views, tiny_gpt2):
         # patching: the cell (block `layer`, position `tok`)
         pv = views["patching"]
         assert (pv.selected_layer, pv.selected_token, pv.selected_head) == (layer, tok, head)
+        # direct logit attribution: the shares at token `tok`, head (block `layer`, `head`) selected
+        dla = views["direct_logit"]
+        assert (dla.selected_layer, dla.selected_head, dla.selected_token) == (layer, head, tok)
+        r = lw.direct_logit_attribution(s, TEXT, target="the", contrast="mean", positions=tok)
+        assert decode_array(dla.head_shares)[layer, head] == pytest.approx(float(r.share(f"L{layer}H{head}")[0, 0]))
         # concepts and probes: the states of block `layer` (row layer + 1, embeddings first)
         cv = views["concepts"]
         acts = cv.activations

@@ -78,7 +78,7 @@ class DirectLogitResult:
                          for layer in range(self.n_layers)])
 
 
-def _tolerance(dtype: torch.dtype) -> float:
+def tolerance(dtype: torch.dtype) -> float:
     """Relative tolerance of the checks: 1e-4 in float32; a few roundings of a 16-bit model's dtype."""
     eps = torch.finfo(dtype).eps
     return 1e-4 if eps < 1e-6 else 4 * eps
@@ -248,7 +248,7 @@ def direct_logit_attribution(session, inputs, *, target, contrast=None, position
     dev = out.hidden_states[0].device
     tgt, con = tgt.to(dev), (con.to(dev) if con is not None else None)
     emb = out.hidden_states[0][:, pos].float()
-    tol = _tolerance(out.hidden_states[0].dtype)
+    tol = tolerance(out.hidden_states[0].dtype)
     N = B * P
 
     def flat(key) -> torch.Tensor:

@@ -46,6 +46,9 @@ VIEWS: dict[str, tuple[str, str]] = {
                  "PatchingView, tiny GPT-2 (random weights)"),
     "logit_lens": ("v = lw.LogitLensView(g, 'The cat sat on the mat')\nv.selected_layer, v.selected_token = 1, 3\nv",
                    "LogitLensView, tiny GPT-2 (random weights)"),
+    "direct_logit": ("v = lw.DirectLogitView(g, 'The cat sat on the mat', target='the', contrast='mean')\n"
+                     "v.selected_layer, v.selected_head = 1, 2\nv",
+                     "DirectLogitView, tiny GPT-2 (random weights): head shares at the last token"),
     "audit": ("biased = lw.audit.demo.name_leak_classifier(biased=True)\n"
               "v = lw.AuditView(biased, templates=lw.audit.demo.REVIEWS, attribute='name', robustness=False)\nv",
               "AuditView: the planted name bias of notebook 05"),

@@ -18,9 +18,11 @@ def views(minilm, tiny_gpt2):
                                         ["present", "past"] * 8, seeds=1, control=False, background=False)
     yield "concepts", lambda: lw.ConceptView(minilm, [TEXT, "a dog"], selected_layer=1, k=2, background=False)
     yield "explorer", lambda: lw.Explorer(minilm, TEXT)
+    yield "direct_logit", lambda: lw.DirectLogitView(tiny_gpt2, TEXT, target="the")
 
 
-@pytest.mark.parametrize("name", ["neuron", "logit_lens", "patching", "probe", "concepts", "explorer"])
+@pytest.mark.parametrize("name", ["neuron", "logit_lens", "patching", "probe", "concepts", "explorer",
+                                  "direct_logit"])
 def test_markup_in_tokens_stays_text(name, minilm, tiny_gpt2, static_page, tmp_path):
     view = dict(views(minilm, tiny_gpt2))[name]()
     page = static_page(view.to_html(tmp_path / f"{name}.html"))
@@ -28,6 +30,6 @@ def test_markup_in_tokens_stays_text(name, minilm, tiny_gpt2, static_page, tmp_p
     assert page.lw_errors == [] and page.lw_blocked == []
     assert page.evaluate("() => window.__xss") is None
     assert page.evaluate("() => document.querySelectorAll('img[src=x]').length") == 0
-    if name in ("neuron", "explorer"):  # token strips: the markup's pieces are shown as text
+    if name in ("neuron", "explorer", "direct_logit"):  # token strips: the markup's pieces are shown as text
         toks = page.eval_on_selector_all(".lw-tok", "els => els.map(e => e.textContent)")
         assert "<" in toks and ">" in toks
