@@ -127,6 +127,11 @@ CLAIMS = {
         ("DLA: layer-1 heads write 1.3 to 3.3 each, layer-0 heads about 0",
          "dla['correct next letter']", "all(1.2 <= v[f'L1H{h}'] <= 3.4 for h in range(4)) and all(abs(v[f'L0H{h}']) < 0.05 for h in range(4))"),
         ("DLA: the embeddings write about +1.1 on the current letter", "dla.loc['embeddings', 'current letter']", "0.95 <= v <= 1.3"),
+        ("DLA view: at the cut repeat's last token a layer-1 head writes the most, and the shares add up",
+         "(max((f'L{l}H{h}' for l in range(s.n_layers) for h in range(s.n_heads)), key=lambda c: "
+         "dla_view.shares(dla_view.n_tokens - 1)[0][dla_view.result.components.index(c)]), "
+         "dla_view.summary['error'] <= dla_view.summary['tolerance'])",
+         "v[0].startswith('L1H') and v[1]"),
         ("ablating the induction heads or the previous-token head is worse than chance, all three ways",
          "ablation_table.loc[['all induction heads', 'previous-token head (0, 0)']].values", "(v > CHANCE).all()"),
         ("about 5.4 nats (zero or mean) and 9.4 (resample) for the induction heads",
