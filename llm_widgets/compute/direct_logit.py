@@ -38,6 +38,7 @@ from ..errors import DoesNotApplyError, LLMWidgetsError
 from ..guards import model_lock
 from .hooks import hooks, output_names
 from .inputs import batch_inputs
+from .patching import output_position
 
 CHUNK = 1 << 24  # elements per call of the output projection / unembedding on stacked parts
 
@@ -58,6 +59,7 @@ class DirectLogitResult:
     targets: np.ndarray  # [B, P] target token ids
     metric: str  # what `logit` is, e.g. "logit(x) - mean logit"
     error: float  # max |sum of shares - logit| / sum of |shares|: the check that the shares add up
+    tolerance: float  # the bound `error` and the checks on the parts were held to (by the model's dtype)
     n_layers: int
     n_heads: int
 
@@ -78,7 +80,7 @@ class DirectLogitResult:
                          for layer in range(self.n_layers)])
 
 
-def tolerance(dtype: torch.dtype) -> float:
+def _tolerance(dtype: torch.dtype) -> float:
     """Relative tolerance of the checks: 1e-4 in float32; a few roundings of a 16-bit model's dtype."""
     eps = torch.finfo(dtype).eps
     return 1e-4 if eps < 1e-6 else 4 * eps
@@ -124,14 +126,7 @@ def _positions(positions, T: int) -> list[int]:
         raise LLMWidgetsError(f"positions must be an integer or a list of integers, got {positions!r}") from None
     if not positions:
         raise LLMWidgetsError("positions is empty: give at least one position to read")
-    out = []
-    for p in positions:
-        p = integer(p, "position")
-        q = p if p >= 0 else T + p
-        if not 0 <= q < T:
-            raise LLMWidgetsError(f"position {p} is outside the {T} tokens")
-        out.append(q)
-    return out
+    return [output_position(integer(p, "position"), T) for p in positions]
 
 
 def _device_dtype(module: torch.nn.Module, like: torch.Tensor) -> tuple[torch.device, torch.dtype]:
@@ -248,7 +243,7 @@ def direct_logit_attribution(session, inputs, *, target, contrast=None, position
     dev = out.hidden_states[0].device
     tgt, con = tgt.to(dev), (con.to(dev) if con is not None else None)
     emb = out.hidden_states[0][:, pos].float()
-    tol = tolerance(out.hidden_states[0].dtype)
+    tol = _tolerance(out.hidden_states[0].dtype)
     N = B * P
 
     def flat(key) -> torch.Tensor:
@@ -359,7 +354,8 @@ def direct_logit_attribution(session, inputs, *, target, contrast=None, position
     tokens = [session.readable_tokens(session.tokenizer.convert_ids_to_tokens(row)) for row in ids]
     return DirectLogitResult(components=names, values=values.reshape(-1, B, P).cpu().numpy(),
                              logit=own.reshape(B, P).cpu().numpy(), tokens=tokens, positions=pos,
-                             targets=tgt.cpu().numpy(), metric=metric, error=error, n_layers=L, n_heads=H)
+                             targets=tgt.cpu().numpy(), metric=metric, error=error, tolerance=tol, n_layers=L,
+                             n_heads=H)
 
 
 def _rel(got: torch.Tensor, want: torch.Tensor) -> float:

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 import traitlets as t
 
 from .. import fallback
 from ..checks import integer
-from ..compute.direct_logit import direct_logit_attribution, tolerance
+from ..compute.direct_logit import direct_logit_attribution
 from ..compute.inputs import batch_inputs
 from ..errors import LLMWidgetsError
 from .base import View, encode_array, unexpected_keyword
@@ -57,9 +56,6 @@ class DirectLogitView(View):
         pos = T - 1 if selected_token is None else integer(selected_token, "selected_token")
         if not 0 <= pos < T:
             raise LLMWidgetsError(f"selected_token must be in 0..{T - 1} (the {T} tokens), got {pos}")
-        weight = next(session.model.parameters(), None)
-        floating = weight is not None and weight.is_floating_point()
-        self._tolerance = tolerance(weight.dtype if floating else torch.float32)  # the function's own check
         self._cache: dict[int, tuple[np.ndarray, float]] = {}  # position -> (shares [C], the model's value)
         self._cost = (2 + session.n_layers * (session.n_heads + 2)) * T * len(session.tokenizer)
         self.result = self._compute(range(T) if self._cost <= ALL_AT_ONCE else [pos])
@@ -101,7 +97,7 @@ class DirectLogitView(View):
             self.head_shares = (values[self._heads], {"position": p})
             self.component_shares = (values[self._others], {"position": p})
             self.summary = {"metric": r.metric, "position": p, "token": self.tokens[p], "logit": logit,
-                            "total": total, "error": error, "tolerance": self._tolerance}
+                            "total": total, "error": error, "tolerance": r.tolerance}
 
     def _static_figure(self) -> str:
         p = self.selected_token
