@@ -126,5 +126,28 @@ def table() -> str:
     return "\n".join(rows)
 
 
+def observed_parallel(model, mlp: torch.nn.Module, attn_out: torch.nn.Module, input_ids) -> bool:
+    """Parallel blocks, observed on the model rather than known from a family list: the MLP reads
+    the same input whether or not the attention's output in its block is doubled."""
+    seen = []
+
+    def grab(module, args, kwargs):
+        x = args[0] if args else next(v for v in kwargs.values() if isinstance(v, torch.Tensor))
+        seen.append(x.detach().clone())
+
+    h1 = mlp.register_forward_pre_hook(grab, with_kwargs=True)
+    try:
+        with torch.no_grad():
+            model(input_ids=input_ids)
+            h2 = attn_out.register_forward_hook(lambda m, a, out: out * 2)
+            try:
+                model(input_ids=input_ids)
+            finally:
+                h2.remove()
+    finally:
+        h1.remove()
+    return torch.equal(seen[0], seen[1])
+
+
 if __name__ == "__main__":
     sys.stdout.write(table() + "\n")

@@ -100,11 +100,32 @@ def test_a_shared_layer_is_one_site_per_call(minilm_tokenizer):
 
 
 def test_attention_from_a_non_eager_path_is_never_drawn(minilm_tokenizer):
-    model = build("falcon")
-    model.config._attn_implementation = "sdpa"  # as a model loaded with sdpa that cannot switch
-    s = lw.load((model, minilm_tokenizer), device="cpu")
-    tr = s.trace("the weights sdpa returns are not the ones it used")
-    assert tr.attentions is None and "sdpa" in tr.attention_note
-    with pytest.raises(lw.AttentionUnavailableError, match="attn_implementation='eager'"):
-        lw.AttentionView(s, "the weights sdpa returns are not the ones it used")
-    assert np.isfinite(tr.logits).all()  # everything else still works
+    """A model that runs a non-eager attention function which returns weights other than the ones it
+    computed with, and that cannot be switched (its own code, not a family of one release): the
+    trace holds no weights, says why, and everything else still works."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    from transformers.modeling_utils import AttentionInterface
+
+    def fake_weights(module, query, key, value, attention_mask, **kwargs):  # right output, wrong weights
+        out, _ = sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+        t = query.shape[2]
+        return out, torch.full((query.shape[0], query.shape[1], t, t), 1.0 / t)
+
+    AttentionInterface.register("lw_fake_weights", fake_weights)
+    model = build("llama")
+    model.config._attn_implementation = "lw_fake_weights"
+
+    def cannot_switch(*args, **kwargs):
+        raise ValueError("this model cannot switch its attention implementation")
+
+    model.set_attn_implementation = cannot_switch
+    try:
+        s = lw.load((model, minilm_tokenizer), device="cpu")
+        text = "the weights it returns are not the ones it used"
+        tr = s.trace(text)
+        assert tr.attentions is None and "lw_fake_weights" in tr.attention_note
+        with pytest.raises(lw.AttentionUnavailableError, match="attn_implementation='eager'"):
+            lw.AttentionView(s, text)
+        assert np.isfinite(tr.logits).all()  # everything else still works
+    finally:
+        AttentionInterface._global_mapping.pop("lw_fake_weights", None)

@@ -24,32 +24,66 @@ sys.path.insert(0, str(Path(__file__).parent))
 from families import FAMILIES, build  # noqa: E402
 
 T = 256
-# no sdpa path through transformers' attention functions: ALiBi (bloom, falcon), soft-capping under
-# sdpa (gemma2), DeBERTa's disentangled attention, encoder-decoders (their blocks are not mapped)
-NO_ON_DEMAND = {"gemma2", "bloom", "falcon", "deberta-v2", "t5", "bart"}
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_on_demand_equals_eager_at_256_tokens(family):
-    model = build(family, positions=T + 2)  # RoBERTa counts positions from padding_idx + 1
+def _attention_function_calls(model, kw) -> int | None:
+    """How many times one forward, with the model switched to sdpa, calls transformers' registered
+    sdpa attention function (None: the model has no sdpa path). Observed on the model, never read
+    from a family list or a release: upstream moves families onto these functions (Falcon, 5.25)."""
+    from transformers.modeling_utils import AttentionInterface
+
+    mapping = AttentionInterface._global_mapping
+    impl, fn, n = model.config._attn_implementation, AttentionInterface._global_mapping["sdpa"], [0]
+
+    def counting(*args, **kwargs):
+        n[0] += 1
+        return fn(*args, **kwargs)
+
+    try:
+        model.set_attn_implementation("sdpa")
+    except Exception:
+        return None
+    mapping["sdpa"] = counting
+    try:
+        with torch.no_grad():
+            model(**kw)
+    finally:
+        mapping["sdpa"] = fn
+        model.set_attn_implementation(impl)
+    return n[0]
+
+
+def _inputs(family):
     ids = torch.randint(5, 1000, (1, T), generator=torch.Generator().manual_seed(0))
     kw = {"input_ids": ids}
     if FAMILIES[family][0] == "seq2seq":
         kw["decoder_input_ids"] = torch.tensor([[0]])
+    return kw
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_on_demand_equals_eager_at_256_tokens(family):
+    """The capability both ways: a model whose blocks each make one call through transformers'
+    attention functions is read on demand and equals its eager weights; any other model is refused
+    with the reason (load it eager)."""
+    model = build(family, positions=T + 2)  # RoBERTa counts positions from padding_idx + 1
+    kw = _inputs(family)
     with torch.no_grad():
         out = model(**kw, output_attentions=True)
     eager = out.encoder_attentions if FAMILIES[family][0] == "seq2seq" else out.attentions
     eager = torch.stack([a[0] for a in eager]).float().numpy()
     impl = model.config._attn_implementation
-    if family in NO_ON_DEMAND:
+    blocks = adapter_of(model).blocks
+    calls = _attention_function_calls(model, kw)
+    if not blocks or calls != len(blocks):
         with pytest.raises(UnsupportedModelError, match="eager"):
-            with capture_attention(model, adapter_of(model).blocks) as cap:
+            with capture_attention(model, blocks) as cap:
                 with torch.no_grad():
                     model(**kw)
             cap.source()
         assert model.config._attn_implementation == impl  # restored
         return
-    with capture_attention(model, adapter_of(model).blocks) as cap:
+    with capture_attention(model, blocks) as cap:
         with torch.no_grad():
             model(**kw)
     src = cap.source()
@@ -57,6 +91,41 @@ def test_on_demand_equals_eager_at_256_tokens(family):
     got = np.stack([[src.head(layer, h) for h in range(src.n_heads)] for layer in range(src.n_layers)])
     assert got.shape == eager.shape
     np.testing.assert_allclose(got, eager, atol=1e-5)
+
+
+def test_the_matrix_holds_both_kinds():
+    """The test above is not vacuous on any release: most of the matrix goes through the
+    attention functions, and the encoder-decoders (whose blocks are not mapped) never do."""
+    through = [f for f in sorted(FAMILIES) if FAMILIES[f][0] != "seq2seq"
+               and _attention_function_calls(build(f, positions=T + 2), _inputs(f)) == len(adapter_of(build(f)).blocks)]
+    assert len(through) >= len(FAMILIES) // 2, through
+    assert [f for f in FAMILIES if FAMILIES[f][0] == "seq2seq"]
+
+
+def test_a_block_outside_the_attention_functions_is_refused_with_the_reason():
+    """A model whose attention does not go through transformers' functions in one block (custom
+    code: here one block's attention computed by hand) is refused, never half-drawn."""
+    model = build("llama", positions=T + 2)
+    attn = model.model.layers[1].self_attn
+    inner = type(attn).forward
+
+    def by_hand(self, hidden_states, *args, **kwargs):  # the same arithmetic, not through the registry
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+        from transformers.modeling_utils import AttentionInterface
+
+        mapping = AttentionInterface._global_mapping
+        saved, mapping["sdpa"] = mapping["sdpa"], sdpa_attention_forward
+        try:
+            return inner(self, hidden_states, *args, **kwargs)
+        finally:
+            mapping["sdpa"] = saved
+
+    attn.forward = by_hand.__get__(attn)
+    with pytest.raises(UnsupportedModelError, match="block 1 made 0"):
+        with capture_attention(model, adapter_of(model).blocks) as cap:
+            with torch.no_grad():
+                model(**_inputs("llama"))
+        cap.source()
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,10 @@ from llm_widgets.compute.direct_logit import direct_logit_attribution
 from llm_widgets.compute.hooks import capture
 from llm_widgets.errors import DoesNotApplyError, LLMWidgetsError
 
-from families import FAMILIES, build
+from families import FAMILIES, build, observed_parallel
 
 TEXTS = ["The cat sat on the mat", "A dog ran in the park"]
-SUMS = ["gpt2", "llama", "gpt_neox", "gemma", "qwen2", "phi", "falcon"]  # gpt_neox, phi, falcon: parallel blocks
+SUMS = ["gpt2", "llama", "gpt_neox", "gemma", "qwen2", "phi", "falcon"]  # sequential and parallel blocks
 REFUSED = {"bert-mlm": "block 0's output", "olmo2": "block 0's output", "gemma2": "soft-caps"}
 _SESSIONS: dict = {}
 
@@ -27,7 +27,8 @@ def _session(family, tokenizer):
 @pytest.mark.parametrize("family", SUMS)
 def test_shares_add_up_to_the_models_logit(family, minilm_tokenizer):
     s = _session(family, minilm_tokenizer)
-    assert s.adapter.parallel == (family in ("gpt_neox", "phi", "falcon"))
+    ids0 = s.encode(TEXTS[0])[0]["input_ids"]
+    assert s.adapter.parallel == observed_parallel(s.model, s.adapter.mlp[0].module, s.adapter.attn_out[0].module, ids0)
     r = direct_logit_attribution(s, TEXTS, target="the", contrast="mean", positions=[-1, 2])
     ids = torch.stack([s.encode(t)[0]["input_ids"][0] for t in TEXTS])
     with torch.no_grad():

@@ -18,7 +18,7 @@ from llm_widgets.compute.logit_lens import lens_logits
 from llm_widgets.compute.neurons import neuron_activations
 from llm_widgets.compute.patching import patching
 
-from families import FAMILIES, build
+from families import FAMILIES, build, observed_parallel
 
 CLEAN = "When Mary and John went to the store, John gave a drink to"
 CORRUPT = "When Mary and John went to the store, Mary gave a drink to"
@@ -61,10 +61,9 @@ def test_layout_facts(session):
     assert ad.causal == (FAMILIES[fam][0] == "causal")
     assert ad.moe == (fam in ("mixtral", "qwen2_moe"))
     assert ad.shared == (fam == "albert")
-    if fam in ("gptj", "falcon", "gpt_neox", "phi"):
-        assert ad.parallel
-    if fam in ("gpt2", "llama", "bert", "opt"):
-        assert not ad.parallel
+    if ad.mlp[0] is not None:  # observed on the model, not a list of families of one release
+        ids = session.encode(TEXT)[0]["input_ids"]
+        assert ad.parallel == observed_parallel(session.model, ad.mlp[0].module, ad.attn_out[0].module, ids)
 
 
 @pytest.mark.parametrize("session", ONE_STACK, indirect=True)
