@@ -1,6 +1,6 @@
 # Two entry points for a fresh machine:
 #   make demo  - set up everything, then open JupyterLab on the demo notebooks (offline default model)
-#   make test  - set up everything, then run the whole test suite (JS typecheck + unit, pytest incl. real browser)
+#   make test  - set up everything, then run the whole test suite (JS typecheck + unit, docs build, pytest incl. real browser)
 # Both install the Python environment from the lock (requirements/dev-lock.txt), so a fresh clone on
 # any day gets what CI tested. Upstream drift is looked at on purpose:
 #   make test-latest - the newest releases pyproject allows, in a throwaway venv, then the whole suite
@@ -17,8 +17,10 @@ ALLOW_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 # the CPU wheel of torch; an unpinned torch pulls a multi-GB CUDA build (override: make test-latest TORCH=torch)
 TORCH ?= torch==2.13.0
 DEMO_ARGS ?=
+# `make docs`, and `make test` before pytest
+DOCS_BUILD = NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
-.PHONY: setup build demo test test-latest latest-venv lock chromium bench gallery clean
+.PHONY: setup build demo test docs test-latest latest-venv lock chromium bench gallery clean
 
 setup: $(STAMP) build
 
@@ -75,11 +77,17 @@ demo: setup
 
 # vitest first, pytest last: CI reads pytest's closing line.
 test: setup chromium
-	$(VENV)/bin/ruff check llm_widgets tests bench
+	$(VENV)/bin/ruff check llm_widgets tests bench docs
 	npm run typecheck --silent
 	npm run lint --silent
 	npm test --silent
+	$(DOCS_BUILD)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -p no:cacheprovider --durations=15
+
+# the docs site (mkdocs.yml, docs/) into site/, warnings as errors; the benchmarks page is read from
+# bench/out/summary.md at build time (docs/hooks.py). NO_MKDOCS_2_WARNING: mkdocs-material's notice.
+docs: setup
+	$(DOCS_BUILD)
 
 # peers (TransformerLens, nnsight, CircuitsVis, bertviz) in the project venv; inseq in its own
 # (bench/venvs.py); each bench appends to bench/out/results.jsonl, summary.py renders bench/out/summary.md
@@ -98,4 +106,4 @@ gallery: setup chromium
 	HF_HUB_OFFLINE=1 $(PY) tests/browser/gallery.py --out gallery
 
 clean:
-	rm -rf $(VENV) $(LATEST) node_modules llm_widgets/static/*.js test-artifacts
+	rm -rf $(VENV) $(LATEST) node_modules llm_widgets/static/*.js test-artifacts site
