@@ -3,6 +3,7 @@ silently different computation."""
 from __future__ import annotations
 
 import math
+import unicodedata
 
 import numpy as np
 
@@ -60,9 +61,23 @@ def no_unknowns(session, ids, text: str, what: str) -> None:
                               f"{session.tokenizer.unk_token!r}. Use words the tokenizer knows.")
 
 
+FORMULA_STARTS = ("=", "+", "-", "@")
+
+
 def csv_cell(value):
-    """A spreadsheet-safe CSV cell: text starting with = + - @ (or tab/CR) would be run as a formula
-    by Excel/LibreOffice, so it gets a leading apostrophe; numbers stay numbers."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    """A spreadsheet-safe CSV cell: text Excel/LibreOffice could run as a formula gets a leading
+    apostrophe; numbers stay numbers. Neutralised: text whose first character is a control character
+    (tab, CR, LF, ...), and text that starts with = + - @ once NFKC-normalised (fullwidth ＝＋－＠ are
+    those characters) and stripped of leading whitespace and invisible characters."""
+    if not isinstance(value, str) or not value:
+        return value
+    head = unicodedata.normalize("NFKC", value)
+    head = head[next((i for i, c in enumerate(head) if not _blank(c)), len(head)):]
+    if unicodedata.category(value[0]) == "Cc" or head.startswith(FORMULA_STARTS):
         return "'" + value
     return value
+
+
+def _blank(c: str) -> bool:
+    """Whitespace, a control character or an invisible format character (zero-width space, BOM)."""
+    return c.isspace() or unicodedata.category(c) in ("Cc", "Cf")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from contextlib import contextmanager
 
 import torch
 
@@ -21,9 +22,12 @@ def model_lock(model) -> threading.RLock:
     """The lock that serialises use of `model` across threads (views compute in the background).
 
     Every forward pass of the model holds it (a pre-hook takes it, an always-called hook gives it
-    back, exceptions included), and code that registers hooks holds it from registration to removal
-    (`with model_lock(model): ...`), so a forward in one thread never runs through hooks that another
-    thread put on the model. Re-entrant. Kept outside the model, so copies of it stay copyable."""
+    back, exceptions included), and library code that registers hooks holds it from registration to
+    removal (`with model_lock(model): ...`), so a forward in one thread never runs through hooks that
+    another thread put on the model. It is never held across user code, which may wait on a view's
+    worker that needs it: hooks around user code (`ablate`) take it only to install and to remove
+    themselves, and act on their own thread's forwards only (`thread_scoped`). Re-entrant. Kept
+    outside the model, so copies of it stay copyable."""
     lock = _LOCKS.get(model)
     if lock is None:
         lock = _LOCKS[model] = threading.RLock()
@@ -41,6 +45,42 @@ def model_lock(model) -> threading.RLock:
             m.register_forward_pre_hook(take)
             m.register_forward_hook(give, always_call=True)
     return lock
+
+
+_HERE = threading.local()  # this thread's open thread-scoped intervention blocks, and suspensions
+
+
+@contextmanager
+def thread_scoped():
+    """Marks this thread as inside an intervention block (`ablate`) whose hooks act on this thread's
+    forwards only; views started inside it compute in this thread (`intervening`)."""
+    _HERE.blocks = getattr(_HERE, "blocks", 0) + 1
+    try:
+        yield
+    finally:
+        _HERE.blocks -= 1
+
+
+def intervening() -> bool:
+    """True inside an intervention block (`ablate`) of this thread: work started here must run here
+    (a background worker would not see the block's hooks, and would outlive them)."""
+    return getattr(_HERE, "blocks", 0) > 0
+
+
+@contextmanager
+def clean():
+    """This thread's forwards run without its thread-scoped interventions (a resample donor is
+    computed on the clean model, also inside another ablation)."""
+    _HERE.suspended = getattr(_HERE, "suspended", 0) + 1
+    try:
+        yield
+    finally:
+        _HERE.suspended -= 1
+
+
+def acts_here(owner: int) -> bool:
+    """Whether a thread-scoped hook installed by thread `owner` acts on the current forward."""
+    return threading.get_ident() == owner and not getattr(_HERE, "suspended", 0)
 
 
 _CHECKSUM_UP_TO = 100_000_000  # parameters; above this only in-place edits (version counters) are seen
@@ -80,10 +120,9 @@ def _library_hook(fn) -> bool:
     return (getattr(fn, "__module__", "") or "").split(".")[0] in ("transformers", "accelerate")
 
 
-def untrusted_attention(model, attn, causal: bool) -> str:
-    """Why the attention weights the model returned are not the ones it used ('' if they are)."""
-    if attn is None or len(attn) == 0 or any(a is None for a in attn):
-        return ""
+def non_eager_attention(model) -> str:
+    """Why the attention weights the model returns are not the ones it computes with, where it runs
+    attention other than eagerly ('' where it runs it eagerly)."""
     impls = {getattr(m.config, "_attn_implementation", None) for m in model.modules()
              if hasattr(m, "config") and getattr(m.config, "_attn_implementation", None)}
     bad = sorted(i for i in impls if i != "eager")
@@ -92,6 +131,18 @@ def untrusted_attention(model, attn, causal: bool) -> str:
                 f"the ones it computes with (its eager path could not be switched on). Load it with "
                 f"attn_implementation='eager' (llm_widgets.load(name) does; for your own model: "
                 f"from_pretrained(..., attn_implementation='eager')).")
+    return ""
+
+
+def untrusted_attention(model, attn, causal: bool) -> str:
+    """Why the attention weights the model returned are not the ones it used ('' if they are).
+    (Encoder-decoder models; one stack of blocks is checked block by block:
+    compute.attention_source.attention_by_block.)"""
+    if attn is None or len(attn) == 0 or any(a is None for a in attn):
+        return ""
+    bad = non_eager_attention(model)
+    if bad:
+        return bad
     a = attn[0][0].float()
     rows = a.sum(-1)
     if not torch.allclose(rows, torch.ones_like(rows), atol=1e-2):

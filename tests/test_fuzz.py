@@ -29,7 +29,8 @@ ARGS = st.one_of(VALUES, st.sampled_from([
     10**6, -10**6, 11, -11, -12, 30522, "mean", "denoising", "noising", "zero", "resample", SAME_LENGTH,
     "a terrible plot", [SAME_LENGTH, SAME_LENGTH], [SAME_LENGTH, 1], [[1], [1, 2]], [[0.5]], [-1, 20], range(3),
     [(0, 1)], [(3, 0)], [(0, 10**6)], [(0, -1)], [(0, 1.5)], [(True, 1)], [("0", 1)], [(0, 0, 0)],
-    np.array([[0, 1]]), np.arange(11), np.arange(11.0), torch.full((1, 11), 10**6), torch.zeros(2, 11, dtype=torch.long)]))
+    np.array([[0, 1]]), np.arange(11), np.arange(11.0), torch.full((1, 11), 10**6), torch.zeros(2, 11, dtype=torch.long),
+    10**30, -10**30, np.int64(1996), torch.tensor(1996), np.array([], np.int64), "MEAN", "Mean"]))
 # ... and for the ablation menu's traits (mode, donor text)
 ABLATION = st.one_of(VALUES, st.sampled_from(["zero", "mean", "resample", SAME_LENGTH, "a terrible plot"]))
 ALLOWED = (lw.LLMWidgetsError, TypeError, t.TraitError)
@@ -160,6 +161,34 @@ def test_function_arguments(name, tiny_gpt2):
         bad = _meaningless(kwargs) or same or not (_pairs(kwargs.get("heads")) and _pairs(kwargs.get("neurons")))
         got = _check(lambda **k: make(tiny_gpt2, **k), kwargs, bad)
         assert got is None or _finite(got), f"non-finite result for {kwargs!r}"
+
+    run()
+
+
+def test_direct_logit_token_ids(tiny_gpt2):
+    """A token id as any integer scalar (Python of any size, numpy, 0-d torch / numpy): one in the
+    vocabulary is read as that token, any other is an error naming the argument, never OverflowError."""
+    s = tiny_gpt2
+    V, the = len(s.tokenizer), s.tokenizer.convert_tokens_to_ids("the")
+
+    def wrapped(i, wrap):
+        try:
+            return wrap(i)
+        except (OverflowError, RuntimeError):  # numpy / torch cannot hold it: a Python int then
+            return i
+
+    @settings(SETTINGS, max_examples=30)  # a forward each: kept short
+    @given(st.one_of(st.integers(), st.integers(-2, V + 2), st.integers(-2**80, 2**80)),
+           st.sampled_from([int, np.int64, np.uint64, torch.tensor, np.array]), st.sampled_from(["target", "contrast"]))
+    def run(i, wrap, which):
+        kwargs = {"target": "the", which: wrapped(i, wrap)}
+        ok = 0 <= i < V and not (which == "contrast" and i == the)
+        try:
+            got = lw.direct_logit_attribution(s, TEXT, **kwargs)
+        except lw.LLMWidgetsError as e:
+            assert not ok and which in str(e), (kwargs, e)
+            return
+        assert ok and int(got.targets[0, 0]) == (i if which == "target" else the), kwargs
 
     run()
 

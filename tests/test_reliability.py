@@ -238,8 +238,10 @@ def test_audit_inputs_and_csv_injection(keyword, tmp_path):
     assert not any(c[:1] in "=+-@" and c for c in cells), [c for c in cells if c[:1] in "=+-@"]
     assert "'=cmd|' /C calc'!A0" in cells and "'@SUM(A1)" in cells  # there, as text
     long = " ".join(["word"] * 2000)
-    s = lw.AuditView(keyword, texts=[long, "the film was great"], background=False)
-    assert "longer than the model's" in s.notice
+    with pytest.raises(lw.InputTooLongError, match=r"texts\[0\] is 2002 tokens long"):
+        lw.AuditView(keyword, texts=[long, "the film was great"], background=False)
+    s = lw.AuditView(keyword, texts=[long, "the film was great"], truncate=True, background=False)
+    assert "1 of 2 texts truncated to their first 512 tokens" in s.notice
 
 
 def test_explorer_closes_replaced_panels_and_lists_failed_ones(keyword):

@@ -17,6 +17,7 @@ import torch
 
 from ..checks import integer
 from ..errors import LLMWidgetsError
+from ..guards import clean
 from .hooks import capture, check_layer, final_logits, hooks, output_names
 from .inputs import batch_inputs
 from .patching import output_position
@@ -55,14 +56,15 @@ def num_neurons(session, layer: int) -> int:
 
 
 def unit_columns(session, heads, neurons) -> dict:
-    """{(site, layer): [columns]} of the units to ablate, checked: a head's head_dim columns of the
-    attention output before its projection, a neuron's column. Shared by `ablate` and the nnsight
-    ablation_effect."""
-    dh = session.adapter.head_dim
-    heads = _check_units(session, heads, "heads", lambda l: session.n_heads)
+    """{(site, layer): [columns]} of the units to ablate, checked: a head's columns of the attention
+    output before its projection (its block's own head width: `Adapter.head_layout`), a neuron's
+    column. Shared by `ablate` and the nnsight ablation_effect."""
+    ad = session.adapter
+    heads = _check_units(session, heads, "heads", lambda l: ad.head_layout(l)[0])
     neurons = _check_units(session, neurons, "neurons", lambda l: num_neurons(session, l))
     by_site: dict = {}
     for layer, hd in heads:
+        dh = ad.head_layout(layer)[1]
         by_site.setdefault(("heads", layer), []).extend(range(hd * dh, (hd + 1) * dh))
     for layer, n in neurons:
         by_site.setdefault(("neurons", layer), []).append(n)
@@ -76,10 +78,20 @@ def ablate(session, heads=(), neurons=(), mode: str = "zero", donor=None):
     mode 'zero' sets their output to 0; 'mean' replaces it with its mean over the positions (and
     batch) of the current input; 'resample' replaces it with the same units' output on `donor`
     (a text, texts with the same number of tokens, or token ids [batch, tokens]: the same shape as
-    every input run inside the block; another shape raises), computed once on entry (as in causal
+    every input run inside the block; another shape raises), computed once on entry on the clean
+    model: without this thread's other ablations, also inside an outer `ablate` block (as in causal
     scrubbing, Chan et al. 2022). Heads are cut at the attention output before the output
     projection, so the head's contribution (and only it) is removed.
+
+    The ablation acts on the forwards of the thread that entered the block (nested blocks compose),
+    and the model lock is not held inside it: a background view started before the block keeps
+    computing on the unablated model, and waiting for it inside the block (`v.wait()`,
+    `v.to_html(...)`) does not hang; a view started inside the block computes in this thread, on the
+    ablated model. On the nnsight backend it raises BackendUnsupportedError: its torch hooks would not
+    travel with an nnsight request (use `ablation_effect`, which does).
     """
+    if getattr(session, "backend", None) is not None:  # hooks here would not reach the request's model
+        raise session.backend.refuse("The ablate() context")
     if mode not in MODES:
         raise LLMWidgetsError(f"mode must be 'zero', 'mean' or 'resample', got {mode!r}")
     if (mode == "resample") != (donor is not None):
@@ -114,14 +126,17 @@ def ablate(session, heads=(), neurons=(), mode: str = "zero", donor=None):
             return x
         return fn
 
-    with hooks(session.model, [(site, layer, editor(cols, (site, layer))) for (site, layer), cols in by_site.items()]):
+    edits = [(site, layer, editor(cols, (site, layer))) for (site, layer), cols in by_site.items()]
+    with hooks(session.model, edits, thread=True):
         yield
 
 
 def _donor_activations(session, donor, sites: list) -> dict:
-    """{(site, layer): activation [B, T, F]} of the units' sites on the donor input (resample ablation)."""
+    """{(site, layer): activation [B, T, F]} of the units' sites on the donor input (resample ablation),
+    on the clean model (no ablation of an enclosing block)."""
     inputs = batch_inputs(session, donor, "donor")
-    return capture(session.model, sites, lambda: session.forward(attentions=False, **inputs))
+    with clean():
+        return capture(session.model, sites, lambda: session.forward(attentions=False, **inputs))
 
 
 @dataclass

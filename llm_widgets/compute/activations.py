@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..errors import EmptyInputError, InputTooLongError, LLMWidgetsError, NonFiniteError
+from ..errors import EmptyInputError, LLMWidgetsError, NonFiniteError
 from .progress import Report, no_progress
 
 LEVELS = ("sentence", "token")
@@ -93,20 +93,16 @@ def _encode_all(session, texts: list[str], truncate: bool):
     tok = session.tokenizer
     limit = session.max_length
     out = []
-    for i, tx in enumerate(texts):
+    for tx in texts:
         try:
-            enc = tok(tx, return_offsets_mapping=True, return_special_tokens_mask=True)
+            out.append(tok(tx, return_offsets_mapping=True, return_special_tokens_mask=True))
         except NotImplementedError:  # slow tokenizers have no offsets
-            enc = tok(tx, return_special_tokens_mask=True)
-        ids = list(enc["input_ids"])
-        if limit is not None and len(ids) > limit:
-            if not truncate:
-                raise InputTooLongError(f"texts[{i}] is {len(ids)} tokens long; {session.name} accepts "
-                                        f"at most {limit}. Shorten it or pass truncate=True.")
-            enc = {k: list(v)[:limit] for k, v in enc.items()}
+            out.append(tok(tx, return_special_tokens_mask=True))
+    if session.check_lengths([len(enc["input_ids"]) for enc in out], truncate=truncate, what="texts"):
+        out = [{k: list(v)[:limit] for k, v in enc.items()} if len(enc["input_ids"]) > limit else enc for enc in out]
+    for i, enc in enumerate(out):
         if not enc["input_ids"]:
             raise EmptyInputError(f"texts[{i}] produced no tokens.")
-        out.append(enc)
     return out
 
 

@@ -18,7 +18,9 @@ add up to the attention output, the final norm must behave as a LayerNorm or an 
 shares must add up to the model's own logit (within 1e-4 relative in float32). Where one check fails
 (post-norm blocks as in BERT, norms after the attention or MLP as in Gemma 2 or OLMo 2, soft-capped
 logits, another kind of final norm) it raises DoesNotApplyError saying why, never a number that does
-not add up.
+not add up. Where the model's value itself is within the check's bound (|logit| <= tolerance x sum of
+|shares|, e.g. a near-tie in bfloat16) the result flags it (`unresolved`, `notice`) instead of calling
+it agreement.
 
     r = direct_logit_attribution(session, "The cat sat on the", target=" mat")
     dict(zip(r.components, r.values[:, 0, 0]))    # each part's share of the last position's logit
@@ -40,6 +42,7 @@ from .hooks import hooks, output_names
 from .inputs import batch_inputs
 from .patching import output_position
 
+MEAN = "mean"  # contrast: the mean logit over the vocabulary (exactly this spelling)
 CHUNK = 1 << 24  # elements per call of the output projection / unembedding on stacked parts
 
 NOT_A_SUM = ("Direct logit attribution needs the final residual stream to be a sum of the embeddings and "
@@ -62,6 +65,22 @@ class DirectLogitResult:
     tolerance: float  # the bound `error` and the checks on the parts were held to (by the model's dtype)
     n_layers: int
     n_heads: int
+    resolution: np.ndarray  # [B, P] tolerance x sum of |shares|: the check's bound on |sum of shares - logit|
+
+    @property
+    def unresolved(self) -> np.ndarray:
+        """[B, P] True where |logit| is within `resolution`: the model's dtype does not resolve the value
+        (nor its sign) at this scale of shares, so their adding up to it says nothing about it."""
+        return np.abs(self.logit) <= self.resolution
+
+    def notice(self, b: int = 0) -> str:
+        """What to say about the positions of sequence b whose value is unresolved ('' if none is)."""
+        idx = np.flatnonzero(self.unresolved[b])
+        if not len(idx):
+            return ""
+        i, more = idx[0], f" The same holds at {len(idx) - 1} more position(s)." if len(idx) > 1 else ""
+        return unresolved_note(self.metric, self.positions[i], float(self.logit[b, i]), float(self.resolution[b, i]),
+                               self.tolerance) + more
 
     @property
     def total(self) -> np.ndarray:
@@ -80,26 +99,50 @@ class DirectLogitResult:
                          for layer in range(self.n_layers)])
 
 
+def unresolved_note(metric: str, position: int, value: float, resolution: float, tolerance: float) -> str:
+    """Why a value within its resolution (|value| <= tolerance x sum of |shares|) is not read as agreement."""
+    return (f"At position {position} the model's {metric} ({value:.3g}) is within the resolution of its dtype at "
+            f"this scale of shares ({tolerance:.0e} x sum of |shares| = {resolution:.3g}): the shares add up to it "
+            f"only as far as the dtype resolves, which does not fix its value, nor its sign. Load the model with "
+            f"dtype='float32' to read it.")
+
+
 def _tolerance(dtype: torch.dtype) -> float:
     """Relative tolerance of the checks: 1e-4 in float32; a few roundings of a 16-bit model's dtype."""
     eps = torch.finfo(dtype).eps
     return 1e-4 if eps < 1e-6 else 4 * eps
 
 
+def _scalar_id(value) -> int | None:
+    """A token id given as one integer (Python, numpy or 0-d torch / numpy integer), else None; never a
+    bool. Python ints of any size: the range is checked against the vocabulary afterwards."""
+    if isinstance(value, (torch.Tensor, np.ndarray)) and value.ndim == 0:
+        value = value.item()  # a Python int, float or bool
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    return int(value) if isinstance(value, (int, np.integer)) else None
+
+
 def _token_ids(session, value, what: str, B: int, P: int, V: int) -> tuple[torch.Tensor, str]:
-    """[B, P] token ids from a token (str), a token id, or ids per position ([B, P], or [P] for one
-    input), and a name for the metric."""
+    """[B, P] token ids from a token (str), a token id (any integer scalar), or ids per position
+    ([B, P], or [P] for one input), and a name for the metric."""
+    one = _scalar_id(value)
     if isinstance(value, str):
         i = one_token(session, value, what)
         ids, name = torch.full((B, P), i), output_names(session, [i])[0]
-    elif isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
-        ids, name = torch.full((B, P), int(value)), None
+    elif one is not None:
+        if not 0 <= one < V:
+            raise LLMWidgetsError(f"{what} token id must be in 0..{V - 1}, got {one}")
+        ids, name = torch.full((B, P), one), None
     else:
         try:
             ids = torch.as_tensor(value if isinstance(value, torch.Tensor) else np.asarray(value)).cpu()
-        except (TypeError, ValueError, RuntimeError):
+        except (TypeError, ValueError, RuntimeError, OverflowError):
             raise LLMWidgetsError(f"{what} must be a token, a token id or ids per position [batch, positions], "
                                   f"got {type(value).__name__}") from None
+        if ids.numel() == 0:
+            raise LLMWidgetsError(f"{what} is empty ({type(value).__name__} of shape {list(ids.shape)}): give a token, "
+                                  f"a token id or ids per position [batch, positions] = {[B, P]}")
         if ids.dtype == torch.bool or ids.dtype.is_floating_point or ids.dtype.is_complex:
             raise LLMWidgetsError(f"{what} ids must be integers, got {ids.dtype}")
         if ids.dim() == 1 and B == 1:
@@ -179,6 +222,28 @@ def _frozen_norm(module: torch.nn.Module, x: torch.Tensor, tol: float, path: str
     return (gain / sigma).float(), centred, bias.float()
 
 
+def why_not(session) -> str:
+    """Why direct logit attribution does not apply to the session's model, from its structure alone
+    (no forward; '' where it may: the forward's own checks can still refuse an input): interventions,
+    a language-model head, no soft-capping, one final norm, attention heads of one layout in every
+    block (a part "L{l}H{h}" per head)."""
+    ad = session.adapter
+    why = ad.why_not("interventions") or ad.why_not("logit_lens")
+    if why:
+        return why
+    if ad.softcap:
+        return (f"{session.name} soft-caps its logits (tanh(logit / {ad.softcap:g}) * {ad.softcap:g}): the logit "
+                f"is not a sum of parts, so it has no direct shares. {NOT_A_SUM}")
+    if len(ad.final_norm) > 1:
+        return (f"{session.name} applies {len(ad.final_norm)} modules between its last block and the unembedding "
+                f"({', '.join(ad.final_norm)}); direct logit attribution freezes one final norm. {NOT_A_SUM}")
+    heads = ad.uniform_heads()
+    if heads:
+        return (f"direct logit attribution splits every block's attention into heads of one layout, and {heads}. "
+                f"Measure each block's effect with activation patching (PatchingView) instead.")
+    return ""
+
+
 def direct_logit_attribution(session, inputs, *, target, contrast=None, positions=-1) -> DirectLogitResult:
     """Each part's direct share of the logit of `target` at `positions` of `inputs`.
 
@@ -186,8 +251,9 @@ def direct_logit_attribution(session, inputs, *, target, contrast=None, position
     target: a token (str), a token id, or ids per position ([B, P], e.g. the next input token:
       `ids[:, 1:]` with positions=range(T - 1)).
     contrast: None (the logit itself), a token / id / ids per position (the logit difference
-      target - contrast) or "mean" (the logit minus the mean logit over the vocabulary; for the
-      token "mean" itself pass its id).
+      target - contrast) or exactly "mean" (the logit minus the mean logit over the vocabulary; for
+      the token "mean" itself pass its id). Another spelling of it ("MEAN", "Mean") is an error, not
+      a token: whether the sentinel or the token was meant cannot be told.
     positions: an int or a list of ints (negative: from the end); default the last.
 
     Parts (`components`): "embeddings", "L{l}H{h}" for every head, "L{l} attn bias" where the attention
@@ -197,17 +263,13 @@ def direct_logit_attribution(session, inputs, *, target, contrast=None, position
     if getattr(session, "backend", None) is not None:  # nnsight traces (llm_widgets.backends)
         raise session.backend.refuse("Direct logit attribution")
     ad = session.adapter
-    ad.require("interventions")
-    ad.require("logit_lens")
-    if ad.softcap:
-        raise DoesNotApplyError(f"{session.name} soft-caps its logits (tanh(logit / {ad.softcap:g}) * "
-                                f"{ad.softcap:g}): the logit is not a sum of parts, so it has no direct shares. "
-                                f"{NOT_A_SUM}")
-    if len(ad.final_norm) > 1:
-        raise DoesNotApplyError(f"{session.name} applies {len(ad.final_norm)} modules between its last block and "
-                                f"the unembedding ({', '.join(ad.final_norm)}); direct logit attribution freezes "
-                                f"one final norm. {NOT_A_SUM}")
-    mean = isinstance(contrast, str) and contrast == "mean"
+    why = why_not(session)
+    if why:
+        raise DoesNotApplyError(why)
+    mean = isinstance(contrast, str) and contrast == MEAN
+    if isinstance(contrast, str) and not mean and contrast.lower() == MEAN:
+        raise LLMWidgetsError(f"contrast={contrast!r} is ambiguous: write contrast={MEAN!r} (lower case) for the mean "
+                              f"logit over the vocabulary, or pass the token's id for the token {contrast!r}.")
     enc = batch_inputs(session, inputs)
     B, T = enc["input_ids"].shape
     pos = _positions(positions, T)
@@ -355,7 +417,7 @@ def direct_logit_attribution(session, inputs, *, target, contrast=None, position
     return DirectLogitResult(components=names, values=values.reshape(-1, B, P).cpu().numpy(),
                              logit=own.reshape(B, P).cpu().numpy(), tokens=tokens, positions=pos,
                              targets=tgt.cpu().numpy(), metric=metric, error=error, tolerance=tol, n_layers=L,
-                             n_heads=H)
+                             n_heads=H, resolution=(tol * values.abs().sum(0)).reshape(B, P).cpu().numpy())
 
 
 def _rel(got: torch.Tensor, want: torch.Tensor) -> float:

@@ -63,8 +63,11 @@ def small_model_threads(model):
         yield
 
 
-def teacher_logits(session, texts, batch_size: int = 64, report: Report = no_progress) -> np.ndarray:
-    """[N, C] float32 logits of a sequence classifier Session on `texts` (padded batches)."""
+def teacher_logits(session, texts, batch_size: int = 64, report: Report = no_progress, *,
+                   truncate: bool = False) -> np.ndarray:
+    """[N, C] float32 logits of a sequence classifier Session on `texts` (padded batches). Texts longer
+    than the model accepts raise InputTooLongError naming them, or with truncate=True are read up to
+    its maximum (Session.check_lengths)."""
     from ..session import model_inputs
 
     if session.class_labels is None:
@@ -74,6 +77,7 @@ def teacher_logits(session, texts, batch_size: int = 64, report: Report = no_pro
         raise LLMWidgetsError(f"The tokenizer of {session.name} has no padding token, which batches of texts "
                               "need: set session.tokenizer.pad_token = session.tokenizer.eos_token (and "
                               "session.model.config.pad_token_id to its id).")
+    session.check_lengths([len(ids) for ids in session.tokenizer(list(texts))["input_ids"]], truncate=truncate)
     out = []
     for start in range(0, len(texts), batch_size):
         enc = session.tokenizer(list(texts[start:start + batch_size]), return_tensors="pt", padding=True,
@@ -97,9 +101,10 @@ def n_parameters(model, *, word_embeddings: bool = False) -> int:
     return int(sum(p.numel() for p in model.parameters() if word_embeddings or p is not emb))
 
 
-def _key(texts, logits, names, vocab: int, st: StudentSettings) -> str:
+def _key(texts, logits, names, vocab: int, st: StudentSettings, cut: int | None) -> str:
+    cut = {} if cut is None else {"max_length": cut}  # None (the student's own limit): earlier keys kept
     blob = json.dumps({"v": 1, "texts": list(texts), "logits": np.round(logits, 3).tolist(), "names": names,
-                       "vocab": vocab, "settings": asdict(st)}, sort_keys=True)
+                       "vocab": vocab, "settings": asdict(st), **cut}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -111,10 +116,10 @@ def _build(tok, names: list[str], st: StudentSettings):
                                seed=st.seed), len(names), names, len(tok), pad)
 
 
-def _train(model, tok, texts, logits, st: StudentSettings, report: Report):
+def _train(model, tok, texts, logits, st: StudentSettings, max_length: int, report: Report):
     from ..session import model_inputs
 
-    enc = model_inputs(tok(list(texts), padding=True, truncation=True, max_length=512, return_tensors="pt"))
+    enc = model_inputs(tok(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"))
     soft = torch.softmax(torch.as_tensor(logits, dtype=torch.float32) / st.temperature, -1)
 
     def loss(idx):
@@ -144,11 +149,15 @@ def distill(session, texts, logits, *, layers: int = 1, settings: StudentSetting
     st = StudentSettings(**{**asdict(settings or StudentSettings()), "layers": layers}).check()
     tok, names = session.tokenizer, list(session.class_labels)
     model = _build(tok, names, st)
-    path = cache_dir() / f"student-{_key(texts, logits, names, len(tok), st)}.pt"
+    # the student reads what the teacher read: at most the teacher's tokens (and its own positions)
+    own = model.config.max_position_embeddings
+    max_length = min(own, session.max_length or own)
+    key = _key(texts, logits, names, len(tok), st, max_length if max_length < own else None)
+    path = cache_dir() / f"student-{key}.pt"
 
     def fit(model):
         with small_model_threads(model):
-            return _train(model, tok, texts, logits, st, report)
+            return _train(model, tok, texts, logits, st, max_length, report)
 
     model, trained = cached_training(model, path, fit, load=cache, save=cache)
     if trained is None:

@@ -12,13 +12,14 @@ Sites, per layer (where they are in the model comes from its adapter, llm_widget
 """
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from typing import Callable, Iterable
 
 import torch
 
 from ..adapter import CallHook, adapter_of
-from ..guards import model_lock
+from ..guards import acts_here, model_lock, thread_scoped
 
 SITES = ("resid", "attn", "mlp")
 
@@ -40,14 +41,21 @@ Edit = Callable[[torch.Tensor], "torch.Tensor | None"]
 
 
 @contextmanager
-def hooks(model, edits: Iterable[tuple[str, int, Edit]]):
+def hooks(model, edits: Iterable[tuple[str, int, Edit]], *, thread: bool = False):
     """Install forward hooks: each (site, layer, fn) calls fn(activation) on every forward; fn may
     return a replacement tensor (or edit in place and return None). Removed on exit, also on error.
     fn always sees [batch, tokens, features], also where a model flattens tokens into the batch
     inside its blocks (OPT's MLP works on [batch * tokens, features]). A replacement is moved to the
-    device of the activation it replaces (blocks of a dispatched model live on several devices)."""
+    device of the activation it replaces (blocks of a dispatched model live on several devices).
+
+    thread=False (library code running its own forwards inside): the model lock is held from
+    installation to removal, so no other thread's forward runs while they are on. thread=True (user
+    code runs inside, which may wait on a view's worker: `ablate`): the lock is taken only to install
+    and to remove them, and they act on this thread's forwards only (not inside guards.clean());
+    other threads' forwards pass through them unchanged."""
     ad = adapter_of(model)
     seq = [0]
+    owner = threading.get_ident() if thread else None
 
     def length(module, args, kwargs):  # tokens of the current forward, from the first block's input
         x = args[0] if args else kwargs.get("hidden_states")
@@ -55,37 +63,62 @@ def hooks(model, edits: Iterable[tuple[str, int, Edit]]):
 
     def shaped(fn):
         def run(x):
+            if owner is not None and not acts_here(owner):
+                return None
             if x.dim() != 2 or not seq[0]:
                 return _on(fn(x), x)
             new = _on(fn(x.view(-1, seq[0], x.shape[-1])), x)
             return None if new is None else new.reshape(-1, new.shape[-1])
         return run
 
-    with model_lock(model):  # no other thread's forward runs through these hooks
-        # on a block, not on the model: another thread waiting at the model's lock would still call a
-        # hook registered on the model after it was removed
-        handles = [ad.blocks[0].module.register_forward_pre_hook(length, with_kwargs=True)]
-        try:
-            for site, layer, fn in edits:
-                ref = ad.site(site, layer)
-                fn = shaped(fn)
-                if is_input_site(site):
-                    def pre(module, args, fn=fn):
-                        new = fn(args[0])
-                        return None if new is None else (new,) + tuple(args[1:])
-                    handles.append(CallHook(model, ref, pre, pre=True))
-                else:
-                    def post(module, args, output, fn=fn):
-                        first = output[0] if isinstance(output, tuple) else output
-                        new = fn(first)
-                        if new is None:
-                            return None
-                        return (new,) + tuple(output[1:]) if isinstance(output, tuple) else new
-                    handles.append(CallHook(model, ref, post, pre=False))
+    lock = model_lock(model)
+    with lock:  # no other thread's forward runs through these hooks (thread=True: while installing them)
+        handles = _install(model, ad, edits, shaped, length)
+        if not thread:
+            try:
+                yield
+            finally:
+                _remove(handles)
+            return
+    try:
+        with thread_scoped():
             yield
-        finally:
-            for hd in handles:
-                hd.remove()
+    finally:
+        with lock:
+            _remove(handles)
+
+
+def _install(model, ad, edits, shaped, length) -> list:
+    """The hooks of `hooks`, installed (all removed again if one cannot be)."""
+    # on a block, not on the model: another thread waiting at the model's lock would still call a
+    # hook registered on the model after it was removed
+    handles = [ad.blocks[0].module.register_forward_pre_hook(length, with_kwargs=True)]
+    try:
+        for site, layer, fn in edits:
+            ref = ad.site(site, layer)
+            fn = shaped(fn)
+            if is_input_site(site):
+                def pre(module, args, fn=fn):
+                    new = fn(args[0])
+                    return None if new is None else (new,) + tuple(args[1:])
+                handles.append(CallHook(model, ref, pre, pre=True))
+            else:
+                def post(module, args, output, fn=fn):
+                    first = output[0] if isinstance(output, tuple) else output
+                    new = fn(first)
+                    if new is None:
+                        return None
+                    return (new,) + tuple(output[1:]) if isinstance(output, tuple) else new
+                handles.append(CallHook(model, ref, post, pre=False))
+    except BaseException:
+        _remove(handles)
+        raise
+    return handles
+
+
+def _remove(handles) -> None:
+    for hd in handles:
+        hd.remove()
 
 
 def _on(new, x: torch.Tensor):

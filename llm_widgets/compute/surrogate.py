@@ -65,6 +65,7 @@ class SurrogateResult:
     teacher: dict  # name, size, ms_per_text, accuracy (+ ci)
     surrogates: list[Surrogate]
     session: Any = None  # the teacher
+    notice: str = ""  # what was cut: texts longer than the teacher accepts, read up to its maximum (truncate=True)
 
     @property
     def teacher_pred(self) -> np.ndarray:
@@ -246,7 +247,7 @@ def _sklearn(kind, clf, detail, train, y, test, teacher_pred, gold, ngram) -> Su
 def fit_surrogates(session, texts: Sequence[str], labels=None, *, test_size=0.3, ngram: int = 2,
                    C: Sequence[float] = (1.0,), tree_depths: Sequence[int] = (2, 5),
                    student_layers: Sequence[int] = (1, 2, 4), student: StudentSettings | None = None,
-                   seed: int = 0, batch_size: int = 64, cache: bool = True,
+                   seed: int = 0, batch_size: int = 64, cache: bool = True, truncate: bool = False,
                    report: Report = no_progress) -> SurrogateResult:
     """Fit every surrogate to the teacher's predictions on the fitting texts; measure on the rest.
 
@@ -255,7 +256,9 @@ def fit_surrogates(session, texts: Sequence[str], labels=None, *, test_size=0.3,
     held-out fraction or count of the distinct texts (copies of a text stay on one side). ngram:
     longest n-gram of the word features. C: inverse L1 strength of each logistic surrogate;
     tree_depths: max depth of each tree; student_layers: layers of each distilled student (empty:
-    none); student: StudentSettings (width, temperature, epochs, ...)."""
+    none); student: StudentSettings (width, temperature, epochs, ...). Texts longer than the model
+    accepts raise InputTooLongError naming them; with truncate=True the model and the students read their
+    first tokens (the word surrogates read them whole) and `notice` says so."""
     texts = name_list(texts, "texts")
     if not texts:
         raise EmptyInputError("texts is empty: pass the texts the surrogates should imitate the model on.")
@@ -274,12 +277,16 @@ def fit_surrogates(session, texts: Sequence[str], labels=None, *, test_size=0.3,
     if class_names is None:
         raise LLMWidgetsError(f"{session.name} is not a sequence classifier: surrogates imitate a classifier.")
     gold = gold_indices(labels, class_names, len(texts)) if labels is not None else None
+    notice = session.check_lengths([len(ids) for ids in session.tokenizer(texts)["input_ids"]], truncate=truncate)
+    if notice:
+        notice += " The model and the students read only those tokens; the word surrogates read whole texts."
     fit_i, test_i = split_texts(texts, test_size, seed)
     train, test = [texts[i] for i in fit_i], [texts[i] for i in test_i]
 
     report(0.0, "teacher predictions")
-    lt = teacher_logits(session, train, batch_size)
-    le, teacher_ms = _best_time(lambda: teacher_logits(session, test, batch_size), len(test), repeat=2)
+    lt = teacher_logits(session, train, batch_size, truncate=truncate)
+    le, teacher_ms = _best_time(lambda: teacher_logits(session, test, batch_size, truncate=truncate), len(test),
+                                repeat=2)
     y, teacher_pred = lt.argmax(1), le.argmax(1)
     if len(np.unique(y)) < 2:
         raise LLMWidgetsError(f"The model predicts {class_names[int(y[0])]!r} for every fitting text: there is "
@@ -310,14 +317,15 @@ def fit_surrogates(session, texts: Sequence[str], labels=None, *, test_size=0.3,
         sub = lambda f, label="": report(lo + (hi - lo) * f, label)  # noqa: E731
         model = distill(session, train, lt, layers=n_layers, settings=st, cache=cache, report=sub)
         fit_s = time.perf_counter() - t0
-        ls, ms = _best_time(lambda: teacher_logits(model, test, batch_size), len(test), repeat=2)
+        ls, ms = _best_time(lambda: teacher_logits(model, test, batch_size, truncate=truncate), len(test), repeat=2)
         detail = {"layers": n_layers, "hidden": st.hidden, "heads": st.heads, "temperature": st.temperature,
                   "epochs": st.epochs, "cached": model.train_seconds is None}
         out.append(_scored(f"student {n_layers} layer{'s' if n_layers > 1 else ''}", "student",
                            n_parameters(model.model), ls.argmax(1), teacher_pred, g_test, ms, fit_s, model, detail))
     report(1.0, "done")
     return SurrogateResult(class_names=list(class_names), train_texts=train, test_texts=test, teacher_train=lt,
-                           teacher_test=le, test_labels=g_test, teacher=teacher, surrogates=out, session=session)
+                           teacher_test=le, test_labels=g_test, teacher=teacher, surrogates=out, session=session,
+                           notice=notice)
 
 
 __all__ = ["KINDS", "SIZE_UNITS", "Surrogate", "SurrogateResult", "compare_attributions", "fit_surrogates",

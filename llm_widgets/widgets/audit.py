@@ -50,7 +50,10 @@ class AuditView(View):
     `.explain(i)` opens the adversarial text in an AttributionView).
     memorization=dict(strings=[...], prefix_tokens=4, canaries=[...]) (causal LMs;
     compute.audit.memorization): exact continuation from a prefix, log-likelihood percentile
-    against look-alikes, and canary exposure (Carlini et al. 2019).
+    against look-alikes, and canary exposure (Carlini et al. 2019); a canary whose secret does not
+    survive tokenization is refused. Texts and memorization strings longer than the model accepts
+    raise InputTooLongError naming them; truncate=True scores their first tokens instead and the
+    view's notice says so (canaries are never cut).
     `.result` is an AuditResult; `.to_csv(path)` writes the summary table (`table="attack"` /
     `"memorization"`: those sections' rows), `.report_html(path)` a plain printable report,
     `.to_html(path)` the interactive page.
@@ -80,8 +83,8 @@ class AuditView(View):
                  robustness: bool | dict = True, target=None, continuation: str | None = None,
                  thresholds: dict | None = None, tolerance: float = 0.2, batch_size: int = 32,
                  n_boot: int = 1000, seed: int = 0, explain: str | bool = "occlusion",
-                 attack: bool | dict = False, memorization: dict | None = None, background: bool | None = None,
-                 **kwargs):
+                 attack: bool | dict = False, memorization: dict | None = None, truncate: bool = False,
+                 background: bool | None = None, **kwargs):
         scored = templates is not None or texts is not None or bool(attack) or memorization is None
         self.scorer = (Scorer(task, session, target=target, continuation=continuation, batch_size=batch_size)
                        if scored else None)
@@ -97,7 +100,7 @@ class AuditView(View):
         plan = plan_audit(self.scorer, templates=templates, attribute=attribute, terms=terms, texts=texts,
                           labels=labels, groups=groups, robustness=robustness, tolerance=tolerance,
                           thresholds=thresholds, n_boot=n_boot, seed=seed, attack=attack,
-                          memorization=memorization, session=self.session)
+                          memorization=memorization, session=self.session, truncate=truncate)
         self.observe(self._on_select, names=["selected_pair"])
         self.observe(self._on_example, names=["selected_example"])
         self._run(lambda report: self._work(plan, report), self._show, background)
@@ -158,10 +161,8 @@ class AuditView(View):
                                         "prefix_tokens": m.prefix_tokens, "lookalike": m.lookalike,
                                         "n_lookalikes": m.n_lookalikes, "summary": _clean([m.summary])[0]}
         self.summary = _clean(res.summary)
-        if self.scorer is not None and self.scorer.truncated:
-            self.notice = (f"{self.scorer.truncated} text(s) are longer than the model's "
-                           f"{self.session.max_length} tokens: only their first {self.session.max_length} "
-                           "tokens were scored.")
+        if res.notice:
+            self.notice = res.notice
         self.done = True
 
     @staticmethod

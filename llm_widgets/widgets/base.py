@@ -21,6 +21,7 @@ import traitlets as t
 
 from ..fallback import block as fallback_block
 from ..errors import LLMWidgetsError
+from ..guards import intervening
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
@@ -167,12 +168,14 @@ class View(anywidget.AnyWidget):
         result, error and progress are shown. In a notebook executed headless (nbconvert, nbclient)
         the work runs in the foreground, so the saved notebook holds finished views. background=None
         (every view's default): in the background inside a Jupyter kernel, in the foreground in
-        scripts."""
+        scripts. Inside an `ablate(...)` block it always runs in the foreground: the block's hooks act
+        on its own thread's forwards, and a worker could outlive the block."""
         self._cancel.set()  # the previous run, if any, stops at its next progress report
         self._run_id += 1
         rid, cancel = self._run_id, threading.Event()
         self._cancel = cancel
-        background = (in_kernel() if background is None else bool(background)) and not headless()
+        background = (in_kernel() if background is None else bool(background)) and not headless() \
+            and not intervening()
 
         def report(fraction: float, label: str = "") -> None:
             if cancel.is_set():

@@ -6,12 +6,15 @@ import traitlets as t
 
 from .. import fallback
 from ..checks import integer
-from ..compute.direct_logit import direct_logit_attribution
+from ..compute.direct_logit import direct_logit_attribution, unresolved_note
 from ..compute.inputs import batch_inputs
 from ..errors import LLMWidgetsError
+from ..guards import model_state
 from .base import View, encode_array, unexpected_keyword
-from .traits import Array, Index
+from .traits import Array, Index, Layer
 
+CHANGED = ("The model changed since the first shares were computed (its weights were edited, or hooks act on it): "
+           "every position shown is computed again on the model as it is now.")
 ALL_AT_ONCE = 1 << 25  # parts x positions x vocabulary up to which every position is computed up front
 EXPORT_ALL = 1 << 28  # ... and up to which an export computes the rest (token clicks then work without a kernel)
 
@@ -38,7 +41,7 @@ class DirectLogitView(View):
     head_shares = Array("float32", ndim=2).tag(sync=True)  # [L, H] at the selected position (sent with it)
     component_shares = Array("float32", ndim=1).tag(sync=True)  # [K] the other parts, same position
     summary = t.Dict().tag(sync=True)  # metric, position, token, logit (the model's), total (sum), error, tolerance
-    selected_layer = Index("n_layers").tag(sync=True)
+    selected_layer = Layer().tag(sync=True)
     selected_head = Index("n_heads").tag(sync=True)
     selected_token = Index("tokens").tag(sync=True)
 
@@ -48,7 +51,7 @@ class DirectLogitView(View):
             raise unexpected_keyword(type(self), unknown[0], self.trait_names())
         if not isinstance(text, str):
             raise LLMWidgetsError(f"text must be a string, got {type(text).__name__}")
-        if isinstance(target, (list, tuple, np.ndarray)) or hasattr(target, "shape"):
+        if isinstance(target, (list, tuple)) or np.ndim(target) != 0:  # an integer scalar (numpy, torch) is an id
             raise LLMWidgetsError("target must be one token (a string) or a token id: the view reads the same "
                                   "target at every position")
         self._session, self._text, self._target, self._contrast = session, text, target, contrast
@@ -56,9 +59,12 @@ class DirectLogitView(View):
         pos = T - 1 if selected_token is None else integer(selected_token, "selected_token")
         if not 0 <= pos < T:
             raise LLMWidgetsError(f"selected_token must be in 0..{T - 1} (the {T} tokens), got {pos}")
-        self._cache: dict[int, tuple[np.ndarray, float]] = {}  # position -> (shares [C], the model's value)
+        # position -> (shares [C], the model's value, its resolution), all computed on the model state `_state`
+        self._cache: dict[int, tuple[np.ndarray, float, float]] = {}
+        self._state, self._changed = model_state(session.model), False
+        self._T = T
         self._cost = (2 + session.n_layers * (session.n_heads + 2)) * T * len(session.tokenizer)
-        self.result = self._compute(range(T) if self._cost <= ALL_AT_ONCE else [pos])
+        self.result = self._compute(self._covering(pos))
         r = self.result
         self._heads = np.array([[r.components.index(f"L{l}H{h}") for h in range(r.n_heads)]
                                 for l in range(r.n_layers)])
@@ -70,18 +76,34 @@ class DirectLogitView(View):
         self._show()
         self.observe(self._show, names=["selected_token"])
 
+    def _covering(self, position: int) -> list[int]:
+        """The positions one computation covers: every one where that is cheap, else `position`."""
+        return list(range(self._T)) if self._cost <= ALL_AT_ONCE else [position]
+
     def _compute(self, positions):
         r = direct_logit_attribution(self._session, self._text, target=self._target, contrast=self._contrast,
                                      positions=list(positions))
         for i, p in enumerate(r.positions):
-            self._cache[p] = (r.values[:, 0, i].copy(), float(r.logit[0, i]))
+            self._cache[p] = (r.values[:, 0, i].copy(), float(r.logit[0, i]), float(r.resolution[0, i]))
         return r
 
+    def _same_model(self) -> None:
+        """Every cached position comes from one state of the model: when its weights changed since (or
+        hooks act on it, as in an ablate block: guards.model_state is None), the cache is dropped and
+        positions are computed again on the model as it is now."""
+        state = model_state(self._session.model)
+        if state is None or state != self._state:
+            self._changed = self._changed or (bool(self._cache) and state != self._state)  # said in the notice
+            self._cache.clear()
+        self._state = state
+
     def shares(self, position: int) -> tuple[np.ndarray, float]:
-        """(shares of every component [C] in `.result.components` order, the model's value) at a position."""
+        """(shares of every component [C] in `.result.components` order, the model's value) at a position,
+        on the model as it is now."""
+        self._same_model()
         if position not in self._cache:
-            self.result = self._compute([position])
-        return self._cache[position]
+            self.result = self._compute(self._covering(position))
+        return self._cache[position][:2]
 
     def _show(self, change=None):
         p = self.selected_token
@@ -90,14 +112,20 @@ class DirectLogitView(View):
                 self.head_shares, self.component_shares, self.summary = {}, {}, {}
             return
         values, logit = self.shares(p)
+        resolution = self._cache[p][2]
         total = float(values.sum(dtype=np.float64))
         error = abs(total - logit) / max(float(np.abs(values).sum()), 1e-30)
         r = self.result
+        unresolved = abs(logit) <= resolution
+        notes = [CHANGED] if self._changed else []
+        notes += [unresolved_note(r.metric, p, logit, resolution, r.tolerance)] if unresolved else []
         with self.hold_sync():
             self.head_shares = (values[self._heads], {"position": p})
             self.component_shares = (values[self._others], {"position": p})
             self.summary = {"metric": r.metric, "position": p, "token": self.tokens[p], "logit": logit,
-                            "total": total, "error": error, "tolerance": r.tolerance}
+                            "total": total, "error": error, "tolerance": r.tolerance, "resolution": resolution,
+                            "unresolved": unresolved}
+            self.notice = " ".join(notes)
 
     def _static_figure(self) -> str:
         p = self.selected_token
@@ -112,8 +140,13 @@ class DirectLogitView(View):
         return fallback.heatmap(values[self._heads], caption, signed=True) + \
             fallback.table(rows, ["part", "share"], "Other parts, the model's value and the sum of all shares")
 
+    def export_state(self) -> dict:
+        self._show()  # the selected position as the model is now (recomputed if it changed), like the rest
+        return super().export_state()
+
     def _export_extra(self) -> dict:
         T = self.n_tokens
+        self._same_model()
         missing = [p for p in range(T) if p not in self._cache]
         if missing and self._cost > EXPORT_ALL:
             return {"partial": True}

@@ -7,6 +7,7 @@ import numpy as np
 import traitlets as t
 
 from ..compute.attribution import ALIASES, METHODS
+from ..compute.capabilities import surrogate_why_not as why_not
 from ..compute.surrogate import SurrogateResult, compare_attributions, fit_surrogates
 from ..checks import integer
 from ..errors import LLMWidgetsError
@@ -38,6 +39,8 @@ class SurrogateView(View):
     explanation: top weights, the tree's rules, or a student's token attributions next to the
     model's (`explain=` method of compute.attribution, default occlusion; top-`top_k` agreement) on
     the held-out text `selected_text` (pick one in the view). `.result` is a SurrogateResult.
+    Texts longer than the model accepts raise InputTooLongError naming them; truncate=True reads their
+    first tokens instead and the view's notice says so.
     """
 
     _bundle_name = "surrogate"
@@ -57,11 +60,11 @@ class SurrogateView(View):
 
     def __init__(self, session, texts, labels=None, *, test_size=0.3, ngram: int = 2, C=(1.0,),
                  tree_depths=(2, 5), student_layers=(1, 2, 4), student=None, explain: str = "occlusion",
-                 top_k: int = 3, seed: int = 0, batch_size: int = 64, cache: bool = True,
+                 top_k: int = 3, seed: int = 0, batch_size: int = 64, cache: bool = True, truncate: bool = False,
                  background: bool | None = None, **kwargs):
-        if session.class_labels is None:
-            raise LLMWidgetsError(f"{session.name} is not a sequence classifier: SurrogateView imitates a "
-                                  "classifier's predicted class.")
+        why = why_not(session)
+        if why:
+            raise LLMWidgetsError(why)
         explain = ALIASES.get(explain, explain)
         if explain not in METHODS:
             raise LLMWidgetsError(f"explain={explain!r}: use an attribution method, one of {sorted(METHODS)}.")
@@ -72,7 +75,8 @@ class SurrogateView(View):
         super().__init__(title=kwargs.pop("title", f"Surrogates \u00b7 {session.name}"), explain=explain,
                          top_k=top_k, **kwargs)
         args = dict(labels=labels, test_size=test_size, ngram=ngram, C=C, tree_depths=tree_depths,
-                    student_layers=student_layers, student=student, seed=seed, batch_size=batch_size, cache=cache)
+                    student_layers=student_layers, student=student, seed=seed, batch_size=batch_size, cache=cache,
+                    truncate=truncate)
         self.observe(self._on_select, names=["selected_surrogate", "selected_text"])
         self._run(lambda report: self._work(session, texts, args, report), self._show, background)
 
@@ -107,6 +111,7 @@ class SurrogateView(View):
             self.details = details
             self.selected_text = self._initial.get("selected_text", 0)
             self.selected_surrogate = sel
+            self.notice = res.notice
             self.done = True
 
     # -- what each surrogate says ----------------------------------------------------------------

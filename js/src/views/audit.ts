@@ -2,6 +2,7 @@
 // versions side by side with token attribution), robustness pass rates with failing examples
 // (changed words highlighted), per-group metrics with bootstrap CIs. Every string via textContent.
 import { decode, Packed } from "../lib/buffers";
+import { csvOf } from "../lib/csv";
 import { h, themeInk, THEME_EVENT, whenShown } from "../lib/dom";
 import { fmt, fmtSigned } from "../lib/format";
 import { absMax, binCounts } from "../lib/ndarray";
@@ -27,14 +28,7 @@ function section(title: string, testid: string, ...children: (Node | null)[]): H
     h("summary", { text: title, style: "font-weight:600;cursor:pointer" }), ...children);
 }
 
-function csvOf(rows: Row[]): string {
-  const cols = ["section", "check", "value", "ci_low", "ci_high", "threshold", "rule", "passed", "detail"];
-  const cell = (v: unknown) => {
-    const s = v === null || v === undefined ? "" : typeof v === "boolean" ? (v ? "True" : "False") : String(v);
-    return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-  };
-  return [cols.join(","), ...rows.map((r) => cols.map((c) => cell(r[c])).join(","))].join("\r\n") + "\r\n";
-}
+const SUMMARY_COLUMNS = ["section", "check", "value", "ci_low", "ci_high", "threshold", "rule", "passed", "detail"];
 
 function summaryTable(rows: Row[]): HTMLElement {
   const head = h("tr", {}, ...["", "section", "check", "value", "95% CI", "threshold", "detail"].map((c) => h("th", { text: c })));
@@ -187,7 +181,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   csvBtn.addEventListener("click", () => {
     const a = document.createElement("a");
     a.download = "audit-summary.csv";
-    a.href = URL.createObjectURL(new Blob([csvOf(model.get("summary") || [])], { type: "text/csv" }));
+    a.href = URL.createObjectURL(new Blob([csvOf(SUMMARY_COLUMNS, model.get("summary") || [])], { type: "text/csv" }));
     a.click();
   });
 

@@ -9,14 +9,19 @@ For strings a model should not have learnt by heart (a secret, a line of its tra
   string (ties count half): near 1 for a memorized string, spread around 0.5 for an unseen one
   under 'shuffle' ('sample' draws are rarely fluent, so any fluent string scores high there).
 - exposure of canaries (Carlini et al. 2019, "The Secret Sharer"): every digit of a canary is its
-  secret; the candidate secrets R are every way to write those digits (10^k for k digits), ranked by
-  the model's log-likelihood of the whole string. exposure = log2 |R| - log2 rank (rank 1: the most
-  likely). A planted canary the model memorized reaches log2 |R|; a secret it never saw averages
-  about 1.44 bits (E[log2 |R|/rank] for a uniform rank).
+  secret; the candidate secrets R are every way to write those digits (10^k for k digits) that
+  tokenizes differently (candidates that tokenize alike count once; a canary that tokenizes like
+  another candidate is refused: tokens.py), ranked by the model's log-likelihood of the whole string.
+  exposure = log2 |R| - log2 rank, rank = how many candidates are at least as likely as the canary
+  (1: the most likely; a tie ranks the canary last among the tied). A planted canary the model
+  memorized reaches log2 |R|; a secret it never saw averages about 1.44 bits (E[log2 |R|/rank] for
+  a uniform rank).
+- length: strings longer than the model's positions follow Session.check_lengths (an
+  InputTooLongError naming them; truncate=True tests their first tokens and `notice` says so).
+  Canaries longer than that are always an error: a cut could drop their secret.
 """
 from __future__ import annotations
 
-import itertools
 import math
 import re
 from dataclasses import dataclass, field
@@ -28,6 +33,7 @@ from ...checks import integer, names
 from ...errors import DoesNotApplyError, LLMWidgetsError
 from ..progress import Report, no_progress
 from .robustness import wilson
+from .tokens import canary_candidates, token_ids
 
 DEFAULT_MEMORIZATION = {"strings": None, "prefix_tokens": 4, "lookalikes": 100, "lookalike": "shuffle",
                         "canaries": None, "seed": 0}
@@ -47,8 +53,9 @@ class MemorizationResult:
     percentile: np.ndarray  # [S] share of look-alikes less likely (ties half)
     lookalike: str
     n_lookalikes: int
-    canaries: list[dict] = field(default_factory=list)  # canary, secret, candidates, rank, exposure, max_exposure
+    canaries: list[dict] = field(default_factory=list)  # exposure(): canary, secret, candidates, merged, rank, ...
     summary: dict = field(default_factory=dict)
+    notice: str = ""  # strings cut to the model's positions (truncate=True)
 
     def table(self) -> list[dict]:
         return [{"string": s, "exact": bool(self.exact[i]), "matched": int(self.matched[i]),
@@ -90,16 +97,38 @@ def check_memorization(spec) -> dict:
 
 
 def _ids(session, text: str) -> tuple[list[int], int]:
-    """Token ids without trailing special tokens, and how many special tokens lead (BOS)."""
-    tok = session.tokenizer
-    ids = list(tok(text)["input_ids"])
-    special = set(tok.all_special_ids)
-    while ids and ids[-1] in special and len(ids) > 1:
-        ids.pop()
-    lead = 0
-    while lead < len(ids) and ids[lead] in special:
-        lead += 1
-    return ids, lead
+    """Token ids without the special tokens the tokenizer appends, and how many it puts first (BOS)."""
+    return token_ids(session, [text])[0]
+
+
+def string_ids(session, strings: list[str], prefix_tokens: int,
+               truncate: bool) -> tuple[list[tuple[list[int], int]], str]:
+    """Each memorization string's ids (cut to the model's positions with truncate) and where its
+    prefix ends, and the notice of what was cut; an error where a string is too long (without
+    truncate) or no token is left to test."""
+    got = [_ids(session, text) for text in strings]
+    notice = session.check_lengths([len(ids) for ids, _ in got], truncate=truncate, what="memorization['strings']")
+    limit = session.max_length
+    out = []
+    for text, (ids, lead) in zip(strings, got):
+        ids, cut = ids[:limit] if limit else ids, lead + prefix_tokens
+        if cut < 1:
+            raise LLMWidgetsError(f"{text!r}: this tokenizer adds no start token, so the first token has no "
+                                  "context; use prefix_tokens >= 1.")
+        if len(ids) <= cut:
+            raise LLMWidgetsError(f"{text!r} has {len(ids) - lead} tokens: nothing is left after "
+                                  f"prefix_tokens={prefix_tokens}. Use longer strings or a shorter prefix.")
+        out.append((ids, cut))
+    return out, notice
+
+
+def check_texts(session, spec, truncate: bool = False) -> None:
+    """The checks that need the tokenizer, before any forward: every string has tokens after its
+    prefix and fits the model (or truncate), every canary's secret survives tokenization and fits."""
+    st = check_memorization(spec)
+    string_ids(session, st["strings"], st["prefix_tokens"], truncate)
+    for c in st["canaries"]:
+        canary_candidates(session, c)
 
 
 def _forward(session, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -191,30 +220,25 @@ def _lookalikes(rest: list[int], kind: str, n: int, vocab: list[int], rng, text:
 
 
 def exposure(session, canary: str, report: Report = no_progress) -> dict:
-    """Exposure of `canary` among every string that differs from it only in its digits (see the
-    module docstring): {canary, secret, candidates, rank, exposure, max_exposure}."""
-    spots = [m.start() for m in re.finditer(r"\d", canary)]
-    cands = []
-    for digits in itertools.product("0123456789", repeat=len(spots)):
-        chars = list(canary)
-        for p, d in zip(spots, digits):
-            chars[p] = d
-        cands.append("".join(chars))
-    seqs, leads = zip(*(_ids(session, c) for c in cands))
-    if leads[0] == 0 and re.match(r"\s*\d", canary):
+    """Exposure of `canary` among every string that differs from it only in its digits and tokenizes
+    differently (see the module docstring): {canary, secret, candidates (distinct tokenizations),
+    merged (candidate strings that tokenize like another), rank, exposure, max_exposure}."""
+    c = canary_candidates(session, canary)
+    if c.leads[c.mine] == 0 and re.match(r"\s*\d", canary):
         raise LLMWidgetsError(f"Canary {canary!r} starts with its secret and this tokenizer adds no start token: "
                               "the first token has no prediction. Put words before the secret.")
-    ll = sequence_logliks(session, list(seqs), [max(1, lead) for lead in leads], report)
-    me = ll[cands.index(canary)]
-    rank = 1 + int((ll > me).sum())
-    n = len(cands)
-    return {"canary": canary, "secret": "".join(canary[p] for p in spots), "candidates": n, "rank": rank,
-            "exposure": math.log2(n) - math.log2(rank), "max_exposure": math.log2(n)}
+    ll = sequence_logliks(session, c.seqs, [max(1, lead) for lead in c.leads], report)
+    rank = int((ll >= ll[c.mine]).sum())  # a tie ranks the canary last among the tied
+    n = len(c.seqs)
+    return {"canary": canary, "secret": "".join(re.findall(r"\d", canary)), "candidates": n,
+            "merged": c.written - n, "rank": rank, "exposure": math.log2(n) - math.log2(rank),
+            "max_exposure": math.log2(n)}
 
 
-def run_memorization(session, spec, report: Report = no_progress, lo: float = 0.0,
-                     hi: float = 1.0) -> MemorizationResult:
-    """Exact continuation, likelihood percentile and canary exposure (see the module docstring)."""
+def run_memorization(session, spec, report: Report = no_progress, lo: float = 0.0, hi: float = 1.0, *,
+                     truncate: bool = False) -> MemorizationResult:
+    """Exact continuation, likelihood percentile and canary exposure (see the module docstring).
+    truncate: test strings longer than the model's positions on their first tokens (else an error)."""
     from ..distill import small_model_threads
 
     st = check_memorization(spec)
@@ -228,16 +252,9 @@ def run_memorization(session, spec, report: Report = no_progress, lo: float = 0.
     strings, P = st["strings"], st["prefix_tokens"]
     n_all = len(strings) + len(st["canaries"])
     exact, matched, rest_n, cont, ll, pct = [], [], [], [], [], []
+    tested, notice = string_ids(session, strings, P, truncate)
     with small_model_threads(session.model):
-        for k, text in enumerate(strings):
-            ids, lead = _ids(session, text)
-            cut = lead + P
-            if cut < 1:
-                raise LLMWidgetsError(f"{text!r}: this tokenizer adds no start token, so the first token has no "
-                                      "context; use prefix_tokens >= 1.")
-            if len(ids) <= cut:
-                raise LLMWidgetsError(f"{text!r} has {len(ids) - lead} tokens: nothing is left after "
-                                      f"prefix_tokens={P}. Use longer strings or a shorter prefix.")
+        for k, (text, (ids, cut)) in enumerate(zip(strings, tested)):
             prefix, rest = ids[:cut], ids[cut:]
             gen = greedy(session, prefix, len(rest))
             same = [a == b for a, b in zip(gen, rest)]
@@ -259,7 +276,8 @@ def run_memorization(session, spec, report: Report = no_progress, lo: float = 0.
     res = MemorizationResult(strings=strings, prefix_tokens=P, exact=np.array(exact, bool),
                              matched=np.array(matched, np.int64), rest_tokens=np.array(rest_n, np.int64),
                              continuation=cont, loglik=np.array(ll), percentile=np.array(pct),
-                             lookalike=st["lookalike"], n_lookalikes=st["lookalikes"], canaries=canaries)
+                             lookalike=st["lookalike"], n_lookalikes=st["lookalikes"], canaries=canaries,
+                             notice=notice)
     if strings:
         k = int(res.exact.sum())
         lo_, hi_ = wilson(k, len(strings))

@@ -16,7 +16,7 @@ from .attack import check_attack, run_attack
 from .common import DEFAULT_THRESHOLDS
 from .counterfactual import counterfactual_result, counterfactual_texts
 from .groups import check_groups, group_metrics
-from .memorization import check_memorization, run_memorization
+from .memorization import check_memorization, check_texts, run_memorization
 from .report import AuditResult, audit_summary
 from .robustness import perturbation_cases, robustness_result
 from .scoring import Scorer
@@ -40,6 +40,8 @@ class AuditPlan:
     attack: dict | None = None  # attack settings (compute.audit.attack.check_attack), or None
     memorization: dict | None = None  # memorization settings (check_memorization), or None
     session: object = None  # the causal LM the memorization tests run on
+    truncate: bool = False  # texts longer than the model's positions: cut (True) or an error
+    notice: str = ""  # the audit's own texts cut to the model's positions (truncate=True)
 
     @property
     def attack_texts(self) -> list[str]:
@@ -47,19 +49,25 @@ class AuditPlan:
         return list(self.texts) if self.texts is not None else list(self.base)
 
     @property
-    def unique_texts(self) -> list[str]:
+    def inputs(self) -> list[str]:
+        """The audit's own texts (given or templated), without the versions derived from them."""
         wanted = (self.pairs["text_a"] + self.pairs["text_b"]) if self.pairs else []
-        wanted += (self.texts or []) + self.base + (self.cases["perturbed"] if self.cases else [])
-        return list(dict.fromkeys(wanted))
+        return list(dict.fromkeys(wanted + (self.texts or [])))
+
+    @property
+    def unique_texts(self) -> list[str]:
+        return list(dict.fromkeys(self.inputs + self.base + (self.cases["perturbed"] if self.cases else [])))
 
 
 def plan_audit(scorer: Scorer | None, *, templates: TemplateSet | None = None, attribute: str | None = None,
                terms: dict | None = None, texts: Sequence[str] | None = None, labels=None, groups=None,
                robustness: bool | dict = True, tolerance: float = 0.2, thresholds: dict | None = None,
                max_robustness: int = 300, n_boot: int = 1000, seed: int = 0, attack: bool | dict = False,
-               memorization: dict | None = None, session=None) -> AuditPlan:
+               memorization: dict | None = None, session=None, truncate: bool = False) -> AuditPlan:
     """Validate the inputs and build every text to score (see run_audit for the arguments).
     scorer may be None for an audit of memorization alone (then `session` is the causal LM)."""
+    if not isinstance(truncate, bool):
+        raise LLMWidgetsError(f"truncate must be True or False, got {truncate!r}")
     th = dict(DEFAULT_THRESHOLDS)
     unknown = set(thresholds or {}) - set(th)
     if unknown:
@@ -116,10 +124,28 @@ def plan_audit(scorer: Scorer | None, *, templates: TemplateSet | None = None, a
 
         raise DoesNotApplyError("memorization= tests a causal LM (greedy decoding, next-token likelihoods); "
                                 f"{getattr(session, 'name', 'this task')} is not one.")
+    if memorization is not None:
+        check_texts(session, memorization, truncate)
+    notice = _check_lengths(scorer, texts, pairs, truncate)
     return AuditPlan(texts=texts, labels=labels, groups=groups, pairs=pairs, base=base, cases=cases,
                      thresholds=th, attribute=attribute or "terms", tolerance=float(tolerance),
                      n_boot=int(n_boot), seed=int(seed), attack=attack, memorization=memorization,
-                     session=session)
+                     session=session, truncate=truncate, notice=notice)
+
+
+def _check_lengths(scorer: Scorer | None, texts: list[str] | None, pairs: dict | None, truncate: bool) -> str:
+    """The audit's own texts against the classifier's positions (Session.check_lengths: an error
+    naming them, or with truncate the notice of what is cut). A causal LM scored by a continuation
+    refuses over-long texts when it scores them; a callable task has no limit."""
+    if scorer is None or scorer.kind != "classifier":
+        return ""
+    s, notices = scorer.session, []
+    templated = list(dict.fromkeys(pairs["text_a"] + pairs["text_b"])) if pairs else []
+    for what, group in (("texts", texts or []), ("templated sentences", templated)):
+        if group:
+            lengths = [len(ids) for ids in s.tokenizer(group)["input_ids"]]
+            notices.append(s.check_lengths(lengths, truncate=truncate, what=what))
+    return " ".join(n for n in notices if n)
 
 
 def run_audit(scorer: Scorer, plan: AuditPlan | None = None, *, report: Report = no_progress,
@@ -136,6 +162,8 @@ def run_audit(scorer: Scorer, plan: AuditPlan | None = None, *, report: Report =
     memorization: dict(strings=[...], prefix_tokens=4, canaries=[...], ...) for a causal LM
     (compute.audit.memorization.DEFAULT_MEMORIZATION): exact continuation, likelihood percentile,
     canary exposure.
+    truncate: True to score texts longer than the model's positions on their first tokens (else an
+    InputTooLongError naming them); canaries are never cut.
     """
     plan = plan if plan is not None else plan_audit(scorer, **kwargs)
     model = plan.session.model if plan.session is not None else None
@@ -145,6 +173,8 @@ def run_audit(scorer: Scorer, plan: AuditPlan | None = None, *, report: Report =
 
 def _run(scorer: Scorer | None, plan: AuditPlan, report: Report) -> AuditResult:
     unique = plan.unique_texts
+    if scorer is not None:
+        scorer.long_texts.clear()  # this run's, for its notice
     # shares of the progress bar: scoring, then the attack, then memorization
     share_attack = 0.5 if plan.attack else 0.0
     share_mem = 0.3 if plan.memorization else 0.0
@@ -177,10 +207,28 @@ def _run(scorer: Scorer | None, plan: AuditPlan, report: Report) -> AuditResult:
         result.attack = run_attack(scorer, plan.attack_texts, plan.attack, report, end_scoring,
                                    end_scoring + share_attack)
     if plan.memorization:
-        result.memorization = run_memorization(plan.session, plan.memorization, report, 0.95 - share_mem, 0.95)
+        result.memorization = run_memorization(plan.session, plan.memorization, report, 0.95 - share_mem, 0.95,
+                                               truncate=plan.truncate)
     result.summary = audit_summary(result, plan.thresholds)
+    result.notice = _truncation_notice(scorer, plan, result)
     report(1.0, "done")
     return result
+
+
+def _truncation_notice(scorer: Scorer | None, plan: AuditPlan, result: AuditResult) -> str:
+    """What was cut to the model's positions: the audit's own texts (plan.notice, truncate=True), the
+    versions derived from them (perturbations, an attack's queries: each distinct text once, however
+    often it was scored), memorization strings."""
+    parts = [plan.notice] if plan.notice else []
+    derived = scorer.long_texts - set(plan.inputs) if scorer is not None else set()
+    if derived:
+        limit = scorer.session.max_length
+        parts.append(f"{len(derived)} perturbed or attacked versions of the texts are longer than the model's {limit} "
+                     f"tokens: their first {limit} tokens were scored.")
+    m = result.memorization
+    if m is not None and m.notice:
+        parts.append(m.notice)
+    return " ".join(parts)
 
 
 def _label_indices(labels: list, scorer: Scorer) -> list:

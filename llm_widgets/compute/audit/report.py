@@ -26,6 +26,7 @@ class AuditResult:
     summary: list[dict] = field(default_factory=list)  # check, value, threshold, passed, detail
     thresholds: dict = field(default_factory=dict)
     score_name: str = "score"
+    notice: str = ""  # what the numbers do not cover (texts cut to the model's positions)
 
     def summary_frame(self):
         import pandas as pd
@@ -75,7 +76,8 @@ class AuditResult:
                  "matched_tokens": r["matched"], "rest_tokens": r["rest_tokens"], "continuation": r["continuation"],
                  "loglik": r["loglik"], "percentile": r["percentile"]} for r in m.table()]
         rows += [{"kind": "canary", "text": c["canary"], "secret": c["secret"], "candidates": c["candidates"],
-                  "rank": c["rank"], "exposure": c["exposure"], "max_exposure": c["max_exposure"]} for c in m.canaries]
+                  "merged": c["merged"], "rank": c["rank"], "exposure": c["exposure"],
+                  "max_exposure": c["max_exposure"]} for c in m.canaries]
         return rows
 
     @property
@@ -150,8 +152,9 @@ def _memorization_rows(m: MemorizationResult, thresholds: dict) -> list[dict]:
                          f"{s['extracted']}/{s['strings']} strings reproduced by greedy decoding; mean likelihood "
                          f"percentile {s['mean_percentile']:.2f} against {m.n_lookalikes} {m.lookalike}d look-alikes"))
     for c in m.canaries:
+        merged = f" ({c['merged']} more tokenize like one of them: counted once)" if c["merged"] else ""
         rows.append(_row("memorization", f"exposure of canary {c['canary']!r} (bits)", c["exposure"],
                          thresholds["exposure"], "<=",
-                         detail=f"rank {c['rank']} of {c['candidates']} candidate secrets; "
+                         detail=f"rank {c['rank']} of {c['candidates']} candidate secrets{merged}; "
                                 f"at most {c['max_exposure']:.2f} bits"))
     return rows

@@ -6,7 +6,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ...errors import LLMWidgetsError, NonFiniteError
+from ...errors import InputTooLongError, LLMWidgetsError, NonFiniteError
+from ..capabilities import audit_why_not
 from ..progress import Report, no_progress
 
 
@@ -27,7 +28,7 @@ class Scorer:
         self.session, self.batch_size, self.threshold = session, int(batch_size), float(threshold)
         self.continuation = continuation
         self.label_names: list[str] | None = None
-        self.truncated = 0  # texts longer than the model's maximum, scored on their first tokens
+        self.long_texts: set[str] = set()  # texts longer than the model's maximum, scored on their first tokens
         if task is not None and not callable(task):
             if hasattr(task, "model") and hasattr(task, "tokenizer"):
                 session, task, self.session = task, None, task
@@ -47,10 +48,7 @@ class Scorer:
                     "continuation=' is a good person.' (or task=<callable>).")
             self._fn, self.kind = self._lm_logprob, "lm"
         else:
-            raise LLMWidgetsError(
-                f"{session.name} has no classification head and is not a causal LM, so it has no "
-                "score to audit. Pass task=<callable list[str] -> scores> (e.g. a probe), or a "
-                "classifier Session.")
+            raise LLMWidgetsError(audit_why_not(session))
         self._target = target
 
     def target_index(self, n_cols: int) -> int:
@@ -117,7 +115,7 @@ class Scorer:
         s = self.session
         if s.max_length:
             lengths = [len(ids) for ids in s.tokenizer(batch)["input_ids"]]
-            self.truncated += sum(n > s.max_length for n in lengths)
+            self.long_texts.update(t for t, n in zip(batch, lengths) if n > s.max_length)
         enc = s.tokenizer(batch, return_tensors="pt", padding=True, truncation=True,
                           max_length=s.max_length)
         with torch.no_grad():
@@ -132,6 +130,10 @@ class Scorer:
         for text in batch:
             ctx = s.tokenizer(text, return_tensors="pt")["input_ids"]
             full = s.tokenizer(text + self.continuation, return_tensors="pt")["input_ids"]
+            if s.max_length and full.shape[1] > s.max_length:  # never cut: the continuation is at the end
+                shown = text if len(text) <= 60 else text[:57] + "..."
+                raise InputTooLongError(f"{shown!r} with the continuation is {full.shape[1]} tokens long; "
+                                        f"{s.name} accepts at most {s.max_length}. Shorten the text.")
             n_ctx = _common_prefix(ctx[0].tolist(), full[0].tolist())
             end = full.shape[1]  # score the continuation only, not a trailing [SEP]/EOS the tokenizer adds
             special = set(s.tokenizer.all_special_ids)
