@@ -108,7 +108,7 @@ def load(model=None, *, device=None, dtype=None, task: str | None = None,
                     mdl.set_attn_implementation(attn_implementation)
                 except Exception:  # keep the user's model; views needing attention will say so
                     pass
-        return Session(mdl, tok, device=device, dtype=dtype, layout=layout)
+        return _told(Session(mdl, tok, device=device, dtype=dtype, layout=layout))
 
     import transformers as tf
 
@@ -147,7 +147,20 @@ def load(model=None, *, device=None, dtype=None, task: str | None = None,
         from .adapter.probe import input_device
 
         device = input_device(mdl)  # stays where device_map put it
-    return Session(mdl, tok, name=label, device=device, dtype=dtype, layout=layout)
+    return _told(Session(mdl, tok, name=label, device=device, dtype=dtype, layout=layout))
+
+
+def _told(session: Session) -> Session:
+    """The session, after one printed line (shown under the notebook cell, every load) naming the views
+    that do not apply to its model; `session.capabilities` says why. Nothing where all apply, or where
+    the model's layout could not be discovered (the views say why when used)."""
+    try:
+        line = session.capabilities.summary()
+    except LLMWidgetsError:
+        return session
+    if line:
+        print(line)
+    return session
 
 
 def _is_envoy(model) -> bool:

@@ -8,10 +8,12 @@ from collections import OrderedDict
 
 import torch
 
+from .compute.capabilities import Capabilities, capabilities
 from .errors import EmptyInputError, InputTooLongError, OutOfMemoryError, UnsupportedModelError
 from .guards import model_lock, model_state
+from .token_text import readable
 from .placement import check_device, check_dtype, default_device, dispatched_device, is_dispatched, parse_dtype
-from .trace import EMBEDDINGS, Trace, build_trace  # noqa: F401  (EMBEDDINGS: public, re-exported)
+from .trace import Trace, build_trace  # noqa: F401
 
 CACHE_BYTES = 2 << 30  # traces kept per session, by size (oldest dropped first; the newest always kept)
 
@@ -72,6 +74,12 @@ class Session:
         return adapter_of(self.model, self.layout)
 
     @property
+    def capabilities(self) -> Capabilities:
+        """Which views apply to this model and, for each that does not, why (the message the view
+        raises); no forward pass. `print(session.capabilities)` or display it for a table."""
+        return capabilities(self)
+
+    @property
     def kind(self) -> str:
         """'encoder', 'decoder' (causal LM) or 'encoder-decoder'."""
         return self.adapter.kind
@@ -122,31 +130,48 @@ class Session:
             raise EmptyInputError("The text is empty: type some words to look at.")
         enc = self.tokenizer(text, return_tensors="pt")
         n = enc["input_ids"].shape[1]
-        limit = self.max_length
-        truncated, notice = False, ""
-        if limit is not None and n > limit:
-            if not truncate:
-                raise InputTooLongError(
-                    f"The text is {n} tokens long; {self.name} accepts at most {limit}. "
-                    f"Shorten it, or pass truncate=True to keep the first {limit} tokens."
-                )
-            enc = self.tokenizer(text, return_tensors="pt", truncation=True, max_length=limit)
-            truncated = True
-            notice = f"Input truncated from {n} to {limit} tokens (the model's maximum)."
+        notice = self.check_lengths([n], truncate=truncate, what=None)
+        truncated = bool(notice)
+        if truncated:
+            enc = self.tokenizer(text, return_tensors="pt", truncation=True, max_length=self.max_length)
         if n == 0 or enc["input_ids"].shape[1] == 0:
             raise EmptyInputError("The text produced no tokens.")
         return {k: v.to(self.device) for k, v in model_inputs(enc).items()}, truncated, notice
 
+    def check_lengths(self, lengths, *, truncate: bool, what: str | None = "texts") -> str:
+        """The rule for inputs longer than the model accepts, shared by everything that feeds texts to
+        the model: without `truncate`, InputTooLongError naming them; with it, the notice saying what
+        is cut to the first `max_length` tokens ('' when nothing is). lengths: tokens of each text;
+        what: the argument holding them (named as what[i]), None for one text."""
+        limit = self.max_length
+        over = [] if limit is None else [i for i, n in enumerate(lengths) if n > limit]
+        if not over:
+            return ""
+        if what is None:
+            if not truncate:
+                raise InputTooLongError(f"The text is {lengths[0]} tokens long; {self.name} accepts at most {limit}. "
+                                        f"Shorten it, or pass truncate=True to keep the first {limit} tokens.")
+            return f"Input truncated from {lengths[0]} to {limit} tokens (the model's maximum)."
+        named = ", ".join(f"{what}[{i}] is {lengths[i]} tokens long" for i in over[:3])
+        more = f" (and {len(over) - 3} more)" if len(over) > 3 else ""
+        if not truncate:
+            raise InputTooLongError(f"{named}{more}; {self.name} accepts at most {limit}. Shorten "
+                                    f"{'it' if len(over) == 1 else 'them'} or pass truncate=True (keeps the first "
+                                    f"{limit} tokens).")
+        which = ", ".join(f"{what}[{i}]" for i in over[:3]) + (f" and {len(over) - 3} more" if len(over) > 3 else "")
+        return (f"{len(over)} of {len(lengths)} {what} truncated to their first {limit} tokens (the model's "
+                f"maximum): {which}.")
+
     def readable_tokens(self, tokens: list[str]) -> list[str]:
-        """Readable form of each token: byte-level BPE markers decoded, newlines/tabs made visible."""
+        """Readable form of each token: byte-level BPE markers decoded, bytes that are not whole
+        characters as escapes, newlines/tabs made visible (llm_widgets.token_text)."""
         out = []
         for t in tokens:
             try:
                 s = self.tokenizer.convert_tokens_to_string([t])
             except Exception:  # some tokenizers reject single special tokens
                 s = t
-            s = s if s else t
-            out.append(s.replace("\n", "\u21b5").replace("\t", "\u21e5"))
+            out.append(readable(t, s if s else t))
         return out
 
     # -- forward -------------------------------------------------------------------------------

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .compute.attention_source import AttentionSource, CapturedAttention, EagerAttention, capture_attention
+from .compute.attention_source import (AttentionSource, CapturedAttention, EagerAttention, attention_by_block,
+                                       attention_owners, capture_attention)
 from .errors import AttentionUnavailableError, NonFiniteError, UnsupportedModelError
-from .guards import model_lock, untrusted_attention
+from .guards import model_lock, non_eager_attention, untrusted_attention
 
 # Attention tensors above this many bytes (float32) are kept as float16 in the Trace.
 _FLOAT16_ATTENTION_ABOVE = 1 << 30
@@ -19,10 +20,6 @@ EAGER_MAX_TOKENS = 1024
 _LOGITS_MAX_VALUES = 1 << 26  # a Trace keeps [T, V] logits up to this many values (256 MB float32)
 
 
-# The layer value of the embedding output (the residual stream before block 0). Every `layer` and
-# `selected_layer` in the package is a block index (0 = first block); per-layer arrays built from
-# hidden states have one more row, embeddings first, so block `layer` is row `layer + 1`.
-EMBEDDINGS = -1
 
 
 @dataclass
@@ -90,7 +87,7 @@ def build_trace(session, text: str, truncate: bool = False) -> Trace:
         start = session.config.pad_token_id if start is None else start
         inputs["decoder_input_ids"] = torch.tensor([[start]], device=session.device)
     ids = enc["input_ids"][0].cpu()
-    on_demand = session.kind != "encoder-decoder" and (
+    on_demand = session.kind != "encoder-decoder" and bool(session.adapter.attention_blocks) and (
         len(ids) > EAGER_MAX_TOKENS or getattr(session.config, "_attn_implementation", "eager") != "eager")
     source, note = None, ""
     if on_demand:
@@ -104,18 +101,31 @@ def build_trace(session, text: str, truncate: bool = False) -> Trace:
                     raise UnsupportedModelError(f"{len(ids)} tokens: too long for eager attention weights, "
                                                 f"and {e}") from e
                 on_demand = False  # short input: the eager weights below
-    if not on_demand:
-        out = session.forward(**inputs)
+    is_ed = session.kind == "encoder-decoder"
+    if not on_demand:  # eager weights, each traced to the block that returned it
+        ad = session.adapter
+        with attention_owners(session.model, [] if is_ed else ad.blocks, ad.shared) as owners:
+            out = session.forward(**inputs)
     tokens = session.tokenizer.convert_ids_to_tokens(ids.tolist())
     word_ids, special = word_ids_and_special(session, text, ids, truncated)
 
-    is_ed = session.kind == "encoder-decoder"
-    attn = out.encoder_attentions if is_ed else out.attentions
-    if not on_demand:
-        note = untrusted_attention(session.model, attn, session.is_causal and not is_ed)
-        attn = None if note else attn
-    else:
+    attn = out.encoder_attentions if is_ed else getattr(out, "attentions", None)  # a state-space model: none
+    by_block = None
+    if on_demand:
         attn = None
+    elif is_ed:
+        note = untrusted_attention(session.model, attn, False)
+        attn = None if note else attn
+    elif attn and all(a is not None for a in attn):
+        note = non_eager_attention(session.model)
+        weights, have, missing, sink, note = (None, [], {}, None, note) if note else attention_by_block(
+            attn, owners, ad.blocks, len(ids), session.is_causal)
+        attn = tuple(w[None] for w in weights) if weights is not None and not missing else None  # every block
+        if weights is not None:
+            by_block = (weights, have, missing, sink, note)
+            note = note if missing else ""
+    if attn is None and not note and not is_ed:  # a state-space stack: no block has attention to return
+        note = session.adapter.why_not("attention")
     hidden = out.encoder_hidden_states if is_ed else out.hidden_states
     trace = Trace(
         text=text,
@@ -131,8 +141,14 @@ def build_trace(session, text: str, truncate: bool = False) -> Trace:
         notice=notice,
         attention_note=note,
     )
-    trace.attention = source if source is not None else (
-        EagerAttention(trace.attentions) if trace.attentions is not None else None)
+    if by_block is not None:  # by block index; in a hybrid stack only the blocks with attention hold weights
+        w, have, missing, sink, bnote = by_block
+        trace.attention = EagerAttention(
+            trace.attentions if not missing else _to_numpy(w, "attention weights"), blocks=have if missing else None,
+            n_blocks=len(ad.blocks), missing=missing, sink_column=_sink(sink), note=bnote)
+    else:
+        trace.attention = source if source is not None else (
+            EagerAttention(trace.attentions) if trace.attentions is not None else None)
     if is_ed:
         trace.cross_attentions = _stack_attention(out.cross_attentions)
         trace.decoder_attentions = _stack_attention(out.decoder_attentions)
@@ -168,6 +184,10 @@ def _stack_attention(attn) -> np.ndarray | None:
     stacked = torch.stack([a[0] for a in attn])  # [L, H, T, S]
     big = stacked.numel() * 4 > _FLOAT16_ATTENTION_ABOVE
     return _to_numpy(stacked, "attention weights", np.float16 if big else np.float32)
+
+
+def _sink(sink) -> np.ndarray | None:
+    return None if sink is None else _to_numpy(sink, "attention sinks")
 
 
 def _logits(out) -> np.ndarray | None:

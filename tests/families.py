@@ -47,6 +47,61 @@ FAMILIES = {
     "bart": ("seq2seq", {}),
 }
 
+# Mixture-of-experts, hybrid (linear attention / state-space mixers) and other families outside the
+# matrix above (tests/test_hybrid_moe.py): built the same way, `build(name)` alike. A name may carry a
+# variant after "@" (the model type is what comes before it).
+EXPERTS = dict(num_experts=4, num_local_experts=4, n_routed_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
+               shared_expert_intermediate_size=64, n_shared_experts=1, n_group=1, topk_group=1,
+               expert_ffn_hidden_size=32)
+MLA = dict(num_key_value_heads=4, qk_rope_head_dim=16, qk_nope_head_dim=16, v_head_dim=16, kv_lora_rank=32,
+           q_lora_rank=32, head_dim=16)  # multi-head latent attention (DeepSeek): head_dim is the rotary part
+# hybrid and state-space stacks: block 0 mixes tokens without attention (Mamba, short convolution,
+# RG-LRU), block 1 with attention where the family has any (derived config fields set explicitly:
+# `build` sets attributes after the config is made)
+HYBRID = {
+    "mamba2": {"state_size": 16, "expand": 2, "conv_kernel": 4, "n_groups": 1, "head_dim": 16, "num_heads": 8,
+               "chunk_size": 16},
+    "jamba": {"attn_layer_period": 2, "attn_layer_offset": 1, "expert_layer_period": 2, "expert_layer_offset": 1,
+              "num_experts": 4, "num_experts_per_tok": 2, "mamba_d_state": 16, "mamba_d_conv": 4,
+              "mamba_expand": 2, "mamba_dt_rank": 8},
+    "lfm2": {"layer_types": ["conv", "full_attention"], "conv_L_cache": 3, "block_ff_dim": 128,
+             "block_auto_adjust_ff_dim": False},
+    "zamba2": {"mamba_d_state": 16, "mamba_headdim": 16, "n_mamba_heads": 8, "mamba_ngroups": 1, "chunk_size": 16,
+               "layers_block_type": ["linear_attention", "hybrid"], "hybrid_layer_ids": [1], "num_mem_blocks": 1,
+               "use_mem_rope": False, "attention_head_dim": 32, "attention_hidden_size": 128, "kv_channels": 16,
+               "num_query_groups": 4, "num_key_value_heads": 4, "adapter_rank": 8,
+               "use_shared_attention_adapter": False},
+    "recurrent_gemma": {"block_types": ["recurrent", "attention"], "lru_width": 64, "attention_window_size": 16,
+                        "head_dim": 16, "num_key_value_heads": 1, "conv1d_width": 4},
+    "bamba": {"mamba_d_state": 16, "mamba_n_heads": 8, "mamba_d_head": 16, "mamba_n_groups": 1,
+              "mamba_chunk_size": 16, "attn_layer_indices": [1], "mamba_expand": 2},
+    "granitemoehybrid": {"layer_types": ["linear_attention", "full_attention"], "mamba_d_state": 16,
+                         "mamba_n_heads": 8, "mamba_d_head": 16, "mamba_n_groups": 1, "mamba_chunk_size": 16,
+                         "mamba_expand": 2, "num_local_experts": 4, "num_experts_per_tok": 2,
+                         "shared_intermediate_size": 64},
+    "nemotron_h": {"mamba_num_heads": 8, "mamba_head_dim": 16, "ssm_state_size": 16, "n_groups": 1,
+                   "chunk_size": 16, "expand": 2, "layers_block_type": ["linear_attention", "full_attention"]},
+}
+MORE = {
+    # mixtures of experts whose tiny models run (seeds 0-4 must load as decoders)
+    **{f: ("causal", EXPERTS) for f in (
+        "olmoe", "granitemoe", "granitemoeshared", "phimoe", "gpt_oss", "mixtral", "qwen2_moe", "qwen3_moe",
+        "afmoe", "aria_text", "cohere2_moe", "ernie4_5_moe", "exaone_moe", "flex_olmo", "hy_v3", "llama4_text",
+        "mellum", "minicpm5_moe", "minimax_m2", "solar_open", "jetmoe")},
+    "minimax": ("causal", {**EXPERTS, "layer_types": ["full_attention", "linear_attention"]}),
+    "minimax@linear-first": ("causal", {**EXPERTS, "layer_types": ["linear_attention", "full_attention"]}),
+    "dots1": ("causal", {**EXPERTS, "first_k_dense_replace": 1}),  # layer 0 dense, layer 1 experts
+    "glm4_moe": ("causal", {**EXPERTS, "first_k_dense_replace": 1}),
+    "deepseek_v3": ("causal", {**EXPERTS, **MLA, "first_k_dense_replace": 1}),
+    "qwen3_next": ("causal", {**EXPERTS, "layer_types": ["linear_attention", "full_attention"],
+                              "linear_num_key_heads": 4, "linear_key_head_dim": 16, "linear_num_value_heads": 8,
+                              "linear_value_head_dim": 8, "head_dim": 16}),
+    "falcon_h1": ("causal", {"mamba_d_ssm": 64, "mamba_n_heads": 8, "mamba_d_head": 8, "mamba_d_state": 16,
+                             "mamba_chunk_size": 16, "mamba_n_groups": 1, "head_dim": 16}),
+    "xglm": ("causal", {"ffn_dim": 128, "attention_heads": 4}),
+    **{f: ("causal", cfg) for f, cfg in HYBRID.items()},
+}
+
 COMMON = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
               intermediate_size=128, max_position_embeddings=128, pad_token_id=0, bos_token_id=101,
               eos_token_id=102, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, dropout=0.0,
@@ -61,8 +116,8 @@ def build(family: str, vocab_size: int = 30522, seed: int = 0, positions: int = 
     """A tiny random model of `family` (eager attention), in eval mode, for up to `positions` tokens."""
     import transformers as tf
 
-    task, extra = FAMILIES[family]
-    base = family.split("-head_dim")[0].replace("-mlm", "")
+    task, extra = FAMILIES[family] if family in FAMILIES else MORE[family]
+    base = family.split("@")[0].split("-head_dim")[0].replace("-mlm", "")
     cfg = tf.AutoConfig.for_model(base)
     for k, v in {**COMMON, "vocab_size": vocab_size, "max_position_embeddings": positions, **extra}.items():
         if k in ("num_key_value_heads",) and not hasattr(cfg, k):

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
-from ..errors import DoesNotApplyError, LLMWidgetsError
+from ..errors import DoesNotApplyError
+from ..layers import block_index
 
 
 def get_module(root, path: str | None):
@@ -77,7 +77,7 @@ class Adapter:
     head_dim: int
     d_model: int
     blocks: list[Ref] = field(default_factory=list)
-    attn_out: list[Ref] = field(default_factory=list)
+    attn_out: list[Ref | None] = field(default_factory=list)  # None: a block with no attention (a mixer)
     mlp: list[Ref | None] = field(default_factory=list)  # the "mlp" site: mlp_out, or the MoE block
     mlp_out: list[Ref | None] = field(default_factory=list)
     n_neurons: list[int] = field(default_factory=list)  # mlp_out input width per layer (0: none)
@@ -89,16 +89,29 @@ class Adapter:
     softcap: float | None = None
     logit_scale: float = 1.0
     reasons: dict = field(default_factory=dict)  # what -> why it does not apply
+    # per block: what computes its token mixing ("attention 'self_attn'", "mixer 'mamba'"), and its
+    # heads (count, width) as the module computing them says (value heads of a linear attention);
+    # None where the block has no attention
+    mixers: list[str] = field(default_factory=list)
+    heads: list[tuple[int, int] | None] = field(default_factory=list)
 
     # -- what applies ------------------------------------------------------------------------
     def require(self, what: str) -> None:
         """Raise DoesNotApplyError (one message for every view) unless `what` applies:
-        'interventions' (hooks, ablation, patching), 'neurons', 'logit_lens', 'patching'."""
+        'interventions' (hooks, ablation, patching), 'neurons', 'logit_lens', 'patching', 'attention'
+        (some block has attention)."""
         why = self.why_not(what)
         if why:
             raise DoesNotApplyError(why)
 
     def why_not(self, what: str) -> str:
+        if what == "attention":  # read from the model's own weights: also for encoder-decoder models
+            if self.kind == "encoder-decoder" or not self.attn_out or self.attention_blocks:
+                return ""
+            mixers = sorted(set(self.mixers)) if self.mixers else ["modules other than attention"]
+            return (f"no block of this model has attention (its tokens are mixed by {', '.join(mixers)}), so there "
+                    f"are no attention weights or heads to show. The residual-stream views apply: logit lens, "
+                    f"attribution, residual patching, probing, concepts")
         if "interventions" in self.reasons:
             return self.reasons["interventions"]
         if what == "neurons" and not any(self.n_neurons):
@@ -115,14 +128,52 @@ class Adapter:
 
     @property
     def sites(self) -> tuple[str, ...]:
-        """The residual/attention/MLP sites present in every layer."""
-        return ("resid", "attn") + (("mlp",) if all(self.mlp) else ())
+        """The residual/attention/MLP sites present in every layer (a hybrid or state-space stack
+        whose blocks do not all have attention: no "attn")."""
+        return (("resid",) + (("attn",) if all(a is not None for a in self.attn_out) else ())
+                + (("mlp",) if all(self.mlp) else ()))
+
+    @property
+    def attention_blocks(self) -> list[int]:
+        """The blocks with attention (softmax or linear), by block index."""
+        return [l for l, a in enumerate(self.attn_out) if a is not None]
+
+    def no_attention(self, layer: int) -> str:
+        """Why block `layer` has no attention site ('' where it has one): what mixes its tokens
+        instead, and which blocks have attention."""
+        if self.attn_out[layer] is not None:
+            return ""
+        have = self.attention_blocks
+        mixer = self.mixers[layer] if self.mixers else "no attention module"
+        return (f"block {layer} has no attention: its tokens are mixed by {mixer}"
+                + (f"; the blocks with attention are {have}" if have else "; no block of this model has attention"))
+
+    def head_layout(self, layer: int) -> tuple[int, int]:
+        """(heads, head width) of block `layer`'s attention, as its module computes them; raises
+        DoesNotApplyError saying why where the block has no attention heads."""
+        layer = self.check_layer(layer)
+        why = self.no_attention(layer)
+        if why:
+            raise DoesNotApplyError(f"layer {layer} has no attention heads: {why}.")
+        return self.heads[layer] if self.heads and self.heads[layer] else (self.n_heads, self.head_dim)
+
+    def uniform_heads(self) -> str:
+        """'' where every block has attention heads of the one global layout (n_heads x head_dim);
+        else why not (the views that index heads by (layer, head) over one layout need it)."""
+        for l in range(self.n_layers):
+            why = self.no_attention(l)
+            if why:
+                return why
+            n, dh = self.head_layout(l)
+            if (n, dh) != (self.n_heads, self.head_dim):
+                return (f"block {l}'s attention ({self.mixers[l] if self.mixers else 'its attention'}) has {n} "
+                        f"heads of width {dh}, where the model's heads are {self.n_heads} of width {self.head_dim}")
+        return ""
 
     # -- modules -----------------------------------------------------------------------------
     def check_layer(self, layer) -> int:
-        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 0 <= layer < self.n_layers:
-            raise LLMWidgetsError(f"layer {layer!r} is out of range: this model has layers 0..{self.n_layers - 1}.")
-        return int(layer)
+        """`layer` as a block index 0..n_layers-1 (negative indices count from the end, as in Python)."""
+        return block_index(layer, self.n_layers)
 
     def site(self, site: str, layer: int) -> Ref:
         """The module (and call) whose output (resid/attn/mlp) or input (heads/neurons) is `site`."""
@@ -134,9 +185,22 @@ class Adapter:
             raise DoesNotApplyError(f"unknown site {site!r}; use one of {tuple(table)}")
         ref = table[site][layer]
         if ref is None:
-            why = self.why_not("neurons") if site == "neurons" else "this model's blocks have no MLP"
+            why = (self.no_neurons(layer) if site == "neurons" else self.no_attention(layer)
+                   if site in ("attn", "heads") else f"block {layer} has no MLP")
             raise DoesNotApplyError(f"layer {layer} has no {site!r} site: {why}.")
         return ref
+
+    def no_neurons(self, layer: int) -> str:
+        """Why block `layer` has no neuron layer ('' where it has one); names the blocks that do."""
+        if self.n_neurons and self.n_neurons[layer]:
+            return ""
+        dense = [i for i, n in enumerate(self.n_neurons) if n]
+        if self.mlp and self.mlp[layer] is not None:
+            why = (f"block {layer}'s MLP is a mixture of experts, which has no single neuron layer (its 'mlp' "
+                   f"site is the whole expert block's output)")
+        else:
+            why = self.reasons.get("neurons") or f"block {layer} has no MLP neuron layer"
+        return why + (f"; the blocks with dense MLP neurons are {dense}" if dense else "")
 
     def readout(self, h: torch.Tensor) -> torch.Tensor:
         """The model's own logits from a residual-stream state h [..., D]: final norm, head,
@@ -159,9 +223,13 @@ class Adapter:
             return f"{self.kind} model, {self.n_layers} layers x {self.n_heads} heads; {self.reasons['interventions']}"
         b = self.blocks[0]
         mlp = "MoE" if self.moe else (self.mlp_out[0].path if self.mlp_out[0] else "none")
+        have = self.attention_blocks
+        others = sorted({self.mixers[l] for l in range(self.n_layers) if l not in have}) if self.mixers else []
+        att = (self.attn_out[have[0]].path if have else "none") + (
+            f" (blocks {have}; the others: {', '.join(others)})" if others else "")
         return (f"{self.kind}, {self.n_layers} layers x {self.n_heads} heads ({self.n_kv_heads} kv, head_dim "
                 f"{self.head_dim}), d_model {self.d_model}; blocks {b.path}{' (shared)' if self.shared else ''}, "
-                f"attention out {self.attn_out[0].path}, MLP out {mlp}, "
+                f"attention out {att}, MLP out {mlp}, "
                 f"{'parallel' if self.parallel else 'sequential'}; readout "
                 f"{' -> '.join(self.final_norm + [self.head]) if self.head else 'none'}"
                 f"{f', soft-cap {self.softcap}' if self.softcap else ''}")

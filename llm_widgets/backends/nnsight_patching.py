@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import DoesNotApplyError
 from . import nnsight_requests as rq
 from .nnsight_backend import Cost
 from .nnsight_views import _backend, _keeps_logits, _path
@@ -43,6 +44,10 @@ def patching(session, clean: str, corrupted: str, *, metric="logit_diff", answer
     ad = session.adapter
     ad.require("patching")
     L, H, dh = ad.n_layers, ad.n_heads, ad.head_dim
+    why = ad.uniform_heads() if per_head else ""
+    if why:  # this sweep slices every block's heads alike
+        raise DoesNotApplyError(f"per-head patching through nnsight: {why}. Pass per_head=False, or run it "
+                                f"without the nnsight backend (per block heads).")
     ec, ex = encode_pair(session, clean, corrupted)
     T = ex["input_ids"].shape[1]
     pos = output_position(position, T)

@@ -27,14 +27,39 @@ from .attention import STAT_NAMES
 ROW_BLOCK = 256  # query rows computed at once: [ROW_BLOCK, T] float32 at a time
 OVERVIEW_BLOCK = 128  # rows per block for overviews (pooled right away, while in the cache)
 VALIDATED = ("sdpa",)  # the backends whose calls we reproduce (tests compare them with eager)
+SINK_NOTE = ("this model's attention has learned sinks (a logit per head that is no token): the weights "
+             "shown are the model's own, not renormalised, so each row sums to 1 minus the sink's share "
+             "(`sink_column`)")
 
 
 class AttentionSource:
-    """A model's attention weights for one input, by (layer, head) and query rows."""
+    """A model's attention weights for one input, by (layer, head) and query rows. `layer` is the
+    block index; in a hybrid stack the blocks without softmax attention (linear attention,
+    state-space or convolution mixers) are in `missing` (block -> why) and asking for their weights
+    raises, saying so: they are never renumbered. `sink_column` ([L, H, T] or None): the weight each
+    query row gives a learned attention sink (gpt-oss), which is no token: the rows of the weights
+    are the model's own, not renormalised, and sum to 1 - sink_column; `note` says so."""
 
     n_layers: int
     n_heads: int
     n_tokens: int
+    missing: dict = {}  # block -> why it has no softmax attention weights
+    rows_of: dict | None = None  # block -> index into the per-block data, where some blocks are missing
+    sink_column: np.ndarray | None = None
+    note: str = ""
+
+    def _row(self, layer: int) -> int:
+        """The index of block `layer` in the data this source holds (its own where none is missing)."""
+        why = self.missing.get(layer)
+        if why:
+            raise LLMWidgetsError(f"block {layer} has no softmax attention weights: {why}. Blocks with "
+                                  f"attention: {self.attention_blocks}")
+        return layer if self.rows_of is None else self.rows_of[layer]
+
+    @property
+    def attention_blocks(self) -> list[int]:
+        """The blocks whose attention weights this source gives."""
+        return [b for b in range(self.n_layers) if b not in self.missing]
 
     def rows_t(self, layer: int, head: int, r0: int, r1: int, upto: int | None = None) -> torch.Tensor:
         """[r1 - r0, upto or T] float32 tensor (on the model's device): query rows r0..r1-1 of one
@@ -113,6 +138,9 @@ class AttentionSource:
         thumbs = np.zeros((L, H, s, s), np.float32)
         stats = np.zeros((len(STAT_NAMES), L, H), np.float32)
         for layer in range(L):
+            if layer in self.missing:  # no softmax attention: an empty thumbnail, no statistics
+                stats[:, layer] = np.nan
+                continue
             for head in range(H):
                 acc = np.zeros((s, s), np.float64)
                 ent = sink = prev = diag = 0.0
@@ -134,18 +162,29 @@ class AttentionSource:
 
 
 class EagerAttention(AttentionSource):
-    """The weights an eager forward returned: [L, H, T, T]."""
+    """The weights an eager forward returned: [L, H, T, T] (`weights`); or, for a hybrid stack,
+    [A, H, T, T] of the A blocks with attention (`blocks`: their indices, of `n_blocks`; `missing`:
+    the others and why), when `weights` is None."""
 
-    def __init__(self, attentions: np.ndarray):
-        self.weights = attentions
-        self.n_layers, self.n_heads, self.n_tokens = attentions.shape[0], attentions.shape[1], attentions.shape[-1]
+    def __init__(self, attentions: np.ndarray, *, blocks: list[int] | None = None, n_blocks: int | None = None,
+                 missing: dict | None = None, sink_column: np.ndarray | None = None, note: str = ""):
+        self.n_heads, self.n_tokens = attentions.shape[1], attentions.shape[-1]
+        self.sink_column, self.note = sink_column, note
+        if blocks is None:
+            self.weights, self._data = attentions, attentions
+            self.n_layers = attentions.shape[0]
+        else:
+            self.weights, self._data = None, attentions
+            self.n_layers = n_blocks
+            self.rows_of = {b: i for i, b in enumerate(blocks)}
+            self.missing = dict(missing or {})
 
     def rows_t(self, layer, head, r0, r1, upto=None):
         self._check(layer, head)
-        return torch.from_numpy(self.weights[layer, head, r0:r1, :upto].astype(np.float32))
+        return torch.from_numpy(self._data[self._row(layer), head, r0:r1, :upto].astype(np.float32))
 
     def nbytes(self) -> int:
-        return int(self.weights.nbytes)
+        return int(self._data.nbytes)
 
 
 @dataclass
@@ -165,18 +204,25 @@ class _Call:
 class CapturedAttention(AttentionSource):
     """Attention computed on demand from the captured calls, one per block."""
 
-    def __init__(self, calls: list[_Call]):
+    def __init__(self, calls: list[_Call], *, blocks: list[int] | None = None, n_blocks: int | None = None,
+                 missing: dict | None = None):
         self.calls = calls
-        self.n_layers = len(calls)
+        self.n_layers = len(calls) if blocks is None else n_blocks
         self.n_heads = calls[0].query.shape[0]
         self.n_tokens = calls[0].query.shape[1]
+        if blocks is not None:
+            self.rows_of = {b: i for i, b in enumerate(blocks)}
+            self.missing = dict(missing or {})
+        sinks = [c for c in calls if c.sinks is not None]
+        if sinks:
+            self.note = SINK_NOTE
 
     def seen_upto(self, r1: int) -> int:
         return r1 if all(c.causal and c.mask is None and c.bias is None for c in self.calls) else self.n_tokens
 
     def rows_t(self, layer, head, r0, r1, upto=None):
         self._check(layer, head)
-        c = self.calls[layer]
+        c = self.calls[self._row(layer)]
         groups = c.query.shape[0] // c.key.shape[0]
         t = c.key.shape[1] if upto is None else upto
         # causal without a mask tensor: keys after the last row are never seen, so only keys < r1
@@ -323,6 +369,8 @@ class _Holder:
         if shared:  # one block module called n times (ALBERT): its calls in order are the layers
             calls = self.per_block.get(0, [])
         else:
+            # a block with no call may be a linear-attention mixer or softmax attention computed another
+            # way: refused (short inputs take the eager weights, checked block by block)
             bad = [i for i in range(self.n) if len(self.per_block.get(i, [])) != 1]
             if bad:
                 raise UnsupportedModelError(
@@ -333,3 +381,102 @@ class _Holder:
         if len(calls) != self.n:
             raise UnsupportedModelError(f"captured {len(calls)} attention calls for {self.n} blocks")
         return CapturedAttention(calls)
+
+
+# -- eager weights, block by block ---------------------------------------------------------------
+@contextmanager
+def attention_owners(model, blocks: list, shared: bool = False):
+    """While inside, `owners` maps id(tensor) -> (block index, tensor) for every 4-D tensor a module
+    inside a block returns after its first output (attention weights, and whatever else a mixer
+    returns there): which block returned each entry of the model's `attentions`. A shared block
+    (ALBERT) records nothing: its calls in order are the layers."""
+    owners: dict = {}
+    handles = []
+    if not shared:
+        for i, b in enumerate(blocks):
+            for m in b.module.modules():
+                def hook(mod, args, out, i=i):
+                    if isinstance(out, (tuple, list)):
+                        for x in out[1:]:
+                            if isinstance(x, torch.Tensor) and x.dim() == 4:
+                                owners[id(x)] = (i, x)
+                handles.append(m.register_forward_hook(hook))
+    try:
+        yield owners
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _sink_params(module, n_heads: int) -> bool:
+    """The module holds learned attention sinks: a 1-D parameter of one logit per head whose name
+    says sink (gpt-oss `sinks`)."""
+    return any(p.dim() == 1 and p.shape[0] == n_heads and "sink" in name.rsplit(".", 1)[-1].lower()
+               for name, p in module.named_parameters())
+
+
+def attention_by_block(attn, owners: dict, blocks: list, n_tokens: int, causal: bool):
+    """Check the attention weights an eager forward returned, every one of them, and say which block
+    each belongs to. Returns (weights [A, H, T, T] tensor or None, block of each row, missing:
+    block -> why it has no softmax weights, sink_column [A, H, T] or None, note).
+
+    An entry is softmax weights when it is [1, H, T, T] with rows summing to 1 (or to less where
+    the block's attention holds learned sinks: the rest is the sink's), nothing above the diagonal
+    where the model is causal; anything else (a linear-attention state K^T V, T != head_dim or not)
+    is not drawn as attention: its block goes to `missing` with the reason. A note explains an
+    entry that cannot be placed; then the weights are None."""
+    n = len(blocks)
+    got = [a for a in attn if a is not None]
+    placed = []
+    for a in got:
+        hit = owners.get(id(a))
+        placed.append(hit[0] if hit is not None and hit[1] is a else None)
+    if any(p is None for p in placed):
+        if len(got) != n:
+            return None, [], {}, None, (
+                f"the model returned {len(got)} attention tensors for {n} blocks and not every one could be "
+                f"traced to the block that returned it, so they cannot be drawn under their blocks")
+        placed = list(range(n))  # one per block, in order (a shared block, or copies of the weights)
+    rows, keep, missing, sinks = [], [], {}, []
+    any_sink = False
+    for a, b in zip(got, placed):
+        if b in keep or b in missing:
+            return None, [], {}, None, (f"block {b} returned more than one attention tensor (cross-attention "
+                                        f"or a non-standard layer): load it with a Layout, or read them yourself")
+        w = a[0].float()
+        if w.dim() != 3 or w.shape[-1] != n_tokens or w.shape[-2] != n_tokens:
+            missing[b] = (f"the tensor it returns as attention is {tuple(a.shape)}, not [1, heads, {n_tokens}, "
+                          f"{n_tokens}] weights over the tokens (a linear-attention or state-space mixer's state)")
+            continue
+        total = w.sum(-1)
+        ok = bool(torch.allclose(total, torch.ones_like(total), atol=1e-2))
+        sink = None
+        if not ok and bool((w >= -1e-6).all()) and bool((total <= 1 + 1e-2).all()) and \
+                _sink_params(blocks[b].module, w.shape[0]):
+            ok, sink, any_sink = True, (1.0 - total).clamp_min(0.0), True
+        if not ok:
+            missing[b] = (f"the weights it returns do not sum to 1 over the keys (row sums "
+                          f"{float(total.min()):.3g}..{float(total.max()):.3g}): they are not softmax weights "
+                          f"(a linear-attention or state-space mixer)")
+            continue
+        if causal and float(torch.triu(w, 1).abs().max()) > 1e-6:
+            return None, [], {}, None, (
+                f"The model is causal but block {b}'s returned attention weights attend to later tokens: "
+                f"they are not the weights it computes with. Load it with attn_implementation='eager'.")
+        rows.append(w)
+        keep.append(b)
+        sinks.append(sink if sink is not None else torch.zeros_like(total))
+    for b in range(n):
+        if b not in keep and b not in missing:
+            missing[b] = "it returned no attention weights (its mixer is not softmax attention)"
+    if not keep:
+        return None, [], missing, None, ("no block returns softmax attention weights: "
+                                         + "; ".join(f"block {b}: {why}" for b, why in sorted(missing.items())))
+    order = sorted(range(len(keep)), key=keep.__getitem__)
+    weights = torch.stack([rows[i] for i in order])
+    sink_column = torch.stack([sinks[i] for i in order]) if any_sink else None
+    note = SINK_NOTE if any_sink else ""
+    if missing:
+        note = (note + "; " if note else "") + ("blocks without softmax attention: " + ", ".join(
+            str(b) for b in sorted(missing)) + f" (block {min(missing)}: {missing[min(missing)]})")
+    return weights, sorted(keep), missing, sink_column, note

@@ -1,26 +1,35 @@
 """MLP neuron activations: the input of each MLP's output projection (after the nonlinearity)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import DoesNotApplyError
 from .hooks import capture, check_layer
 
 
 @dataclass
 class NeuronResult:
     tokens: list[str]  # as read
-    activations: np.ndarray  # [L, T, N] every layer, one forward pass
+    activations: np.ndarray  # [L, T, N] every block, one forward pass; NaN where a block has no neuron there
+    missing: dict = field(default_factory=dict)  # block -> why it has no neuron layer (mixture of experts)
+    widths: list[int] = field(default_factory=list)  # neurons of each block (0: none)
+
+    def _check(self, layer: int) -> None:
+        if layer in self.missing:
+            raise DoesNotApplyError(f"block {layer} has no neurons: {self.missing[layer]}")
 
     def top_neurons(self, layer: int, token: int, k: int = 10) -> list[tuple[int, float]]:
         """The k neurons of `layer` most active on `token`, highest first."""
-        a = self.activations[layer, token]
+        self._check(layer)
+        a = self.activations[layer, token, :self.widths[layer] if self.widths else None]
         order = np.argsort(-a, kind="stable")[:k]
         return [(int(i), float(a[i])) for i in order]
 
     def top_tokens(self, layer: int, neuron: int, k: int | None = None) -> list[tuple[int, float]]:
         """Which tokens fire `neuron`: (position, activation), highest first."""
+        self._check(layer)
         a = self.activations[layer, :, neuron]
         order = np.argsort(-a, kind="stable")[:k]
         return [(int(i), float(a[i])) for i in order]
@@ -33,11 +42,19 @@ def neuron_activations(session, text: str, *, truncate: bool = False) -> NeuronR
         return nnsight_views.neuron_activations(session, text, truncate=truncate)
     trace = session.trace(text, truncate=truncate)
     enc, _, _ = session.encode(text, truncate=truncate)
-    session.adapter.require("neurons")
-    n = session.adapter.n_layers
-    acts = capture(session.model, [("neurons", l) for l in range(n)], lambda: session.forward(**enc))
-    stacked = np.stack([acts[("neurons", l)][0].float().cpu().numpy() for l in range(n)])
-    return NeuronResult(tokens=list(trace.tokens), activations=stacked)
+    ad = session.adapter
+    ad.require("neurons")
+    n = ad.n_layers
+    have = [l for l in range(n) if ad.n_neurons[l]]  # a stack may mix dense and expert blocks (DeepSeek)
+    acts = capture(session.model, [("neurons", l) for l in have], lambda: session.forward(**enc))
+    got = {l: acts[("neurons", l)][0].float().cpu().numpy() for l in have}
+    width = max(a.shape[-1] for a in got.values())
+    stacked = np.full((n, len(trace.tokens), width), np.nan, np.float32)
+    for l, a in got.items():
+        stacked[l, :, :a.shape[-1]] = a
+    return NeuronResult(tokens=list(trace.tokens), activations=stacked,
+                        missing={l: ad.no_neurons(l) for l in range(n) if l not in got},
+                        widths=[got[l].shape[-1] if l in got else 0 for l in range(n)])
 
 
 __all__ = ["NeuronResult", "neuron_activations", "check_layer"]

@@ -13,7 +13,8 @@ Causal language models (`reuse_prefix`) reuse the corrupted run's prefix: a patc
 changes nothing before p, so each forward runs only the tokens from its first patched position on,
 after the corrupted run's key/value cache, and runs that cannot change anything do not run
 (`patching_prefix`). Where the model does not allow it, or its check copy disagrees, every forward
-runs the whole input, as with `reuse_prefix=False`.
+runs the whole input, as with `reuse_prefix=False`; so does any exception the reuse path raises
+(other than running out of memory), and the result's `prefix_fallback` says why.
 """
 from __future__ import annotations
 
@@ -54,6 +55,8 @@ class PatchingResult:
     clean_top: list[tuple[str, float]] = field(default_factory=list)
     corrupted_top: list[tuple[str, float]] = field(default_factory=list)
     reused_prefix: bool = False  # the patched runs started from the corrupted run's key/value cache
+    # where reuse was tried and given up: why (the sweep then ran every forward over the whole input)
+    prefix_fallback: str = ""
 
     def score(self, site: str, layer: int, position: int) -> float:
         return float(self.scores[self.sites.index(site), layer, position])
@@ -162,6 +165,12 @@ def check_difference(name: str, m_clean: float, m_corr: float) -> None:
                               f"that the model treats differently.")
 
 
+def _failed(step: str, e: Exception) -> str:
+    """Why the sweep gave up the key/value prefix: the step and the exception, one line."""
+    first = str(e).splitlines()[0][:200] if str(e) else ""
+    return f"{step} raised {type(e).__name__}{': ' + first if first else ''}: every forward ran the whole input"
+
+
 def patching(session, clean: str, corrupted: str, *, metric="logit_diff", answers=None,
              position: int = -1, sites=None, per_head: bool = True, batch_size: int | None = None, k: int = 5,
              report: Callable[[float, str], None] | None = None, reuse_prefix: bool | None = None) -> PatchingResult:
@@ -175,7 +184,8 @@ def patching(session, clean: str, corrupted: str, *, metric="logit_diff", answer
     corrupted run's key/value cache (see compute.patching_prefix). None (default): where the model
     allows it and batch_size > 1 (batch_size=1 stays the reference: every run over the whole
     input); True: where the model allows it, also with batch_size=1; False: never. The result's
-    `reused_prefix` says whether it was."""
+    `reused_prefix` says whether it was, and `prefix_fallback` why not where it was tried: a check
+    copy that disagreed, or any exception of the reuse path (the sweep then starts over without it)."""
     if getattr(session, "backend", None) is not None:  # nnsight traces (llm_widgets.backends)
         from ..backends import nnsight_patching
 
@@ -194,8 +204,11 @@ def patching(session, clean: str, corrupted: str, *, metric="logit_diff", answer
         batch_size = batch_size_for(session, T)
 
     wanted = [(s, l) for s in sites for l in range(n_layers)]
+    # per head: the blocks with attention, each with its own heads (count, width); the others' rows are NaN
+    layouts = {l: ad.head_layout(l) for l in ad.attention_blocks} if per_head else {}
+    per_head = per_head and bool(layouts)
     if per_head:
-        wanted += [("heads", l) for l in range(n_layers)]
+        wanted += [("heads", l) for l in layouts]
     # the clean run (activations) and the corrupted run (with its key/value cache and activations
     # where the patched runs can start after its prefix)
     holder = {}
@@ -203,35 +216,52 @@ def patching(session, clean: str, corrupted: str, *, metric="logit_diff", answer
     lc = holder.pop("out")[0].float()
     arg = cache_arg(model, ad, ex) if (reuse_prefix or (reuse_prefix is None and batch_size > 1)) else None
     lx = out_x = acts_x = None
+    fallback = ""
     if arg is not None:
         try:
             acts_x = capture(model, wanted, lambda: holder.setdefault("x", single_run(session, ex, pos,
                                                                                       use_cache=True)))
             lx, out_x = holder.pop("x")
-        except (TypeError, ValueError, RuntimeError) as e:  # the model takes no cache after all
+        except Exception as e:  # the model takes no cache after all
             if is_oom(e):
                 raise
-            arg = None
+            holder.pop("x", None)
+            arg, lx, out_x, acts_x = None, None, None, None
+            fallback = _failed("the corrupted run with a key/value cache", e)
     if lx is None:
         lx, _ = single_run(session, ex, pos)
     lx = lx.float()
     fn, name = make_metric(session, metric, answers, lc[0], lx[0])
     m_clean, m_corr = float(fn(lc)[0]), float(fn(lx)[0])
     check_difference(name, m_clean, m_corr)
-    prefix = prefix_of(session, ex, pos, arg, out_x) if arg is not None else None
+    prefix = None
+    if arg is not None:
+        try:
+            prefix = prefix_of(session, ex, pos, arg, out_x)
+        except Exception as e:
+            if is_oom(e):
+                raise
+            fallback = _failed("reading the corrupted run's key/value cache", e)
     out_x = None
 
     patches = [(s, l, p) for s in sites for l in range(n_layers) for p in range(T)]
-    H = ad.n_heads
+    H = max((n for n, _ in layouts.values()), default=0)
     if per_head:
-        patches += [("heads", l, hd) for l in range(n_layers) for hd in range(H)]
-    dh = ad.head_dim if per_head else 0
+        patches += [("heads", l, hd) for l in layouts for hd in range(layouts[l][0])]
+    dh = {l: w for l, (_, w) in layouts.items()}
     values = np.empty(len(patches), dtype=np.float64)
     kk = min(k, int(lx.shape[-1]))
     tops_p = torch.empty(len(patches), kk)
     tops_i = torch.empty(len(patches), kk, dtype=torch.long)
     # with the prefix (a causal LM), the runs that are the corrupted run itself take its numbers
-    skip = unchanged_runs(acts, acts_x, patches, T, H, dh, pos, n_layers) if prefix is not None else set()
+    skip = set()
+    if prefix is not None:
+        try:
+            skip = unchanged_runs(acts, acts_x, patches, T, H, dh, pos, n_layers)
+        except Exception as e:
+            if is_oom(e):
+                raise
+            prefix, fallback = None, _failed("comparing the clean and corrupted activations", e)
     if skip:
         at = sorted(skip)
         values[at] = m_corr
@@ -251,7 +281,13 @@ def patching(session, clean: str, corrupted: str, *, metric="logit_diff", answer
             forwards += [(js[i:i + batch_size], None, layer, False) for i in range(0, len(js), batch_size)]
         return forwards
 
-    forwards = plan(prefix)
+    try:
+        forwards = plan(prefix)
+    except Exception as e:
+        if is_oom(e) or prefix is None:
+            raise
+        prefix, skip, fallback = None, set(), _failed("planning the forwards from the prefix", e)
+        forwards = plan(None)
     check = prefix is not None
     widen = True  # start each chunk with one copy, widened at the patched layer
     reused = False
@@ -271,27 +307,34 @@ def patching(session, clean: str, corrupted: str, *, metric="logit_diff", answer
         logits = None
         with oom_guard(session, "activation patching", "batch_size", batch_size, T):
             if start is not None:
+                error = None
                 for wide in ((True, False) if widen else (False,)):
                     try:
                         logits = prefix.run(edits_for, start, layer, n, wide, split)
                         break
-                    except RuntimeError as e:  # the model keeps batch-shaped tensors from below (ALiBi,
-                        if is_oom(e):          # parallel blocks): n copies of the input, and if that fails
-                            raise              # too, the cache is not read as foreseen: the whole input
-                        widen = False
+                    except Exception as e:  # the model keeps batch-shaped tensors from below (ALiBi,
+                        if is_oom(e):       # parallel blocks): n copies of the input, and if that fails
+                            raise           # too (any exception), the cache is not read as foreseen
+                        error = e
+                        if wide:
+                            widen = False
                 if check and logits is not None and not agrees(logits[B:], lx, session.dtype):
                     logits = None
-                if logits is None:  # start over without the prefix
-                    prefix, check, forwards, f, n_done = None, False, plan(None), 0, 0
+                    fallback = ("the unpatched check copy run from the key/value prefix did not give the "
+                                "corrupted run's logits: every forward ran the whole input")
+                if logits is None:  # start over without the prefix: every run, over the whole input
+                    if error is not None:
+                        fallback = _failed("a patched forward from the key/value prefix", error)
+                    prefix, check, forwards, f, n_done, reused = None, False, plan(None), 0, 0, False
                     continue
                 reused = True
             if logits is None and widen:
                 try:
                     with hooks(model, edits_for(0, T)):
                         logits = output_at(model, ex, pos)[0]
-                except RuntimeError as e:  # the model keeps batch-shaped tensors from below (ALiBi,
-                    if is_oom(e):          # parallel blocks): run B full copies of the corrupted input
-                        raise
+                except Exception as e:  # the model keeps batch-shaped tensors from below (ALiBi, parallel
+                    if is_oom(e):       # blocks, an attention mask checked against the batch as XGLM's):
+                        raise           # run B full copies of the corrupted input
                     widen = False
             if logits is None:
                 with hooks(model, edits_for(0, T)):
@@ -307,13 +350,25 @@ def patching(session, clean: str, corrupted: str, *, metric="logit_diff", answer
             report(n_done / len(patches), f"{n_done}/{len(patches)} patched runs")
 
     return patching_result(session, ec, ex, sites, n_layers, H, T, per_head, values, tops_p, tops_i, kk, lc, lx,
-                           m_clean, m_corr, name, pos, reused_prefix=reused)
+                           m_clean, m_corr, name, pos, reused_prefix=reused,
+                           prefix_fallback="" if reused else fallback, head_layers=layouts)
+
+
+def _scatter(a: np.ndarray, at: np.ndarray, n: int, fill) -> np.ndarray:
+    """a [len(at), ...] placed at rows `at` of an [n, ...] array of `fill`."""
+    out = np.full((n,) + a.shape[1:], fill, dtype=a.dtype)
+    out[at] = a
+    return out
 
 
 def patching_result(session, ec, ex, sites, n_layers, H, T, per_head, values, tops_p, tops_i, kk, lc, lx,
-                    m_clean, m_corr, name, pos, reused_prefix=False) -> PatchingResult:
+                    m_clean, m_corr, name, pos, reused_prefix=False, prefix_fallback="",
+                    head_layers: dict | None = None) -> PatchingResult:
     """The PatchingResult of a sweep's metric values [n_patches] and top-k outputs (sites x layers x
-    positions first, then the heads); shared by the native sweep and the nnsight one."""
+    positions first, then the heads); shared by the native sweep and the nnsight one. head_layers:
+    {block: (heads, width)} of the heads patched, in order (None: every block, H heads each); the
+    head arrays are [n_layers, H] with NaN (top outputs: index 0, probability NaN) where a block
+    has no attention or fewer heads."""
     norm = (values - m_corr) / (m_clean - m_corr)
     top_p, top_i = tops_p, tops_i
     clean_p = torch.softmax(lc[0], -1).topk(kk)
@@ -324,6 +379,13 @@ def patching_result(session, ec, ex, sites, n_layers, H, T, per_head, values, to
     top_index = np.vectorize(where.__getitem__, otypes=[np.int32])(top_i.numpy()) if top_i.numel() else top_i.numpy()
     n_site = len(sites) * n_layers * T
     shape = (len(sites), n_layers, T)
+    if per_head and head_layers is not None:  # scatter the heads patched into [n_layers, H], NaN elsewhere
+        cells = [(l, h) for l, (n, _) in head_layers.items() for h in range(n)]
+        at = np.array([l * H + h for l, h in cells], dtype=np.int64)
+        full = lambda a, fill: np.concatenate([a[:n_site], _scatter(a[n_site:], at, n_layers * H, fill)])  # noqa: E731
+        norm, values = full(norm, np.nan), full(values, np.nan)
+        top_index = full(top_index, 0)
+        top_p = torch.from_numpy(full(top_p.numpy(), np.nan))
     ids_c = ec["input_ids"][0].tolist()
     ids_x = ex["input_ids"][0].tolist()
     lab = lambda ids: session.readable_tokens(session.tokenizer.convert_ids_to_tokens(ids))  # noqa: E731
@@ -341,4 +403,5 @@ def patching_result(session, ec, ex, sites, n_layers, H, T, per_head, values, to
         head_top_index=top_index[n_site:].reshape(n_layers, H, kk) if per_head else None,
         head_top_probs=top_p[n_site:].numpy().reshape(n_layers, H, kk) if per_head else None,
         clean_top=pair(clean_p), corrupted_top=pair(corr_p), reused_prefix=reused_prefix,
+        prefix_fallback=prefix_fallback,
     )

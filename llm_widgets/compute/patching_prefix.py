@@ -233,7 +233,8 @@ def unchanged_runs(acts: dict, acts_x: dict, patches: list, T: int, H: int, dh: 
     same = {}
     for key, a in acts.items():
         eq = (a == acts_x[key].to(a.device))[0]  # [T, D]
-        same[key] = (eq.view(T, H, dh).all(-1).all(0) if key[0] == "heads" else eq.all(-1)).tolist()
+        w = dh[key[1]] if isinstance(dh, dict) else dh  # per block: its own head width
+        same[key] = (eq.view(T, -1, w).all(-1).all(0) if key[0] == "heads" else eq.all(-1)).tolist()
     return {j for j, (s, l, i) in enumerate(patches)
             if same[(s, l)][i] or (s != "heads" and (i > pos or (l == n_layers - 1 and i != pos)))}
 

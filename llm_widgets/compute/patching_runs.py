@@ -37,7 +37,8 @@ def patch_hooks(chunk, acts: dict, lo: int, hi: int, dh: int, batch: int) -> lis
         mask = torch.zeros((len(items),) + tuple(clean_act.shape[1:]), dtype=torch.bool)
         for j, (_, i) in enumerate(items):
             if s == "heads":
-                mask[j, :, i * dh:(i + 1) * dh] = True
+                w = dh[l] if isinstance(dh, dict) else dh  # per block: its own head width
+                mask[j, :, i * w:(i + 1) * w] = True
             elif lo <= i < hi:
                 mask[j, i - lo] = True
         rows = torch.tensor([b for b, _ in items], device=clean_act.device)

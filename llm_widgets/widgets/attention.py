@@ -1,12 +1,13 @@
 """AttentionView: model view (layer x head grid), head view, mean/rollout, head statistics."""
 from __future__ import annotations
 
+import numpy as np
 import traitlets as t
 
 from .. import fallback
 from ..compute.attention import ROLLOUT_MAX_TOKENS, STAT_HELP, attention_result, mean_over_heads, rollout
 from .base import View, encode_array
-from .traits import Array, Index
+from .traits import Array, Index, Layer
 
 THUMB = 48  # thumbnails are at most THUMB x THUMB cells; the selected head travels at full size
 OVERVIEW = 512  # longer inputs send a max-pooled overview of the head, and exact tiles on request
@@ -42,7 +43,7 @@ class AttentionView(View):
     stat_names = t.List(t.Unicode()).tag(sync=True)
     stat_help = t.Dict().tag(sync=True)
     mode = t.Enum(["head", "mean", "rollout"], default_value="head").tag(sync=True)
-    selected_layer = Index("n_layers", default=0, optional=False).tag(sync=True)
+    selected_layer = Layer(default=0, optional=False).tag(sync=True)
     selected_head = Index("n_heads", default=0, optional=False).tag(sync=True)
     selected_token = Index("tokens").tag(sync=True)
 
@@ -52,9 +53,12 @@ class AttentionView(View):
         self.result = r = attention_result(trace, causal=session.is_causal, summarise_up_to=SUMMARISE_NOW,
                                            thumb=THUMB)
         src = r.source
+        if src.missing:  # a hybrid stack: start on a block with attention; the others are refused
+            kwargs.setdefault("selected_layer", src.attention_blocks[0])
+        notice = " ".join(x for x in (trace.notice, f"Attention: {r.note}." if r.note else "") if x)
         super().__init__(
             title=kwargs.pop("title", f"Attention \u00b7 {session.name}"),
-            notice=trace.notice,
+            notice=notice,
             tokens=r.tokens,
             n_tokens=src.n_tokens,
             n_layers=src.n_layers,
@@ -74,8 +78,20 @@ class AttentionView(View):
             self._run(lambda report: (r.summarise(THUMB, report), r)[1], self._show_summaries, background)
 
     def _show_summaries(self, r) -> None:
+        stats = r.stats
+        if r.missing:  # blocks without attention: empty thumbnails, statistics 0 on screen (NaN in .result)
+            stats = np.nan_to_num(stats, nan=0.0)
         with self.hold_sync():
-            self.grid, self.stats = r.thumbnails, r.stats
+            self.grid, self.stats = r.thumbnails, stats
+
+    @t.validate("selected_layer")
+    def _valid_layer(self, proposal):
+        layer = proposal["value"]
+        why = self.result.missing.get(layer)
+        if why:
+            raise t.TraitError(f"block {layer} has no softmax attention weights: {why}. Blocks with attention: "
+                               f"{self.result.attention_blocks}")
+        return layer
 
     @t.validate("mode")
     def _valid_mode(self, proposal):
@@ -110,7 +126,7 @@ class AttentionView(View):
 
     def _export_extra(self) -> dict:
         r = self.result
-        if r.source.n_layers * r.source.n_heads * r.n_tokens ** 2 > EXPORT_ALL_CELLS:
+        if r.missing or r.source.n_layers * r.source.n_heads * r.n_tokens ** 2 > EXPORT_ALL_CELLS:
             return {"partial": True}
         attn = r.attentions
         return {"heads": encode_array(attn, "float16"), "mean": encode_array(mean_over_heads(attn), "float16"),

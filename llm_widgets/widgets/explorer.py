@@ -7,24 +7,17 @@ import ipywidgets
 import traitlets as t
 
 from ..checks import names as name_list
+from ..compute.capabilities import EXPLORER_PANELS, NEEDS_TARGET, RULES  # noqa: F401  (NEEDS_TARGET: public)
 from ..errors import LLMWidgetsError
 from .base import View
 from .traits import Index
 
 GENERATE = 4  # tokens a causal model's attribution panel generates and explains by default
 
-NEEDS_TARGET = ("needs a classifier head or a causal LM; for other models pass "
-                "options={'attribution': {'target': fn}} with fn(model_output) -> a score per row")
-
 # name -> (module, class, why_not(session) -> "" where it applies); tried in this order, skipped
-# where they do not apply, with the same reason the view itself would give
-PANELS = {
-    "attention": (".attention", "AttentionView", lambda s: ""),
-    "attribution": (".attribution", "AttributionView",
-                    lambda s: "" if s.class_labels or s.kind == "decoder" else NEEDS_TARGET),
-    "neuron": (".neuron", "NeuronView", lambda s: s.adapter.why_not("neurons")),
-    "logit_lens": (".logit_lens", "LogitLensView", lambda s: s.adapter.why_not("logit_lens")),
-}
+# where they do not apply, with the same reason the view itself would give (the rules of
+# compute.capabilities, which Session.capabilities reports at load time)
+PANELS = {name: (f".{name}", view, RULES[view]) for name, view in EXPLORER_PANELS.items()}
 
 
 class Explorer(View):

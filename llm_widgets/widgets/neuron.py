@@ -10,7 +10,7 @@ from ..compute.hooks import check_layer
 from ..compute.neurons import neuron_activations
 from ..errors import LLMWidgetsError
 from .base import View, encode_array
-from .traits import Array, Index
+from .traits import Array, Index, Layer
 
 EXPORT_ALL_LAYERS = 1 << 22  # NeuronView exports every layer's activations up to this many values
 
@@ -34,7 +34,7 @@ class NeuronView(View):
     n_neurons = t.Int(0).tag(sync=True)
     acts = Array("float16", ndim=2).tag(sync=True)  # [T, N] of block `layer`, sent with it
     k = t.Int(10).tag(sync=True)
-    selected_layer = Index("n_layers", default=0, optional=False).tag(sync=True)
+    selected_layer = Layer(default=0, optional=False).tag(sync=True)
     selected_token = Index("tokens").tag(sync=True)
     selected_neuron = Index("n_neurons").tag(sync=True)
     ablation_mode = t.Enum(("",) + MODES, default_value="").tag(sync=True)  # set: ablate selected
@@ -48,6 +48,8 @@ class NeuronView(View):
         integer(k, "k", low=1)
         self.result = neuron_activations(session, text, truncate=truncate)
         n_layers, _, n = self.result.activations.shape
+        if self.result.missing:  # dense and expert blocks mixed: start on a block with neurons
+            kwargs.setdefault("selected_layer", next(l for l in range(n_layers) if l not in self.result.missing))
         kwargs.setdefault("ablation_note", "" if session.adapter.output else
                           f"{session.name} has no output head, so there are no output probabilities to compare "
                           "(ablation needs a causal LM or a classifier).")
@@ -59,8 +61,17 @@ class NeuronView(View):
         self.observe(self._ablate_selected, names=["ablation_mode", "ablation_donor", "selected_neuron",
                                                   "selected_layer"])
 
+    @t.validate("selected_layer")
+    def _valid_layer(self, proposal):
+        why = self.result.missing.get(proposal["value"])
+        if why:
+            raise t.TraitError(f"block {proposal['value']} has no neurons: {why}")
+        return proposal["value"]
+
     def _send_acts(self, change=None):
-        self.acts = (self.result.activations[self.selected_layer], {"layer": self.selected_layer})
+        a = self.result.activations[self.selected_layer]
+        w = self.result.widths[self.selected_layer] if self.result.widths else a.shape[-1]
+        self.acts = (a[:, :w], {"layer": self.selected_layer})
 
     def ablate(self, neurons=None, mode: str = "zero", k: int = 10, donor: str | None = None):
         """Output probabilities (next token / class) before and after ablating `neurons` of this
@@ -89,7 +100,7 @@ class NeuronView(View):
 
     def _export_extra(self) -> dict:
         a = self.result.activations
-        return {"all": encode_array(a, "float16")} if a.size <= EXPORT_ALL_LAYERS else {}
+        return {"all": encode_array(a, "float16")} if a.size <= EXPORT_ALL_LAYERS and not self.result.missing else {}
 
     def _static_figure(self) -> str:
         a = self.result.activations[self.selected_layer]  # [T, N]

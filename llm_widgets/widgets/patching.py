@@ -1,6 +1,7 @@
 """PatchingView: activation patching (which activations carry the difference between two inputs)."""
 from __future__ import annotations
 
+import numpy as np
 import traitlets as t
 
 from .. import fallback
@@ -8,7 +9,7 @@ from ..compute.hooks import SITES
 from ..compute.patching import patching
 from ..errors import LLMWidgetsError
 from .base import View
-from .traits import Array, Index
+from .traits import Array, Index, Layer
 
 DIRECTIONS = ("denoising", "noising")
 
@@ -54,7 +55,7 @@ class PatchingView(View):
     top_tokens = t.List(t.Unicode()).tag(sync=True)
     summary = t.Dict().tag(sync=True)  # metric name, the clean/corrupted texts' values and top outputs
     selected_site = t.Enum(SITES + ("heads",), default_value=None, allow_none=True).tag(sync=True)
-    selected_layer = Index("n_layers").tag(sync=True)
+    selected_layer = Layer().tag(sync=True)
     selected_token = Index("tokens").tag(sync=True)
     selected_head = Index("n_heads").tag(sync=True)
 
@@ -72,6 +73,7 @@ class PatchingView(View):
                                         "from the corrupted text. 0 = the clean output, 1 = the corrupted output.")
         self.set_trait("direction", direction)
         kind = " (noising)" if direction == "noising" else ""
+        self._session_adapter = session.adapter
         super().__init__(title=kwargs.pop("title", f"Activation patching{kind} \u00b7 {session.name}"),
                          n_layers=session.n_layers, n_heads=session.n_heads, **kwargs)
 
@@ -93,9 +95,15 @@ class PatchingView(View):
                               "position": r.position, "changed": r.changed,
                               "clean_top": [[a, p] for a, p in clean[2]],
                               "corrupted_top": [[a, p] for a, p in corrupted[2]]})
-        if r.head_scores is not None:
-            state.update(head_scores=r.head_scores, head_top_index=r.head_top_index,
-                         head_top_probs=r.head_top_probs)
+        if r.head_scores is not None:  # NaN in .result where a block has no (or fewer) heads: 0 on screen
+            state.update(head_scores=np.nan_to_num(r.head_scores, nan=0.0), head_top_index=r.head_top_index,
+                         head_top_probs=np.nan_to_num(r.head_top_probs, nan=0.0), n_heads=r.head_scores.shape[1])
+            empty = np.isnan(r.head_scores)
+            if empty.any():
+                why = [self._session_adapter.no_attention(l) or f"block {l} has {int((~empty[l]).sum())} heads"
+                       for l in range(empty.shape[0]) if empty[l].any()]
+                state["notice"] = " ".join(x for x in (self.notice, f"Heads: {'; '.join(why)} (empty cells)."
+                                                      ) if x)
         with self.hold_sync():
             for key, value in state.items():
                 setattr(self, key, value)
