@@ -20,7 +20,7 @@ DEMO_ARGS ?=
 # `make docs`, and `make test` before pytest
 DOCS_BUILD = NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
-.PHONY: setup build demo test docs test-latest latest-venv lock chromium bench gallery clean
+.PHONY: setup build demo test test-fast docs test-latest latest-venv lock chromium bench gallery clean
 
 setup: $(STAMP) build
 
@@ -88,6 +88,10 @@ test: setup chromium
 # bench/out/summary.md at build time (docs/hooks.py). NO_MKDOCS_2_WARNING: mkdocs-material's notice.
 docs: setup
 	$(DOCS_BUILD)
+
+# the unit tests only (no browser, notebooks or family matrix): under a minute, for the edit-test loop
+test-fast: setup
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -p no:cacheprovider -m unit
 
 # peers (TransformerLens, nnsight, CircuitsVis, bertviz) in the project venv; inseq in its own
 # (bench/venvs.py); each bench appends to bench/out/results.jsonl, summary.py renders bench/out/summary.md

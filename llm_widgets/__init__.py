@@ -19,7 +19,8 @@ from .errors import (  # noqa: F401
     UnsupportedModelError,
 )
 from .loading import load  # noqa: F401
-from .session import EMBEDDINGS, Session, Trace  # noqa: F401
+from .layers import EMBEDDINGS  # noqa: F401
+from .session import Session, Trace  # noqa: F401
 
 __version__ = "0.1.0"
 

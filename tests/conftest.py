@@ -1,5 +1,14 @@
-"""Shared fixtures: real models that load offline, built once per test session."""
+"""Shared fixtures: real models that load offline, built once per test session; the test kinds.
+
+Every test has one kind, a marker set here by file (`make test` runs them all; `make test-fast`
+only `unit`, under a minute on 2 cores):
+- browser: drives headless chromium (tests/browser/, marked in its conftest)
+- notebooks: runs the workshop notebooks and checks their claims
+- slow: the family matrix, the nnsight backend, fuzzing and soak-style reliability runs
+- unit: everything else (compute and views against known answers, no browser)
+"""
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,6 +17,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+KIND_OF_FILE = {
+    "test_notebooks.py": "notebooks",
+    **dict.fromkeys(("test_families.py", "test_attention_on_demand.py", "test_hybrid_moe.py", "test_nnsight_backend.py",
+                     "test_reliability.py", "test_fuzz.py", "test_attribution_methods.py"), "slow"),
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.get_closest_marker("browser") or "tests/browser/" in str(item.fspath):
+            continue
+        item.add_marker(getattr(pytest.mark, KIND_OF_FILE.get(Path(str(item.fspath)).name, "unit")))
 
 
 @pytest.fixture(scope="session")

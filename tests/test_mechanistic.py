@@ -151,8 +151,13 @@ def test_logit_lens_view_and_errors(tiny_gpt2, minilm, tmp_path):
     assert v.layer_names == ["embeddings", "layer 0", "layer 1", "layer 2"] and v.n_layers == 3
     v.selected_layer, v.selected_token = 2, 2
     v.selected_layer = lw.EMBEDDINGS  # the first row
-    with pytest.raises(Exception, match="selected_layer must be in 0..2 or lw.EMBEDDINGS"):
+    assert v.selected_layer == "embeddings" and v.result.top(lw.EMBEDDINGS, 2) == v.result.top("embeddings", 2)
+    with pytest.raises(Exception, match=r"selected_layer must be in 0..2 \(negative: from the end\) or lw.EMBEDDINGS"):
         v.selected_layer = 3
+    v.selected_layer = -1  # the last block, as in Python
+    assert v.selected_layer == 2 and v.result.top(-1, 2) == v.result.top(2, 2)
+    with pytest.raises(LLMWidgetsError, match="-1 is block 2"):
+        v.result.top(3, 2)
     assert v.to_html(tmp_path / "lens.html").stat().st_size > 1000
     with pytest.raises(LLMWidgetsError, match="language-model head"):
         lw.LogitLensView(minilm, TEXT)

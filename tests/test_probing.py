@@ -279,7 +279,7 @@ def test_view_traits_figure_and_export_carry_the_result(tiny_bert, tmp_path):
             c = decode_array(e["weights"])
             tr = tiny_bert.trace(v.activations.texts[e["row"]])
             assert len(c) == len(e["tokens"]) and (c[tr.special_mask] == 0).all()
-            _, b = r.margin_direction(layer - 1, w["seed"], w["pred"], w["true"])  # examples: row = layer + 1
+            _, b = r.margin_direction(r.layers[layer], w["seed"], w["pred"], w["true"])  # examples: one per row
             margin = float(c.sum()) + b
             assert margin > 0  # the probe preferred the wrong class
             assert 1 / (1 + np.exp(-margin)) == pytest.approx(w["confidence"], abs=2e-3)

@@ -150,8 +150,12 @@ def test_linked_views_land_on_the_same_block_token_and_head(views, tiny_gpt2):
 
 
 def test_views_without_embeddings_refuse_them_and_none_means_nothing(views):
-    with pytest.raises(Exception, match=r"selected_layer must be in 0\.\.2; got -1"):  # no embeddings row
+    with pytest.raises(Exception, match=r"selected_layer must be an integer index, got 'embeddings'"):  # no embeddings row
         views["attention"].selected_layer = lw.EMBEDDINGS
+    views["attention"].selected_layer = -1  # Python's convention: the last block
+    assert views["attention"].selected_layer == views["attention"].n_layers - 1
+    with pytest.raises(Exception, match=r"selected_layer must be in 0\.\.2 \(negative: from the end\); got -4"):
+        views["attention"].selected_layer = -4
     with pytest.raises(Exception, match="integer index"):
         views["attention"].selected_layer = None  # the attention view always shows one block
     views["patching"].selected_layer = None

@@ -3,6 +3,7 @@ import { createModel } from "../src/lib/model";
 import {
   clampIndex, clickColumn, columnOf, firstTokenOfWord, fromSelection, mirror, tokenOfColumn, tokensOfWord, toSelection, wordOfToken,
 } from "../src/lib/selection";
+import { EMBEDDINGS, hiddenRow, layerOfRow } from "../src/lib/selection";
 
 // "The un|believ|able cat": tokens 0..5 -> words 0, 1, 1, 1, 2 (and a special token with no word)
 const groups = [0, 1, 1, 1, 2, -1];
@@ -81,5 +82,13 @@ describe("selection mirroring", () => {
     models[1].set("selected_token", 3);
     expect(models.map((m) => m.get("selected_token"))).toEqual([3, 3, 3]);
     expect(sets).toBe(3);
+  });
+});
+
+describe("layer selections: block indices and the embeddings sentinel", () => {
+  it("maps a selection to its row of an embeddings-first array and back", () => {
+    expect([hiddenRow(EMBEDDINGS), hiddenRow(0), hiddenRow(4), hiddenRow(null), hiddenRow(-1), hiddenRow("x")]).toEqual([0, 1, 5, -1, -1, -1]);
+    for (const r of [0, 1, 5]) expect(hiddenRow(layerOfRow(r))).toBe(r);
+    expect(layerOfRow(0)).toBe("embeddings");
   });
 });

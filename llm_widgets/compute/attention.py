@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import LLMWidgetsError
+from ..layers import block_index
 
 if TYPE_CHECKING:
     from .attention_source import AttentionSource
@@ -120,6 +121,28 @@ class AttentionResult:
         return self.source.n_tokens
 
     @property
+    def missing(self) -> dict:
+        """Blocks without softmax attention (a hybrid stack's linear-attention or state-space
+        mixers) -> why; their statistics are NaN and their weights are refused, never renumbered."""
+        return self.source.missing
+
+    @property
+    def attention_blocks(self) -> list[int]:
+        """The blocks (block indices) whose attention weights there are."""
+        return self.source.attention_blocks
+
+    @property
+    def note(self) -> str:
+        """What the numbers are, where it is not plain softmax weights of every block (learned sinks:
+        rows sum to 1 - `sink_column`; blocks without attention)."""
+        return self.source.note
+
+    @property
+    def sink_column(self) -> np.ndarray | None:
+        """[L, H, T]: the weight each query row gives a learned attention sink (no token), or None."""
+        return self.source.sink_column
+
+    @property
     def attentions(self) -> np.ndarray:
         """[L, H, T, T] float32, every head (built from the source for on-demand attention, up to
         MATERIALISE_MAX_BYTES; read heads with `.source.head(layer, head)` beyond)."""
@@ -127,6 +150,10 @@ class AttentionResult:
         if weights is not None:
             return weights
         s = self.source
+        if s.missing:
+            raise LLMWidgetsError(f"[L, H, T, T] needs every block's attention, and blocks {sorted(s.missing)} have "
+                                  f"none ({s.missing[min(s.missing)]}): read the blocks with attention "
+                                  f"({s.attention_blocks}) with result.source.head(layer, head)")
         size = 4 * s.n_layers * s.n_heads * s.n_tokens ** 2
         if size > MATERIALISE_MAX_BYTES:
             raise LLMWidgetsError(f"[L, H, T, T] for {s.n_tokens} tokens is {size / 2 ** 30:.1f} GiB: read heads "
@@ -152,7 +179,9 @@ class AttentionResult:
         return [(int(i // v.shape[1]), int(i % v.shape[1]), float(v.flat[i])) for i in order]
 
     def matrix(self, mode: str, layer: int, head: int) -> np.ndarray:
-        """The [T, T] matrix a view draws for a (mode, layer, head) selection."""
+        """The [T, T] matrix a view draws for a (mode, layer, head) selection (layer: a block index,
+        negative from the end)."""
+        layer = block_index(layer, self.source.n_layers)
         if mode == "head":
             return self.source.head(layer, head)
         if mode == "mean":
@@ -161,6 +190,9 @@ class AttentionResult:
             if self.n_tokens > ROLLOUT_MAX_TOKENS:
                 raise LLMWidgetsError(f"rollout multiplies full [T, T] matrices of every layer: available up to "
                                       f"{ROLLOUT_MAX_TOKENS} tokens (this input has {self.n_tokens})")
+            if any(l in self.missing for l in range(layer + 1)):
+                raise LLMWidgetsError(f"rollout multiplies the attention of every block up to {layer}, and blocks "
+                                      f"{sorted(l for l in self.missing if l <= layer)} have no softmax attention")
             means = np.stack([self.source.mean_rows(l, 0, self.n_tokens) for l in range(layer + 1)])
             return rollout(means[:, None])[layer]
         raise LLMWidgetsError(f"unknown mode {mode!r}; use 'head', 'mean' or 'rollout'")

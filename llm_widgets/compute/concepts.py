@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import LLMWidgetsError, NonFiniteError
+from ..layers import hidden_row
 
 METHODS = ("pca", "umap")
 
@@ -25,7 +26,7 @@ class Projection:
 @dataclass
 class ConceptResult:
     """Per-layer projections and clusters of the rows of an Activations set. Arrays have L+1
-    layer rows, embeddings first: block `layer` is row `layer + 1` (EMBEDDINGS = -1 is row 0)."""
+    layer rows, embeddings first: block `layer` is row `layer + 1` (lw.EMBEDDINGS is row 0)."""
 
     coords: np.ndarray  # [L+1, N, 2]
     clusters: np.ndarray  # [L+1, N] int
@@ -39,13 +40,12 @@ class ConceptResult:
         """Blocks (the arrays have one more row: the embeddings)."""
         return self.coords.shape[0] - 1
 
-    def to_frame(self, layer: int):
-        """One row per point at block `layer` (-1: embeddings): x, y, cluster, text, token, label."""
+    def to_frame(self, layer):
+        """One row per point at block `layer` (negative: from the end; lw.EMBEDDINGS: the embedding
+        output): x, y, cluster, text, token, label."""
         import pandas as pd
 
-        if not -1 <= layer < self.n_layers:
-            raise LLMWidgetsError(f"layer must be in 0..{self.n_layers - 1} or -1 (embeddings), got {layer}")
-        layer = layer + 1
+        layer = hidden_row(layer, self.n_layers)
         a = self.acts
         tok = [a.tokens[i][j] if j >= 0 else "" for i, j in zip(a.text_index, a.token_index)]
         return pd.DataFrame({"x": self.coords[layer, :, 0], "y": self.coords[layer, :, 1],

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..checks import integer
-from ..errors import LLMWidgetsError
+from ..layers import hidden_row
 from .hooks import capture, output_names
 
 
@@ -21,12 +21,11 @@ class LogitLensResult:
     top_probs: np.ndarray  # [R, T, k]
     next_prob: np.ndarray  # [R, T] probability given to the actual next input token (0 at the end)
 
-    def top(self, layer: int, position: int) -> list[tuple[str, float]]:
-        """The top outputs read after block `layer` (EMBEDDINGS = -1: from the embeddings) at a
-        position. The arrays' rows are embeddings first: block `layer` is row `layer + 1`."""
-        row = layer + 1
-        if not 0 <= row < len(self.layer_names):
-            raise LLMWidgetsError(f"layer must be in 0..{len(self.layer_names) - 2} or -1 (embeddings), got {layer}")
+    def top(self, layer, position: int) -> list[tuple[str, float]]:
+        """The top outputs read after block `layer` (negative: from the end, -1 = the last block;
+        lw.EMBEDDINGS: read from the embeddings) at a position. The arrays' rows are embeddings
+        first: block `layer` is row `layer + 1`."""
+        row = hidden_row(layer, len(self.layer_names) - 1)
         return [(self.top_tokens[i], float(p)) for i, p in
                 zip(self.top_index[row, position], self.top_probs[row, position])]
 

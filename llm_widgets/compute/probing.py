@@ -22,6 +22,7 @@ import numpy as np
 
 from ..checks import integer, names
 from ..errors import LLMWidgetsError, NonFiniteError
+from ..layers import hidden_row, layer_of_row
 
 from .activations import Activations
 from .progress import Report, no_progress
@@ -32,8 +33,9 @@ class ProbeResult:
     """Held-out accuracy of a probe at each layer, over several seeds (random splits).
 
     The probed states are hidden states, embeddings first: per-layer arrays have L+1 rows and the
-    row of block `layer` is `layer + 1` (row 0 is the embedding output, layer EMBEDDINGS = -1).
-    Every `layer` argument or value (best_layer, to_frame, margin_direction) is a block index."""
+    row of block `layer` is `layer + 1` (row 0 is the embedding output, lw.EMBEDDINGS). Every `layer`
+    argument or value (best_layer, to_frame, margin_direction) is a block index (negative: from the
+    end) or lw.EMBEDDINGS."""
 
     classes: list[str]
     accuracy: np.ndarray  # [L+1, seeds]
@@ -53,11 +55,9 @@ class ProbeResult:
         """Blocks probed (the arrays have one more row: the embeddings)."""
         return self.accuracy.shape[0] - 1
 
-    def row(self, layer: int) -> int:
-        """Row of a block index (EMBEDDINGS = -1 for the embedding output) in the per-layer arrays."""
-        if not -1 <= layer < self.n_layers:
-            raise LLMWidgetsError(f"layer must be in 0..{self.n_layers - 1} or -1 (embeddings), got {layer}")
-        return layer + 1
+    def row(self, layer) -> int:
+        """Row of a block index (lw.EMBEDDINGS for the embedding output) in the per-layer arrays."""
+        return hidden_row(layer, self.n_layers)
 
     def margin_direction(self, layer: int, seed: int, pred: str, true: str) -> tuple[np.ndarray, float]:
         """(u, b) with margin(x) = logit(pred) - logit(true) = u . (x - mean) + b for the linear probe
@@ -106,15 +106,21 @@ class ProbeResult:
         return self.mean - self.control_mean
 
     @property
-    def best_layer(self) -> int:
-        return int(np.argmax(self.mean)) - 1
+    def best_layer(self):
+        """The block index (or lw.EMBEDDINGS) of the highest mean accuracy."""
+        return layer_of_row(int(np.argmax(self.mean)))
+
+    @property
+    def layers(self) -> list:
+        """The layer of each row: lw.EMBEDDINGS, then the block indices."""
+        return [layer_of_row(r) for r in range(self.n_layers + 1)]
 
     def to_frame(self):
-        """One row per layer (block index; -1 = embeddings): accuracy, ci95, control, control_ci95,
-        selectivity, majority."""
+        """One row per layer (lw.EMBEDDINGS, then the block indices): accuracy, ci95, control,
+        control_ci95, selectivity, majority."""
         import pandas as pd
 
-        return pd.DataFrame({"layer": np.arange(-1, self.n_layers), "accuracy": self.mean, "ci95": self.ci,
+        return pd.DataFrame({"layer": self.layers, "accuracy": self.mean, "ci95": self.ci,
                              "control": self.control_mean, "control_ci95": self.control_ci,
                              "selectivity": self.selectivity, "majority": self.majority})
 

@@ -9,8 +9,9 @@ from ..compute.concepts import METHODS, concepts
 from ..compute.activations import check_labels, check_texts, extract
 from ..errors import LLMWidgetsError
 from ..figures import PALETTE
+from ..layers import hidden_row
 from .base import View
-from .traits import Array, Index
+from .traits import Array, Layer
 from .probing import as_texts_labels
 
 
@@ -29,7 +30,7 @@ class ConceptView(View):
     _bundle_name = "concepts"
     level = t.Unicode("token").tag(sync=True)
     n_layers = t.Int(0).tag(sync=True)
-    selected_layer = Index("n_layers", default=0, embeddings=True, optional=False).tag(sync=True)
+    selected_layer = Layer(default=0, embeddings=True, optional=False).tag(sync=True)
     k = t.Int(5).tag(sync=True)
     method = t.Unicode("pca").tag(sync=True)
     coords = Array("float32", ndim=3).tag(sync=True)  # [L+1, N, 2]: row = selected_layer + 1
@@ -118,16 +119,17 @@ class ConceptView(View):
 
         def colours():
             by_label = self.color_by == "label" and label_idx is not None
-            return label_idx if by_label else res.clusters[self.selected_layer + 1]
+            return label_idx if by_label else res.clusters[hidden_row(self.selected_layer, res.n_layers)]
 
-        sc = bq.Scatter(x=res.coords[self.selected_layer + 1, :, 0], y=res.coords[self.selected_layer + 1, :, 1],
+        row = hidden_row(self.selected_layer, res.n_layers)
+        sc = bq.Scatter(x=res.coords[row, :, 0], y=res.coords[row, :, 1],
                         color=colours(), scales={"x": xs, "y": ys, "color": cs},
                         default_size=24, unselected_style={"opacity": 0.3})
         brush = bq.interacts.BrushSelector(x_scale=xs, y_scale=ys, marks=[sc], color="red")
 
         def relayer(change=None):
             with sc.hold_sync():
-                row = self.selected_layer + 1
+                row = hidden_row(self.selected_layer, res.n_layers)
                 sc.x, sc.y = res.coords[row, :, 0], res.coords[row, :, 1]
                 sc.color = colours()
 

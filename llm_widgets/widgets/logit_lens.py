@@ -6,7 +6,7 @@ import traitlets as t
 from .. import fallback
 from ..compute.logit_lens import logit_lens
 from .base import View
-from .traits import Array, Index
+from .traits import Array, Index, Layer
 
 
 class LogitLensView(View):
@@ -29,7 +29,7 @@ class LogitLensView(View):
     top_probs = Array("float32", ndim=3).tag(sync=True)  # [R, T, k]
     next_prob = Array("float32", ndim=2).tag(sync=True)  # [R, T]
     colour = t.Enum(["top", "next"], default_value="top").tag(sync=True)
-    selected_layer = Index("n_layers", embeddings=True).tag(sync=True)  # row = selected_layer + 1
+    selected_layer = Layer(embeddings=True).tag(sync=True)  # row = selected_layer + 1
     selected_token = Index("tokens").tag(sync=True)
 
     def __init__(self, session, text: str, *, k: int = 5, truncate: bool = False, **kwargs):

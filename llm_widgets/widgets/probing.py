@@ -13,7 +13,8 @@ from ..compute.activations import check_labels, check_texts, extract, normalise_
 from ..compute.probing import probe_layers
 from ..checks import integer, names as name_list, number
 from ..errors import LLMWidgetsError
-from .traits import Array, Index
+from ..layers import layer_of_row
+from .traits import Array, Layer
 from .base import View, encode_array
 
 CURVES = ("accuracy", "ci95", "control", "control_ci95", "selectivity")
@@ -41,7 +42,7 @@ def explain_mistakes(session, acts, res, truncate: bool = False, batch_size: int
     wrong sentence row (mean pooling, linear probe): ProbeResult.token_contributions on the hidden
     states of that text's tokens (one batched pass over the texts concerned; special tokens, which
     the mean pooling leaves out, get 0)."""
-    wanted = [(row - 1, w) for row, ws in enumerate(res.wrong) for w in ws]
+    wanted = [(layer_of_row(row), w) for row, ws in enumerate(res.wrong) for w in ws]
     if not wanted:
         return {}
     text_ids = sorted({int(acts.text_index[w["row"]]) for _, w in wanted})
@@ -52,7 +53,7 @@ def explain_mistakes(session, acts, res, truncate: bool = False, batch_size: int
         hs, special = states[int(acts.text_index[w["row"]])]
         keep = ~special if (~special).any() else np.ones_like(special)
         c = np.zeros(len(special), np.float32)
-        c[keep] = res.token_contributions(layer, w, hs[layer + 1][keep])
+        c[keep] = res.token_contributions(layer, w, hs[res.row(layer)][keep])
         out[(layer, int(w["row"]))] = c
     report(1.0, "explained the mistakes")
     return out
@@ -86,7 +87,7 @@ class ProbeView(View):
     examples = t.List().tag(sync=True)  # per layer + 1: [{tokens, highlight, true, pred, confidence}]
     probe_kind = t.Unicode("linear").tag(sync=True)
     seeds = t.Int(3).tag(sync=True)
-    selected_layer = Index("n_layers", embeddings=True).tag(sync=True)
+    selected_layer = Layer(embeddings=True).tag(sync=True)
     done = t.Bool(False).tag(sync=True)
 
     def __init__(self, session, texts, labels=None, *, level: str | None = None, seeds: int = 3,
@@ -158,7 +159,7 @@ class ProbeView(View):
                            np.nan_to_num(res.control_ci), np.nan_to_num(res.selectivity, nan=0.0)])
         examples = []
         for row_, layer_wrong in enumerate(res.wrong):
-            layer = row_ - 1
+            layer = layer_of_row(row_)
             rows = []
             for w in layer_wrong:
                 r = w["row"]
@@ -176,7 +177,7 @@ class ProbeView(View):
             self.majority = res.majority
             self.confusion = res.confusion
             self.examples = examples
-            if self.selected_layer is None or self.selected_layer >= res.n_layers:
+            if self.selected_layer is None:
                 self.selected_layer = res.best_layer
             self.done = True
 
@@ -203,7 +204,7 @@ class ProbeView(View):
         for name, y, color in series:
             marks.append(bq.Lines(x=x, y=y, scales={"x": xs, "y": ys}, colors=[color], labels=[name],
                                   display_legend=True, marker="circle"))
-        axes = [bq.Axis(scale=xs, label="layer (-1: embeddings)", tick_format="d", tick_values=list(x)),
+        axes = [bq.Axis(scale=xs, label="layer (-1: the embeddings)", tick_format="d", tick_values=list(x)),
                 bq.Axis(scale=ys, orientation="vertical", label="held-out accuracy")]
         return bq.Figure(marks=marks, axes=axes, title=self.title, legend_location="top-right",
                          layout={"width": "560px", "height": "340px"})

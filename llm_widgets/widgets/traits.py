@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import traitlets as t
 
-from ..trace import EMBEDDINGS
+from ..layers import EMBEDDINGS, is_index
 from .base import TRANSPORTS, encode_array
 
 
@@ -52,36 +52,55 @@ class Array(t.TraitType):
 
 class Index(t.TraitType):
     """A selection (`selected_*`): an index into something the view counts, or None (nothing
-    selected). `bound` names the trait holding the count ("n_layers") or a list whose length is the
-    count ("tokens"); the range is checked once the count is known, after the other traits set in
-    the same call (so `View(..., n_layers=4, selected_layer=3)` works in any order).
-    `embeddings=True` also accepts EMBEDDINGS (views with a row for the embedding output);
-    `optional=False` forbids None (a view that always shows one layer)."""
+    selected; a negative index is an error, never "none"). `bound` names the trait holding the
+    count ("n_heads") or a list whose length is the count ("tokens"); the range is checked once the
+    count is known, after the other traits set in the same call (so `View(..., n_heads=4,
+    selected_head=3)` works in any order). `optional=False` forbids None (a view that always shows
+    one)."""
 
     info_text = "an index or None"
+    from_end = False  # negative indices count from the end (layers, as in Python)
+    embeddings = False  # lw.EMBEDDINGS is a value too (views with a row for the embedding output)
 
-    def __init__(self, bound: str, *, default: int | None = None, embeddings: bool = False,
-                 optional: bool = True, **kwargs):
-        self.bound, self.embeddings = bound, embeddings
+    def __init__(self, bound: str, *, default: int | None = None, optional: bool = True, **kwargs):
+        self.bound = bound
         super().__init__(default_value=default, allow_none=optional, **kwargs)
 
     def count(self, obj) -> int:
         n = getattr(obj, self.bound, 0)
         return len(n) if isinstance(n, (list, tuple)) else int(n)
 
+    def _accepted(self) -> str:
+        return ((" or lw.EMBEDDINGS (the embedding output)" if self.embeddings else "")
+                + (", or None (nothing selected)" if self.allow_none else ""))
+
     def validate(self, obj, value):
         if value is None and self.allow_none:
             return None
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-            none = " or None (nothing selected)" if self.allow_none else ""
-            raise t.TraitError(f"{self.name} must be an integer index{none}, got {value!r}")
+        if self.embeddings and isinstance(value, str) and value == EMBEDDINGS:
+            return EMBEDDINGS
+        if not is_index(value):
+            raise t.TraitError(f"{self.name} must be an integer index{self._accepted()}, got {value!r}")
         return int(value)
 
     def _cross_validate(self, obj, value):
-        if value is not None:
-            n, low = self.count(obj), EMBEDDINGS if self.embeddings else 0
+        if value is not None and value != EMBEDDINGS:
+            n = self.count(obj)
+            low = -n if self.from_end else 0
             if value < low or (n and value >= n):
-                extra = " or lw.EMBEDDINGS (-1)" if self.embeddings else ""
-                none = ", or None (nothing selected)" if self.allow_none else ""
-                raise t.TraitError(f"{self.name} must be in 0..{n - 1}{extra}{none}; got {value}")
+                end = " (negative: from the end)" if self.from_end else ""
+                raise t.TraitError(f"{self.name} must be in 0..{n - 1}{end}{self._accepted()}; got {value}")
+            value = value % n if n and value < 0 else value
         return super()._cross_validate(obj, value)
+
+
+class Layer(Index):
+    """`selected_layer`: a block index (0 = first block; negative indices count from the end as in
+    Python and are stored as the block they name: -1 selects the last block), or None.
+    `embeddings=True` also accepts lw.EMBEDDINGS, in views with a row for the embedding output."""
+
+    from_end = True
+
+    def __init__(self, *, default: int | None = None, embeddings: bool = False, optional: bool = True, **kwargs):
+        self.embeddings = embeddings
+        super().__init__("n_layers", default=default, optional=optional, **kwargs)

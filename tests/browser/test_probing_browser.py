@@ -47,9 +47,9 @@ def test_probe_and_concepts_in_jupyterlab_and_static_export(notebook, static_pag
     assert drawn == expected
     # Python drives the view; the weakest layer's mistakes are drawn with each token's share of the
     # wrong decision (the numbers of probe.contributions)
-    worst = json.loads(nb.run("import numpy as np\nL = int(np.argmin(probe.result.mean)) - 1\n"
+    worst = json.loads(nb.run("import numpy as np\nrow = int(np.argmin(probe.result.mean))\nL = probe.result.layers[row]\n"
                               "probe.selected_layer = L\n"
-                              "print(json.dumps([L, probe.contributions[(L, probe.examples[L + 1][0]['row'])].tolist()]))"))
+                              "print(json.dumps([L, probe.contributions[(L, probe.examples[row][0]['row'])].tolist()]))"))
     page.wait_for_selector(f"[data-lw-view=probe] [data-testid=detail][data-layer='{worst[0]}'] [data-testid=weights-legend]")
     drawn = page.eval_on_selector("[data-lw-view=probe] [data-testid=wrong-example]",
                                   "e => Array.from(e.querySelectorAll('.lw-tok')).map(s => Number(s.dataset.weight))")
@@ -92,7 +92,7 @@ def test_probe_and_concepts_in_jupyterlab_and_static_export(notebook, static_pag
     sc.wait_for_function("() => document.querySelector('[data-testid=legend]').textContent.includes('cluster 0')")
     assert sc.evaluate("() => window.__lw_models[0].get('color_by')") == "cluster"
     assert sc.locator("[data-testid=layer-label]").text_content() == "block 0"  # exported after cv.selected_layer = 0
-    sc.locator("[data-testid=layer]").fill("2")  # block 2: row 3 of coords
+    sc.locator("[data-testid=layer]").fill("3")  # the slider's positions are rows: block 2 is row 3 of coords
     sc.wait_for_function("() => document.querySelector('[data-testid=layer-label]').textContent === 'block 2'")
     assert float(canvas.evaluate("e => e.dataset.x0")) == pytest.approx(float(coords[:, 0].min()), abs=1e-4)
     assert float(canvas.evaluate("e => e.dataset.x0")) != pytest.approx(

@@ -76,3 +76,22 @@ export function mirror<M extends Selectable>(key: string, value: unknown, models
   }
   return changed;
 }
+
+/** The `selected_layer` value of the embedding output (Python's lw.EMBEDDINGS): a string, so that no
+ * block index (0 = first block) can be mistaken for it. */
+export const EMBEDDINGS = "embeddings";
+
+/** A layer selection: a block index, EMBEDDINGS, or null for none. */
+export type LayerSelection = number | typeof EMBEDDINGS | null;
+
+/** Row of a layer selection in arrays built from hidden states (embeddings first): EMBEDDINGS -> 0,
+ * block i -> i + 1; -1 for none. */
+export function hiddenRow(layer: unknown): number {
+  if (layer === EMBEDDINGS) return 0;
+  return typeof layer === "number" && Number.isInteger(layer) && layer >= 0 ? layer + 1 : -1;
+}
+
+/** The layer selection of row `row` of an embeddings-first array (the inverse of hiddenRow). */
+export function layerOfRow(row: number): number | typeof EMBEDDINGS {
+  return row === 0 ? EMBEDDINGS : row - 1;
+}

@@ -7,12 +7,14 @@ import { pct } from "../lib/format";
 import { expose, frame, Model } from "../lib/frame";
 import { Scatter, category } from "../lib/scatter";
 import { TokenStrip } from "../lib/tokens";
+import { EMBEDDINGS, hiddenRow, LayerSelection, layerOfRow } from "../lib/selection";
 
 const MAX_SHOWN = 60;
 
 function render({ model, el }: { model: Model; el: HTMLElement }) {
   const f = frame(model, el, "concepts");
-  const slider = h("input", { type: "range", min: -1, max: model.get("n_layers") - 1, step: 1, "data-testid": "layer" }) as HTMLInputElement;
+  // the slider's positions are rows of the arrays: 0 = the embeddings, i + 1 = block i
+  const slider = h("input", { type: "range", min: 0, max: model.get("n_layers"), step: 1, "data-testid": "layer" }) as HTMLInputElement;
   const layerLabel = h("span", { "data-testid": "layer-label" });
   const colorSel = h("select", { class: "lw-select", "data-testid": "color-by" },
     h("option", { value: "cluster", text: "colour: k-means cluster" }), h("option", { value: "label", text: "colour: label" }));
@@ -46,21 +48,21 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   f.body.append(h("div", { class: "lw-row" }, scatter.el, legend, selBox));
 
   const colourIndex = (i: number): number => {
-    const row = model.get("selected_layer") + 1; // arrays: embeddings first
+    const row = hiddenRow(model.get("selected_layer")); // arrays: embeddings first
     if (model.get("color_by") === "label" && labelIdx) return labelIdx.values[i];
     return clusters ? clusters.values[row * N() + i] : 0;
   };
 
   const drawScatter = () => {
     if (!coords) return;
-    const layer: number = model.get("selected_layer"), row = layer + 1; // arrays: embeddings first
+    const layer: LayerSelection = model.get("selected_layer"), row = hiddenRow(layer); // arrays: embeddings first
     const n = N();
     const xy = slice2d(coords, row); // [N, 2]
     const xs = new Float32Array(n), ys = new Float32Array(n);
     for (let i = 0; i < n; i++) { xs[i] = xy.values[2 * i]; ys[i] = xy.values[2 * i + 1]; }
     scatter.setData(xs, ys, Array.from({ length: n }, (_, i) => category(colourIndex(i))));
-    slider.value = String(layer);
-    layerLabel.textContent = layer === -1 ? "embeddings" : `block ${layer}`;
+    slider.value = String(row);
+    layerLabel.textContent = layer === EMBEDDINGS ? "embeddings" : `block ${layer}`;
     colorSel.value = model.get("color_by");
     const ev = explained ? [explained.values[2 * row], explained.values[2 * row + 1]] : [NaN, NaN];
     info.textContent = `${n} ${model.get("level") === "token" ? "tokens" : "texts"} \u00b7 ${String(model.get("method")).toUpperCase()}` +
@@ -109,7 +111,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     f.root.dataset.ready = "1";
   };
 
-  slider.addEventListener("input", () => f.commit({ selected_layer: Number(slider.value) }));
+  slider.addEventListener("input", () => f.commit({ selected_layer: layerOfRow(Number(slider.value)) }));
   colorSel.addEventListener("change", () => f.commit({ color_by: colorSel.value }));
   clear.addEventListener("click", () => f.commit({ selected_indices: [] }));
   f.watch(["done", "coords", "clusters", "rows"], load);

@@ -3,11 +3,11 @@
 // probability of the actual next token). Click a cell for the top-k list.
 import { decode, Packed } from "../lib/buffers";
 import { h } from "../lib/dom";
-import { pct } from "../lib/format";
+import { prob, quoted } from "../lib/format";
 import { expose, frame, Model } from "../lib/frame";
 import { Heatmap } from "../lib/heatmap";
 import { at, slice } from "../lib/ndarray";
-import { fromSelection } from "../lib/selection";
+import { fromSelection, hiddenRow, LayerSelection, layerOfRow } from "../lib/selection";
 
 function render({ model, el }: { model: Model; el: HTMLElement }) {
   const f = frame(model, el, "logit_lens");
@@ -37,23 +37,23 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
       rowLabels: rows, colLabels: tokens, scale: "seq", vmax: 1, maxSize: 720, minCell: 18,
       label: colour === "next" ? "probability of the actual next token" : "probability of the top token",
       cellText: (r, c) => topLabel(r, c),
-      onClick: (r, c) => f.commit({ selected_layer: r - 1, selected_token: c }), // row 0: embeddings (-1)
-      describe: (r, c) => `${rows[r]}, after "${tokens[c]}": top ${JSON.stringify(topLabel(r, c))} ${pct(at(pr, r, c, 0))}` +
-        (c + 1 < T ? `; actual next ${JSON.stringify(tokens[c + 1])} ${pct(at(nxt, r, c))}` : ""),
+      onClick: (r, c) => f.commit({ selected_layer: layerOfRow(r), selected_token: c }), // row 0: the embeddings
+      describe: (r, c) => `${rows[r]}, after "${tokens[c]}": top ${quoted(topLabel(r, c))} ${prob(at(pr, r, c, 0))}` +
+        (c + 1 < T ? `; actual next ${quoted(tokens[c + 1])} ${prob(at(nxt, r, c))}` : ""),
     });
     showDetail();
     f.root.dataset.ready = "1";
   };
   const showDetail = () => {
-    const layer: number | null = model.get("selected_layer"), tok: number | null = model.get("selected_token");
-    const r = layer === null || layer === undefined ? -1 : layer + 1, c = fromSelection(tok); // row 0: embeddings (layer -1)
+    const layer: LayerSelection = model.get("selected_layer"), tok: number | null = model.get("selected_token");
+    const r = hiddenRow(layer), c = fromSelection(tok); // row 0: the embeddings
     heat.highlight(r >= 0 ? r : null, c >= 0 ? c : null, null);
     Object.assign(detail.dataset, { layer: String(layer), token: String(tok) });
     if (r < 0 || c < 0) { detail.replaceChildren(h("div", { class: "lw-muted", text: "Click a cell for its top tokens." })); return; }
     const top = slice(idx, r, c).values, probs = slice(pr, r, c).values;
-    const items = Array.from(top, (t, j) => h("li", { text: `${JSON.stringify(labels[t])} ${pct(probs[j])}` }));
+    const items = Array.from(top, (t, j) => h("li", { text: `${quoted(labels[t])} ${prob(probs[j])}` }));
     detail.replaceChildren(h("div", { class: "lw-title", text: `${rows[r]}, after "${tokens[c]}"` }), h("ol", { style: "margin:2px 0 0 18px;padding:0" }, ...items),
-      c + 1 < T ? h("div", { text: `actual next token ${JSON.stringify(tokens[c + 1])}: ${pct(at(nxt, r, c))}` }) : "");
+      c + 1 < T ? h("div", { text: `actual next token ${quoted(tokens[c + 1])}: ${prob(at(nxt, r, c))}` }) : "");
   };
   colourSel.addEventListener("change", () => f.commit({ colour: colourSel.value }));
   f.watch(["colour"], draw);

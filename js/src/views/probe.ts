@@ -11,6 +11,7 @@ import { TokenStrip } from "../lib/tokens";
 import { absMax, at, max, row as rowOf } from "../lib/ndarray";
 import { ColorBar } from "../lib/colorbar";
 import { divergingScale } from "../lib/colors";
+import { EMBEDDINGS, hiddenRow, LayerSelection, layerOfRow } from "../lib/selection";
 
 /** Width (px) of the accuracy chart, and the least width the detail panel needs beside it. */
 export const CHART_W = 520;
@@ -46,7 +47,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
       info.textContent = "extracting hidden states and training probes\u2026";
       return;
     }
-    // columns: the embeddings, then blocks 0..n_layers-1 (selected_layer = column - 1)
+    // columns: the embeddings, then blocks 0..n_layers-1 (selected_layer = layerOfRow(column))
     const L: number = model.get("n_layers") + 1;
     const name = (c: number) => (c === 0 ? "embeddings" : `layer ${c - 1}`);
     curves = decode(model.get("curves") as Packed)!;
@@ -63,7 +64,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     chart = new LineChart(L, series, {
       width: CHART_W,
       yMin: Math.min(0, ...Array.from(sel)), yMax: 1, yLabel: "held-out accuracy",
-      onClick: (c) => f.commit({ selected_layer: c - 1 }),
+      onClick: (c) => f.commit({ selected_layer: layerOfRow(c) }),
       xTick: (c) => (c === 0 ? "emb" : String(c - 1)),
       describe: (l) => `${name(l)}: accuracy ${fmt(acc[l])} \u00b1 ${fmt(ci[l])}` +
         (hasControl ? `, control ${fmt(ctrl[l])}, selectivity ${fmt(sel[l])}` : ""),
@@ -73,22 +74,23 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     for (let l = 1; l < L; l++) if (acc[l] > acc[best]) best = l;
     info.textContent = `${model.get("level")}-level ${model.get("probe_kind")} probe \u00b7 ${model.get("seeds")} splits \u00b7 ` +
       `best: ${name(best)} (${fmt(acc[best])}) \u00b7 majority baseline ${fmt(majority)} \u00b7 click a layer`;
-    const rows = Array.from({ length: L }, (_, l) => ({ layer: l - 1, accuracy: acc[l], ci95: ci[l], control: hasControl ? ctrl[l] : NaN, selectivity: hasControl ? sel[l] : NaN }));
+    // `row` sorts (the embeddings first) and is shown as the layer's name; `layer` is the selection
+    const rows = Array.from({ length: L }, (_, l) => ({ row: l, layer: layerOfRow(l), accuracy: acc[l], ci95: ci[l], control: hasControl ? ctrl[l] : NaN, selectivity: hasControl ? sel[l] : NaN }));
     table = new SortableTable(
-      [{ key: "layer", label: "layer" },
+      [{ key: "row", label: "layer", format: (v) => String(layerOfRow(Number(v))) },
        ...["accuracy", "ci95", "control", "selectivity"].map((k) => ({ key: k, label: k, format: fmt }))],
-      rows, (r) => String(r.layer), (r) => f.commit({ selected_layer: Number(r.layer) }), "layers");
-    table.sortBy("layer", false);
+      rows, (r) => String(r.layer), (r) => f.commit({ selected_layer: r.layer === EMBEDDINGS ? EMBEDDINGS : Number(r.layer) }), "layers");
+    table.sortBy("row", false);
     tableBox.replaceChildren(h("details", {}, h("summary", { text: "Numbers per layer" }), table.el));
     drawLayer();
     f.root.dataset.ready = "1";
   };
 
   const drawLayer = () => {
-    const layer: number | null = model.get("selected_layer");
+    const layer: LayerSelection = model.get("selected_layer");
     const classes: string[] = model.get("classes");
-    if (!curves || !confusion || layer === null || layer === undefined) return;
-    const l = layer + 1; // column of the arrays (embeddings first)
+    const l = hiddenRow(layer); // column of the arrays (embeddings first)
+    if (!curves || !confusion || l < 0) return;
     chart?.select(l);
     table?.select(String(layer));
     const C = classes.length;

@@ -55,10 +55,10 @@ describe("ConceptView", () => {
     expect(m.saves()).toBe(2);
   });
 
-  it("the slider selects a layer (-1: embeddings), the menu the colouring, the button clears", () => {
+  it("the slider selects a layer (its first position: the embeddings), the menu the colouring, the button clears", () => {
     const m = mount(concepts, state({ selected_indices: [1, 2] }));
-    choose(m.$<HTMLInputElement>("[data-testid=layer]"), "-1", "input");
-    expect(m.model.get("selected_layer")).toBe(-1);
+    choose(m.$<HTMLInputElement>("[data-testid=layer]"), "0", "input");
+    expect(m.model.get("selected_layer")).toBe("embeddings");
     expect(m.$("[data-testid=layer-label]").textContent).toBe("embeddings");
     expect(m.$("[data-testid=scatter]").dataset).toMatchObject({ x0: "0", x1: "1" });
     choose(m.$<HTMLSelectElement>("[data-testid=color-by]"), "label");

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import logit_lens from "../../src/views/logit_lens";
 import { choose, clickCell, colorbars, everyHeatmapHasColorbar, mount, pack } from "./fixtures";
+import { quoted as q } from "../../src/lib/format";
 
 const R = 3, T = 3, K = 2; // rows: embeddings + 2 blocks
 const tokens = ["The", "<b>cat</b>", "sat"];
@@ -31,10 +32,10 @@ describe("LogitLensView", () => {
     expect(colorbars(m)["heatmap-colorbar"]).toEqual({ label: "probability of the top token", kind: "seq", min: 0, max: 1 });
   });
 
-  it("clicking a cell selects its layer (row 0: embeddings, -1) and token", () => {
+  it("clicking a cell selects its layer (row 0: the embeddings) and token", () => {
     const m = mount(logit_lens, state());
     clickCell(m, "heatmap", 0, 1);
-    expect([m.model.get("selected_layer"), m.model.get("selected_token")]).toEqual([-1, 1]);
+    expect([m.model.get("selected_layer"), m.model.get("selected_token")]).toEqual(["embeddings", 1]);
     clickCell(m, "heatmap", 2, 2);
     expect([m.model.get("selected_layer"), m.model.get("selected_token")]).toEqual([1, 2]);
     expect(m.saves()).toBe(2);
@@ -46,9 +47,9 @@ describe("LogitLensView", () => {
     m.model.set("selected_token", 1);
     const d = m.$("[data-testid=detail]");
     expect(d.dataset).toMatchObject({ layer: "0", token: "1" });
-    expect(Array.from(d.querySelectorAll("li")).map((li) => li.textContent)).toEqual(['"c" 60.0%', '"d" 10.0%']);
+    expect(Array.from(d.querySelectorAll("li")).map((li) => li.textContent)).toEqual([`${q("c")} 60.0%`, `${q("d")} 10.0%`]);
     expect(d.querySelector(".lw-title")!.textContent).toBe('layer 0, after "<b>cat</b>"');
-    expect(d.textContent).toContain('actual next token "sat": 40.0%');
+    expect(d.textContent).toContain(`actual next token ${q("sat")}: 40.0%`);
     expect(d.querySelector("b, i")).toBeNull();
     m.model.set("selected_layer", null);
     expect(d.textContent).toBe("Click a cell for its top tokens.");

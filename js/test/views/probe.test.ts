@@ -25,14 +25,15 @@ describe("ProbeView", () => {
     expect(m.$$("[data-testid=chart] rect[data-layer]")).toHaveLength(L + 1);
     expect(m.$("[data-testid=info]").textContent).toBe(
       "sentence-level linear probe \u00b7 3 splits \u00b7 best: layer 0 (0.800) \u00b7 majority baseline 0.500 \u00b7 click a layer");
-    expect(m.$$("[data-testid=layers] tbody tr").map((r) => r.dataset.id)).toEqual(["-1", "0", "1"]);
+    expect(m.$$("[data-testid=layers] tbody tr").map((r) => r.dataset.id)).toEqual(["embeddings", "0", "1"]);
+    expect(m.$$("[data-testid=layers] tbody tr td:first-child").map((c) => c.textContent)).toEqual(["embeddings", "0", "1"]);
   });
 
-  it("clicking a chart column selects its layer (column 0: embeddings, -1)", () => {
+  it("clicking a chart column selects its layer (column 0: the embeddings)", () => {
     const m = mount(probe, state());
     const cols = m.$$("[data-testid=chart] rect[data-layer]");
     cols[0].dispatchEvent(new MouseEvent("click"));
-    expect(m.model.get("selected_layer")).toBe(-1);
+    expect(m.model.get("selected_layer")).toBe("embeddings");
     expect(m.$("[data-testid=layer-title]").textContent).toBe("Embeddings: accuracy 0.600 \u00b1 0.050");
     cols[2].dispatchEvent(new MouseEvent("click"));
     expect(m.model.get("selected_layer")).toBe(1);
@@ -68,7 +69,7 @@ describe("ProbeView", () => {
     expect(detail.dataset.place).toBe("beside"); // no layout here: the default width (940 px)
     expect(m.$("[data-testid=probe-split]").style.gridTemplateColumns).toBe(`${CHART_W}px minmax(0,1fr)`);
     m.model.set("selected_layer", 1); // other content, same place
-    m.model.set("selected_layer", -1);
+    m.model.set("selected_layer", "embeddings");
     expect(detail.dataset.place).toBe("beside");
     expect(m.$$("[data-testid=chart-box] svg")[0].getAttribute("width")).toBe(String(CHART_W));
     // a narrow output area: below, whatever the layer shows
