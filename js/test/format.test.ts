@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { fmt, fmtSigned, MISSING, pct } from "../src/lib/format";
+import { fmt, fmtSigned, MISSING, pct, prob, quoted } from "../src/lib/format";
 
 describe("format", () => {
   it("fmt rounds to the given digits (3 by default)", () => {
@@ -27,5 +27,16 @@ describe("format", () => {
     expect(fmtSigned(0)).toBe("+0.000");
     expect(fmtSigned(0.25, 2)).toBe("+0.25");
     expect(fmtSigned(-1)).toBe("-1.000");
+  });
+});
+
+describe("prob and quoted: numbers and tokens to read", () => {
+  it("never prints a small probability as 0.0%", () => {
+    expect([prob(0.1234), prob(0.001), prob(0.00012), prob(3e-9), prob(0), prob(NaN)]).toEqual(["12.3%", "0.1%", "1.2e-4", "3.0e-9", "0", MISSING]);
+  });
+  it("isolates a token's direction and escapes control characters", () => {
+    const arabic = "\u0645\u0631\u062d\u0628\u0627";
+    expect(quoted(arabic)).toBe(`\u2068"${arabic}"\u2069`);
+    expect(quoted("a\nb")).toBe('\u2068"a\\nb"\u2069');
   });
 });

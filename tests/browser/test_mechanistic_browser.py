@@ -1,10 +1,22 @@
 """PatchingView, LogitLensView and NeuronView in a real browser: click a patching cell, read the
 selection back in Python; the static exports render and respond with no kernel."""
+import json
+
 import pytest
 
 from conftest import TINY_GPT2_CELL as MODEL  # noqa: E402
 CLEAN = "When Mary and John went to the store, John gave a drink to"
 CORRUPT = "When Mary and John went to the store, Mary gave a drink to"
+
+
+def quoted(token: str) -> str:
+    """A token as js/src/lib/format.ts quoted() writes it: JSON-quoted, isolated from the line's direction."""
+    return "\u2068" + json.dumps(token, ensure_ascii=False) + "\u2069"
+
+
+def prob(p: float) -> str:
+    """A probability as js/src/lib/format.ts prob() writes it (never 0.0%)."""
+    return "0" if p == 0 else f"{100 * p:.1f}%" if abs(p) >= 1e-3 else f"{p:.1e}".replace("e-0", "e-")
 
 
 def click_cell(page, testid, row, col):
@@ -40,7 +52,7 @@ def test_patching_click_reads_back_in_python(notebook):
     nv.locator("[data-testid=ablation] td").first.wait_for(timeout=30_000)
     assert nb.run("print(nv.selected_token, nv.ablation['neurons'] == [nv.selected_neuron], nv.ablation['mode'])") == "3 True zero"
     first = nb.run("print(nv.ablation['outputs'][0])")
-    assert nv.locator("[data-testid=ablation] td").first.inner_text() == f'"{first}"'
+    assert nv.locator("[data-testid=ablation] td").first.inner_text() == quoted(first)
     # resample: a donor of another length shows the Python error, keeping the box; a fitting one ablates
     donor = nv.locator("[data-testid=ablation-donor]")
     donor.fill("too short")
@@ -78,7 +90,7 @@ def test_mechanistic_exports_render_offline(tiny_gpt2, minilm, static_page, tmp_
     click_cell(page, "heatmap", 3, 2)
     first = page.locator("[data-lw-view=logit_lens] [data-testid=detail] li").first.inner_text()
     label, p = lens.result.top(2, 2)[0]  # row 3 is block 2 (the embeddings are row 0)
-    assert first.startswith(f'"{label}"') and f"{p * 100:.1f}%" in first
+    assert first == f"{quoted(label)} {prob(p)}"
     assert page.evaluate("() => window.__lw_models[0].get('selected_layer')") == 2
 
     nv = lw.NeuronView(minilm, "The cat sat on the mat", selected_layer=2)

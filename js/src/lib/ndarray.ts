@@ -81,6 +81,11 @@ export function max(values: ArrayLike<number>): number {
 }
 
 /** Indices of the k largest values, largest first; equal values by index; NaN never included. */
+/** Indices of the k largest |values| (ties: lower index first; NaN left out): the strongest either way. */
+export function topKAbs(values: ArrayLike<number>, k: number = values.length): number[] {
+  return topK(Array.from(values, Math.abs), k);
+}
+
 export function topK(values: ArrayLike<number>, k: number = values.length): number[] {
   const idx: number[] = [];
   for (let i = 0; i < values.length; i++) if (!Number.isNaN(values[i])) idx.push(i);

@@ -12,7 +12,7 @@ import { colorScale, ColorScale } from "../lib/colors";
 import { Heatmap } from "../lib/heatmap";
 import { LineChart } from "../lib/linechart";
 import { TokenStrip } from "../lib/tokens";
-import { absMax, col, row, topK } from "../lib/ndarray";
+import { absMax, col, row, topK, topKAbs } from "../lib/ndarray";
 import { clampIndex, clickColumn, columnOf, fromSelection, tokenOfColumn, toSelection } from "../lib/selection";
 
 interface Info {
@@ -155,8 +155,8 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     const vmax = scale.domain[1];
     caption.textContent = `Attribution of ${K > 1 ? "output" : "target"} \u201c${names[r] ?? ""}\u201d to each ${wordLevel() ? "word" : "prompt token"}` +
       ` (colour scale ${signed ? "\u00b1" : "0\u2013"}${vmax.toPrecision(3)}${K > 1 ? ", shared by every output" : ""}; hover a token for its score):`;
-    const order = topK(w).filter((i) => w[i] !== 0).slice(0, 5);
-    topList.textContent = order.length ? "top: " + order.map((i) => `${colLabels[i]} [${i}] ${fmtSigned(w[i])}`).join(", ") : "";
+    const order = (signed ? topKAbs(w) : topK(w)).filter((i) => w[i] !== 0).slice(0, 5); // the strongest either way
+    topList.textContent = order.length ? (signed ? "strongest (|score|): " : "top: ") + order.map((i) => `${colLabels[i]} [${i}] ${fmtSigned(w[i])}`).join(", ") : "";
     if (outStrip && outCaption) {
       outStrip.select(sel);
       if (c >= 0) {

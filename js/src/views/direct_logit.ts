@@ -14,6 +14,18 @@ import { TokenStrip } from "../lib/tokens";
 
 interface Shares { heads: NDArray; parts: NDArray; logit: number | null; total: number | null; error: number | null }
 
+const HALF_BAR = 70; // px from the zero axis to a bar of the largest magnitude
+
+/** A bar that grows from a zero axis: right for positive values, left for negative ones. */
+export function divergingBar(v: number, max: number, colour: string): HTMLElement {
+  const w = Number.isFinite(v) ? Math.round((HALF_BAR * Math.min(Math.abs(v), max)) / max) : 0;
+  const side = v < 0 ? `right:${HALF_BAR}px` : `left:${HALF_BAR}px`;
+  return h("span", { class: "lw-dbar", "data-width": String(w), "data-side": v < 0 ? "left" : "right",
+    style: `position:relative;display:inline-block;width:${2 * HALF_BAR}px;height:12px` },
+  h("span", { class: "lw-zero", style: `position:absolute;left:${HALF_BAR}px;top:0;bottom:0;width:1px;background:currentColor;opacity:.6` }),
+  h("span", { style: `position:absolute;top:1px;height:10px;${side};width:${w}px;background:${colour};border:1px solid rgba(128,128,128,.5);box-sizing:border-box` }));
+}
+
 function render({ model, el }: { model: Model; el: HTMLElement }) {
   const f = frame(model, el, "direct_logit");
   const tokens: string[] = model.get("tokens");
@@ -70,18 +82,19 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     check.textContent = `${metric} at position ${p} "${tokens[p]}": model ${fmt(s.logit, 4)} \u00b7 sum of shares ${fmt(s.total, 4)} ` +
       `(relative difference ${s.error === null ? "\u2013" : s.error.toExponential(1)}, tolerance ${tol.toExponential(0)}) ${ok ? "\u2713 they agree" : "\u2717 they differ"}`;
     check.dataset.ok = String(ok);
+    // one scale for the heads and the bars: a head's colour and a part's bar compare directly
+    const m = Math.max(absMax(s.parts.values), absMax(s.heads.values), 1e-30);
     heat.draw(s.heads, {
       rowLabels: Array.from({ length: L }, (_, l) => `L${l}`), colLabels: Array.from({ length: H }, (_, i) => `H${i}`),
-      scale: "div", maxSize: 360, label: `direct share of ${metric}`,
+      scale: "div", vmax: m, maxSize: 360, label: `direct share of ${metric} (scale shared with the other parts' bars)`,
       onClick: (r, c) => f.commit({ selected_layer: r, selected_head: c }),
       describe: (r, c, v) => `layer ${r}, head ${c}: ${fmtSigned(v, 4)}`,
     });
-    const sc = heat.scale, m = Math.max(absMax(s.parts.values), absMax(s.heads.values), 1e-30);
+    const sc = heat.scale;
     bars.replaceChildren(...components.map((name, i) => {
       const v = s.parts.values[i];
-      const bar = h("span", { style: `display:inline-block;height:10px;width:${Math.round((120 * Math.abs(v)) / m)}px;background:${css(sc.color(v))};border:1px solid rgba(128,128,128,.5)` });
       return h("div", { class: "lw-part", "data-part": name, "data-value": String(v), style: "display:flex;gap:6px;align-items:center" },
-        h("span", { style: "width:110px", text: name }), bar, h("span", { text: fmtSigned(v, 4) }));
+        h("span", { style: "width:110px", text: name }), divergingBar(v, m, css(sc.color(v))), h("span", { text: fmtSigned(v, 4) }));
     }));
     showDetail();
     f.root.dataset.ready = "1";

@@ -6,7 +6,7 @@ import { decode, slice2d, NDArray, Packed } from "../lib/buffers";
 import { ColorBar } from "../lib/colorbar";
 import { divergingScale } from "../lib/colors";
 import { h } from "../lib/dom";
-import { fmt, fmtSigned, pct } from "../lib/format";
+import { fmt, fmtSigned, prob, quoted } from "../lib/format";
 import { enable, expose, frame, Model, NEEDS_KERNEL } from "../lib/frame";
 import { absMax, col, row as rowOf, topK } from "../lib/ndarray";
 import { fromSelection } from "../lib/selection";
@@ -91,7 +91,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     stripBar.set(scale);
     const order = topK(w, 10);
     firing.replaceChildren(h("div", { class: "lw-title", text: `tokens firing neuron ${n}` }),
-      h("ol", { style: "margin:2px 0 0 18px;padding:0" }, ...order.map((i) => h("li", { text: `${JSON.stringify(labels[i])} (${i}): ${fmt(w[i])}` }))));
+      h("ol", { style: "margin:2px 0 0 18px;padding:0" }, ...order.map((i) => h("li", { text: `${quoted(labels[i])} (${i}): ${fmt(w[i])}` }))));
   };
 
   const drawAll = () => {
@@ -107,7 +107,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     const a = model.get("ablation") || {};
     if (!a.outputs) { ablation.replaceChildren(); return; }
     const rows = a.outputs.map((t: string, i: number) => h("tr", {},
-      h("td", { text: JSON.stringify(t) }), h("td", { text: pct(a.before[i]) }), h("td", { text: pct(a.after[i]) }),
+      h("td", { text: quoted(t) }), h("td", { text: prob(a.before[i]) }), h("td", { text: prob(a.after[i]) }),
       h("td", { text: fmtSigned((a.after[i] - a.before[i]) * 100, 1) })));
     ablation.replaceChildren(
       h("div", { class: "lw-title", text: `${a.mode}-ablating neuron ${a.neurons.join(", ")} of layer ${a.layer}: output probabilities` }),

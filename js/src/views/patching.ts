@@ -5,11 +5,23 @@
 // Clicking a cell selects (site, layer, position|head) and shows the top outputs of that patched run.
 import { decode, NDArray, Packed } from "../lib/buffers";
 import { h } from "../lib/dom";
-import { fmt, pct } from "../lib/format";
+import { fmt, prob, quoted } from "../lib/format";
 import { expose, frame, Model } from "../lib/frame";
 import { Heatmap } from "../lib/heatmap";
 import { at, slice } from "../lib/ndarray";
 import { fromSelection } from "../lib/selection";
+
+/** Relative gap |clean - corrupted| / max(|clean|, |corrupted|) below which a normalised score divides
+ * by a difference near the noise: warned about, and drawn with muted colours. */
+export const NEAR_NOISE = 0.1;
+
+/** The colour range (±vmax) for normalised scores: 1 normally; wider, so colours fade, as the gap
+ * between the clean and corrupted metrics shrinks below NEAR_NOISE of their size (at most 10). */
+export function noiseVmax(clean: number, corrupted: number): { vmax: number; rel: number } {
+  const size = Math.max(Math.abs(clean), Math.abs(corrupted));
+  const rel = size > 0 ? Math.abs(clean - corrupted) / size : 0;
+  return { vmax: rel >= NEAR_NOISE ? 1 : Math.min(10, NEAR_NOISE / Math.max(rel, 1e-12)), rel };
+}
 
 const SITE_NAMES: Record<string, string> = {
   resid: "residual stream", attn: "attention output", mlp: "MLP output", heads: "attention heads (all positions)",
@@ -23,12 +35,13 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   const noising = model.get("direction") === "noising";
   const run = noising ? "clean" : "corrupted", source = noising ? "corrupted" : "clean"; // the run; where its patches come from
   const legend = h("div", { class: "lw-muted", "data-testid": "legend", text: `Each cell: the ${run} run with that one ${source} activation ${noising ? "inserted" : "restored"}, normalized metric: 0 (white) = ${run} output, 1 (red) = ${source} output, < 0 (blue) = further from the ${source} output. Click a cell for its output.` });
-  f.body.append(waiting, grids, legend, detail);
+  const noise = h("div", { class: "lw-notice", "data-testid": "noise-warning", style: "display:none" });
+  f.body.append(waiting, noise, grids, legend, detail);
   const maps: Record<string, Heatmap> = {};
   let drawn = false;
 
   const topList = (pairs: [string, number][]) =>
-    h("ol", { style: "margin:2px 0 6px 18px;padding:0" }, ...pairs.map(([t, p]) => h("li", { text: `${JSON.stringify(t)} ${pct(p)}` })));
+    h("ol", { style: "margin:2px 0 6px 18px;padding:0" }, ...pairs.map(([t, p]) => h("li", { text: `${quoted(t)} ${prob(p)}` })));
 
   const draw = () => {
     const S = decode(model.get("scores") as Packed);
@@ -43,13 +56,18 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     const changed: number[] = summary.changed || [];
     const colLabels = tokens.map((t, i) => (changed.includes(i) ? `${clean[i]}\u2192${t}` : t)); // clean -> corrupted
     const rowLabels = Array.from({ length: L }, (_, l) => `L${l}`);
+    const { vmax, rel } = noiseVmax(Number(summary.clean), Number(summary.corrupted));
+    noise.style.display = vmax > 1 ? "" : "none";
+    noise.textContent = vmax > 1 ? `The clean and corrupted metrics differ by only ${fmt(Math.abs(summary.clean - summary.corrupted), 4)} ` +
+      `(${(100 * rel).toFixed(1)}% of their size): every score divides by this gap, so noise can look like an effect. ` +
+      `Colours are muted (scale ±${vmax.toPrecision(2)} instead of ±1); choose texts or a metric that differ more.` : "";
     grids.replaceChildren();
     const add = (site: string, m: NDArray, cols: string[]) => {
       const hm = maps[site] ?? (maps[site] = new Heatmap(`heat-${site}`));
       const box = h("div", {}, h("div", { class: "lw-title", text: SITE_NAMES[site] ?? site }), hm.el);
       grids.append(box);
       hm.draw(m, {
-        rowLabels, colLabels: cols, scale: "div", vmax: 1, maxSize: 360, label: `normalised metric (0 = ${run} output, 1 = ${source} output)`,
+        rowLabels, colLabels: cols, scale: "div", vmax, maxSize: 360, label: `normalised metric (0 = ${run} output, 1 = ${source} output)`,
         onClick: (r, c) => f.commit(site === "heads"
           ? { selected_site: site, selected_layer: r, selected_head: c, selected_token: null }
           : { selected_site: site, selected_layer: r, selected_token: c, selected_head: null }),

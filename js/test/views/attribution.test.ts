@@ -43,7 +43,7 @@ describe("AttributionView", () => {
     expect(m.el.querySelector("img")).toBeNull();
     expect(stripWeights(m)).toEqual(scores1);
     expect(m.$("[data-testid=info]").textContent).toBe("Integrated gradients (16 steps) \u00b7 target: pos (logit) \u00b7 baseline: pad");
-    expect(m.$("[data-testid=top]").textContent).toBe(`top:  cat [4] +2.000, The [0] +0.500, believ [2] +0.250, ${XSS} [3] +0.250,  un [1] -1.000`);
+    expect(m.$("[data-testid=top]").textContent).toBe(`strongest (|score|):  cat [4] +2.000,  un [1] -1.000, The [0] +0.500, believ [2] +0.250, ${XSS} [3] +0.250`);
     expect(colorbars(m)).toEqual({ "tokens-colorbar": { label: "attribution score (Integrated gradients)", kind: "div", min: -2, max: 2 } });
   });
 

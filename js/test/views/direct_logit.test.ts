@@ -26,9 +26,12 @@ describe("DirectLogitView", () => {
     const heat = m.parts.heat as Heatmap;
     expect(Array.from(heat.matrix!.values)).toEqual(heads.map(Math.fround));
     expect(everyHeatmapHasColorbar(m)).toBe(true);
-    expect(colorbars(m)["heat-heads-colorbar"]).toMatchObject({ kind: "div", label: "direct share of logit(the) - mean logit", max: 1.5 });
+    expect(colorbars(m)["heat-heads-colorbar"]).toMatchObject({ kind: "div", label: "direct share of logit(the) - mean logit (scale shared with the other parts' bars)", max: 1.5 });
     expect(m.$$(".lw-part").map((e) => [e.dataset.part, Number(e.dataset.value)])).toEqual(
       [["embeddings", Math.fround(0.4)], ["L0 mlp", Math.fround(-0.1)], ["L1 mlp", Math.fround(0.05)]]);
+    // bars grow from one zero axis, negative ones to the left, on the heads' scale (max 1.5 -> 70 px)
+    expect(m.$$(".lw-part .lw-dbar").map((b) => [b.dataset.side, Number(b.dataset.width)])).toEqual([["right", 19], ["left", 5], ["right", 2]]);
+    expect(m.$$(".lw-part .lw-zero")).toHaveLength(3);
     const check = m.$("[data-testid=check]");
     expect(check.textContent).toContain(`model ${total.toFixed(4)} \u00b7 sum of shares ${total.toFixed(4)}`);
     expect(check.dataset.ok).toBe("true");

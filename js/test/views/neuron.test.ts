@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import neuron from "../../src/views/neuron";
 import { choose, colorbars, mount, pack, stripSelected, stripWeights, XSS } from "./fixtures";
+import { quoted as q } from "../../src/lib/format";
 
 const T = 3, N = 5;
 const tokens = ["The", XSS, "sat"];
@@ -35,7 +36,7 @@ describe("NeuronView", () => {
     expect(m.model.get("selected_neuron")).toBe(3);
     expect(stripWeights(m)).toEqual([1, 2, 3]);
     expect(m.$<HTMLInputElement>("[data-testid=neuron-input]").value).toBe("3");
-    expect(m.$$("[data-testid=firing] li").map((li) => li.textContent)).toEqual(['"sat" (2): 3.000', `${JSON.stringify(XSS)} (1): 2.000`, '"The" (0): 1.000']);
+    expect(m.$$("[data-testid=firing] li").map((li) => li.textContent)).toEqual([`${q("sat")} (2): 3.000`, `${q(XSS)} (1): 2.000`, `${q("The")} (0): 1.000`]);
     expect(colorbars(m)).toEqual({ "tokens-colorbar": { label: "activation of neuron 3 (layer 0)", kind: "div", min: -3, max: 3 } });
     m.model.set("selected_neuron", null);
     expect(stripWeights(m)).toEqual([null, null, null]);
@@ -114,7 +115,7 @@ describe("NeuronView", () => {
     expect([sel.value, donor.value]).toEqual(["resample", XSS]);
     m.model.set("ablation", { layer: 0, neurons: [3], mode: "resample", outputs: [XSS], before: [0.5], after: [0.25] });
     expect(m.$("[data-testid=ablation] .lw-title").textContent).toBe("resample-ablating neuron 3 of layer 0: output probabilities");
-    expect(m.$("[data-testid=ablation] td").textContent).toBe(JSON.stringify(XSS));
+    expect(m.$("[data-testid=ablation] td").textContent).toBe(q(XSS));
     expect(m.el.querySelector("img")).toBeNull(); // every token and donor string stays text
     m.model.set("ablation_donor", ""); // cleared from Python: the box follows, resample is disabled again
     expect([donor.value, resample.disabled]).toEqual(["", true]);
@@ -131,7 +132,7 @@ describe("NeuronView", () => {
     expect(m.model.get("ablation_mode")).toBe("zero");
     m.model.set("ablation", { layer: 0, neurons: [3], mode: "zero", outputs: ["<b>yes</b>", "no"], before: [0.5, 0.25], after: [0.25, 0.5] });
     const rows = m.$$("[data-testid=ablation] tr").slice(1).map((r) => Array.from(r.children).map((c) => c.textContent));
-    expect(rows).toEqual([['"<b>yes</b>"', "50.0%", "25.0%", "-25.0"], ['"no"', "25.0%", "50.0%", "+25.0"]]);
+    expect(rows).toEqual([[q("<b>yes</b>"), "50.0%", "25.0%", "-25.0"], [q("no"), "25.0%", "50.0%", "+25.0"]]);
     expect(m.$("[data-testid=ablation] .lw-title").textContent).toBe("zero-ablating neuron 3 of layer 0: output probabilities");
   });
 });

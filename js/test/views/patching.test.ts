@@ -1,8 +1,9 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { Heatmap } from "../../src/lib/heatmap";
-import patching from "../../src/views/patching";
+import patching, { noiseVmax } from "../../src/views/patching";
 import { mouse } from "../helpers";
 import { clickCell, colorbars, everyHeatmapHasColorbar, mount, pack } from "./fixtures";
+import { quoted as q } from "../../src/lib/format";
 
 const S = 2, L = 2, T = 3, H = 2, K = 2;
 const top_tokens = ["a", "<b>b</b>", "c", "d", "e"];
@@ -31,7 +32,7 @@ describe("PatchingView", () => {
     const maps = m.parts.maps as Record<string, { matrix: { values: Float32Array } }>;
     expect(Array.from(maps.attn.matrix.values)).toEqual(scores.slice(L * T).map(Math.fround));
     expect(m.$("[data-testid=detail]").textContent).toContain("metric logit_diff: clean 2.0000, corrupted -1.0000 (read at position 2)");
-    expect(m.$("[data-testid=detail]").textContent).toContain('"<i>z</i>" 25.0%');
+    expect(m.$("[data-testid=detail]").textContent).toContain(`${q("<i>z</i>")} 25.0%`);
     expect(m.el.querySelector("i")).toBeNull();
     expect(m.texts()).toContain("dog\u2192cat"); // the changed token, clean -> corrupted, as a column label
     expect(everyHeatmapHasColorbar(m)).toBe(true);
@@ -73,7 +74,7 @@ describe("PatchingView", () => {
     expect(m.saves()).toBe(1);
     expect(m.$("[data-testid=detail-title]").textContent).toBe('patch attention output, layer 1, position 2 "sat": 1.1200');
     // top-1 of cell (attn, 1, 2): token (1 + 1 + 2) % 5 = 4
-    expect(m.$$("[data-testid=detail] ol")[0].textContent).toBe('"e" 50.0%"e" 10.0%');
+    expect(m.$$("[data-testid=detail] ol")[0].textContent).toBe(`${q("e")} 50.0%${q("e")} 10.0%`);
     expect(m.$("[data-testid=detail]").dataset).toMatchObject({ site: "attn", layer: "1", token: "2", head: "null" });
   });
 
@@ -83,7 +84,7 @@ describe("PatchingView", () => {
     expect([m.model.get("selected_site"), m.model.get("selected_layer"), m.model.get("selected_token"), m.model.get("selected_head")])
       .toEqual(["heads", 1, null, 0]);
     expect(m.$("[data-testid=detail-title]").textContent).toBe("patch attention heads (all positions), layer 1, head 0: 0.3000");
-    expect(m.$$("[data-testid=detail] ol")[0].textContent).toBe('"c" 70.0%"d" 20.0%');
+    expect(m.$$("[data-testid=detail] ol")[0].textContent).toBe(`${q("c")} 70.0%${q("d")} 20.0%`);
   });
 
   it("waits for the patched runs", () => {
@@ -91,5 +92,22 @@ describe("PatchingView", () => {
     expect(m.el.textContent).toContain("computing patched runs\u2026");
     m.model.set("scores", state().scores);
     expect(m.$$("canvas[data-testid^=heat-]")).toHaveLength(3);
+  });
+});
+
+describe("PatchingView near the noise", () => {
+  it("warns and mutes the colours when clean and corrupted barely differ", () => {
+    expect(noiseVmax(2, -1)).toEqual({ vmax: 1, rel: 1.5 });
+    const { vmax, rel } = noiseVmax(-0.358, -0.347);
+    expect(rel).toBeCloseTo(0.0307, 3);
+    expect(vmax).toBeCloseTo(3.25, 2);
+    const m = mount(patching, state({ summary: { metric: "logit_diff", clean: -0.358, corrupted: -0.347, position: 2, changed: [1], clean_top: [], corrupted_top: [] } }));
+    const warn = m.$("[data-testid=noise-warning]");
+    expect(warn.style.display).toBe("");
+    expect(warn.textContent).toContain("differ by only 0.0110 (3.1% of their size)");
+    expect(colorbars(m)["heat-resid-colorbar"]).toMatchObject({ max: vmax });
+    const ok = mount(patching, state());
+    expect(ok.$("[data-testid=noise-warning]").style.display).toBe("none");
+    expect(colorbars(ok)["heat-resid-colorbar"]).toMatchObject({ max: 1 });
   });
 });
