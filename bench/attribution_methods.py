@@ -9,13 +9,11 @@ batches all 2^n coalitions, shap's Exact explainer asks for them through its mas
 """
 import argparse
 import os
-import sys
 
 import numpy as np
 import torch
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 from common import record, timed  # noqa: E402  (bench/common.py)
 
 SHORT = ["the film was terrible and the acting was slow", "a wonderful story with a great cast and music",
@@ -34,7 +32,7 @@ def main():
     import llm_widgets as lw
     from llm_widgets.compute import attribution as A
     from llm_widgets.compute.shap_values import exact_shap, word_features
-    from families import build
+    from llm_widgets.testing import build
 
     clf = lw.teaching.keyword_classifier()
     llama = lw.load((build("llama"), lw.load().tokenizer), device="cpu")

@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from lxt.efficient import monkey_patch  # noqa: E402
 
-from families import build  # noqa: E402
+from llm_widgets.testing import build  # noqa: E402
 
 TEXT_IDS = [101, 1996, 2143, 2001, 6659, 1998, 1996, 3772, 2001, 4030, 102]  # "[CLS] the film was terrible ... [SEP]"
 

@@ -11,7 +11,7 @@ import llm_widgets as lw
 from llm_widgets.compute.hooks import capture
 from llm_widgets.compute.patching import patching
 
-from families import build
+from llm_widgets.testing import build
 
 
 class Mixer(nn.Module):  # attention under a name discovery does not recognise

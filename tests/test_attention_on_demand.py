@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import copy
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,8 +18,7 @@ from llm_widgets.compute.attention_source import EagerAttention, capture_attenti
 from llm_widgets.errors import UnsupportedModelError
 from llm_widgets.widgets.base import decode_array
 
-sys.path.insert(0, str(Path(__file__).parent))
-from families import FAMILIES, build  # noqa: E402
+from llm_widgets.testing import FAMILIES, build
 
 T = 256
 

@@ -14,7 +14,7 @@ import llm_widgets as lw
 from llm_widgets.compute.attribution import attribute
 from llm_widgets.compute.shap_values import shapley_from_table
 
-from families import build
+from llm_widgets.testing import build
 
 TEXT = "the film was terrible and the acting was slow"
 TEN = "the film was terrible and the acting was very slow"  # ten words, one WordPiece each

@@ -10,7 +10,7 @@ from llm_widgets.compute.direct_logit import direct_logit_attribution
 from llm_widgets.compute.hooks import capture
 from llm_widgets.errors import DoesNotApplyError, LLMWidgetsError
 
-from families import FAMILIES, build, observed_parallel
+from llm_widgets.testing import FAMILIES, build, observed_parallel
 
 TEXTS = ["The cat sat on the mat", "A dog ran in the park"]
 SUMS = ["gpt2", "llama", "gpt_neox", "gemma", "qwen2", "phi", "falcon"]  # sequential and parallel blocks

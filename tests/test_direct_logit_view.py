@@ -11,7 +11,7 @@ from llm_widgets.errors import DoesNotApplyError, LLMWidgetsError
 from llm_widgets.widgets import direct_logit as dl
 from llm_widgets.widgets.base import decode_array
 
-from families import build
+from llm_widgets.testing import build
 
 TEXT = "When Mary and John went to the store John gave a drink to"
 

@@ -78,3 +78,15 @@ def test_readme_links_point_at_files_that_exist():
     assert len(into_docs) >= 11 + 5, into_docs  # a page per view, the guides, the API reference
     broken = [link for link in links if not (ROOT / link.split("#")[0]).exists()]
     assert not broken, broken
+
+
+def test_the_family_matrix_is_public_and_imports_without_sys_path_edits():
+    """tests, benches and users' own tests import the tiny models from the package."""
+    import subprocess
+    import sys
+
+    code = "from llm_widgets.testing import FAMILIES, build; m = build('llama'); print(len(FAMILIES), type(m).__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    n, cls = out.stdout.split()
+    assert int(n) >= 28 and cls == "LlamaForCausalLM"

@@ -1,6 +1,6 @@
 """Every view that applies, on tiny random models of many families, against known answers.
 
-The models come from tests/families.py (2 layers, hidden 64, 4 heads, GQA with 2 kv heads where the
+The models come from llm_widgets.testing (2 layers, hidden 64, 4 heads, GQA with 2 kv heads where the
 family has it, one Llama with head_dim 32 != 64 / 4). Discovery never sees the family's name: the
 adapter reads the module tree. Known answers: attention == the model's own eager weights; patching
 the last block's residual where the output is read restores exactly 1.0; per-head patching == a
@@ -18,7 +18,7 @@ from llm_widgets.compute.logit_lens import lens_logits
 from llm_widgets.compute.neurons import neuron_activations
 from llm_widgets.compute.patching import patching
 
-from families import FAMILIES, build, observed_parallel
+from llm_widgets.testing import FAMILIES, build, observed_parallel
 
 CLEAN = "When Mary and John went to the store, John gave a drink to"
 CORRUPT = "When Mary and John went to the store, Mary gave a drink to"

@@ -1,6 +1,6 @@
 """Mixture-of-experts, hybrid and other families outside the matrix (issue 25), against known answers.
 
-The models come from tests/families.py (`MORE`: 2 layers, hidden 64, 4 heads, the family's own
+The models come from llm_widgets.testing (`MORE`: 2 layers, hidden 64, 4 heads, the family's own
 block kinds). Discovery never sees the family's name. Known answers: the causality the model's own
 forward shows; patching == the sweep without the key/value prefix (batch_size=1, the reference);
 attention == the model's own eager weights, block by block; neurons == a hand-written hook.
@@ -15,7 +15,7 @@ from llm_widgets.adapter.probe import probe_inputs
 from llm_widgets.compute import patching_prefix
 from llm_widgets.compute.patching import patching
 
-from families import HYBRID, MORE, build
+from llm_widgets.testing import HYBRID, MORE, build
 
 CLEAN = "When Mary and John went to the store, John gave a drink to"
 CORRUPT = "When Mary and John went to the store, Mary gave a drink to"

@@ -6,8 +6,6 @@ raises a clear error, with a cost estimate where it is about cost."""
 from __future__ import annotations
 
 import copy
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,8 +24,7 @@ from llm_widgets.compute.logit_lens import lens_logits, logit_lens  # noqa: E402
 from llm_widgets.compute.neurons import neuron_activations  # noqa: E402
 from llm_widgets.compute.patching import patching  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).parent))
-from families import FAMILIES, build  # noqa: E402
+from llm_widgets.testing import FAMILIES, build
 
 FAMS = ("gpt2", "llama", "bert")  # llama: 4 query heads share 2 key heads
 TEXT = "the cat sat on the mat because it was very tired"

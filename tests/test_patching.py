@@ -128,7 +128,7 @@ def test_prefix_reuse_gives_the_plain_sweeps_numbers(family, minilm_tokenizer):
     input; Llama has grouped-query attention (2 kv heads). An encoder (a BERT classifier) has no
     such prefix: forced or not, it runs the plain sweep."""
     import llm_widgets as lw
-    from families import build
+    from llm_widgets.testing import build
 
     s = lw.load((build(family), minilm_tokenizer), device="cpu")
     causal = family != "bert"

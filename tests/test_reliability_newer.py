@@ -19,7 +19,7 @@ from llm_widgets.compute.surrogate import fit_surrogates
 from llm_widgets.teaching.classifier import keyword_dataset
 from llm_widgets.widgets import direct_logit as dl
 
-from families import build
+from llm_widgets.testing import build
 
 TEXT = "the cat sat on the mat"
 DONOR = "a dog ran in the park"  # as many tokens as TEXT

@@ -58,7 +58,7 @@ def replica(model: torch.nn.Module) -> torch.nn.Module:
             setattr(cfg, k, v[:layers])
     torch.manual_seed(0)
     small = type(model)(cfg)
-    with torch.no_grad():  # effects far above float noise, as in tests/families.py
+    with torch.no_grad():  # effects far above float noise, as in llm_widgets.testing
         for name, p in small.named_parameters():
             if p.dim() >= 2:
                 p.normal_(0.0, 0.2)

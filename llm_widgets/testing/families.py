@@ -2,7 +2,7 @@
 
 Each: 2 layers, hidden 64, 4 heads (2 kv heads where the family has grouped-query attention),
 MiniLM's WordPiece tokenizer (vocabulary 30522), seeded weights with a large initializer range so
-that effects are well above float noise. `python tests/families.py` prints the README's
+that effects are well above float noise. `python -m llm_widgets.testing.families` prints the docs'
 supported-families table from the same matrix.
 """
 from __future__ import annotations
@@ -109,7 +109,8 @@ COMMON = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_ke
               # encoder-decoder / other spellings
               d_model=64, num_layers=2, num_heads=4, d_ff=128, d_kv=16, encoder_layers=2, decoder_layers=2,
               encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128,
-              num_decoder_layers=2, dim=64, pooler_hidden_size=64, n_layers=2, n_heads=4, hidden_dim=128, decoder_start_token_id=0)
+              num_decoder_layers=2, dim=64, pooler_hidden_size=64, n_layers=2, n_heads=4, hidden_dim=128,
+              decoder_start_token_id=0)
 
 
 def build(family: str, vocab_size: int = 30522, seed: int = 0, positions: int = 128):
