@@ -191,3 +191,29 @@ def test_long_input_overview_then_exact_tile_on_zoom(notebook):
     assert 0 < hi - lo <= 256
     nb.screenshot("attention-long-tile")
     assert not nb.errors
+
+
+def test_head_grid_fits_a_narrow_panel_and_every_head_stays_reachable(notebook):
+    """At a laptop/projector panel width the layer x head grid shrinks its thumbnails to the output
+    area (it was clipped on the right: head (5, 11) hidden); a click on the last head still reaches
+    Python."""
+    nb = notebook(["import llm_widgets as lw\ns = lw.load()\n"
+                   "view = lw.AttentionView(s, 'The cat sat on the mat because it was tired.')\nview"], name="attention-narrow")
+    page = nb.page
+    page.locator("[data-lw-view=attention][data-ready='1']").first.wait_for()
+    wide = float(page.locator("[data-lw-view=attention] [data-testid=grid]").first.get_attribute("data-thumb"))
+    page.set_viewport_size({"width": 720, "height": 900})
+    page.wait_for_function(f"() => Number(document.querySelector('[data-lw-view=attention] [data-testid=grid]').dataset.thumb) < {wide}")
+    g = page.evaluate("""() => {
+        const grid = document.querySelector('[data-lw-view=attention] [data-testid=grid]');
+        const area = grid.closest('.jp-OutputArea-output');
+        return {grid: grid.getBoundingClientRect().right, area: area.getBoundingClientRect().right,
+                cue: getComputedStyle(document.querySelector('[data-lw-view=attention] [data-testid=scroll-cue]')).display};
+    }""")
+    assert g["grid"] <= g["area"] + 1, g  # 12 heads fit: no scroll needed, so no cue
+    assert g["cue"] == "none"
+    click_grid(page, 5, 11)
+    page.wait_for_selector("[data-testid=head-view][data-layer='5'][data-head='11']")
+    assert nb.run("print(view.selected_layer, view.selected_head)") == "5 11"
+    nb.screenshot("attention-narrow")
+    assert not nb.errors

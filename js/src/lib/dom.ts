@@ -65,6 +65,8 @@ body[data-jp-theme-light=false] .lw-root,body.vscode-dark .lw-root,body.vscode-h
 .lw-table tr.lw-sel td{background:var(--lw-sel-bg)}
 .lw-table tbody tr{cursor:pointer}
 .lw-scroll{max-height:260px;overflow:auto;border:1px solid var(--lw-line)}
+.lw-hscroll{max-width:100%;overflow-x:auto;overflow-y:hidden}
+.lw-cue{color:var(--lw-muted);font-size:11px}
 .lw-muted{color:var(--lw-muted)}
 .lw-root{--lw-hot:#b00000}
 body[data-jp-theme-light=false] .lw-root,body.vscode-dark .lw-root,body.vscode-high-contrast .lw-root{--lw-hot:#ff8a80}
@@ -260,4 +262,26 @@ export async function snapshot(root: HTMLElement, scale = window.devicePixelRati
   ctx.scale(scale, scale);
   ctx.drawImage(img, 0, 0);
   return canvas;
+}
+
+/** A line under a sideways-scrolling box that says there is more to see ("scroll sideways for 3 more
+ * heads →"), shown only while the box's content is wider than the box; kept up to date as the
+ * box is resized or scrolled. */
+export function scrollCue(box: HTMLElement, what: string): HTMLElement {
+  const cue = h("div", { class: "lw-cue", "data-testid": "scroll-cue", style: "display:none" });
+  const update = () => {
+    const hidden = box.scrollWidth - box.clientWidth - box.scrollLeft;
+    const more = box.scrollWidth > box.clientWidth + 1;
+    cue.style.display = more ? "" : "none";
+    cue.textContent = !more ? "" : hidden > 1 ? `scroll sideways for more ${what} \u2192` : `\u2190 scroll back for the first ${what}`;
+  };
+  box.addEventListener("scroll", update);
+  const RO = (globalThis as { ResizeObserver?: typeof ResizeObserver }).ResizeObserver;
+  if (RO) {
+    const ro = new RO(update);
+    ro.observe(box);
+    if (box.firstElementChild) ro.observe(box.firstElementChild);
+  }
+  whenShown(box, update);
+  return cue;
 }

@@ -9,7 +9,7 @@
 import { decode, slice2d, NDArray, Packed } from "../lib/buffers";
 import { ColorBar } from "../lib/colorbar";
 import { css, divergingScale, ink, pixels, sequentialScale } from "../lib/colors";
-import { h, localPoint, savePNG, themeInk, THEME_EVENT, watchWidth, whenShown } from "../lib/dom";
+import { h, localPoint, savePNG, scrollCue, themeInk, THEME_EVENT, watchWidth, whenShown } from "../lib/dom";
 import { fmt } from "../lib/format";
 import { expose, frame, Model } from "../lib/frame";
 import { blockOf, blockRange, cellCenter, cellRect, gridSize, hitCell, thumbGrid, tileCovers, TileWindow, tileWindow } from "../lib/geometry";
@@ -37,6 +37,13 @@ export function headViewSize(width: number, gridW: number, room: number): number
   const beside = width - gridW - 16 - room - 6;
   const plot = beside >= BESIDE_MIN ? beside : width - room - 8;
   return Math.max(200, Math.min(880, Math.floor(plot)));
+}
+
+/** Thumbnail side (CSS px) of the layer x head grid: as large as fits `width` px (H columns of
+ * thumb + gap after the layer labels), between 18 and 64 px, and no larger than 600 px of heads. */
+export function gridThumb(width: number, heads: number, gap = 4, left = 26): number {
+  const fit = Math.floor((width - left - 2) / Math.max(1, heads)) - gap;
+  return Math.max(18, Math.min(64, Math.floor(600 / Math.max(1, heads)) - gap, fit));
 }
 
 /** A statistic as drawn on a thumbnail `width` px wide: two decimals, else one, in a font of 10 px
@@ -73,15 +80,22 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   f.toolbar.append(modeSel, statSel, pngBtn, info);
 
   // grid of thumbnails on one canvas (the thumbnails and statistics may come later)
-  const thumb = Math.max(18, Math.min(64, Math.floor(600 / H) - 4));
+  // sized to the output area's width (sizeGrid, again whenever the panel narrows or widens)
   const gap = 4, gl = 26, gt = 16;
-  const layout = thumbGrid(L, H, thumb, gap, gl, gt); // rows: layers, columns: heads
+  let thumb = gridThumb(Infinity, H, gap, gl);
+  let layout = thumbGrid(L, H, thumb, gap, gl, gt); // rows: layers, columns: heads
   const gridCanvas = h("canvas", { class: "lw-canvas", "data-testid": "grid" }) as HTMLCanvasElement;
-  Object.assign(gridCanvas.dataset, { thumb: String(thumb), gap: String(gap), left: String(gl), top: String(gt), layers: String(L), heads: String(H) });
-  const [gw, gh] = gridSize(layout);
+  let [gw, gh] = gridSize(layout);
   const dpr = window.devicePixelRatio || 1;
-  gridCanvas.width = gw * dpr; gridCanvas.height = gh * dpr;
-  gridCanvas.style.width = `${gw}px`; gridCanvas.style.height = `${gh}px`;
+  const sizeGrid = (width: number) => {
+    thumb = gridThumb(width, H, gap, gl);
+    layout = thumbGrid(L, H, thumb, gap, gl, gt);
+    [gw, gh] = gridSize(layout);
+    Object.assign(gridCanvas.dataset, { thumb: String(thumb), gap: String(gap), left: String(gl), top: String(gt), layers: String(L), heads: String(H) });
+    gridCanvas.width = gw * dpr; gridCanvas.height = gh * dpr;
+    gridCanvas.style.width = `${gw}px`; gridCanvas.style.height = `${gh}px`;
+  };
+  sizeGrid(Infinity);
   const gridBar = new ColorBar("grid-colorbar");
   const statBar = new ColorBar("stat-colorbar");
   const gridNote = h("div", { class: "lw-muted", "data-testid": "grid-status" });
@@ -179,7 +193,10 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   // beside the grid exactly when headViewSize sizes the heatmap for beside (its text must not push it below)
   right.style.flex = `1 1 ${BESIDE_MIN + labelRoom(labels) + 10}px`;
   right.style.minWidth = "0";
-  const gridBox = h("div", { "data-testid": "grid-box" }, gridCanvas, gridNote, gridBar.el, h("div", {}, statBar.el));
+  // more heads than fit even at the smallest thumbnails: the grid scrolls, and says so
+  const gridScroll = h("div", { class: "lw-hscroll", "data-testid": "grid-scroll" }, gridCanvas);
+  const gridCue = scrollCue(gridScroll, "heads");
+  const gridBox = h("div", { "data-testid": "grid-box", style: "min-width:0;max-width:100%" }, gridScroll, gridCue, gridNote, gridBar.el, h("div", {}, statBar.el));
   f.body.append(h("div", { class: "lw-row" }, gridBox, right));
 
   let current: NDArray | null = null;
@@ -341,6 +358,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   // the head view takes the width the output area has (beside the grid, or below it)
   const room = labelRoom(labels);
   const stopWatch = watchWidth(f.root, (w) => {
+    if (gridThumb(w, H, gap, gl) !== thumb) { sizeGrid(w); drawGrid(); }
     const size = headViewSize(w, gw, room);
     if (size === plotSize) return;
     plotSize = size;

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import attention, { headViewSize, statLabel, TILE_DEBOUNCE_MS, TILE_MAX } from "../../src/views/attention";
+import attention, { gridThumb, headViewSize, statLabel, TILE_DEBOUNCE_MS, TILE_MAX } from "../../src/views/attention";
 import {
   BASE, choose, clickCell, colorbars, everyHeatmapHasColorbar, mount, Mounted, pack, ramp, stripSelected, stripTexts, stripWeights, XSS,
 } from "./fixtures";
@@ -340,3 +340,12 @@ describe("statistic labels on the thumbnails", () => {
   });
 });
 
+
+describe("gridThumb: the head grid fits the output area", () => {
+  it("shrinks the thumbnails to the width, between 18 and 64 px", () => {
+    expect(gridThumb(Infinity, 12)).toBe(46); // 600 px of heads at most
+    expect(gridThumb(400, 12)).toBe(27); // (400 - 28) / 12 - 4
+    expect(gridThumb(200, 32)).toBe(18); // never below 18: the grid scrolls, with a cue
+    expect(gridThumb(2000, 2)).toBe(64);
+  });
+});
