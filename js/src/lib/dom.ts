@@ -282,6 +282,6 @@ export function scrollCue(box: HTMLElement, what: string): HTMLElement {
     ro.observe(box);
     if (box.firstElementChild) ro.observe(box.firstElementChild);
   }
-  whenShown(box, update);
+  update(); // and again when the observer first sees the box laid out (it fires as it starts observing)
   return cue;
 }

@@ -1,6 +1,6 @@
 // The frame every view shares: title, notice, error and progress bound to the base traits
 // (llm_widgets.widgets.base.View), a toolbar, and listener bookkeeping for clean teardown.
-import { h, injectStyle, savePNG, snapshot, THEME_EVENT, watchTheme } from "./dom";
+import { h, injectStyle, savePNG, scrollCue, snapshot, THEME_EVENT, watchTheme } from "./dom";
 
 // Trait values are whatever JSON (or buffers) Python sends; each view states the type it reads, so
 // get() returns `any` rather than making every view cast. Callbacks take the event's arguments.
@@ -99,6 +99,10 @@ export function frame(model: Model, el: HTMLElement, view: string): Frame {
   const snap = h("button", { class: "lw-btn lw-snap", text: "Snapshot", title: "Save the whole view as a PNG image", "data-testid": "snapshot" });
   const root = h("div", { class: "lw-root", "data-lw-view": view },
     h("div", { class: "lw-head" }, title, notice, error, progress, snap), toolbar, body);
+  // wider than the output area (a narrow panel, a projector's zoom): the view scrolls sideways, and says so
+  const cue = scrollCue(root, "of this view");
+  cue.style.cssText += ";position:sticky;left:0";
+  root.append(cue);
   el.replaceChildren(root);
   // saving takes a moment (every canvas re-encoded, the page drawn through an SVG): say so
   snap.addEventListener("click", async (e) => {

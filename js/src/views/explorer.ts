@@ -1,7 +1,7 @@
 // Explorer: child views around one shared token strip. Hover sync happens here in the browser (no
 // kernel round trip); committed selections (selected_token) are traits, mirrored between the
 // explorer and every child model here, and linked in Python too.
-import { h, watchWidth } from "../lib/dom";
+import { h, scrollCue, watchWidth } from "../lib/dom";
 import { frame, Model, NEEDS_KERNEL } from "../lib/frame";
 import { exportedModel } from "../lib/model";
 import { fromSelection, mirror } from "../lib/selection";
@@ -90,7 +90,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
       const box = h("div", { "data-panel": name, class: "lw-panel" },
         h("div", { class: "lw-title", text: TITLES[name] ?? name }));
       const host = h("div");
-      box.append(host);
+      box.append(host, scrollCue(box, `of the ${TITLES[name] ?? name} panel`));
       panels.append(box);
       const mod = REGISTRY[name];
       if (!mod) { host.append(h("div", { class: "lw-muted", text: `No front end for panel ${name}.` })); return; }
