@@ -42,6 +42,8 @@ _LAZY = {
     "teaching": ".teaching",
     "audit": ".audit",
     "datasets": ".datasets",
+    "exercises": ".exercises",
+    "testing": ".testing",
 }
 
 

@@ -33,19 +33,21 @@ print("CLAIMS " + _json.dumps(_results))
 
 CLAIMS = {
     "00_tour.ipynb": [
-        ("a last-layer head, (5, 11), gives about 0.7 of 'it' to 'cat'", "(it_cat_head, it_cat_weight)",
-         "v[0] == (5, 11) and 0.6 <= v[1] <= 0.8"),
-        ("NEGATIVE (about 0.93)", "(two_keyword_probs['NEGATIVE'], att.result.targets)", "0.88 <= v[0] <= 0.97 and v[1] == ['NEGATIVE']"),
-        ("'terrible' pushes towards NEGATIVE, 'wonderful' against it", "dict(att.result.top(0, 9))",
-         "max(v, key=v.get) == 'terrible' and v['terrible'] > 1.5 and v['wonderful'] < -0.5"),
-        ("tense is decodable at the embeddings (about 0.96)", "tense_table.loc['embeddings', 'accuracy']", "0.9 <= v <= 0.99"),
-        ("the verb control reaches 0.68-0.79; selectivity at most about 0.33", "tense_table",
-         "0.66 <= v['control'].min() and v['control'].max() <= 0.8 and v['selectivity'].max() <= 0.35"),
-        ("all four layer-1 heads score above 0.85", "induction[1]", "(v > 0.85).all()"),
-        ("exercise 1: (5, 11) still gives about 0.7 to 'cat' with 'soft'", "soft_weight", "0.6 <= v <= 0.8"),
-        ("exercise 2: 'great' first by far; 'dull' a filler with a score near 0", "(dull_rank, dict(r.top(0, 20)))",
-         "v[0]['top'] == 'great' and v[0]['dull'] > 0 and abs(v[1]['dull']) < 0.1 and v[1]['great'] > 10 * abs(v[1]['dull'])"),
-        ("exercise 3: the previous-token head is (0, 0), about 0.89", "prev_token_head", "v[:2] == (0, 0) and 0.85 <= v[2] <= 0.93"),
+        ("a middle-layer head, (3, 1), gives about 0.78 of 'are' to 'keys' and about 0.05 to 'cabinet'",
+         "(subject_head, subject_weight, cabinet_weight)", "v[0] == (3, 1) and 0.72 <= v[1] <= 0.84 and 0.02 <= v[2] <= 0.08"),
+        ("POSITIVE (about 0.94); for NEGATIVE 'brilliant' gets the most negative score (about -0.95)",
+         "(brilliant_probs['POSITIVE'], att.result.targets, min(att.result.top(0, 20), key=lambda x: x[1]))",
+         "0.9 <= v[0] <= 0.97 and v[1] == ['NEGATIVE'] and v[2][0] == 'brilliant' and -1.05 <= v[2][1] <= -0.85"),
+        ("negation is decodable at the embeddings (1.00)", "negation_table.loc['embeddings', 'accuracy']", "v >= 0.99"),
+        ("planted PIN after the last layer: about 0.85, 0.54, 0.52, 0.81; after the embeddings at most about 0.27",
+         "pin_table.values", "all(abs(a - b) <= 0.04 for a, b in zip(v[-1], (0.85, 0.54, 0.52, 0.81))) and v[0].max() <= 0.3"),
+        ("an unseen PIN's digits get at most about 0.14", "unseen_prob.max()", "0.1 <= v <= 0.17"),
+        ("exercise 1: singular, (3, 1) gives about 0.27 to 'key' and 0.14 to 'cabinets'", "singular",
+         "0.23 <= v['key'] <= 0.31 and 0.11 <= v['cabinets'] <= 0.17"),
+        ("exercise 2: 'excellent' first by far; 'twice' a filler with a score near 0", "(twice_rank, dict(r.top(0, 20)))",
+         "v[0]['top'] == 'excellent' and v[0]['twice'] > 0 and abs(v[1]['twice']) < 0.05 and v[1]['excellent'] > 10 * abs(v[1]['twice'])"),
+        ("exercise 3: the least sure digit is 1 (about 0.52)", "(least_sure, float(pin_table.iloc[-1].min()))",
+         "v[0] == '1' and 0.48 <= v[1] <= 0.56"),
     ],
     "01_attention.ipynb": [
         ("head (5, 11) gives about 0.71 of 'it' to 'cat' and about 0.10 to 'mat'", "(coref_head, A[coref_head][it, cat], A[coref_head][it, mat])",
@@ -81,6 +83,8 @@ CLAIMS = {
          "[dog_cat[best_switch], dog_cat[coref_head]]", "-0.26 <= v[0] <= -0.14 and abs(v[1]) < 0.05"),
         ("exercise 3: attention Grad-CAM follows the target", "chefer_top",
          "v == {'NEGATIVE': 'terrible', 'POSITIVE': 'wonderful'}"),
+        ("exercise 4: the checker accepts the solution, which finds (0, 2) with the view's own numbers",
+         "(prev_ok, my_prev_head, bool(np.allclose(my_prev, view.result.stat('prev_token'), atol=1e-5)))", "v == (True, (0, 2), True)"),
     ],
     "02_attribution.ipynb": [
         ("IG puts 'dreadful' on top; 'slow' gets almost nothing", "dict(v.result.top(0, 9))",
@@ -110,6 +114,10 @@ CLAIMS = {
         ("exercise 2: IG sums to f(x) - f(baseline) (about 1.78); gradient x input to about 0.12", "completeness",
          "abs(v['ig'][0] - v['ig'][1]) < 0.05 * abs(v['ig'][1]) and 1.7 <= v['ig'][1] <= 1.85 and 0.08 <= v['grad_x_input'][0] <= 0.16"),
         ("exercise 3: POSITIVE, with 'great' on top", "(negated.targets, negated.top(0, 1)[0][0])", "v == (['POSITIVE'], 'great')"),
+        ("exercise 4: the checker accepts the solution; by hand IG puts 'dreadful' on top, close to the view's, summing to about 1.78",
+         "(ig_ok, v.result.tokens[int(my_ig.argmax())], my_completeness, "
+         "float(np.abs(my_ig.numpy() - np.asarray(attribute(clf, text, 'NEGATIVE', method='ig').scores[0])).max()))",
+         "v[0] is True and v[1] == 'dreadful' and abs(v[2][0] - v[2][1]) < 0.02 and 1.7 <= v[2][1] <= 1.85 and v[3] < 0.1"),
     ],
     "03_mechanistic.ipynb": [
         ("the 2-layer model's loss is near 0.15", "loss['2 layers']", "0.13 <= v <= 0.17"),
@@ -172,6 +180,10 @@ CLAIMS = {
         ("exercise 2: the control's second copy is below ln 12 (about 2.3)", "second_copy_control", "2.1 <= v < math.log(12)"),
         ("exercise 3: wrong guesses are hardly ever the current letter, almost always a seen letter", "(wrong_current, wrong_seen)",
          "v[0] < 0.05 and v[1] > 0.9"),
+        ("exercise 4: the checker accepts the solution; head (1, 2) by hand equals the view's patching score",
+         "(metric_ok, my_patch, float(patch_view.result.head_scores[1, 2]))", "v[0] is True and abs(v[1] - v[2]) < 1e-3"),
+        ("exercise 5: the checker accepts the solution; the hook gives ablate's loss, zero and mean", "(hook_ok, hook_losses)",
+         "v[0] is True and all(abs(a - b) < 1e-5 for a, b in v[1].values())"),
     ],
     "04_probing_concepts.ipynb": [
         ("tense is decodable from the embeddings (about 0.96) and perfectly from block 0 on", "default_table['accuracy']",
@@ -279,3 +291,100 @@ def test_notebook_runs_and_its_claims_hold(name, tmp_path, monkeypatch):
     results = json.loads(text.split("CLAIMS ", 1)[1])
     failed = {claim: value for claim, (ok, value) in results.items() if not ok}
     assert not failed, failed
+
+
+# --- no spoilers: every "Predict first" prompt comes before what answers it -------------------------
+#
+# A prompt is a markdown cell with "**Predict first.**". What answers it is the code cell right after
+# it (its output) and the markdown after that code, which states the result. So: the prompt box holds
+# only the question (every line a "> " quote, no answer text); the very next cell is code; and that
+# code computes something new (assigns a name no earlier cell assigned). A prompt whose code only shows
+# names computed before it asks about an answer that was already on screen (04's control column was
+# printed two cells before the question about it).
+PREDICT = "**Predict first.**"
+# what the chapters ask participants to predict, by the data set or model the tour must not run on
+# (the sentences they ask about are found in the notebooks themselves, below)
+PROMPTED_SOURCES = {
+    "lw.datasets.tense": "04 asks which layer knows the tense",
+    "lw.teaching.induction_model": "02 and 03 ask what the induction model does",
+    "lw.teaching.induction_scores": "03 asks how many layer-1 heads are induction heads",
+    "lw.teaching.repeated_prompt": "03 asks about the repeated prompt's heads, loss and logit lens",
+}
+
+
+def cells_of(name: str) -> list[dict]:
+    return [{**c, "source": "".join(c["source"])} for c in json.loads((NOTEBOOKS / name).read_text())["cells"]]
+
+
+def examples_of(name: str) -> list[dict]:
+    """The cells that hold examples: all but the setup cell (install and imports, the same everywhere)."""
+    return [c for c in cells_of(name) if not c["source"].startswith("# Setup.")]
+
+
+def assigned_names(source: str) -> set[str]:
+    import ast
+
+    out = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            out.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            out.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            out |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return out
+
+
+def sentences_in_code(source: str) -> set[str]:
+    """String literals of three words or more (the example sentences), normalised; f-strings left out."""
+    import ast
+
+    tree = ast.parse(source)
+    formatted = {id(c) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr) for c in node.values}
+    return {normal(n.value) for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+            and id(n) not in formatted and len(n.value.split()) >= 3 and "\n" not in n.value}
+
+
+def normal(sentence: str) -> str:
+    return re.sub(r"[^a-z0-9 ]", "", sentence.lower()).strip()
+
+
+def prompted_sentences(source: str) -> set[str]:
+    return {normal(m) for m in re.findall(r'\*"([^"]+)"\*', source)}
+
+
+@pytest.mark.parametrize("name", sorted(CLAIMS))
+def test_every_prediction_prompt_comes_before_what_answers_it(name):
+    cells = cells_of(name)
+    seen, prompts = set(), 0
+    for i, c in enumerate(cells):
+        if c["cell_type"] == "markdown" and PREDICT in c["source"]:
+            prompts += 1
+            where = f"{name}, cell {i}: {c['source'][:70]!r}"
+            lines = [line for line in c["source"].splitlines() if line.strip()]
+            assert all(line.startswith(">") for line in lines), f"{where}: a prompt box holds the question only"
+            assert i + 1 < len(cells) and cells[i + 1]["cell_type"] == "code", (
+                f"{where}: the cell after a prompt is the code that answers it; the text that states the answer "
+                "comes after that code")
+            assert assigned_names(cells[i + 1]["source"]) - seen, (
+                f"{where}: the code after the prompt computes nothing new, so its answer was on screen before the "
+                "question; ask before the cell that first shows it")
+        if c["cell_type"] == "code":
+            seen |= assigned_names(c["source"])
+    assert prompts >= 3, f"{name} asks for predictions"
+
+
+def test_the_tour_does_not_show_what_a_chapter_asks_to_predict():
+    tour = examples_of("00_tour.ipynb")
+    tour_code = "\n".join(c["source"] for c in tour if c["cell_type"] == "code")
+    tour_sentences = sentences_in_code(tour_code) | set().union(*(prompted_sentences(c["source"]) for c in tour))
+    for name in sorted(CLAIMS):
+        if name == "00_tour.ipynb":
+            continue
+        cells = examples_of(name)
+        asked = set().union(*(sentences_in_code(c["source"]) for c in cells if c["cell_type"] == "code"),
+                            *(prompted_sentences(c["source"]) for c in cells
+                              if c["cell_type"] == "markdown" and PREDICT in c["source"]))
+        assert not tour_sentences & asked, f"the tour shows {name}'s examples: {sorted(tour_sentences & asked)}"
+    for source, why in PROMPTED_SOURCES.items():
+        assert source not in tour_code, f"the tour runs {source}, and {why}"
