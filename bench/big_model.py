@@ -52,7 +52,7 @@ def build(tiny: bool, device: torch.device, dtype: torch.dtype):
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     import llm_widgets as lw
-    from llm_widgets.session import default_model_path
+    from llm_widgets.loading import default_model_path
 
     tok = AutoTokenizer.from_pretrained(default_model_path())
     shape = TINY if tiny else LLAMA3_8B

@@ -9,6 +9,7 @@ from importlib import import_module
 from .adapter import Layout  # noqa: F401
 from .errors import (  # noqa: F401
     AttentionUnavailableError,
+    BackendUnsupportedError,
     DoesNotApplyError,
     EmptyInputError,
     InputTooLongError,

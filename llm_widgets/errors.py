@@ -37,3 +37,8 @@ class DoesNotApplyError(LLMWidgetsError):
 class UnsupportedModelError(LLMWidgetsError):
     """The adapter could not resolve the model's layout; the message says what was found and how to
     pass `llm_widgets.Layout(...)`."""
+
+
+class BackendUnsupportedError(DoesNotApplyError):
+    """What a session's backend (nnsight: llm_widgets.backends) cannot do (yet, or remotely); the
+    message says why and what it would cost."""

@@ -85,7 +85,7 @@ def load(model=None, *, device=None, dtype=None, task: str | None = None,
 
         return load_nnsight(model, device=device, dtype=dtype, task=task, attn_implementation=attn_implementation,
                             trust_remote_code=trust_remote_code, layout=layout, device_map=device_map,
-                            offload_folder=offload_folder, max_memory=max_memory, remote=remote)
+                            offload_folder=offload_folder, max_memory=max_memory, remote=remote, load_native=load)
     if device_map is None and (offload_folder is not None or max_memory is not None):
         raise LLMWidgetsError("offload_folder= and max_memory= go with device_map= (e.g. device_map='auto'): "
                               "they say where accelerate may put the weights.")

@@ -228,12 +228,3 @@ def model_inputs(enc) -> dict:
         out.pop("token_type_ids")
     return out
 
-
-def __getattr__(name):
-    """`load` and `default_model_path` live in llm_widgets.loading (which imports Session from here);
-    `from llm_widgets.session import load` keeps working."""
-    if name in ("load", "default_model_path"):
-        from . import loading
-
-        return getattr(loading, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -76,10 +76,8 @@ def build_trace(session, text: str, truncate: bool = False) -> Trace:
     """One forward pass over `text`: tokens, hidden states, logits and attention. Attention is the
     eager weights for short inputs of eager models, else computed on demand from the captured
     queries and keys (never [L, H, T, T] for long inputs)."""
-    if getattr(session, "backend", None) is not None:  # nnsight traces (llm_widgets.backends)
-        from .backends import nnsight_views
-
-        return nnsight_views.build_trace(session, text, truncate)
+    if getattr(session, "backend", None) is not None:  # the session's backend runs it (llm_widgets.backends)
+        return session.backend.build_trace(session, text, truncate)
     enc, truncated, notice = session.encode(text, truncate=truncate)
     inputs = dict(enc)
     if session.kind == "encoder-decoder":

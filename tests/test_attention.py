@@ -8,7 +8,7 @@ from transformers import AutoModel, GPT2Config, GPT2LMHeadModel
 
 import llm_widgets as lw
 from llm_widgets.compute import attention as A
-from llm_widgets.session import default_model_path
+from llm_widgets.loading import default_model_path
 from llm_widgets.widgets.base import decode_array
 
 TEXT = "The cat sat on the mat because it was tired."

@@ -7,7 +7,7 @@ import torch
 from transformers import AutoModel, T5Config, T5ForConditionalGeneration
 
 import llm_widgets as lw
-from llm_widgets.session import default_model_path
+from llm_widgets.loading import default_model_path
 
 
 def test_default_model_is_the_offline_minilm(minilm):

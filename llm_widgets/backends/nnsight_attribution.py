@@ -12,9 +12,9 @@ from ..compute.attribution.objective import Objective as _Objective
 from ..compute.attribution.objective import (class_names, class_targets, custom_names, custom_target_name,
                                              decoder_names, decoder_targets)
 from ..compute.attribution.runner import Runner as _Runner
-from ..errors import LLMWidgetsError
+from ..errors import BackendUnsupportedError, LLMWidgetsError
 from . import nnsight_requests as rq
-from .nnsight_backend import BackendUnsupportedError, Cost
+from .cost import Cost
 from .nnsight_discovery import envoy_path
 from .nnsight_views import _backend, _keeps_logits
 

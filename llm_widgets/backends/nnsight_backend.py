@@ -27,23 +27,20 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 
-from ..errors import DoesNotApplyError, LLMWidgetsError
+from ..errors import BackendUnsupportedError, LLMWidgetsError
 from ..guards import GUARD_MARK
+from . import nnsight_attribution, nnsight_patching, nnsight_views
 from . import nnsight_requests as rq
+from .cost import Cost  # noqa: F401  (re-exported: the estimates requests are checked against)
 
 # Remote runs refuse requests estimated above these (change them here to allow more): backward
 # passes x tokens x parameters (~ the FLOPs of the backward passes / 4) and bytes sent back.
 REMOTE_LIMITS = {"backward_token_params": 2e15, "bytes_returned": 4 << 30}
-
-
-class BackendUnsupportedError(DoesNotApplyError):
-    """What a session on the nnsight backend cannot do (yet, or remotely); the message says why and
-    what it would cost."""
 
 
 @dataclass
@@ -57,26 +54,6 @@ class Request:
     bytes_returned: int  # tensors in what came back
     grad: bool = False
     remote: Any = False
-
-
-@dataclass
-class Cost:
-    """An estimate of what a view costs through the backend."""
-
-    requests: int
-    forward_rows: int  # sequences run forward, over all requests
-    backward_rows: int = 0  # sequences differentiated (one backward pass each)
-    tokens: int = 0  # tokens per sequence
-    bytes_returned: int = 0
-    parameters: int = 0
-    notes: list[str] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        gb = self.bytes_returned / 2 ** 30
-        size = f"{gb:.2f} GiB" if gb >= 0.1 else f"{self.bytes_returned / 2 ** 20:.1f} MiB"
-        back = f", {self.backward_rows} backward" if self.backward_rows else ""
-        return (f"{self.requests} request(s), {self.forward_rows} sequence(s) of {self.tokens} tokens forward{back}, "
-                f"~{size} returned, model of {self.parameters / 1e9:.3g}B parameters")
 
 
 def tensor_bytes(obj) -> int:
@@ -186,6 +163,19 @@ class NnsightBackend:
     the host in nnsight's CONFIG.API.HOST) or a host URL."""
 
     name = "nnsight"
+
+    # What compute/ asks of a session's backend instead of running torch hooks (compute never imports
+    # this package): the same signatures and results as the native functions they stand for.
+    build_trace = staticmethod(nnsight_views.build_trace)
+    neuron_activations = staticmethod(nnsight_views.neuron_activations)
+    ablation_effect = staticmethod(nnsight_views.ablation_effect)
+    lens_logits = staticmethod(nnsight_views.lens_logits)
+    logit_lens = staticmethod(nnsight_views.logit_lens)
+    token_states = staticmethod(nnsight_views.token_states)
+    extract = staticmethod(nnsight_views.extract)
+    patching = staticmethod(nnsight_patching.patching)
+    build_objective = staticmethod(nnsight_attribution.build_objective)
+    check_method = staticmethod(nnsight_attribution.check_method)
 
     def __init__(self, lm, *, remote: bool | str = False, verbose: bool = False):
         nnsight = require_nnsight()

@@ -11,8 +11,7 @@ import inspect
 
 import torch
 
-from ..errors import DoesNotApplyError, LLMWidgetsError, UnsupportedModelError
-from .nnsight_backend import BackendUnsupportedError
+from ..errors import BackendUnsupportedError, DoesNotApplyError, LLMWidgetsError, UnsupportedModelError
 
 
 def envoy_path(path: str) -> str:

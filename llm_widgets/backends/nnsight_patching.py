@@ -10,7 +10,7 @@ import torch
 
 from ..errors import DoesNotApplyError
 from . import nnsight_requests as rq
-from .nnsight_backend import Cost
+from .cost import Cost
 from .nnsight_views import _backend, _keeps_logits, _path
 
 

@@ -8,7 +8,7 @@ from .nnsight_backend import (NnsightBackend, has_meta_weights, is_envoy, load_r
 
 def load_nnsight(model, *, device=None, dtype=None, task=None, attn_implementation="eager",
                  trust_remote_code=False, layout=None, device_map=None, offload_folder=None, max_memory=None,
-                 remote=False):
+                 remote=False, load_native=None):
     """A Session on the nnsight backend.
 
     model: an nnsight model (TransformersModel, LanguageModel, VLLM, NNsight: used as it is), a
@@ -16,8 +16,8 @@ def load_nnsight(model, *, device=None, dtype=None, task=None, attn_implementati
     wrapped), or, with remote=True, a Hugging Face id that NDIF serves (built here on the meta
     device: no weights are downloaded; attention runs with 'sdpa' unless attn_implementation says
     otherwise than the default, since the views compute attention weights from the captured queries
-    and keys)."""
-    from ..loading import load
+    and keys). load_native: llm_widgets.load, which builds the native session first (passed in by
+    it: loading imports this module, not the other way round)."""
     from ..session import Session
 
     require_nnsight()
@@ -45,9 +45,12 @@ def load_nnsight(model, *, device=None, dtype=None, task=None, attn_implementati
         lm = load_remote(model, task=task, attn_implementation=impl, dtype=dtype,
                          trust_remote_code=trust_remote_code)
         return load_nnsight(lm, layout=layout, remote=remote)
-    native = load(model, device=device, dtype=dtype, task=task, attn_implementation=attn_implementation,
-                  trust_remote_code=trust_remote_code, layout=layout, device_map=device_map,
-                  offload_folder=offload_folder, max_memory=max_memory)
+    if load_native is None:
+        raise LLMWidgetsError("load_nnsight builds a native session first: call it through llm_widgets.load(..., "
+                              "backend='nnsight').")
+    native = load_native(model, device=device, dtype=dtype, task=task, attn_implementation=attn_implementation,
+                         trust_remote_code=trust_remote_code, layout=layout, device_map=device_map,
+                         offload_folder=offload_folder, max_memory=max_memory)
     lm = wrap(native.model, native.tokenizer)
     return Session(native.model, native.tokenizer, name=native.name, device=native.device, layout=layout,
                    backend=NnsightBackend(lm, remote=remote))

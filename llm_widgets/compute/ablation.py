@@ -58,7 +58,7 @@ def num_neurons(session, layer: int) -> int:
 def unit_columns(session, heads, neurons) -> dict:
     """{(site, layer): [columns]} of the units to ablate, checked: a head's columns of the attention
     output before its projection (its block's own head width: `Adapter.head_layout`), a neuron's
-    column. Shared by `ablate` and the nnsight ablation_effect."""
+    column. Shared by `ablate` and the backends' ablation_effect."""
     ad = session.adapter
     heads = _check_units(session, heads, "heads", lambda l: ad.head_layout(l)[0])
     neurons = _check_units(session, neurons, "neurons", lambda l: num_neurons(session, l))
@@ -87,8 +87,8 @@ def ablate(session, heads=(), neurons=(), mode: str = "zero", donor=None):
     and the model lock is not held inside it: a background view started before the block keeps
     computing on the unablated model, and waiting for it inside the block (`v.wait()`,
     `v.to_html(...)`) does not hang; a view started inside the block computes in this thread, on the
-    ablated model. On the nnsight backend it raises BackendUnsupportedError: its torch hooks would not
-    travel with an nnsight request (use `ablation_effect`, which does).
+    ablated model. On a session with a backend (llm_widgets.backends) it raises BackendUnsupportedError: its torch
+    hooks would not travel with the backend's requests (use `ablation_effect`, which does).
     """
     if getattr(session, "backend", None) is not None:  # hooks here would not reach the request's model
         raise session.backend.refuse("The ablate() context")
@@ -160,13 +160,11 @@ def ablation_effect(session, text: str, heads=(), neurons=(), mode: str = "zero"
     (default: the last token, i.e. the next-token prediction; the class for classifiers).
     mode='resample' takes the units' outputs on `donor`, a text with as many tokens as `text`."""
     position = integer(position, "position")
-    if getattr(session, "backend", None) is not None:  # nnsight traces (llm_widgets.backends)
+    if getattr(session, "backend", None) is not None:  # the session's backend runs it (llm_widgets.backends)
         if mode == "resample" or donor is not None:
             raise session.backend.refuse("Resample ablation")
-        from ..backends import nnsight_views
-
-        return nnsight_views.ablation_effect(session, text, heads=heads, neurons=neurons, mode=mode,
-                                             position=position, k=k)
+        return session.backend.ablation_effect(session, text, heads=heads, neurons=neurons, mode=mode,
+                                               position=position, k=k)
     session.adapter.require("interventions")
     k = integer(k, "k", low=1)
     enc, _, _ = session.encode(text)

@@ -156,7 +156,7 @@ def _encoder(session):
 
 def batch_plan(encs, batch_size: int) -> tuple[list[str], list[list[int]]]:
     """(the encoding keys a batch carries, the batches: lists of text indices), the texts sorted by
-    length (little padding). Shared by the native batches and the nnsight requests."""
+    length (little padding). Shared by the native batches and the backends' requests."""
     keys = [k for k in ("input_ids", "attention_mask") if k in encs[0]]
     if any(any(e.get("token_type_ids") or []) for e in encs):  # several segments (else: see model_inputs)
         keys.append("token_type_ids")
@@ -217,7 +217,7 @@ def text_states(encs, chunk: list[int], hs):
 def extraction_plan(session, texts, labels, level: str, pooling: str, batch_size: int, truncate: bool):
     """The checked texts, their encodings, the rows (`_row_plan`: text index, token index, types, row
     labels, tokens) and {text: [(row, token position)]} of an extraction. Shared by the native
-    extract and the nnsight one."""
+    extract and the backends' ones."""
     texts = check_texts(texts)
     labels = check_labels(texts, labels, level)
     if pooling not in ("mean", "first"):
@@ -261,10 +261,8 @@ def token_states(session, texts, *, batch_size: int = 32,
                  truncate: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per text: (hidden states of every layer and token [L+1, T, D], special-token mask [T]), from
     batched passes (the same numbers as Session.trace(text).hidden_states)."""
-    if getattr(session, "backend", None) is not None:  # nnsight traces (llm_widgets.backends)
-        from ..backends import nnsight_views
-
-        return nnsight_views.token_states(session, texts, batch_size=batch_size, truncate=truncate)
+    if getattr(session, "backend", None) is not None:  # the session's backend runs it (llm_widgets.backends)
+        return session.backend.token_states(session, texts, batch_size=batch_size, truncate=truncate)
     texts = check_texts(texts)
     encs = _encode_all(session, texts, truncate)
     out: list = [None] * len(texts)
@@ -278,11 +276,9 @@ def extract(session, texts, labels=None, *, level: str = "sentence", pooling: st
             batch_size: int = 32, truncate: bool = False, report: Report = no_progress) -> Activations:
     """Hidden states of all layers for many texts: one batched forward pass per `batch_size` texts
     (texts sorted by length, padded, attention-masked), on the session's device."""
-    if getattr(session, "backend", None) is not None:  # nnsight traces (llm_widgets.backends)
-        from ..backends import nnsight_views
-
-        return nnsight_views.extract(session, texts, labels, level=level, pooling=pooling, batch_size=batch_size,
-                                     truncate=truncate, report=report)
+    if getattr(session, "backend", None) is not None:  # the session's backend runs it (llm_widgets.backends)
+        return session.backend.extract(session, texts, labels, level=level, pooling=pooling, batch_size=batch_size,
+                                       truncate=truncate, report=report)
     texts, encs, rows, rows_of = extraction_plan(session, texts, labels, level, pooling, batch_size, truncate)
     states = None
     done = 0

@@ -260,7 +260,7 @@ def direct_logit_attribution(session, inputs, *, target, contrast=None, position
     output projection has a bias, "L{l} mlp" where the block has an MLP (a mixture of experts: the
     whole block), "readout bias" (the final norm's and the unembedding's biases) where there is one.
     Raises DoesNotApplyError where the logit is not such a sum (see the module docstring)."""
-    if getattr(session, "backend", None) is not None:  # nnsight traces (llm_widgets.backends)
+    if getattr(session, "backend", None) is not None:  # a backend's session (llm_widgets.backends)
         raise session.backend.refuse("Direct logit attribution")
     ad = session.adapter
     why = why_not(session)

@@ -33,10 +33,8 @@ class LogitLensResult:
 def lens_logits(session, text: str, *, truncate: bool = False) -> torch.Tensor:
     """[layers + 1, T, V] logits read from the embeddings and from the residual after each block,
     through the model's own readout (final norm, unembedding, soft-capping: see the adapter)."""
-    if getattr(session, "backend", None) is not None:  # nnsight traces (llm_widgets.backends)
-        from ..backends import nnsight_views
-
-        return nnsight_views.lens_logits(session, text, truncate=truncate)
+    if getattr(session, "backend", None) is not None:  # the session's backend runs it (llm_widgets.backends)
+        return session.backend.lens_logits(session, text, truncate=truncate)
     ad = session.adapter
     ad.require("logit_lens")
     enc, _, _ = session.encode(text, truncate=truncate)
@@ -50,10 +48,8 @@ def lens_logits(session, text: str, *, truncate: bool = False) -> torch.Tensor:
 
 
 def logit_lens(session, text: str, *, k: int = 5, truncate: bool = False) -> LogitLensResult:
-    if getattr(session, "backend", None) is not None:  # nnsight traces (llm_widgets.backends)
-        from ..backends import nnsight_views
-
-        return nnsight_views.logit_lens(session, text, k=k, truncate=truncate)
+    if getattr(session, "backend", None) is not None:  # the session's backend runs it (llm_widgets.backends)
+        return session.backend.logit_lens(session, text, k=k, truncate=truncate)
     k = integer(k, "k", low=1)
     logits = lens_logits(session, text, truncate=truncate)
     probs = torch.softmax(logits, -1)

@@ -36,10 +36,8 @@ class NeuronResult:
 
 
 def neuron_activations(session, text: str, *, truncate: bool = False) -> NeuronResult:
-    if getattr(session, "backend", None) is not None:  # nnsight traces (llm_widgets.backends)
-        from ..backends import nnsight_views
-
-        return nnsight_views.neuron_activations(session, text, truncate=truncate)
+    if getattr(session, "backend", None) is not None:  # the session's backend runs it (llm_widgets.backends)
+        return session.backend.neuron_activations(session, text, truncate=truncate)
     trace = session.trace(text, truncate=truncate)
     enc, _, _ = session.encode(text, truncate=truncate)
     ad = session.adapter

@@ -84,7 +84,7 @@ def _answer_id(session, answer) -> int:
 def answer_ids(session, metric, answers, n_out: int) -> list[int]:
     """The output ids of `answers` (a token, class name or id, or several), checked: each one token
     (or class) in range of the model's `n_out` outputs, and two of them for metric='logit_diff'.
-    Shared by the native sweep and the nnsight one."""
+    Shared by the native sweep and the backends' ones."""
     answers = [answers] if isinstance(answers, (str, int)) else list(answers)
     ids = [_answer_id(session, x) for x in answers]
     if any(not 0 <= i < n_out for i in ids):
@@ -138,7 +138,7 @@ def encode_pair(session, clean: str, corrupted: str):
 
 def check_arguments(session, sites, batch_size, k, position) -> tuple:
     """(sites, batch_size, k, position) of a patching sweep, checked; `sites` defaults to every site
-    the model has. Shared by the native sweep and the nnsight one."""
+    the model has. Shared by the native sweep and the backends' ones."""
     sites = available_sites(session.model) if sites is None else tuple(names(sites, "sites"))
     batch_size = integer(batch_size, "batch_size", low=1, allow_none=True)
     k = integer(k, "k", low=1)
@@ -186,12 +186,10 @@ def patching(session, clean: str, corrupted: str, *, metric="logit_diff", answer
     input); True: where the model allows it, also with batch_size=1; False: never. The result's
     `reused_prefix` says whether it was, and `prefix_fallback` why not where it was tried: a check
     copy that disagreed, or any exception of the reuse path (the sweep then starts over without it)."""
-    if getattr(session, "backend", None) is not None:  # nnsight traces (llm_widgets.backends)
-        from ..backends import nnsight_patching
-
-        return nnsight_patching.patching(session, clean, corrupted, metric=metric, answers=answers,
-                                         position=position, sites=sites, per_head=per_head, batch_size=batch_size,
-                                         k=k, report=report)
+    if getattr(session, "backend", None) is not None:  # the session's backend runs it (llm_widgets.backends)
+        return session.backend.patching(session, clean, corrupted, metric=metric, answers=answers,
+                                        position=position, sites=sites, per_head=per_head, batch_size=batch_size,
+                                        k=k, report=report)
     sites, batch_size, k, position = check_arguments(session, sites, batch_size, k, position)
     model = session.model
     ad = session.adapter
@@ -365,7 +363,7 @@ def patching_result(session, ec, ex, sites, n_layers, H, T, per_head, values, to
                     m_clean, m_corr, name, pos, reused_prefix=False, prefix_fallback="",
                     head_layers: dict | None = None) -> PatchingResult:
     """The PatchingResult of a sweep's metric values [n_patches] and top-k outputs (sites x layers x
-    positions first, then the heads); shared by the native sweep and the nnsight one. head_layers:
+    positions first, then the heads); shared by the native sweep and the backends' ones. head_layers:
     {block: (heads, width)} of the heads patched, in order (None: every block, H heads each); the
     head arrays are [n_layers, H] with NaN (top outputs: index 0, probability NaN) where a block
     has no attention or fewer heads."""

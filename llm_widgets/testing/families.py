@@ -161,7 +161,7 @@ def table() -> str:
     from transformers import AutoTokenizer
 
     import llm_widgets as lw
-    from llm_widgets.session import default_model_path
+    from llm_widgets.loading import default_model_path
 
     tok = AutoTokenizer.from_pretrained(str(default_model_path()))
     rows = ["| family | model class | blocks | attention out | MLP | kind | logit lens |",

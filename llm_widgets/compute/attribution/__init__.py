@@ -115,12 +115,10 @@ def attribute(session, text: str, target: Any = None, *, method: str = "ig", con
     if feats.size == 0:
         raise EmptyInputError("The text has only special tokens: nothing to attribute.")
     report = report or (lambda frac, label="": None)
-    if getattr(session, "backend", None) is not None:  # nnsight: what it can run, and at what cost remotely
-        from ...backends import nnsight_attribution
-
-        nnsight_attribution.check_method(session, m, n_tokens=trace.n_tokens, n_targets=max(1, generate or 1),
-                                         steps=steps, n_samples=n_samples,
-                                         n_words=_n_words(groups_of_feats(session, trace, special), special))
+    if getattr(session, "backend", None) is not None:  # the backend: what it can run, and at what cost remotely
+        session.backend.check_method(session, m, n_tokens=trace.n_tokens, n_targets=max(1, generate or 1),
+                                     steps=steps, n_samples=n_samples,
+                                     n_words=_n_words(groups_of_feats(session, trace, special), special))
     report(0.0, "preparing")
     if m.key == "lrp" and session.kind == "decoder" and output is None:
         output = "logit"
@@ -130,7 +128,7 @@ def attribute(session, text: str, target: Any = None, *, method: str = "ig", con
     base, base_desc = baseline_embeddings(f, special, baseline)
     T = enc["input_ids"].shape[1] + (0 if f.suffix is None else f.suffix.shape[1])
     batch = internal_batch_size or auto_batch_size(session, T, f.num_targets, m.gradients)
-    run = getattr(f, "runner", Runner)(f, base, feats, batch, None)  # an nnsight Objective brings its own
+    run = getattr(f, "runner", Runner)(f, base, feats, batch, None)  # a backend's Objective brings its own
     guard = lambda: oom_guard(session, f"{m.label} attribution", "internal_batch_size", batch, T)  # noqa: E731
     with guard(), torch.no_grad():
         ends = f(torch.cat([f.x, base]))

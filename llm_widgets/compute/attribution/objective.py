@@ -173,7 +173,7 @@ def _supports_logits_to_keep(model) -> bool:
 def decoder_targets(session, enc, target, contrast, generate, output, generate_tokens):
     """The token ids a causal LM's attribution explains (target tokens, or `generate` greedily
     generated ones by generate_tokens(session, input_ids, n)), the output measured and the contrast
-    token id (or None), checked; shared by the native and the nnsight objectives."""
+    token id (or None), checked; shared by the native objective and the backends' ones."""
     if generate is not None and target is not None:
         raise LLMWidgetsError("Pass either generate=k (attribute k greedily generated tokens) or "
                               "target=... (tokens you choose), not both.")
@@ -212,7 +212,7 @@ def decoder_targets(session, enc, target, contrast, generate, output, generate_t
 def class_targets(session, target, contrast, generate, output, predicted):
     """(class names, target class indices, contrast class or None, output) of a classifier's
     attribution, checked; target None is the predicted class (predicted() -> index). Shared by the
-    native and the nnsight objectives."""
+    native objective and the backends' ones."""
     labels = session.class_labels
     if labels is None:
         raise LLMWidgetsError(f"{session.name} has no classification head, so there is no class to "
@@ -237,7 +237,7 @@ def class_targets(session, target, contrast, generate, output, predicted):
 
 def custom_target_name(session, target) -> str | None:
     """The name of a callable target, None for the other forms; encoder-decoder models are refused.
-    Shared by the native and the nnsight objectives."""
+    Shared by the native objective and the backends' ones."""
     if session.kind == "encoder-decoder":
         raise LLMWidgetsError("Attribution supports classifiers, causal LMs and encoders with a "
                               "callable target; encoder-decoder models are not supported yet.")
@@ -274,11 +274,9 @@ def class_names(labels: list[str], classes: list[int], other: int | None) -> lis
 def build_objective(session, enc: dict, target=None, *, contrast=None, generate: int | None = None,
                     output: str | None = None) -> Objective:
     """Turn a user target into f(E). See `attribute` for the accepted forms."""
-    if getattr(session, "backend", None) is not None:  # nnsight traces (llm_widgets.backends)
-        from ...backends import nnsight_attribution
-
-        return nnsight_attribution.build_objective(session, enc, target, contrast=contrast, generate=generate,
-                                                   output=output)
+    if getattr(session, "backend", None) is not None:  # the session's backend runs it (llm_widgets.backends)
+        return session.backend.build_objective(session, enc, target, contrast=contrast, generate=generate,
+                                               output=output)
     model = session.model
     kind = session.kind
     name = custom_target_name(session, target)
