@@ -103,6 +103,18 @@ def test_neurons_ablation_and_logit_lens(pair):
         shared = set(pa) & set(pb)  # ties in |after - before| may order the last ones differently
         assert len(shared) >= len(pa) - 1
         close([pb[i] for i in shared], [pa[i] for i in shared], 1e-6)
+    # resample ablation: the units take their inputs on a donor of the same length (two requests)
+    donor = "the dog ran to the park because it was very happy"
+    kw = dict(heads=[(0, 1), (1, 2)], neurons=[(1, 7)], mode="resample", donor=donor)
+    with Count(nn) as count:
+        a, b = ablation_effect(native, TEXT, **kw), ablation_effect(nn, TEXT, **kw)
+    assert len(count.calls) == 2  # the donor's values, then the ablated run
+    pa, pb = dict(zip(a.ids, zip(a.before, a.after))), dict(zip(b.ids, zip(b.before, b.after)))
+    shared = set(pa) & set(pb)
+    assert len(shared) >= len(pa) - 1
+    close([pb[i] for i in shared], [pa[i] for i in shared], 1e-6)
+    with pytest.raises(lw.LLMWidgetsError, match="donor is \\[batch, tokens\\]"):
+        ablation_effect(nn, TEXT, heads=[(0, 1)], mode="resample", donor="too short")
     if nn.adapter.why_not("logit_lens"):
         with pytest.raises(lw.DoesNotApplyError):
             logit_lens(nn, TEXT)

@@ -194,15 +194,18 @@ def patch(lm, box, plan, position, kept, metric, k, n_tokens, ends):
 
 def ablation(lm, box, edits, position, kept):
     """Row 0 as it is, row 1 with heads / neurons ablated: edits lists, in forward order, (module
-    path, column indices, mode 'zero' or 'mean') on the module's input. Returns [2, V] logits at
-    `position`."""
-    for path, cols, mode in edits:
+    path, column indices, mode 'zero' or 'mean') on the module's input, or (path, columns, 'set',
+    values [1, T, columns]) for resample ablation. Returns [2, V] logits at `position`."""
+    for edit in edits:
+        path, cols, mode = edit[:3]
         env = lm.get(path)
         x = env.input
         new = x.clone()
         cols = cols.to(new.device)
         if mode == "zero":
             new[1:, ..., cols] = 0
+        elif mode == "set":
+            new[1:, ..., cols] = edit[3].to(new.device, new.dtype)
         else:
             sel = new[1:, ..., cols]
             new[1:, ..., cols] = sel.reshape(-1, sel.shape[-1]).mean(0).expand_as(sel)

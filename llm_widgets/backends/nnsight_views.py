@@ -91,15 +91,18 @@ def neuron_activations(session, text: str, *, truncate: bool = False):
 
 
 # -- ablation -----------------------------------------------------------------------------------------
-def ablation_effect(session, text: str, heads=(), neurons=(), mode: str = "zero", position: int = -1, k: int = 10):
-    from ..compute.ablation import AblationEffect, unit_columns
+def ablation_effect(session, text: str, heads=(), neurons=(), mode: str = "zero", position: int = -1, k: int = 10,
+                    donor=None):
+    """Two requests for mode='resample' (the units' inputs on the donor, then the ablated run), one
+    otherwise: row 0 of the batch runs as it is, row 1 with the units ablated."""
+    from ..compute.ablation import AblationEffect, check_mode, donor_mismatch, unit_columns
     from ..compute.hooks import output_names
+    from ..compute.inputs import batch_inputs
     from ..compute.patching import output_position
 
     session.adapter.require("interventions")
     k = integer(k, "k", low=1)
-    if mode not in ("zero", "mean"):
-        raise LLMWidgetsError(f"mode must be 'zero' or 'mean', got {mode!r}")
+    check_mode(mode, donor)
     if session.adapter.output is None:
         raise LLMWidgetsError(f"{session.name} has no output head (no logits): there are no output "
                               f"probabilities to compare. Use a causal LM or a classifier.")
@@ -109,7 +112,14 @@ def ablation_effect(session, text: str, heads=(), neurons=(), mode: str = "zero"
     edits = [(_path(ad.site(s, l)), torch.tensor(sorted(set(cols))), mode)
              for (s, l), cols in sorted(by_site.items(), key=lambda kv: (kv[0][1], order.get(kv[0][0], 0)))]
     enc, _, _ = session.encode(text)
-    output_position(position, enc["input_ids"].shape[1])
+    T = enc["input_ids"].shape[1]
+    output_position(position, T)
+    if mode == "resample":  # the units' values on the donor, from the clean model: a request of its own
+        given = batch_inputs(session, donor, "donor")
+        if tuple(given["input_ids"].shape) != tuple(enc["input_ids"].shape):
+            raise donor_mismatch(given["input_ids"].shape, enc["input_ids"].shape)
+        acts = _backend(session).request("donor", rq.inputs_of, given, [p for p, _, _ in edits], T)
+        edits = [(p, cols, "set", a[..., cols.to(a.device)]) for (p, cols, _), a in zip(edits, acts)]
     two = {key: v.expand(2, *v.shape[1:]) for key, v in enc.items()}
     lg = _backend(session).request("ablation", rq.ablation, two, edits, position, False)
     before, after = torch.softmax(lg[0], -1), torch.softmax(lg[1], -1)

@@ -92,12 +92,7 @@ def ablate(session, heads=(), neurons=(), mode: str = "zero", donor=None):
     """
     if getattr(session, "backend", None) is not None:  # hooks here would not reach the request's model
         raise session.backend.refuse("The ablate() context")
-    if mode not in MODES:
-        raise LLMWidgetsError(f"mode must be 'zero', 'mean' or 'resample', got {mode!r}")
-    if (mode == "resample") != (donor is not None):
-        raise LLMWidgetsError("mode='resample' needs donor=... (text(s) or input_ids shaped like the input whose "
-                              "units take the donor's values)" if donor is None else
-                              f"donor is only used with mode='resample', not mode={mode!r}")
+    check_mode(mode, donor)
     session.adapter.require("interventions")
     by_site = unit_columns(session, heads, neurons)
 
@@ -116,9 +111,7 @@ def ablate(session, heads=(), neurons=(), mode: str = "zero", donor=None):
             elif mode == "resample":
                 d = given[key]
                 if d.shape != x.shape:
-                    raise LLMWidgetsError(
-                        f"resample ablation: the donor is [batch, tokens] = {list(d.shape[:2])}, this run's input "
-                        f"is {list(x.shape[:2])}; give a donor with the same shape as the input.")
+                    raise donor_mismatch(d.shape, x.shape)
                 x[..., i] = d.to(x.device)[..., i]
             else:
                 sel = x[..., i]
@@ -129,6 +122,21 @@ def ablate(session, heads=(), neurons=(), mode: str = "zero", donor=None):
     edits = [(site, layer, editor(cols, (site, layer))) for (site, layer), cols in by_site.items()]
     with hooks(session.model, edits, thread=True):
         yield
+
+
+def check_mode(mode, donor) -> None:
+    """An ablation's mode and donor go together: 'resample' needs a donor, the others take none."""
+    if mode not in MODES:
+        raise LLMWidgetsError(f"mode must be 'zero', 'mean' or 'resample', got {mode!r}")
+    if (mode == "resample") != (donor is not None):
+        raise LLMWidgetsError("mode='resample' needs donor=... (text(s) or input_ids shaped like the input whose "
+                              "units take the donor's values)" if donor is None else
+                              f"donor is only used with mode='resample', not mode={mode!r}")
+
+
+def donor_mismatch(donor_shape, input_shape) -> LLMWidgetsError:
+    return LLMWidgetsError(f"resample ablation: the donor is [batch, tokens] = {list(donor_shape[:2])}, this run's "
+                           f"input is {list(input_shape[:2])}; give a donor with the same shape as the input.")
 
 
 def _donor_activations(session, donor, sites: list) -> dict:
@@ -161,10 +169,8 @@ def ablation_effect(session, text: str, heads=(), neurons=(), mode: str = "zero"
     mode='resample' takes the units' outputs on `donor`, a text with as many tokens as `text`."""
     position = integer(position, "position")
     if getattr(session, "backend", None) is not None:  # the session's backend runs it (llm_widgets.backends)
-        if mode == "resample" or donor is not None:
-            raise session.backend.refuse("Resample ablation")
         return session.backend.ablation_effect(session, text, heads=heads, neurons=neurons, mode=mode,
-                                               position=position, k=k)
+                                               position=position, k=k, donor=donor)
     session.adapter.require("interventions")
     k = integer(k, "k", low=1)
     enc, _, _ = session.encode(text)
