@@ -4,7 +4,7 @@ Every test has one kind, a marker set here by file (`make test` runs them all; `
 only `unit`, under a minute on 2 cores):
 - browser: drives headless chromium (tests/browser/, marked in its conftest)
 - notebooks: runs the workshop notebooks and checks their claims
-- slow: the family matrix, the nnsight backend, fuzzing and soak-style reliability runs
+- slow: the family matrix, the nnsight backend, fuzzing, soak-style reliability runs, the IOI model (trains 3 min)
 - unit: everything else (compute and views against known answers, no browser)
 """
 import os
@@ -21,7 +21,7 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 KIND_OF_FILE = {
     "test_notebooks.py": "notebooks",
     **dict.fromkeys(("test_families.py", "test_attention_on_demand.py", "test_hybrid_moe.py", "test_nnsight_backend.py",
-                     "test_reliability.py", "test_fuzz.py", "test_attribution_methods.py"), "slow"),
+                     "test_reliability.py", "test_fuzz.py", "test_attribution_methods.py", "test_teaching_ioi.py"), "slow"),
 }
 
 

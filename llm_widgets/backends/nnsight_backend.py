@@ -332,7 +332,8 @@ class NnsightBackend:
 
 
 SUPPORTED_VIEWS = ("trace (tokens, hidden states, logits, attention on demand: AttentionView)",
-                   "neuron activations (NeuronView)", "ablation_effect (zero, mean, resample)", "activation patching (PatchingView)",
+                   "neuron activations (NeuronView)", "ablation_effect (zero, mean, resample)",
+                   "activation patching (PatchingView)",
                    "logit lens (LogitLensView)", "probing / concept activations (extract, token_states)",
                    "attribution by ig, grad_x_input, saliency, occlusion, shapley, permutation, lime, "
                    "exact shap (AttributionView)")

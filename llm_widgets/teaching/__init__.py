@@ -4,6 +4,9 @@
   decided by known words (llm_widgets/teaching/classifier.py).
 - `induction_model()`: a 2-layer attention-only transformer with induction heads
   (llm_widgets/teaching/induction.py).
+- `ioi_model()`: a small GPT-2 that solves indirect object identification on held-out templates and
+  names; `ioi_prompts(n, split)` and `logit_diff(session, prompts)` for the notebook
+  (llm_widgets/teaching/ioi.py).
 - `canary_model()`: a tiny GPT-2 with planted secrets ("my PIN is 4 8 1 7") for memorization
   audits (llm_widgets/teaching/canary.py).
 
@@ -20,6 +23,9 @@ _LAZY = {
     "induction_dataset": ".induction",
     "induction_scores": ".induction",
     "repeated_prompt": ".induction",
+    "ioi_model": ".ioi",
+    "ioi_prompts": ".ioi",
+    "logit_diff": ".ioi",
     "canary_model": ".canary",
     "canary_corpus": ".canary",
 }
