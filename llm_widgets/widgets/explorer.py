@@ -38,6 +38,7 @@ class Explorer(View):
     selected_token = Index("tokens").tag(sync=True)
     views = t.List(t.Instance(ipywidgets.Widget)).tag(sync=True, **ipywidgets.widget_serialization)
     view_names = t.List(t.Unicode()).tag(sync=True)
+    skipped = t.Dict(value_trait=t.Unicode(), key_trait=t.Unicode()).tag(sync=True)  # panel -> why it is not shown
 
     def __init__(self, session, text: str, *, panels=tuple(PANELS), options: dict | None = None,
                  truncate: bool = False, **kwargs):
@@ -54,10 +55,10 @@ class Explorer(View):
             raise LLMWidgetsError(f"options for unknown panels {bad}; choose from {list(PANELS)}")
         self._session, self._panels, self._options, self._truncate = session, panels, options or {}, truncate
         self._links: list = []
-        self.skipped: dict[str, str] = {}  # panel -> why it is not shown
-        views, names, trace = self._build(text)
+        views, names, trace, skipped = self._build(text)
         super().__init__(title=kwargs.pop("title", f"Explorer \u00b7 {session.name}"), text=text,
-                         tokens=trace.tokens, views=views, view_names=names, notice=trace.notice, **kwargs)
+                         tokens=trace.tokens, views=views, view_names=names, notice=trace.notice, skipped=skipped,
+                         **kwargs)
         self._link()
         self.observe(self._rerun, names=["text"])
 
@@ -72,18 +73,18 @@ class Explorer(View):
 
     def _build(self, text: str):
         trace = self._session.trace(text, truncate=self._truncate)  # validates the text once
-        self.skipped = {}
+        skipped: dict[str, str] = {}
         views, names = [], []
         for name in self._panels:
             module, cls, why_not = PANELS[name]
             why = why_not(self._session)
             if why and "target" not in self._options.get(name, {}):
-                self.skipped[name] = why
+                skipped[name] = why
                 continue
             try:
                 view_cls = getattr(import_module(module, __package__), cls)
             except (ImportError, AttributeError) as e:
-                self.skipped[name] = f"unavailable: {e}"
+                skipped[name] = f"unavailable: {e}"
                 continue
             kwargs = dict(self._options.get(name, {}))
             kwargs.setdefault("truncate", self._truncate)
@@ -92,13 +93,13 @@ class Explorer(View):
             try:
                 views.append(view_cls(self._session, text, **kwargs))
             except LLMWidgetsError as e:  # e.g. neurons of a model without MLPs: say so, show the rest
-                self.skipped[name] = str(e)
+                skipped[name] = str(e)
                 continue
             except Exception as e:  # a panel's own work failed (e.g. a user's target): show the rest
-                self.skipped[name] = f"{type(e).__name__}: {e}"
+                skipped[name] = f"{type(e).__name__}: {e}"
                 continue
             names.append(name)
-        return views, names, trace
+        return views, names, trace, skipped
 
     def _link(self):
         for link in self._links:
@@ -115,8 +116,8 @@ class Explorer(View):
         if not view.error or view not in self.views or getattr(view, "result", None) is not None:
             return
         name = self.view_names[self.views.index(view)]
-        self.skipped[name] = view.error
         with self.hold_sync():
+            self.skipped = {**self.skipped, name: view.error}
             keep = [(n, v) for n, v in zip(self.view_names, self.views) if v is not view]
             self.views, self.view_names = [v for _, v in keep], [n for n, _ in keep]
         view.close()
@@ -135,7 +136,7 @@ class Explorer(View):
 
     def _rerun(self, change):
         try:
-            views, names, trace = self._build(change["new"])
+            views, names, trace, skipped = self._build(change["new"])
         except Exception as e:  # keep the views of the previous text; say what went wrong
             self.error = f"{type(e).__name__}: {e}"
             return
@@ -145,7 +146,7 @@ class Explorer(View):
             self.selected_token = None
             self.tokens = trace.tokens
             self.notice = trace.notice
-            self.views, self.view_names = views, names
+            self.views, self.view_names, self.skipped = views, names, skipped
         self._link()
         for v in old:  # the replaced panels: stop their work and free their front ends
             v.cancel()

@@ -48,7 +48,14 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     for (const b of boxes) if (b.clientWidth > 0 && b.scrollWidth > b.clientWidth + 2) b.classList.add("lw-wide");
   };
   const stopWidth = watchWidth(panels, () => fitPanels());
-  f.body.append(stripHost, panels);
+  // a line for each panel that is not shown, and why (a model without a head, a failed target, ...)
+  const skippedBox = h("div", { "data-testid": "skipped" });
+  const showSkipped = () => {
+    const skipped: Record<string, string> = model.get("skipped") || {};
+    skippedBox.replaceChildren(...Object.entries(skipped).map(([name, why]) =>
+      h("div", { class: "lw-muted", "data-skipped": name, text: `${TITLES[name] ?? name} panel not shown: ${why}` })));
+  };
+  f.body.append(stripHost, skippedBox, panels);
   panels.style.marginTop = "8px";
 
   let cleanups: (() => void)[] = [];
@@ -108,6 +115,8 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     f.root.dataset.ready = "1";
   };
   f.watch(["selected_token"], () => select(model.get("selected_token"), null));
+  f.watch(["skipped"], showSkipped);
+  showSkipped();
   // a re-run changes several traits in one message: mount once for all of them
   let pending = false;
   f.watch(["views", "view_names", "tokens"], () => {

@@ -138,3 +138,17 @@ describe("Explorer", () => {
     expect(m.model.get("selected_token")).toBe(0);
   });
 });
+
+describe("Explorer: panels not shown", () => {
+  it("says which panels are left out and why, as text", async () => {
+    const model = createModel({ ...BASE, text: "The <img> sat", tokens, selected_token: null, views: [], view_names: [],
+      skipped: { logit_lens: "this model has no language-model head", attribution: XSS } });
+    const m = mount(explorer, {}, model);
+    await vi.waitFor(() => expect(m.$$("[data-testid=skipped] [data-skipped]")).toHaveLength(2));
+    expect(m.$$("[data-skipped]").map((e) => e.textContent)).toEqual(
+      ["Logit lens panel not shown: this model has no language-model head", `Attribution panel not shown: ${XSS}`]);
+    expect(m.el.querySelector("img")).toBeNull();
+    model.set("skipped", {});
+    expect(m.$$("[data-skipped]")).toHaveLength(0);
+  });
+});
