@@ -19,6 +19,14 @@ export const DETAIL_MIN = 360;
 
 interface Example { tokens: string[]; highlight: number; true: string; pred: string; confidence: number; weights?: Packed }
 
+/** The columns whose accuracy reads the same as the best one's at the precision shown (3 decimals):
+ * a tie is reported as a tie, not as the first of them. */
+export function bestOf(acc: ArrayLike<number>, best: number): number[] {
+  const out: number[] = [];
+  for (let l = 0; l < acc.length; l++) if (fmt(acc[l]) === fmt(acc[best])) out.push(l);
+  return out;
+}
+
 function render({ model, el }: { model: Model; el: HTMLElement }) {
   const f = frame(model, el, "probe");
   const info = h("span", { class: "lw-muted", "data-testid": "info" });
@@ -72,8 +80,9 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     chartBox.replaceChildren(chart.el);
     let best = 0;
     for (let l = 1; l < L; l++) if (acc[l] > acc[best]) best = l;
+    const tied = bestOf(acc, best);
     info.textContent = `${model.get("level")}-level ${model.get("probe_kind")} probe \u00b7 ${model.get("seeds")} splits \u00b7 ` +
-      `best: ${name(best)} (${fmt(acc[best])}) \u00b7 majority baseline ${fmt(majority)} \u00b7 click a layer`;
+      `best: ${tied.length > 1 ? `${tied.map(name).join(", ")} (tied at ${fmt(acc[best])})` : `${name(best)} (${fmt(acc[best])})`} \u00b7 majority baseline ${fmt(majority)} \u00b7 click a layer`;
     // `row` sorts (the embeddings first) and is shown as the layer's name; `layer` is the selection
     const rows = Array.from({ length: L }, (_, l) => ({ row: l, layer: layerOfRow(l), accuracy: acc[l], ci95: ci[l], control: hasControl ? ctrl[l] : NaN, selectivity: hasControl ? sel[l] : NaN }));
     table = new SortableTable(

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import probe, { CHART_W, DETAIL_MIN } from "../../src/views/probe";
+import probe, { bestOf, CHART_W, DETAIL_MIN } from "../../src/views/probe";
 import { colorbars, everyHeatmapHasColorbar, mount, pack, stripTexts, XSS } from "./fixtures";
 import { css, div } from "../../src/lib/colors";
 
@@ -93,5 +93,12 @@ describe("ProbeView", () => {
     expect(colorbars(m)["weights-colorbar"]).toEqual({ label: "share of logit(predicted) \u2212 logit(true)", kind: "div", min: -2, max: 2 });
     const bg = m.$$("[data-testid=wrong-example] .lw-tok").map((e) => e.style.background.replace(/\s/g, ""));
     expect(bg).toEqual([0.5, -1, 2, 0.25].map((v) => css(div(v, 2))));
+  });
+});
+
+describe("ProbeView: ties", () => {
+  it("reports every layer that ties for best, at the precision shown", () => {
+    expect(bestOf([0.5, 1, 0.9999, 1, 0.8], 1)).toEqual([1, 2, 3]);
+    expect(bestOf([0.5, 0.8, 0.7], 1)).toEqual([1]);
   });
 });
