@@ -48,8 +48,3 @@ def hidden_row(layer, n_layers: int, *, what: str = "layer") -> int:
 def layer_of_row(row: int):
     """The layer of row `row` of an embeddings-first array: EMBEDDINGS for row 0, else the block index."""
     return EMBEDDINGS if int(row) == 0 else int(row) - 1
-
-
-def layer_name(layer) -> str:
-    """How a layer is written in tables and messages: 'embeddings' or the block index."""
-    return EMBEDDINGS if layer == EMBEDDINGS else str(int(layer))

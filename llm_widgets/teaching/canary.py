@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .train import cache_dir, cached_training, fit_epochs, one_thread
+from .vocab import word_level_tokenizer
 
 BOS, EOS, PAD, UNK = "<bos>", "<eos>", "<pad>", "<unk>"
 NAMES = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi")
@@ -54,17 +55,8 @@ def canary_corpus(n: int = 1000, seed: int = 0, planted: dict | None = None) -> 
 
 def word_tokenizer(texts):
     """Word-level tokenizer over the words of `texts` (plus digits): <bos> first, <eos> kept out."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
     words = sorted({w for t in texts for w in t.split()} | set(DIGITS))
-    vocab = {w: i for i, w in enumerate([PAD, BOS, EOS, UNK] + words)}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok.post_processor = processors.TemplateProcessing(single=f"{BOS} $A", special_tokens=[(BOS, 1)])
-    tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # tokens joined by spaces
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=BOS, eos_token=EOS, pad_token=PAD,
-                                   unk_token=UNK, model_max_length=32)
+    return word_level_tokenizer([PAD, BOS, EOS, UNK] + words, bos=BOS, unk=UNK, pad=PAD, eos=EOS, max_length=32)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .train import cache_dir, cached_training, fit_steps, one_thread
+from .vocab import word_level_tokenizer
 
 VOCAB = list(string.ascii_uppercase + string.ascii_lowercase)  # 52 "words", one letter each
 BOS, UNK = "<bos>", "<unk>"
@@ -29,16 +30,7 @@ BOS, UNK = "<bos>", "<unk>"
 
 def letter_tokenizer():
     """Word-level tokenizer over VOCAB: 'K q B' -> <bos> K q B (whitespace-separated letters)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {w: i for i, w in enumerate([BOS, UNK] + VOCAB)}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok.post_processor = processors.TemplateProcessing(single=f"{BOS} $A", special_tokens=[(BOS, 0)])
-    tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # tokens joined by spaces
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=BOS, unk_token=UNK,
-                                   model_max_length=256)
+    return word_level_tokenizer([BOS, UNK] + VOCAB, bos=BOS, unk=UNK, max_length=256)
 
 
 class NoMLP(nn.Module):

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from .train import cache_dir, cached_training, fit_steps, one_thread
+from .vocab import word_level_tokenizer
 
 PAD, BOS, UNK = "<pad>", "<bos>", "<unk>"
 
@@ -140,16 +141,7 @@ def _vocabulary() -> list[str]:
 def ioi_tokenizer():
     """Word-level tokenizer over the IOI vocabulary: 'When Mary and John' -> <bos> When Mary and John
     (words and punctuation are tokens; ' Mary' is the one token 'Mary')."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {w: i for i, w in enumerate(_vocabulary())}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(single=f"{BOS} $A", special_tokens=[(BOS, 1)])
-    tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # tokens joined by spaces
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=BOS, pad_token=PAD, unk_token=UNK,
-                                   model_max_length=64)
+    return word_level_tokenizer(_vocabulary(), bos=BOS, unk=UNK, pad=PAD, max_length=64, punctuation=True)
 
 
 @dataclass(frozen=True)
