@@ -19,7 +19,7 @@ from .errors import (  # noqa: F401
     OutOfMemoryError,
     UnsupportedModelError,
 )
-from .loading import load  # noqa: F401
+from .entry import load  # noqa: F401
 from .layers import EMBEDDINGS  # noqa: F401
 from .session import Session, Trace  # noqa: F401
 
@@ -40,6 +40,19 @@ _LAZY = {
     "DirectLogitView": ".widgets.direct_logit",
     "Explorer": ".widgets.explorer",
     "direct_logit_attribution": ".compute.direct_logit",
+    "capabilities": (".compute.capabilities", "capabilities"),  # the function, not its module
+    "message_totals": ".chat",
+    "train_tuned_lens": ".compute.tuned_lens_train",
+    "load_tuned_lens": ".compute.tuned_lens",
+    "TunedLens": ".compute.tuned_lens",
+    "load_dictionary": ".dictionaries.readers",
+    "edit_features": ".dictionaries.edit",
+    "feature_patching": ".dictionaries.patching",
+    "FeatureView": ".widgets.features",
+    "steering_vector": ".compute.steering",
+    "steer": ".compute.steering",
+    "SteeringView": ".widgets.steering",
+    "erase_concept": ".compute.erasure",
     "teaching": ".teaching",
     "audit": ".audit",
     "datasets": ".datasets",
@@ -50,8 +63,9 @@ _LAZY = {
 
 def __getattr__(name):
     if name in _LAZY:
-        module = import_module(_LAZY[name], __name__)
-        value = module if _LAZY[name].endswith("." + name) else getattr(module, name)
+        where, attr = _LAZY[name] if isinstance(_LAZY[name], tuple) else (_LAZY[name], name)
+        module = import_module(where, __name__)
+        value = getattr(module, attr) if isinstance(_LAZY[name], tuple) or not where.endswith("." + name) else module
         globals()[name] = value
         return value
     raise AttributeError(f"module 'llm_widgets' has no attribute {name!r}")

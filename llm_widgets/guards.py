@@ -78,6 +78,11 @@ def clean():
         _HERE.suspended -= 1
 
 
+def suspended() -> bool:
+    """True inside `clean()` on this thread: its standing interventions do not act."""
+    return getattr(_HERE, "suspended", 0) > 0
+
+
 def acts_here(owner: int) -> bool:
     """Whether a thread-scoped hook installed by thread `owner` acts on the current forward."""
     return threading.get_ident() == owner and not getattr(_HERE, "suspended", 0)
@@ -137,7 +142,7 @@ def non_eager_attention(model) -> str:
 def untrusted_attention(model, attn, causal: bool) -> str:
     """Why the attention weights the model returned are not the ones it used ('' if they are).
     (Encoder-decoder models; one stack of blocks is checked block by block:
-    compute.attention_source.attention_by_block.)"""
+    attention_source.attention_by_block.)"""
     if attn is None or len(attn) == 0 or any(a is None for a in attn):
         return ""
     bad = non_eager_attention(model)

@@ -52,40 +52,10 @@ def _model_class(config, task: str | None):
 
 def load(model=None, *, device=None, dtype=None, task: str | None = None,
          attn_implementation: str | None = "eager", trust_remote_code: bool = False, layout=None,
-         device_map=None, offload_folder=None, max_memory: dict | None = None, backend: str | None = None,
-         remote: bool | str = False) -> Session:
-    """Load a model into a Session.
-
-    model: None (the offline default, all-MiniLM-L6-v2), a Hugging Face id, a local directory, or a
-    ``(model, tokenizer)`` pair. device: 'cuda' > 'mps' > 'cpu' when None. dtype: 'float32',
-    'float16', 'bfloat16' or a torch.dtype. task: force the head ('causal-lm', 'classification',
-    'seq2seq', 'masked-lm', 'base'); inferred from the config otherwise. layout: an
-    llm_widgets.Layout naming module paths where discovery cannot find them. attn_implementation:
-    'eager' by default, because attention views need attention weights, which transformers'
-    'sdpa' and flash kernels do not return. trust_remote_code stays False unless you set it.
-
-    Big models: device_map ('auto', 'balanced', 'sequential' or a dict {module path: 0 / 'cuda:1' /
-    'cpu' / 'disk'}) spreads the blocks over GPUs, CPU memory and disk (accelerate); offload_folder
-    is where 'disk' weights go; max_memory caps each device ({0: '70GiB', 'cpu': '200GiB'}). Such a
-    model stays where accelerate put it, and inputs go to the device of its input embeddings. A
-    ``(model, tokenizer)`` pair already dispatched (hf_device_map, accelerate hooks) is kept as it is.
-
-    backend: None / 'native' (torch hooks, the default) or 'nnsight': every view's forward passes run
-    as nnsight traces (llm_widgets.backends.nnsight_backend); an nnsight model (TransformersModel,
-    LanguageModel; nnsight's VLLM is refused, saying why) passed as `model` selects it. remote
-    (nnsight only): False (run here), True (NDIF: `model` is a Hugging Face id, built here without
-    weights), 'local' (nnsight's local simulation of a remote run) or a host URL.
-    """
-    if backend not in (None, "native", "nnsight"):
-        raise LLMWidgetsError(f"backend must be 'native' or 'nnsight', got {backend!r}")
-    if backend == "native" and remote:
-        raise LLMWidgetsError("remote= runs the model through nnsight: pass backend='nnsight'.")
-    if backend == "nnsight" or remote or _is_envoy(model):
-        from .backends.nnsight_session import load_nnsight
-
-        return load_nnsight(model, device=device, dtype=dtype, task=task, attn_implementation=attn_implementation,
-                            trust_remote_code=trust_remote_code, layout=layout, device_map=device_map,
-                            offload_folder=offload_folder, max_memory=max_memory, remote=remote, load_native=load)
+         device_map=None, offload_folder=None, max_memory: dict | None = None) -> Session:
+    """A native Session (torch hooks on a model in this process): `llm_widgets.load` without a
+    backend, and without the printed line of the views that do not apply. The arguments are
+    llm_widgets.load's."""
     if device_map is None and (offload_folder is not None or max_memory is not None):
         raise LLMWidgetsError("offload_folder= and max_memory= go with device_map= (e.g. device_map='auto'): "
                               "they say where accelerate may put the weights.")
@@ -108,7 +78,7 @@ def load(model=None, *, device=None, dtype=None, task: str | None = None,
                     mdl.set_attn_implementation(attn_implementation)
                 except Exception:  # keep the user's model; views needing attention will say so
                     pass
-        return _told(Session(mdl, tok, device=device, dtype=dtype, layout=layout))
+        return (Session(mdl, tok, device=device, dtype=dtype, layout=layout))
 
     import transformers as tf
 
@@ -147,28 +117,7 @@ def load(model=None, *, device=None, dtype=None, task: str | None = None,
         from .adapter.probe import input_device
 
         device = input_device(mdl)  # stays where device_map put it
-    return _told(Session(mdl, tok, name=label, device=device, dtype=dtype, layout=layout))
-
-
-def _told(session: Session) -> Session:
-    """The session, after one printed line (shown under the notebook cell, every load) naming the views
-    that do not apply to its model; `session.capabilities` says why. Nothing where all apply, or where
-    the model's layout could not be discovered (the views say why when used)."""
-    try:
-        line = session.capabilities.summary()
-    except LLMWidgetsError:
-        return session
-    if line:
-        print(line)
-    return session
-
-
-def _is_envoy(model) -> bool:
-    """An nnsight model (its Envoy), without importing nnsight unless it is loaded already."""
-    import sys
-
-    nnsight = sys.modules.get("nnsight")
-    return nnsight is not None and isinstance(model, getattr(nnsight, "Envoy", ()))
+    return (Session(mdl, tok, name=label, device=device, dtype=dtype, layout=layout))
 
 
 def _check_device_map(model, device_map, device, offload_folder) -> None:

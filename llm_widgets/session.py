@@ -4,13 +4,14 @@ Every view takes a Session, so several views over the same text share one forwar
 """
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 
 import torch
 
-from .compute.capabilities import Capabilities, capabilities
+from .chat import Chat, chat, check_same_tokenizer, check_single_prefix
 from .errors import EmptyInputError, InputTooLongError, OutOfMemoryError, UnsupportedModelError
-from .guards import model_lock, model_state
+from .guards import intervening, model_lock, model_state
 from .token_text import readable
 from .placement import check_device, check_dtype, default_device, dispatched_device, is_dispatched, parse_dtype
 from .trace import Trace, build_trace  # noqa: F401
@@ -74,12 +75,6 @@ class Session:
         return adapter_of(self.model, self.layout)
 
     @property
-    def capabilities(self) -> Capabilities:
-        """Which views apply to this model and, for each that does not, why (the message the view
-        raises); no forward pass. `print(session.capabilities)` or display it for a table."""
-        return capabilities(self)
-
-    @property
     def kind(self) -> str:
         """'encoder', 'decoder' (causal LM) or 'encoder-decoder'."""
         return self.adapter.kind
@@ -123,20 +118,37 @@ class Session:
 
     # -- input ---------------------------------------------------------------------------------
     def encode(self, text: str, *, truncate: bool = False) -> tuple[dict, bool, str]:
-        """Tokenize one text for the model. Returns (tensors on device, truncated, notice)."""
+        """Tokenize one text for the model. Returns (tensors on device, truncated, notice). A `Chat`
+        (Session.chat(messages)) gives its own ids, exactly as the chat template made them; a plain
+        text that already starts with what the tokenizer adds (a rendered chat template's BOS) is an
+        error rather than a double BOS."""
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
-        if not text.strip():
-            raise EmptyInputError("The text is empty: type some words to look at.")
-        enc = self.tokenizer(text, return_tensors="pt")
+        if isinstance(text, Chat):
+            check_same_tokenizer(self.tokenizer, text)
+            enc = {k: torch.tensor([v]) for k, v in text.encoding.items()}
+        else:
+            if not text.strip():
+                raise EmptyInputError("The text is empty: type some words to look at.")
+            enc = self.tokenizer(text, return_tensors="pt")
+            check_single_prefix(self.tokenizer, enc["input_ids"][0].tolist())
         n = enc["input_ids"].shape[1]
         notice = self.check_lengths([n], truncate=truncate, what=None)
         truncated = bool(notice)
-        if truncated:
+        if truncated and isinstance(text, Chat):  # the first max_length tokens of the conversation
+            enc = {k: v[:, :self.max_length] for k, v in enc.items()}
+        elif truncated:
             enc = self.tokenizer(text, return_tensors="pt", truncation=True, max_length=self.max_length)
         if n == 0 or enc["input_ids"].shape[1] == 0:
             raise EmptyInputError("The text produced no tokens.")
         return {k: v.to(self.device) for k, v in model_inputs(enc).items()}, truncated, notice
+
+    def chat(self, messages, *, chat_template: str | None = None) -> Chat:
+        """A conversation as input for any view or `trace`: the tokenizer's chat template applied to
+        `messages` ([{'role': ..., 'content': ...}, ...]) with the generation prompt (a reply is to
+        come), with the role of every token (llm_widgets.chat). chat_template: a Jinja template to
+        use instead of the tokenizer's own (needed where it has none)."""
+        return chat(self.tokenizer, messages, chat_template=chat_template)
 
     def check_lengths(self, lengths, *, truncate: bool, what: str | None = "texts") -> str:
         """The rule for inputs longer than the model accepts, shared by everything that feeds texts to
@@ -175,15 +187,19 @@ class Session:
         return out
 
     # -- forward -------------------------------------------------------------------------------
-    def forward(self, *, attentions: bool = True, **inputs):
-        """model(**inputs) under no_grad with hidden states (and eager attention weights unless
-        attentions=False); OOM becomes a clear error."""
+    def forward(self, *, attentions: bool = True, hidden: bool = True, grad: bool = False, base_only: bool = False,
+                **inputs):
+        """model(**inputs) with hidden states (unless hidden=False) and eager attention weights (unless
+        attentions=False), under no_grad unless `grad`; `base_only`: the base model (the encoder of an
+        encoder-decoder) without its output head. OOM becomes a clear error."""
         if self.backend is not None:
             raise self.backend.refuse("This view")
+        model = self.model
+        if base_only:
+            model = model.get_encoder() if self.kind == "encoder-decoder" else getattr(model, "base_model", model)
         try:
-            with torch.no_grad():
-                out = self.model(**inputs, output_attentions=attentions, output_hidden_states=True,
-                                 return_dict=True)
+            with contextlib.nullcontext() if grad else torch.no_grad():
+                out = model(**inputs, output_attentions=attentions, output_hidden_states=hidden, return_dict=True)
         except torch.cuda.OutOfMemoryError as e:
             torch.cuda.empty_cache()
             n = inputs["input_ids"].shape[-1] if "input_ids" in inputs else "?"
@@ -203,7 +219,7 @@ class Session:
         """One forward pass over `text` (cached: views on the same text share it)."""
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
-        state = model_state(self.model)
+        state = None if intervening() else model_state(self.model)  # an intervention of this thread: not cached
         key = (text, truncate, state)
         if state is not None and key in self._cache:
             self._cache.move_to_end(key)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .compute.attention_source import (AttentionSource, CapturedAttention, EagerAttention, attention_by_block,
+from .attention_source import (AttentionSource, CapturedAttention, EagerAttention, attention_by_block,
                                        attention_owners, capture_attention)
 from .errors import AttentionUnavailableError, NonFiniteError, UnsupportedModelError
 from .guards import model_lock, non_eager_attention, untrusted_attention
@@ -15,7 +15,7 @@ from .guards import model_lock, non_eager_attention, untrusted_attention
 # Attention tensors above this many bytes (float32) are kept as float16 in the Trace.
 _FLOAT16_ATTENTION_ABOVE = 1 << 30
 # Longer inputs never ask for eager [L, H, T, T] weights: attention is computed on demand from the
-# captured queries and keys (compute.attention_source), as it is for models loaded with sdpa.
+# captured queries and keys (llm_widgets.attention_source), as it is for models loaded with sdpa.
 EAGER_MAX_TOKENS = 1024
 _LOGITS_MAX_VALUES = 1 << 26  # a Trace keeps [T, V] logits up to this many values (256 MB float32)
 
@@ -117,14 +117,15 @@ def build_trace(session, text: str, truncate: bool = False) -> Trace:
     elif attn and all(a is not None for a in attn):
         note = non_eager_attention(session.model)
         weights, have, missing, sink, note = (None, [], {}, None, note) if note else attention_by_block(
-            attn, owners, ad.blocks, len(ids), session.is_causal)
+            attn, owners, ad.blocks, len(ids), session.is_causal, ad.sinks)
         attn = tuple(w[None] for w in weights) if weights is not None and not missing else None  # every block
         if weights is not None:
             by_block = (weights, have, missing, sink, note)
             note = note if missing else ""
     if attn is None and not note and not is_ed:  # a state-space stack: no block has attention to return
         note = session.adapter.why_not("attention")
-    hidden = out.encoder_hidden_states if is_ed else out.hidden_states
+    # in the one convention: the embedding output first (a model may omit it: Mamba; the adapter adds it)
+    hidden = out.encoder_hidden_states if is_ed else session.adapter.hidden_states(out.hidden_states, enc["input_ids"])
     trace = Trace(
         text=text,
         raw_tokens=tokens,
@@ -162,6 +163,8 @@ def word_ids_and_special(session, text: str, ids: torch.Tensor, truncated: bool)
                                      max_length=session.max_length if truncated else None).word_ids(0)
     except Exception:
         word_ids = [None] * len(ids)
+    if getattr(text, "word_ids", None) is not None:  # a Chat (llm_widgets.chat) knows its own
+        word_ids = list(text.word_ids[:len(ids)])
     specials = set(session.tokenizer.all_special_ids)
     return list(word_ids), np.array([i in specials for i in ids.tolist()])
 

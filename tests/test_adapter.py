@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import llm_widgets as lw
-from llm_widgets.compute.hooks import capture
+from llm_widgets.execution.hooks import capture
 from llm_widgets.compute.patching import patching
 
 from llm_widgets.testing import build

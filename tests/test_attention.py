@@ -194,7 +194,7 @@ def test_stat_lookup_and_top_heads_on_a_constructed_grid():
     attn = np.tile(np.full((T, T), 1 / T, np.float32), (2, 3, 1, 1))
     attn[1, 2] = np.eye(T, k=-1)  # a pure previous-token head at (1, 2) ...
     attn[1, 2, 0, 0] = 1.0
-    from llm_widgets.compute.attention_source import EagerAttention
+    from llm_widgets.attention_source import EagerAttention
 
     res = AttentionResult(raw_tokens=list("abcde"), tokens=list("abcde"), source=EagerAttention(attn),
                           stats=A.head_statistics(attn))

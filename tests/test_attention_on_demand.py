@@ -1,4 +1,4 @@
-"""Attention on demand (compute.attention_source): weights computed from the queries and keys the
+"""Attention on demand (llm_widgets.attention_source): weights computed from the queries and keys the
 model's fast attention (sdpa) was called with equal the eager path's own, for every family that has
 both; long inputs never hold [L, H, T, T]; overviews, tiles and summaries are exact reductions."""
 from __future__ import annotations
@@ -14,7 +14,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 import llm_widgets as lw
 from llm_widgets.adapter import adapter_of
 from llm_widgets.compute import attention as A
-from llm_widgets.compute.attention_source import EagerAttention, capture_attention
+from llm_widgets.attention_source import EagerAttention, capture_attention
 from llm_widgets.errors import UnsupportedModelError
 from llm_widgets.widgets.base import decode_array
 

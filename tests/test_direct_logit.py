@@ -7,7 +7,7 @@ import torch
 
 import llm_widgets as lw
 from llm_widgets.compute.direct_logit import direct_logit_attribution
-from llm_widgets.compute.hooks import capture
+from llm_widgets.execution.hooks import capture
 from llm_widgets.errors import DoesNotApplyError, LLMWidgetsError
 
 from llm_widgets.testing import FAMILIES, build, observed_parallel

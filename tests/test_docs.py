@@ -32,7 +32,7 @@ def _text(markup: str) -> str:
 
 
 def test_views_are_all_counted():
-    assert len(VIEWS) == 11 and "AttentionView" in VIEWS and "Explorer" in VIEWS
+    assert len(VIEWS) == 13 and {"AttentionView", "Explorer", "FeatureView", "SteeringView"} <= set(VIEWS)
 
 
 def test_every_view_has_a_guide_page(site):

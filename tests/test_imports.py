@@ -88,3 +88,31 @@ def test_compute_never_imports_or_names_nnsight_or_the_backends():
         if m.startswith("llm_widgets.compute"):
             assert "nnsight" not in f.read_text().lower(), m
             assert not any(t.startswith("llm_widgets.backends") for t in edges[m]), (m, edges[m])
+
+
+# The layers, bottom up (DESIGN.md): a module imports its own layer and the ones below, never above.
+LAYERS = (
+    ("core", ("errors", "checks", "layers", "guards", "placement", "token_text", "fallback", "adapter", "session",
+              "loading", "trace", "attention_source", "chat")),
+    ("execution", ("execution", "backends")),
+    ("compute", ("compute", "dictionaries", "teaching", "audit", "datasets")),
+    ("views", ("widgets", "figures", "reports", "exercises")),
+    ("entry", ("entry", "testing")),
+)
+
+
+def _layer(module: str) -> int:
+    parts = module.split(".")
+    if len(parts) == 1:  # the package itself: the public surface, above everything
+        return len(LAYERS)
+    for i, (_, tops) in enumerate(LAYERS):
+        if parts[1] in tops:
+            return i
+    raise AssertionError(f"{module} is in no layer of LAYERS: add it where it belongs")
+
+
+def test_packages_import_downward_only():
+    edges = _edges(_modules())
+    upward = sorted(f"{m} ({LAYERS[_layer(m)][0]}) -> {t} ({LAYERS[_layer(t)][0]})"
+                    for m, ts in edges.items() for t in ts if _layer(t) > _layer(m) and t != "llm_widgets")
+    assert upward == [], "\n".join(upward)

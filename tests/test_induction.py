@@ -11,7 +11,7 @@ import torch
 import llm_widgets as lw
 from llm_widgets.compute.attention import STAT_NAMES, offset_score
 from llm_widgets.compute.ablation import ablate
-from llm_widgets.compute.hooks import num_hooks
+from llm_widgets.execution.hooks import num_hooks
 from llm_widgets.compute.patching import patching
 from llm_widgets.teaching.induction import (
     VOCAB, Settings, cache_dir, induction_dataset, induction_model, induction_scores, repeated_prompt,

@@ -5,7 +5,7 @@ import torch
 
 import llm_widgets as lw
 from llm_widgets.compute.ablation import ablate, ablation_effect, num_neurons
-from llm_widgets.compute.hooks import capture, hooks, num_hooks
+from llm_widgets.execution.hooks import capture, hooks, num_hooks
 from llm_widgets.compute.logit_lens import lens_logits, logit_lens
 from llm_widgets.compute.neurons import neuron_activations
 from llm_widgets.errors import LLMWidgetsError

@@ -126,6 +126,28 @@ def test_neurons_ablation_and_logit_lens(pair):
     close(lens_logits(nn, TEXT), lens_logits(native, TEXT), 1e-6, rel=True)
 
 
+def test_direct_logit_attribution_through_the_execution_layer(pair):
+    """Direct logit attribution is one Program: through nnsight it equals native (1e-6), and refuses
+    alike where the logit is not a sum of parts (BERT's post-norm blocks)."""
+    from llm_widgets.compute.direct_logit import direct_logit_attribution
+
+    native, nn = pair
+    if native.adapter.why_not("logit_lens") or native.adapter.kind != "decoder":
+        return
+    kw = dict(target=" mat", positions=[-1, 3])
+    try:
+        a = direct_logit_attribution(native, TEXT, **kw)
+    except lw.DoesNotApplyError as e:
+        with pytest.raises(lw.DoesNotApplyError, match=str(e)[:40].replace("(", ".").replace(")", ".")):
+            direct_logit_attribution(nn, TEXT, **kw)
+        return
+    with Count(nn) as c:
+        b = direct_logit_attribution(nn, TEXT, **kw)
+    assert len(c.calls) == 1 and b.components == a.components
+    close(b.values, a.values, 1e-6, rel=True)
+    close(b.logit, a.logit, 1e-6, rel=True)
+
+
 def _same_patching(a, b):
     assert b.metric == a.metric and b.sites == a.sites and b.changed == a.changed and b.tokens == a.tokens
     close(b.raw, a.raw, 1e-6, rel=True)
@@ -167,10 +189,11 @@ def test_patching(pair):
 
 
 def test_patching_checks_answers_as_the_native_sweep(pair):
-    """Given answers are resolved and checked as the native sweep does (one token or class each, in
-    range, two for logit_diff), with the same error, before any request."""
+    """Given answers are resolved and checked as the native sweep does (one token or class each, or a
+    causal LM's text of several tokens; in range, two different ones for logit_diff), with the same
+    error, before any request."""
     native, nn = pair
-    for answers in [(10**6, 0), (0,), ("mary and", 0)]:
+    for answers in [(10**6, 0), (0,), ("mary and", "mary and")]:  # (answers of several tokens: issue 29)
         with pytest.raises(lw.LLMWidgetsError) as want:
             native_patching(native, CLEAN, CORRUPT, answers=answers)
         with Count(nn) as c, pytest.raises(lw.LLMWidgetsError) as got:
@@ -195,7 +218,7 @@ def test_patching_sweep_at_32_tokens_is_two_traces(minilm_tokenizer):
         b = patching(nn, clean, corrupt)  # every site x layer x position, and every head
     assert len(c.calls) == 2 and len(nn.backend.log) - n0 == 2
     sweep = nn.backend.log[-1]
-    assert sweep.rows == 1 + 3 * nn.n_layers * 32 + nn.n_layers * nn.n_heads  # the clean row, every patched run
+    assert sweep.rows == 2 + 3 * nn.n_layers * 32 + nn.n_layers * nn.n_heads  # clean and corrupted rows, every patched run
     assert sweep.bytes_returned <= 68 * sweep.rows  # metric + top-5 per row: no activations, no logits
     _same_patching(native_patching(native, clean, corrupt), b)
 
@@ -355,7 +378,7 @@ def test_unsupported_things_raise_clear_errors(minilm_tokenizer, monkeypatch):
     with pytest.raises(BackendUnsupportedError, match=r"direct forward pass.*torch hooks.*backend='native'"):
         nn.model(**enc)  # any direct forward of the model, from any view
     for method in ("lrp", "gradcam", "attention_gradcam"):
-        with pytest.raises(BackendUnsupportedError, match=f"method='{method}' does not run through.*request"):
+        with pytest.raises(BackendUnsupportedError, match=f"method='{method}'.*module_hooks|method='{method}'.*torch hooks.*backend='native'"):
             attribute(nn, TEXT, method=method)
     with pytest.raises(BackendUnsupportedError, match="shared by every layer"):
         lw.load((build("albert"), minilm_tokenizer), device="cpu", backend="nnsight")
@@ -392,13 +415,11 @@ def test_remote_cost_is_estimated_before_sending(minilm_tokenizer, monkeypatch):
         attribute(sim, TEXT, method="saliency")
     here = lw.load((twin, minilm_tokenizer), device="cpu", backend="nnsight")
     attribute(here, TEXT, method="ig", steps=4, compute_faithfulness=False)  # local: no limit
-    from llm_widgets.backends.nnsight_attribution import attribution_cost
-    from llm_widgets.backends.nnsight_patching import patching_cost
+    from llm_widgets.compute.attribution.requirements import attribution_cost
     from llm_widgets.compute.attribution.methods import method_of
 
     cost = attribution_cost(here, 12, method_of("ig"), n_targets=3, steps=50)
     assert cost.backward_rows == 150 and "150 backward" in str(cost)
-    assert patching_cost(here, 32).requests == 1
 
 
 def test_views_through_the_backend(minilm_tokenizer):
@@ -419,6 +440,6 @@ def test_views_through_the_backend(minilm_tokenizer):
 
 def test_native_backend_is_unchanged(tiny_gpt2):
     assert tiny_gpt2.backend is None and "nnsight" not in repr(tiny_gpt2)
-    from llm_widgets.compute.hooks import num_hooks
+    from llm_widgets.execution.hooks import num_hooks
 
     assert num_hooks(tiny_gpt2.model) == 0

@@ -105,6 +105,10 @@ CLAIMS = {
         ("on the example, gradient x input has lower comprehensiveness and higher sufficiency than occlusion",
          "saturated_example.loc[['grad_x_input', 'occlusion'], ['comprehensiveness', 'sufficiency']].astype(float).values",
          "v[0][0] < v[1][0] and v[0][1] > v[1][1]"),
+        ("the strongly saturated model's jump takes well under 1% of the path", "change_width(F)", "v < 0.01"),
+        ("400 uniform steps miss f(x) - f(baseline) by more than 30%; adaptive within 1% with fewer than 400 "
+         "gradient evaluations", "ig_rules.values.tolist()",
+         "v[0][0] == 400 and v[0][1] > 0.3 and v[1][0] < 400 and v[1][1] < 0.01"),
         ("the induction model generates the repeat", "(g.result.targets, letters[3:7])", "v[0] == v[1]"),
         ("the first generated letter's top three prompt tokens: its earlier copy, the letter before that copy, then the current "
          "token; every other prompt token below 0.1",
@@ -175,6 +179,17 @@ CLAIMS = {
          "v == [2 * PERIOD, 2 * PERIOD]"),
         ("logit lens: about 0 before layer 1, about 0.98 after it in the second copy", "lens_table['second copy'].tolist()",
          "v[0] < 0.02 and v[1] < 0.02 and 0.97 <= v[2] <= 0.99"),
+        ("tuned lens: about 3.1 vs 8.2 nats after the embeddings, 3.1 vs 4.4 after layer 0, 0 after layer 1 (held out)",
+         "kl_table[['logit lens', 'tuned lens']].values.tolist()",
+         "7.7 <= v[0][0] <= 8.7 and 2.8 <= v[0][1] <= 3.4 and 4.0 <= v[1][0] <= 4.8 and 2.8 <= v[1][1] <= 3.4 "
+         "and max(abs(x) for x in v[2]) < 1e-6"),
+        ("tuned lens: the correct letter about 0.017 (chance) before layer 1, about 0.98 after; top guess the current "
+         "letter at about 0.19 where the logit lens gives 0.99 and 0.57",
+         "(kl_table['tuned: P(correct letter)'].tolist(), kl_table['tuned: top probability'].tolist(), "
+         "kl_table['logit: top probability'].tolist(), [all(both.comparison.tuned.top_tokens[both.comparison.tuned.top_index[r, t, 0]] "
+         "== both.result.tokens[t] for t in range(PERIOD + 1, 2 * PERIOD)) for r in (0, 1)])",
+         "all(0.01 <= x <= 0.025 for x in v[0][:2]) and 0.97 <= v[0][2] <= 0.99 and all(0.15 <= x <= 0.23 for x in v[1][:2]) "
+         "and v[2][0] >= 0.98 and 0.52 <= v[2][1] <= 0.61 and v[3] == [True, True]"),
         ("exercise 1: any two induction heads leave the loss far below chance (about 0.21 and 0.39)", "list(pair_losses.values())",
          "0.18 <= v[0] <= 0.24 and 0.35 <= v[1] <= 0.43 and v[1] < CHANCE / 5"),
         ("exercise 2: the control's second copy is below ln 12 (about 2.3)", "second_copy_control", "2.1 <= v < math.log(12)"),
@@ -253,6 +268,42 @@ CLAIMS = {
         ("exercise 3: DPD by hand equals the audit's (about 0.13); over male and female only about 0.02 (passes)",
          "(dpd_by_hand, control_full.groups.differences['demographic_parity_difference'][0], dpd_named)",
          "abs(v[0] - v[1]) < 1e-9 and 0.11 <= v[0] <= 0.15 and v[2] <= 0.03"),
+    ],
+    "06_features.ipynb": [
+        ("Both recover every planted direction (1.00 of them at cosine >= 0.9)", "(recovered_topk, recovered_l1)",
+         "v[0] >= 0.99 and v[1] >= 0.99"),
+        ("true sparsity about 0.48 active features per sample; TopK always k = 2, the L1 SAE about 1.05",
+         "(true_l0, l0_topk, l0_l1)", "0.4 <= v[0] <= 0.56 and v[1] == 2.0 and 0.85 <= v[2] <= 1.25"),
+        ("FVU about 0.03 on a new prompt", "fvu", "0.015 <= v <= 0.045"),
+        ("zeroing one feature: the prediction drops from about 0.98 to about 0.54", "(before, after)",
+         "v[0] >= 0.95 and 0.4 <= v[1] <= 0.7"),
+        ("with no edit the logits change by less than 1e-5", "unchanged", "v < 1e-5"),
+        ("exercise 1: clamped at twice its activation everywhere, P('x') falls to about 0.03; 'g' about 0.96",
+         "(p_doubled, doubled['outputs'][0], doubled['after'][0])", "v[0] <= 0.1 and v[1] == 'g' and v[2] >= 0.9"),
+        ("exercise 2: about 53 of the 256 features never fire on the corpus", "dead", "40 <= v <= 70"),
+    ],
+    "07_steering.ipynb": [
+        ("unsteered the filler sentences are POSITIVE; at strength 2 every one is NEGATIVE at blocks 0 and 1 (suggested: 2)",
+         "(flip_strength, flipped.tolist(), (sweep.per_prompt[1, sweep.strengths.index(2), :, negative] > 0.5).mean())",
+         "v[0] == 2 and v[1][0] <= 0.05 and v[1][3] == 1.0 and v[2] == 1.0"),
+        ("held-out separation 0.95 (block 0) and 0.9 (block 1)", "to_negative.separation.tolist()",
+         "0.9 <= v[0] <= 1 and 0.85 <= v[1] <= 0.95"),
+        ("LEACE on every token's state leaves accuracy at 1.00 at either block", "erased_everywhere", "min(v.values()) >= 0.99"),
+        ("at the readout of the last block: chance (about 0.5); a random direction of the same rank: 1.00",
+         "(readout_eraser.rank, erased_readout, random_control)", "v[0] == 1 and 0.4 <= v[1] <= 0.6 and v[2] >= 0.99"),
+        ("a fresh probe after erasure sits at the majority baseline; before it, perfect",
+         "(amnesic_result.probe_after, amnesic_result.majority, amnesic_result.probe_before)",
+         "abs(v[0] - v[1]) <= 0.05 and v[2] >= 0.99"),
+        ("block 0 strengths 0 and 2 unchanged; from 4 (2 at block 1) capitals, perplexity 4.5-14 vs about 1.0, flagged",
+         "(guard.tolist(), grid.perplexity.mean(2).tolist(), float(grid.base_perplexity.mean()), grid.texts[0][1] == grid.base_texts)",
+         "v[0] == [[False, False, True, True, True], [False, True, True, True, True]] and v[2] <= 1.1 and v[3]"
+         " and all(4 <= p <= 15 for row in v[1] for p in row if p > 2)"),
+        ("exercise 1: on NEGATIVE texts P(POSITIVE) starts at about 0.05; strength 4 at block 0 and 2 at block 1",
+         "(negated.suggested, negated.result.probs[:, 0, 1].tolist())", "v[0] == [4.0, 2.0] and max(v[1]) <= 0.1"),
+        ("exercise 2: probe at the baseline at both blocks; accuracy falls by about 0.5 only at block 1, random 0",
+         "[(r.probe_after - r.majority, r.task_change, r.random_change) for r in amnesic_view.amnesic]",
+         "all(abs(a) <= 0.05 for a, _, _ in v) and abs(v[0][1]) <= 0.02 and -0.55 <= v[1][1] <= -0.4"
+         " and all(abs(c) <= 0.02 for _, _, c in v)"),
     ],
 }
 

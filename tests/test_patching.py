@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from llm_widgets.compute.hooks import num_hooks
+from llm_widgets.execution.hooks import num_hooks
 from llm_widgets.compute.patching import patching
 from llm_widgets.errors import LLMWidgetsError
 from llm_widgets.widgets.base import decode_array
@@ -60,8 +60,8 @@ def test_bad_inputs_are_explained(tiny_gpt2):
         patching(tiny_gpt2, "When Mary went home", "When Mary and John went home")
     with pytest.raises(LLMWidgetsError, match="no difference"):
         patching(tiny_gpt2, CLEAN, CLEAN, answers=("mary", "john"))
-    with pytest.raises(LLMWidgetsError, match="exactly one token"):
-        patching(tiny_gpt2, CLEAN, CORRUPT, answers=("mary", "johnsonville's"))
+    with pytest.raises(LLMWidgetsError, match="reads one output position"):  # several tokens: not a logit
+        patching(tiny_gpt2, CLEAN, CORRUPT, metric="logit", answers=("johnsonville's", "mary"))
     with pytest.raises(LLMWidgetsError, match="unknown site"):
         patching(tiny_gpt2, CLEAN, CORRUPT, sites=("resid", "nope"))
     with pytest.raises(LLMWidgetsError, match="metric must be"):

@@ -13,7 +13,7 @@ import llm_widgets as lw
 from llm_widgets.compute.ablation import ablate
 from llm_widgets.compute.direct_logit import direct_logit_attribution
 from llm_widgets.compute.distill import teacher_logits
-from llm_widgets.compute.hooks import num_hooks
+from llm_widgets.execution.hooks import num_hooks
 from llm_widgets.compute.logit_lens import lens_logits
 from llm_widgets.compute.surrogate import fit_surrogates
 from llm_widgets.teaching.classifier import keyword_dataset
@@ -139,16 +139,32 @@ def test_an_ablation_acts_on_its_own_threads_forwards_only(gpt2):
     torch.testing.assert_close(lens_logits(s, TEXT), ref)  # and the cache holds the clean model's trace
 
 
-# -- 4. the nnsight backend refuses ablate() (its hooks would not travel with a request) ---------------------
+# -- 4. ablate() through nnsight: the ablation travels with every request of the thread --------------------
 @pytest.mark.parametrize("remote", [False, "local"])
-def test_ablate_is_refused_on_the_nnsight_backend(remote, minilm_tokenizer):
+def test_ablate_through_nnsight_equals_native(remote, minilm_tokenizer):
     pytest.importorskip("nnsight")
-    from llm_widgets.backends.nnsight_backend import BackendUnsupportedError
+    import copy
 
-    nn = lw.load((build("gpt2"), minilm_tokenizer), device="cpu", backend="nnsight", remote=remote)
-    with pytest.raises(BackendUnsupportedError, match=r"ablate\(\) context.*backend='native'"):
-        with ablate(nn, heads=[(0, 1)]):
-            pass
+    from llm_widgets.compute.neurons import neuron_activations
+
+    m = build("gpt2")
+    native = lw.load((m, minilm_tokenizer), device="cpu")
+    nn = lw.load((copy.deepcopy(m), minilm_tokenizer), device="cpu", backend="nnsight", remote=remote)
+    clean_lens = lens_logits(nn, TEXT)
+    for kw in (dict(heads=[(0, 1)], neurons=[(1, 3)]), dict(heads=[(1, 2)], mode="mean"),
+               dict(heads=[(0, 1)], mode="resample", donor=DONOR)):
+        with ablate(native, **kw):
+            want = (lens_logits(native, TEXT), neuron_activations(native, TEXT).activations,
+                    native.trace(TEXT).hidden_states)
+        with ablate(nn, **kw):
+            got = (lens_logits(nn, TEXT), neuron_activations(nn, TEXT).activations,
+                   nn.trace(TEXT).hidden_states)  # the trace too: never the cached clean one
+        torch.testing.assert_close(got[0], want[0], atol=1e-5, rtol=1e-5)
+        np.testing.assert_allclose(got[1], want[1], atol=1e-5, equal_nan=True)
+        np.testing.assert_allclose(got[2], want[2], atol=1e-5)
+        assert np.abs(got[2] - nn.trace(TEXT).hidden_states).max() > 1e-3  # after the block: clean again
+        assert (got[0] - clean_lens).abs().max() > 1e-3  # the ablation did something
+    torch.testing.assert_close(lens_logits(nn, TEXT), clean_lens)  # and is gone after the block
     assert num_hooks(nn.model) == 0
 
 

@@ -10,6 +10,7 @@ from ..errors import LLMWidgetsError, UnsupportedModelError
 from ..guards import model_lock
 from .callhook import CallHook
 from .facts import Adapter, Layout, Ref, get_module
+from .attention_calls import observe_attention
 from .probe import is_linear, is_within, probe_inputs, record, same_tensor
 
 ATTENTION_NAME = re.compile(r"att", re.I)  # self_attn, attention, SelfAttention, self_attention, attn
@@ -53,8 +54,45 @@ def _find_blocks(model, calls, hs, layout: Layout | None) -> tuple[list[Ref], bo
         f"llm_widgets.load(model, layout=llm_widgets.Layout(blocks='path.to.layers', attn_out=..., mlp_out=...)).")
 
 
-def _block_parts(mods: dict, block: Ref, calls, order, d: int, layout: Layout | None):
-    """Within one block's call: attention module, its output projection, the MLP site."""
+def _embedding_first(model, calls, hs, layout: Layout | None) -> tuple[list, bool]:
+    """The hidden states in the one convention every view reads: the embedding output first, then
+    each block's output (the last may be after the final norm). Some models (Mamba, Falcon-Mamba)
+    return the block outputs and then the final norm's output, without the embedding output: there,
+    a list of len(hs) - 1 blocks whose item i outputs hs[i], read structurally from the probe. Their
+    embedding output is block 0's input, which must be the input embeddings' own output (views
+    recompute it from the token ids; `Adapter.hidden_states`). Returns (hidden states, shifted)."""
+    n = len(hs) - 1
+    if layout is not None and layout.blocks:
+        lst = get_module(model, layout.blocks)
+        lists = {layout.blocks: lst} if isinstance(lst, torch.nn.ModuleList) else {}
+    else:
+        lists = {name: m for name, m in model.named_modules() if isinstance(m, torch.nn.ModuleList)}
+    for lname, lst in lists.items():
+        if len(lst) != n or n < 1:
+            continue
+        own = [calls.get(f"{lname}.{i}", []) for i in range(n)]
+        if not all(len(c) == 1 and same_tensor(c[0].out, hs[i]) for i, c in enumerate(own)):
+            continue
+        emb = own[0][0].inp
+        if emb is None or same_tensor(emb, hs[0]):
+            continue
+        names = {m: k for k, m in model.named_modules()}
+        ename = names.get(model.get_input_embeddings())
+        got = calls.get(ename, []) if ename is not None else []
+        if not (len(got) == 1 and same_tensor(got[0].out, emb)):
+            raise UnsupportedModelError(
+                f"{type(model).__name__}'s hidden states omit the embedding output (its hidden_states[0] is "
+                f"block 0's output), and block 0's input is not the input embeddings' own output, so the "
+                f"embedding output cannot be recomputed from the token ids: the residual stream before block 0 "
+                f"is unknown. Views that read it (logit lens, probing, concepts) cannot be computed for it.")
+        return [emb] + list(hs[:n - 1]) + [hs[n]], True
+    return hs, False
+
+
+def _block_parts(mods: dict, block: Ref, calls, order, d: int, layout: Layout | None, callers: dict):
+    """Within one block's call: attention module, its output projection, the MLP site. The attention
+    module is the outermost module named like attention that holds linear maps; where none is, the
+    module that called transformers' attention function in this block (`callers`, observed)."""
     name = block.path
     win = calls[name][block.call]
     inside = [c for c in order if win.start < c.start and c.end <= win.end and is_within(c.name, name)
@@ -78,6 +116,9 @@ def _block_parts(mods: dict, block: Ref, calls, order, d: int, layout: Layout | 
             top = ".".join(parts[:hit + 1])
             if top not in att_mods:
                 att_mods.append(top)
+    if not att_mods:  # attention not named like attention: the module seen calling an attention function
+        att_mods = [rel(p) for p in callers if is_within(p, name) and p != name
+                    and any(c.name == p for c in inside)][:1]
     att_root = att_mods[0] if att_mods else None
     in_att = lambda c: att_root is not None and is_within(rel(c.name), att_root)  # noqa: E731
     # token mixers other than attention: a block's part holding a convolution over the sequence (a
@@ -104,6 +145,11 @@ def _block_parts(mods: dict, block: Ref, calls, order, d: int, layout: Layout | 
                 f"like 'attn'/'attention' that writes width {d}) and no other token mixer (a convolution over "
                 f"the sequence); attention modules seen: {att_mods or 'none'}. Pass Layout(attn_out='path.in.block') "
                 f"(in a hybrid stack, the blocks that do not call it have no attention).")
+    # a block without attention whose tokens one mixer module mixes: that module's call is its "mixer" site
+    mixer_call = None
+    if attn_out is None and len(mixer_roots) == 1:
+        hits = [c for c in inside if c.name == f"{name}.{mixer_roots[0]}"]
+        mixer_call = hits[0] if len(hits) == 1 and hits[0].out is not None and hits[0].out.shape[-1] == d else None
     if attn_out is not None:
         mixer = f"attention {rel(attn_out.name).rsplit('.', 1)[0]!r}"
     elif mixer_roots:
@@ -132,7 +178,7 @@ def _block_parts(mods: dict, block: Ref, calls, order, d: int, layout: Layout | 
         outs = [c for c in linears if not in_att(c) and not in_mixer(c) and c.out is not None
                 and c.out.shape[-1] == d and c.inp is not None]
         mlp_out = outs[-1] if outs else None
-    return att_root, attn_out, mlp, mlp_out, moe_root is not None, inside, mixer
+    return att_root, attn_out, mlp, mlp_out, moe_root is not None, inside, mixer, mixer_call
 
 
 HEAD_COUNTS = ("num_heads", "num_attention_heads", "n_head", "n_heads", "attention_heads")
@@ -202,25 +248,38 @@ def _discover(model, config, layout: Layout | None) -> Adapter:
                "yet; attention (encoder, decoder and cross) and probing of the encoder do")
         return Adapter(model, "encoder-decoder", False, "lm", n_layers or 0, n_heads or 0, n_heads or 0,
                        (d or 0) // max(n_heads or 1, 1), d or 0, reasons={"interventions": why})
-    out, calls, order = record(model, inputs, output_hidden_states=True)
+    with observe_attention() as seen:  # the modules that call transformers' attention functions
+        out, calls, order = record(model, inputs, output_hidden_states=True)
+    names = {m: k for k, m in model.named_modules()}
+    attention_callers: dict[str, list] = {}
+    for c in seen:
+        if c.module in names:
+            attention_callers.setdefault(names[c.module], []).append(c)
     hs = getattr(out, "hidden_states", None)
     if not hs:
         raise UnsupportedModelError(f"{type(model).__name__} returns no hidden states "
                                     "(output_hidden_states=True); llm-widgets needs them to find its blocks.")
-    hs = list(hs)
+    raw = list(hs)  # the model's own convention (causality compares two of the model's own forwards)
+    hs, shifted = _embedding_first(model, calls, raw, layout)
     d = int(hs[0].shape[-1])
     mods = dict(model.named_modules())
     blocks, shared = _find_blocks(model, calls, hs, layout)
     n = len(blocks)
     # per-block parts
     attn_out, mlp, mlp_out, n_neurons, att_roots, moe_any, insides, mixers = [], [], [], [], [], False, [], []
+    sinks: list[bool] = []
+    mixer_out: list = []
     for ref in blocks:
-        att_root, ao, m, mo, moe, inside, mixer = _block_parts(mods, ref, calls, order, d, layout)
+        att_root, ao, m, mo, moe, inside, mixer, mx = _block_parts(mods, ref, calls, order, d, layout,
+                                                                   attention_callers)
+        sinks.append(ao is not None and any(c.sinks for p, cs in attention_callers.items()
+                                            if is_within(p, f"{ref.path}.{att_root}") for c in cs))
         insides.append(inside)
         att_roots.append(att_root if ao is not None else None)
         mixers.append(mixer)
         ref_of = lambda c: Ref(mods[c.name], c.index, c.name, len(calls[c.name])) if c is not None else None  # noqa: E731
         attn_out.append(ref_of(ao))
+        mixer_out.append(ref_of(mx))
         mlp_out.append(ref_of(mo))
         mlp.append(ref_of(m if m is not None else mo))
         n_neurons.append(int(mo.inp.shape[-1]) if mo is not None and mo.inp is not None else 0)
@@ -264,7 +323,7 @@ def _discover(model, config, layout: Layout | None) -> Adapter:
     b0 = first if first is not None else 0
     parallel = first is not None and _is_parallel(model, mods, inputs, calls, blocks[b0], attn_out[b0], insides[b0],
                                                   att_roots[b0], mlp[b0])
-    causal = _is_causal(model, inputs, hs)
+    causal = _is_causal(model, inputs, raw)
     # outputs and readout
     logits = getattr(out, "logits", None)
     emb_out = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
@@ -278,7 +337,8 @@ def _discover(model, config, layout: Layout | None) -> Adapter:
             output = "token-classes"
     kind = "decoder" if causal and output == "lm" else "encoder"
     ad = Adapter(model, kind, causal, output, n, n_heads, n_kv, head_dim, d, blocks, attn_out, mlp, mlp_out,
-                 n_neurons, parallel=parallel, shared=shared, moe=moe_any, mixers=mixers, heads=heads)
+                 n_neurons, parallel=parallel, shared=shared, moe=moe_any, mixers=mixers, heads=heads,
+                 embeddings_in_hidden_states=not shifted, sinks=sinks, mixer_out=mixer_out)
     if moe_any:
         ad.reasons["neurons"] = ("its MLPs are mixtures of experts, which have no single neuron layer "
                                  "(the 'mlp' site is the whole expert block's output)")

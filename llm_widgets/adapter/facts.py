@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..errors import DoesNotApplyError
+from ..errors import DoesNotApplyError, LLMWidgetsError
 from ..layers import block_index
 
 
@@ -94,6 +94,31 @@ class Adapter:
     # None where the block has no attention
     mixers: list[str] = field(default_factory=list)
     heads: list[tuple[int, int] | None] = field(default_factory=list)
+    # False where the model's hidden_states omit the embedding output (Mamba: the block outputs, then
+    # the final norm's output); `hidden_states` puts them in the one convention every view reads
+    embeddings_in_hidden_states: bool = True
+    # per block: its attention passes learned sinks to the attention function (gpt-oss), as observed
+    sinks: list[bool] = field(default_factory=list)
+    # per block without attention: the one token-mixer module (Mamba, short convolution, RG-LRU) whose
+    # output is its contribution, the "mixer" site (None where the block has attention or no such module)
+    mixer_out: list[Ref | None] = field(default_factory=list)
+
+    def hidden_states(self, hidden, input_ids: torch.Tensor | None = None) -> tuple:
+        """The model's returned `hidden_states` in the convention every view reads: the embedding
+        output (the residual stream before block 0), then each block's output (the last may be after
+        the final norm), n_layers + 1 in all. Where the model omits the embedding output, it is
+        recomputed from `input_ids` by the input embeddings (discovery checked that block 0 reads
+        exactly that); without `input_ids` that is an error, never a shifted tuple."""
+        hidden = tuple(hidden)
+        if self.embeddings_in_hidden_states:
+            return hidden
+        if input_ids is None:
+            raise LLMWidgetsError(f"{type(self.model).__name__}'s hidden states omit the embedding output; pass "
+                                  f"the token ids to recompute it (Adapter.hidden_states(hidden, input_ids)).")
+        table = self.model.get_input_embeddings()
+        with torch.set_grad_enabled(hidden[0].requires_grad):  # as the forward that gave `hidden` ran
+            emb = table(input_ids.to(table.weight.device))
+        return (emb.to(device=hidden[0].device, dtype=hidden[0].dtype),) + hidden[:-2] + hidden[-1:]
 
     # -- what applies ------------------------------------------------------------------------
     def require(self, what: str) -> None:
@@ -115,6 +140,10 @@ class Adapter:
         if "interventions" in self.reasons:
             return self.reasons["interventions"]
         if what == "neurons" and not any(self.n_neurons):
+            if self.mlp and not any(self.mlp) and "neurons" not in self.reasons:  # a stack of token mixers only
+                return (f"no block of this model has an MLP (a feed-forward layer writing the residual stream), so "
+                        f"there are no neurons to show: its blocks are token mixers "
+                        f"({', '.join(sorted(set(self.mixers)))}) and norms")
             return self.reasons.get("neurons", "this model's blocks have no MLP neuron layer")
         if what == "logit_lens" and self.head is None:
             return self.reasons.get("logit_lens", "this model has no language-model head (final norm + "
@@ -176,19 +205,64 @@ class Adapter:
         return block_index(layer, self.n_layers)
 
     def site(self, site: str, layer: int) -> Ref:
-        """The module (and call) whose output (resid/attn/mlp) or input (heads/neurons) is `site`."""
+        """The module (and call) whose output (resid/attn/mlp/mixer) or input (heads/neurons/mlp_in) is
+        `site` ("mixer": the token mixer of a block without attention, as Mamba's; "mlp_in": the MLP's
+        input, after its pre-MLP norm: `mlp_input`)."""
         self.require("interventions")
         layer = self.check_layer(layer)
+        if site == "mlp_in":
+            return self.mlp_input(layer)
         table = {"resid": self.blocks, "attn": self.attn_out, "heads": self.attn_out, "mlp": self.mlp,
-                 "neurons": self.mlp_out}
+                 "neurons": self.mlp_out, "mixer": self.mixer_out or [None] * self.n_layers}
         if site not in table:
             raise DoesNotApplyError(f"unknown site {site!r}; use one of {tuple(table)}")
         ref = table[site][layer]
         if ref is None:
             why = (self.no_neurons(layer) if site == "neurons" else self.no_attention(layer)
-                   if site in ("attn", "heads") else f"block {layer} has no MLP")
+                   if site in ("attn", "heads") else self.no_mixer(layer) if site == "mixer"
+                   else f"block {layer} has no MLP")
             raise DoesNotApplyError(f"layer {layer} has no {site!r} site: {why}.")
         return ref
+
+    def mlp_input(self, layer: int) -> Ref:
+        """The module whose first input is block `layer`'s MLP input (the "mlp_in" site, after the
+        pre-MLP norm; TransformerLens's ln2.hook_normalized): the "mlp" module where it is the whole MLP
+        (a mixture of experts, or Layout(mlp=...)), else the innermost module inside the block that
+        holds the MLP output projection and another weight matrix reading the model's width (the up
+        projection) but not the attention or the mixer. Raises saying why where there is none (an MLP
+        whose linear maps sit directly in the block, or split over two modules)."""
+        out, whole = self.mlp_out[layer], self.mlp[layer]
+        if whole is not None and (out is None or whole.path != out.path):
+            return whole
+        if out is None:
+            raise DoesNotApplyError(f"layer {layer} has no 'mlp_in' site: block {layer} has no MLP.")
+        block = self.blocks[layer].path
+        others = [r.path for r in (self.attn_out[layer], self.mixer_out[layer] if self.mixer_out else None) if r]
+        parts = out.path.split(".")
+        for i in range(len(parts) - 1, 0, -1):
+            path = ".".join(parts[:i])
+            if len(path) <= len(block) or any(p.startswith(path + ".") for p in others):
+                break
+            mod = get_module(self.model, path)
+            rel = out.path[len(path) + 1:]
+            if any(p.dim() == 2 and self.d_model in p.shape and not name.startswith(rel + ".")
+                   for name, p in mod.named_parameters()):
+                return Ref(mod, out.call, path, out.calls)
+        raise DoesNotApplyError(
+            f"layer {layer} has no 'mlp_in' site: no one module of block {block!r} holds its MLP (its output "
+            f"projection {out.path!r} and an up projection, without the attention), so there is no module whose "
+            f"input is the MLP's input. Pass llm_widgets.Layout(mlp='path.in.block') naming the MLP module.")
+
+    def no_mixer(self, layer: int) -> str:
+        """Why block `layer` has no "mixer" site ('' where it has one): its tokens are mixed by attention
+        (the "attn" site), or by no single module whose output is the block's mixing contribution."""
+        if self.mixer_out and self.mixer_out[layer] is not None:
+            return ""
+        if self.attn_out[layer] is not None:
+            return f"block {layer} mixes its tokens with attention (its 'attn' site)"
+        mixer = self.mixers[layer] if self.mixers else "no module found"
+        return (f"block {layer}'s tokens are mixed by {mixer}, not one module called once whose output is "
+                f"the model's width")
 
     def no_neurons(self, layer: int) -> str:
         """Why block `layer` has no neuron layer ('' where it has one); names the blocks that do."""

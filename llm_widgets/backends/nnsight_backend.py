@@ -5,8 +5,9 @@
     s = lw.load(nnsight_model)                                     # a TransformersModel / LanguageModel
 
 One entry point, `NnsightBackend.request`, opens every trace (`with model.trace(..., remote=...)`):
-the request bodies are the functions of `nnsight_requests` (torch only, shipped by value to a
-server), so the same request runs here (remote=False), in nnsight's local simulation of a remote
+the request bodies are the functions of `llm_widgets.execution.remote` with the ops they run (torch
+only, shipped by value to a server: the nnsight executor, llm_widgets.execution.nnsight, builds
+them from compute's Programs), so the same request runs here (remote=False), in nnsight's local simulation of a remote
 run (remote='local': serialized and deserialized with llm_widgets hidden, as a server would see
 it) or on NDIF (remote=True). (nnsight's `VLLM` is refused with the reason: vLLM's flattened token
 layout does not fit these requests yet.) Only what a body appends to its box comes back; every
@@ -14,8 +15,9 @@ request is logged (`log`: label, rows, seconds, bytes sent and returned) and rep
 progress callback.
 
 A session on this backend refuses the native torch-hook path (a direct forward of the model raises
-`BackendUnsupportedError`), so a view that is not expressed as nnsight traces says so at once
-instead of silently running here, or failing deep inside on a model whose weights are elsewhere.
+`BackendUnsupportedError`), so a computation that is not a Program (or needs a capability the
+nnsight executor lacks) says so at once instead of silently running here, or failing deep inside
+on a model whose weights are elsewhere.
 
 Model facts (the adapter) come from the module tree: discovered on the model itself when its
 weights are here, else (remote: nnsight builds the model on the meta device) on a small random
@@ -34,9 +36,11 @@ import torch
 
 from ..errors import BackendUnsupportedError, LLMWidgetsError
 from ..guards import GUARD_MARK
-from . import nnsight_attribution, nnsight_patching, nnsight_views
-from . import nnsight_requests as rq
-from .cost import Cost  # noqa: F401  (re-exported: the estimates requests are checked against)
+from ..execution import ops
+from ..execution import remote as remote_body
+from ..execution.nnsight import Nnsight
+from . import nnsight_trace
+from ..execution.cost import Cost
 
 # Remote runs refuse requests estimated above these (change them here to allow more): backward
 # passes x tokens x parameters (~ the FLOPs of the backward passes / 4) and bytes sent back.
@@ -166,19 +170,10 @@ class NnsightBackend:
 
     # What compute/ asks of a session's backend instead of running torch hooks (compute never imports
     # this package): the same signatures and results as the native functions they stand for.
-    build_trace = staticmethod(nnsight_views.build_trace)
-    neuron_activations = staticmethod(nnsight_views.neuron_activations)
-    ablation_effect = staticmethod(nnsight_views.ablation_effect)
-    lens_logits = staticmethod(nnsight_views.lens_logits)
-    logit_lens = staticmethod(nnsight_views.logit_lens)
-    token_states = staticmethod(nnsight_views.token_states)
-    extract = staticmethod(nnsight_views.extract)
-    patching = staticmethod(nnsight_patching.patching)
-    build_objective = staticmethod(nnsight_attribution.build_objective)
-    check_method = staticmethod(nnsight_attribution.check_method)
+    build_trace = staticmethod(nnsight_trace.build_trace)
 
     def __init__(self, lm, *, remote: bool | str = False, verbose: bool = False):
-        nnsight = require_nnsight()
+        require_nnsight()
         refuse_vllm(lm)
         if remote and not hasattr(lm, "_remote_backend"):
             raise LLMWidgetsError(f"remote={remote!r} needs an nnsight model that can run remotely "
@@ -193,8 +188,26 @@ class NnsightBackend:
         self.attention_note = ""
         self.order: dict = {}
         self.session = None
-        if remote:
-            nnsight.register(rq)  # the request bodies ship by value: the server has no llm_widgets
+        self.executor = Nnsight(self)  # runs compute's Programs (llm_widgets.execution) as traces here
+        self._shipped: set = set()
+        if remote:  # the request bodies and the ops they run ship by value: the server has no llm_widgets
+            self.ship([ops, remote_body])
+
+    def ship(self, things) -> None:
+        """Register with nnsight, to ship by value, the modules of `things` (modules, or ops whose class
+        module it is: llm_widgets.execution.ops and any other torch-only module of ops), once each."""
+        import sys
+        import types
+
+        import nnsight
+
+        for x in things:
+            if x is None:
+                continue
+            module = x if isinstance(x, types.ModuleType) else sys.modules.get(type(x).__module__)
+            if module is not None and module.__name__.startswith("llm_widgets") and module not in self._shipped:
+                nnsight.register(module)
+                self._shipped.add(module)
 
     # -- facts --------------------------------------------------------------------------------------
     @property

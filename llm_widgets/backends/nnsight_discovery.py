@@ -12,19 +12,7 @@ import inspect
 import torch
 
 from ..errors import BackendUnsupportedError, DoesNotApplyError, LLMWidgetsError, UnsupportedModelError
-
-
-def envoy_path(path: str) -> str:
-    """A torch module path as nnsight's envoy tree spells it: a submodule named like a value nnsight
-    serves on every module (BERT's `output`) is mounted as `E_output`."""
-    from nnsight.intervention.envoy import Envoy
-
-    parts = []
-    for part in path.split(".") if path else []:
-        if not part.startswith("_") and inspect.isdatadescriptor(getattr(Envoy, part, None)):
-            part = Envoy.OVERLOAD_PREFIX + part
-        parts.append(part)
-    return ".".join(parts)
+from ..execution.nnsight import envoy_path  # noqa: F401  (re-exported: the backend spells paths so)
 
 
 # -- adapter facts without the weights ---------------------------------------------------------------
@@ -141,7 +129,7 @@ def site_order(probe_model: torch.nn.Module, ad) -> dict:
 
     _, calls, _ = record(probe_model, probe_inputs(probe_model))
     ranks = {}
-    for site in ("heads", "attn", "neurons", "mlp", "resid"):
+    for site in ("heads", "attn", "mlp_in", "neurons", "mlp", "resid"):
         try:
             ref = ad.site(site, 0)
         except (DoesNotApplyError, LLMWidgetsError):
@@ -151,7 +139,7 @@ def site_order(probe_model: torch.nn.Module, ad) -> dict:
         c = calls.get(path, [None])[min(ref.call, len(calls.get(path, [None])) - 1)]
         if c is None:
             continue
-        ranks[site] = c.start if site in ("heads", "neurons") else c.end
+        ranks[site] = c.start if site in ("heads", "neurons", "mlp_in") else c.end
     return ranks
 
 

@@ -17,7 +17,7 @@ def load_nnsight(model, *, device=None, dtype=None, task=None, attn_implementati
     device: no weights are downloaded; attention runs with 'sdpa' unless attn_implementation says
     otherwise than the default, since the views compute attention weights from the captured queries
     and keys). load_native: llm_widgets.load, which builds the native session first (passed in by
-    it: loading imports this module, not the other way round)."""
+    it: the entry point imports this module, not the other way round)."""
     from ..session import Session
 
     require_nnsight()

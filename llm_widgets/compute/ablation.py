@@ -18,7 +18,9 @@ import torch
 from ..checks import integer
 from ..errors import LLMWidgetsError
 from ..guards import clean
-from .hooks import capture, check_layer, final_logits, hooks, output_names
+from ..execution import Program, Read, Write, intervene, ops, run
+from ..execution.hooks import check_layer
+from .outputs import output_names
 from .inputs import batch_inputs
 from .patching import output_position
 
@@ -58,7 +60,7 @@ def num_neurons(session, layer: int) -> int:
 def unit_columns(session, heads, neurons) -> dict:
     """{(site, layer): [columns]} of the units to ablate, checked: a head's columns of the attention
     output before its projection (its block's own head width: `Adapter.head_layout`), a neuron's
-    column. Shared by `ablate` and the backends' ablation_effect."""
+    column. Shared by `ablate` and `ablation_effect`."""
     ad = session.adapter
     heads = _check_units(session, heads, "heads", lambda l: ad.head_layout(l)[0])
     neurons = _check_units(session, neurons, "neurons", lambda l: num_neurons(session, l))
@@ -69,6 +71,20 @@ def unit_columns(session, heads, neurons) -> dict:
     for layer, n in neurons:
         by_site.setdefault(("neurons", layer), []).append(n)
     return by_site
+
+
+def unit_writes(session, heads, neurons, mode: str, values=None, rows=None) -> list[Write]:
+    """The writes that ablate the units (`unit_columns`) in `mode`; 'set' takes `values`
+    {(site, layer): [B, T, F] activation} (resample ablation's donor)."""
+    writes = []
+    for (site, layer), cols in unit_columns(session, heads, neurons).items():
+        idx = torch.tensor(sorted(set(cols)))
+        if mode == "resample":
+            op = ops.Columns(idx, "set", values[(site, layer)][..., idx.to(values[(site, layer)].device)])
+        else:
+            op = ops.Columns(idx, mode)
+        writes.append(Write(site, layer, op, rows))
+    return writes
 
 
 @contextmanager
@@ -87,40 +103,14 @@ def ablate(session, heads=(), neurons=(), mode: str = "zero", donor=None):
     and the model lock is not held inside it: a background view started before the block keeps
     computing on the unablated model, and waiting for it inside the block (`v.wait()`,
     `v.to_html(...)`) does not hang; a view started inside the block computes in this thread, on the
-    ablated model. On a session with a backend (llm_widgets.backends) it raises BackendUnsupportedError: its torch
-    hooks would not travel with the backend's requests (use `ablation_effect`, which does).
+    ablated model. The same on every executor (`llm_widgets.execution.intervene`): on one that runs the
+    model elsewhere the ablation travels with every run this thread sends while inside.
     """
-    if getattr(session, "backend", None) is not None:  # hooks here would not reach the request's model
-        raise session.backend.refuse("The ablate() context")
     check_mode(mode, donor)
     session.adapter.require("interventions")
     by_site = unit_columns(session, heads, neurons)
-
-    given = {}
-    if mode == "resample":
-        given = _donor_activations(session, donor, list(by_site))
-
-    def editor(cols, key):
-        idx = torch.tensor(sorted(set(cols)))
-
-        def fn(x):
-            x = x.clone()
-            i = idx.to(x.device)
-            if mode == "zero":
-                x[..., i] = 0
-            elif mode == "resample":
-                d = given[key]
-                if d.shape != x.shape:
-                    raise donor_mismatch(d.shape, x.shape)
-                x[..., i] = d.to(x.device)[..., i]
-            else:
-                sel = x[..., i]
-                x[..., i] = sel.reshape(-1, sel.shape[-1]).mean(0).expand_as(sel)
-            return x
-        return fn
-
-    edits = [(site, layer, editor(cols, (site, layer))) for (site, layer), cols in by_site.items()]
-    with hooks(session.model, edits, thread=True):
+    given = _donor_activations(session, donor, list(by_site)) if mode == "resample" else None
+    with intervene(session, unit_writes(session, heads, neurons, mode, given)):
         yield
 
 
@@ -144,7 +134,8 @@ def _donor_activations(session, donor, sites: list) -> dict:
     on the clean model (no ablation of an enclosing block)."""
     inputs = batch_inputs(session, donor, "donor")
     with clean():
-        return capture(session.model, sites, lambda: session.forward(attentions=False, **inputs))
+        res = run(session, Program(inputs, reads=[Read(s, l) for s, l in sites], stop=True, label="donor"))
+    return res.reads
 
 
 @dataclass
@@ -166,22 +157,29 @@ def ablation_effect(session, text: str, heads=(), neurons=(), mode: str = "zero"
                     k: int = 10, donor=None) -> AblationEffect:
     """Probabilities of the `k` outputs whose probability changes most when ablating, at `position`
     (default: the last token, i.e. the next-token prediction; the class for classifiers).
-    mode='resample' takes the units' outputs on `donor`, a text with as many tokens as `text`."""
+    mode='resample' takes the units' outputs on `donor`, a text with as many tokens as `text`.
+    One run of two rows (row 0 as it is, row 1 ablated); resample: one more for the donor."""
     position = integer(position, "position")
-    if getattr(session, "backend", None) is not None:  # the session's backend runs it (llm_widgets.backends)
-        return session.backend.ablation_effect(session, text, heads=heads, neurons=neurons, mode=mode,
-                                               position=position, k=k, donor=donor)
     session.adapter.require("interventions")
     k = integer(k, "k", low=1)
-    enc, _, _ = session.encode(text)
-    output_position(position, enc["input_ids"].shape[1])
-    if getattr(session.forward(**enc), "logits", None) is None:
+    check_mode(mode, donor)
+    if session.adapter.output is None:
         raise LLMWidgetsError(f"{session.name} has no output head (no logits): there are no output "
                               f"probabilities to compare. Use a causal LM or a classifier.")
-    before = torch.softmax(final_logits(session.forward(**enc), position)[0].float(), -1)
-    with ablate(session, heads=heads, neurons=neurons, mode=mode, donor=donor):
-        after = torch.softmax(final_logits(session.forward(**enc), position)[0].float(), -1)
+    enc, _, _ = session.encode(text)
+    output_position(position, enc["input_ids"].shape[1])
+    by_site = unit_columns(session, heads, neurons)
+    given = None
+    if mode == "resample":
+        donor_ids = batch_inputs(session, donor, "donor")["input_ids"]
+        if tuple(donor_ids.shape) != tuple(enc["input_ids"].shape):
+            raise donor_mismatch(donor_ids.shape, enc["input_ids"].shape)
+        given = _donor_activations(session, donor, list(by_site))
+    two = {key: v.expand(2, *v.shape[1:]) for key, v in enc.items()}
+    res = run(session, Program(two, writes=unit_writes(session, heads, neurons, mode, given, rows=(1,)),
+                               logits=[position], label="ablation"))
+    lg = res.logits[:, 0] if res.logits.dim() == 3 else res.logits
+    before, after = torch.softmax(lg[0].float(), -1), torch.softmax(lg[1].float(), -1)
     order = torch.argsort((after - before).abs(), descending=True)[:k].tolist()
     return AblationEffect(outputs=output_names(session, order), ids=order, before=before[order].cpu().numpy(),
-                          after=after[order].cpu().numpy(),
-                          position=position)
+                          after=after[order].cpu().numpy(), position=position)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import EmptyInputError, LLMWidgetsError, NonFiniteError
+from ..execution import Program, ops, run
 from .progress import Report, no_progress
 
 LEVELS = ("sentence", "token")
@@ -147,16 +148,9 @@ def _row_plan(session, texts, encs, labels, level):
             (row_labels if labels is not None else None), tokens)
 
 
-def _encoder(session):
-    model = session.model
-    if session.kind == "encoder-decoder":
-        return model.get_encoder()
-    return getattr(model, "base_model", model)  # skip LM / classifier heads: not needed here
-
-
 def batch_plan(encs, batch_size: int) -> tuple[list[str], list[list[int]]]:
     """(the encoding keys a batch carries, the batches: lists of text indices), the texts sorted by
-    length (little padding). Shared by the native batches and the backends' requests."""
+    length (little padding)."""
     keys = [k for k in ("input_ids", "attention_mask") if k in encs[0]]
     if any(any(e.get("token_type_ids") or []) for e in encs):  # several segments (else: see model_inputs)
         keys.append("token_type_ids")
@@ -217,7 +211,7 @@ def text_states(encs, chunk: list[int], hs):
 def extraction_plan(session, texts, labels, level: str, pooling: str, batch_size: int, truncate: bool):
     """The checked texts, their encodings, the rows (`_row_plan`: text index, token index, types, row
     labels, tokens) and {text: [(row, token position)]} of an extraction. Shared by the native
-    extract and the backends' ones."""
+    extract."""
     texts = check_texts(texts)
     labels = check_labels(texts, labels, level)
     if pooling not in ("mean", "first"):
@@ -244,29 +238,24 @@ def activations_of(states: np.ndarray, level: str, texts: list[str], rows) -> Ac
     return Activations(states, level, texts, tokens, text_index, token_index, types, row_labels)
 
 
-def _batches(session, encs, batch_size: int):
-    """Yield (text indices, padded width, hidden states [L+1, B, T, D] float32 torch) for batches of
-    the encoded texts, sorted by length (little padding), attention-masked, without gradients."""
-    model = _encoder(session)
-    keys, chunks = batch_plan(encs, batch_size)
-    for chunk in chunks:
-        batch, width = padded_batch(session, encs, chunk, keys)
-        with torch.no_grad():
-            out = model(**batch, output_hidden_states=True, return_dict=True)
-        dev = batch["input_ids"].device  # blocks of a dispatched model may be on several devices
-        yield chunk, width, torch.stack([h.to(dev) for h in out.hidden_states]).float()
+def _states(session, batch: dict, reduce=None, label: str = "hidden states") -> torch.Tensor:
+    """Hidden states of every layer [L+1, B, T, D] (float32) of one padded batch from the base model
+    (no output head), reduced per layer where the model runs by `reduce` (ops.Pool, ops.Pick)."""
+    res = run(session, Program(batch, hidden=True, hidden_reduce=reduce, base_only=True, stop=True, label=label))
+    return res.hidden.float()
 
 
 def token_states(session, texts, *, batch_size: int = 32,
                  truncate: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per text: (hidden states of every layer and token [L+1, T, D], special-token mask [T]), from
     batched passes (the same numbers as Session.trace(text).hidden_states)."""
-    if getattr(session, "backend", None) is not None:  # the session's backend runs it (llm_widgets.backends)
-        return session.backend.token_states(session, texts, batch_size=batch_size, truncate=truncate)
     texts = check_texts(texts)
     encs = _encode_all(session, texts, truncate)
+    keys, chunks = batch_plan(encs, batch_size)
     out: list = [None] * len(texts)
-    for chunk, _, hs in _batches(session, encs, batch_size):
+    for chunk in chunks:
+        batch, _ = padded_batch(session, encs, chunk, keys)
+        hs = _states(session, batch)
         for i, pair in text_states(encs, chunk, hs):
             out[i] = pair
     return out
@@ -275,26 +264,27 @@ def token_states(session, texts, *, batch_size: int = 32,
 def extract(session, texts, labels=None, *, level: str = "sentence", pooling: str = "mean",
             batch_size: int = 32, truncate: bool = False, report: Report = no_progress) -> Activations:
     """Hidden states of all layers for many texts: one batched forward pass per `batch_size` texts
-    (texts sorted by length, padded, attention-masked), on the session's device."""
-    if getattr(session, "backend", None) is not None:  # the session's backend runs it (llm_widgets.backends)
-        return session.backend.extract(session, texts, labels, level=level, pooling=pooling, batch_size=batch_size,
-                                       truncate=truncate, report=report)
+    (texts sorted by length, padded, attention-masked), pooled (sentence level) or the labelled
+    tokens' rows picked (token level) where the model runs."""
     texts, encs, rows, rows_of = extraction_plan(session, texts, labels, level, pooling, batch_size, truncate)
+    keys, chunks = batch_plan(encs, batch_size)
     states = None
     done = 0
-    for chunk, width, hs in _batches(session, encs, batch_size):
-        if states is None:
-            states = np.zeros((hs.shape[0], len(rows[0]), hs.shape[-1]), dtype=np.float32)
+    for step, chunk in enumerate(chunks):
+        batch, width = padded_batch(session, encs, chunk, keys)
         if level == "sentence":
-            mask = pooling_mask(encs, chunk, width, pooling, device=hs.device)
-            pooled = (hs * mask[None, :, :, None]).sum(2) / mask.sum(1)[None, :, None]
-            states[:, chunk] = pooled.cpu().numpy()
+            got = _states(session, batch, ops.Pool(pooling_mask(encs, chunk, width, pooling)))
+            r_idx = list(chunk)
         else:
             b_idx, t_idx, r_idx = token_rows(chunk, rows_of)
-            if r_idx:
-                states[:, r_idx] = hs[:, b_idx, t_idx].cpu().numpy()
+            if not r_idx:
+                continue
+            got = _states(session, batch, ops.Pick(torch.tensor(b_idx), torch.tensor(t_idx)))
+        if states is None:
+            states = np.zeros((got.shape[0], len(rows[0]), got.shape[-1]), dtype=np.float32)
+        states[:, r_idx] = got.cpu().numpy()
         done += len(chunk)
-        report(done / len(texts), f"hidden states {done}/{len(texts)} texts")
+        report(done / len(texts), f"hidden states {done}/{len(texts)} texts ({step + 1}/{len(chunks)} runs)")
     return activations_of(states, level, texts, rows)
 
 

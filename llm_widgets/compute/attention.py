@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import LLMWidgetsError
+from ..attention_source import STAT_NAMES  # noqa: F401  (re-exported: the statistics the views show)
 from ..layers import block_index
 
 if TYPE_CHECKING:
-    from .attention_source import AttentionSource
+    from ..attention_source import AttentionSource
 
-STAT_NAMES = ("entropy", "sink", "prev_token", "diagonal")
 STAT_HELP = {
     "entropy": "mean over query tokens of the attention row's entropy (nats); low = focused",
     "sink": "mean attention paid to the first token (BOS/[CLS]): the 'attention sink'",

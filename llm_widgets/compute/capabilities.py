@@ -1,6 +1,6 @@
 """Which views apply to a session's model, and why not, from the checks the views themselves make.
 
-`capabilities(session)` (also `Session.capabilities`) runs no forward: each view's rule is the
+`capabilities(session)` (`lw.capabilities(s)`; `lw.load` prints its summary) runs no forward: each view's rule is the
 structural check that view raises on (the adapter's `why_not`, the Explorer's panel rules, direct
 logit attribution's structural reasons, the audit's and the surrogate's session checks), so a
 reason here is the message the view's error carries. A view that applies may still refuse an input
@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, fields
 
-from .direct_logit import why_not as direct_logit_why_not
+from .direct_logit import why_not_grid as direct_logit_why_not
 
 NEEDS_TARGET = ("needs a classifier head or a causal LM; for other models pass "
                 "options={'attribution': {'target': fn}} with fn(model_output) -> a score per row")
@@ -38,6 +38,15 @@ def _attribution(s) -> str:
     return "" if s.class_labels or s.kind == "decoder" else NEEDS_TARGET
 
 
+def steering_why_not(s) -> str:
+    """SteeringView writes to the residual stream and reads generations (causal LMs) or class
+    probabilities (classifiers)."""
+    why = s.adapter.why_not("interventions")
+    if why or s.kind == "decoder" or s.class_labels is not None:
+        return why
+    return f"{s.name} is neither a causal LM nor a classifier: SteeringView shows generations or class probabilities."
+
+
 def _patching(s) -> str:
     return s.adapter.why_not("interventions") or s.adapter.why_not("patching")
 
@@ -54,6 +63,8 @@ RULES = {
     "DirectLogitView": direct_logit_why_not,
     "AuditView": audit_why_not,
     "SurrogateView": surrogate_why_not,
+    "FeatureView": lambda s: s.adapter.why_not("interventions"),  # reads (and edits) one site per dictionary
+    "SteeringView": steering_why_not,
 }
 
 
@@ -73,6 +84,8 @@ class Capabilities:
     DirectLogitView: str
     AuditView: str
     SurrogateView: str
+    FeatureView: str
+    SteeringView: str
     Explorer: str
 
     @property
@@ -97,7 +110,7 @@ class Capabilities:
         if not miss:
             return ""
         return (f"llm-widgets: {len(miss)} of {len(self.views)} views do not apply to {self.model}: "
-                f"{', '.join(miss)} (see session.capabilities for why)")
+                f"{', '.join(miss)} (see lw.capabilities(session) for why)")
 
     def __str__(self) -> str:
         width = max(len(v) for v in self.views)

@@ -4,7 +4,10 @@ parts whose sum is the final residual stream.
 In a pre-norm residual model the residual stream after the last block is the sum of the embeddings
 (token and, where the model adds them there, position), every attention head's output (the head's
 slice of the output projection's input times that head's slice of the projection), each attention
-output projection's bias, and each MLP block's output. The readout is the final norm, then the
+output projection's bias, and each MLP block's output; in a hybrid or state-space stack a block
+without attention contributes its token mixer's output (Mamba, short convolution, RG-LRU: the
+adapter's "mixer" site) instead of heads, and a block with attention its heads in its own layout.
+The readout is the final norm, then the
 unembedding. With the norm's scale frozen at its value on the real input (LayerNorm: centre each
 part and divide by the input's frozen standard deviation, times the gain; RMSNorm: divide by the
 frozen RMS, times the gain; the norm's own bias and the unembedding's bias form one more part,
@@ -13,7 +16,7 @@ up to the model's logit.
 
 Everything is found through the session's adapter (the blocks, the attention output projection, the
 MLP output, the final norm and the unembedding) and checked on the real input, where the numbers are
-computed: each block's output must be its input plus its attention and MLP outputs, the heads must
+computed: each block's output must be its input plus its attention (or mixer) and MLP outputs, the heads must
 add up to the attention output, the final norm must behave as a LayerNorm or an RMSNorm, and the
 shares must add up to the model's own logit (within 1e-4 relative in float32). Where one check fails
 (post-norm blocks as in BERT, norms after the attention or MLP as in Gemma 2 or OLMo 2, soft-capped
@@ -38,7 +41,9 @@ from ..adapter.probe import execution_device
 from ..checks import integer, one_token
 from ..errors import DoesNotApplyError, LLMWidgetsError
 from ..guards import model_lock
-from .hooks import hooks, output_names
+from ..layers import EMBEDDINGS
+from ..execution import Program, Read, executor_of, ops, run
+from .outputs import output_names
 from .inputs import batch_inputs
 from .patching import output_position
 
@@ -94,9 +99,14 @@ class DirectLogitResult:
         return self.values[self.components.index(component)]
 
     def head_shares(self) -> np.ndarray:
-        """[n_layers, n_heads, B, P] the share of every attention head."""
-        return np.stack([np.stack([self.share(f"L{layer}H{head}") for head in range(self.n_heads)])
-                         for layer in range(self.n_layers)])
+        """[n_layers, n_heads, B, P] the share of every attention head; NaN for the heads a block does not
+        have (a block without attention, or with fewer heads than another: hybrid stacks)."""
+        out = np.full((self.n_layers, self.n_heads) + self.values.shape[1:], np.nan, dtype=self.values.dtype)
+        for layer in range(self.n_layers):
+            for head in range(self.n_heads):
+                if f"L{layer}H{head}" in self.components:
+                    out[layer, head] = self.share(f"L{layer}H{head}")
+        return out
 
 
 def unresolved_note(metric: str, position: int, value: float, resolution: float, tolerance: float) -> str:
@@ -156,6 +166,25 @@ def _token_ids(session, value, what: str, B: int, P: int, V: int) -> tuple[torch
     if name is None:
         name = output_names(session, [int(ids[0, 0])])[0]
     return ids.long(), name
+
+
+def _one_position(session, value, what: str) -> None:
+    """Refuse an answer of several tokens (a text): its tokens are read at several positions, each
+    after the answer's earlier tokens (teacher-forced), and its score there is a sum of log-probs,
+    which are not linear in the residual stream; how to split each of its tokens' logits instead."""
+    if not isinstance(value, str):
+        return
+    ids = session.tokenizer.encode(value, add_special_tokens=False)
+    if len(ids) < 2:
+        return
+    raise LLMWidgetsError(
+        f"{what} {value!r} is {len(ids)} tokens: direct logit attribution splits a logit at one position, and "
+        f"an answer of several tokens is read at {len(ids)} positions, each after the answer's earlier tokens "
+        f"(teacher-forced), where its score is a sum of log-probs, which do not split into direct shares. To split "
+        f"each of its tokens' logits, pass the text followed by the answer as inputs (ids + answer ids[:-1]), "
+        f"target=the answer's ids [[{', '.join(map(str, ids))}]] and positions=range(T - 1, T - 1 + {len(ids)}) "
+        f"(T: the text's tokens); values.sum(-1) is then each part's share of the sum of those logits. For the "
+        f"answer's log-prob use attribution (target={value!r}) or patching (answers=...).")
 
 
 def _positions(positions, T: int) -> list[int]:
@@ -225,8 +254,8 @@ def _frozen_norm(module: torch.nn.Module, x: torch.Tensor, tol: float, path: str
 def why_not(session) -> str:
     """Why direct logit attribution does not apply to the session's model, from its structure alone
     (no forward; '' where it may: the forward's own checks can still refuse an input): interventions,
-    a language-model head, no soft-capping, one final norm, attention heads of one layout in every
-    block (a part "L{l}H{h}" per head)."""
+    a language-model head, no soft-capping, one final norm, and in every block either attention (a
+    part "L{l}H{h}" per head, in the block's own layout) or one token-mixer module (a part "L{l} mixer")."""
     ad = session.adapter
     why = ad.why_not("interventions") or ad.why_not("logit_lens")
     if why:
@@ -237,10 +266,27 @@ def why_not(session) -> str:
     if len(ad.final_norm) > 1:
         return (f"{session.name} applies {len(ad.final_norm)} modules between its last block and the unembedding "
                 f"({', '.join(ad.final_norm)}); direct logit attribution freezes one final norm. {NOT_A_SUM}")
-    heads = ad.uniform_heads()
+    for layer in range(ad.n_layers):  # per block: its heads (its own layout), or its token mixer's output
+        if ad.attn_out[layer] is None and ad.no_mixer(layer):
+            return (f"direct logit attribution splits each block's contribution into parts, and "
+                    f"{ad.no_attention(layer)}, whose output cannot be read as one part ({ad.no_mixer(layer)}). "
+                    f"Measure each block's effect with activation patching (PatchingView) instead.")
+    return ""
+
+
+def why_not_grid(session) -> str:
+    """Why DirectLogitView does not apply ('' where it does): `why_not`, or blocks whose heads are not
+    of one layout (the view draws every head on one layer x head grid; `direct_logit_attribution`
+    gives each block's parts as they are)."""
+    why = why_not(session)
+    if why:
+        return why
+    heads = session.adapter.uniform_heads()
     if heads:
-        return (f"direct logit attribution splits every block's attention into heads of one layout, and {heads}. "
-                f"Measure each block's effect with activation patching (PatchingView) instead.")
+        return (f"DirectLogitView draws every block's heads on one layer x head grid, and {heads}. "
+                f"direct_logit_attribution(session, text, target=...) gives each block's parts (its heads where "
+                f"it has attention, its token mixer's output where it has none); or measure each block's effect "
+                f"with activation patching (PatchingView).")
     return ""
 
 
@@ -249,19 +295,24 @@ def direct_logit_attribution(session, inputs, *, target, contrast=None, position
 
     inputs: a text, a list of texts with the same number of tokens, or token ids ([T] or [B, T]).
     target: a token (str), a token id, or ids per position ([B, P], e.g. the next input token:
-      `ids[:, 1:]` with positions=range(T - 1)).
+      `ids[:, 1:]` with positions=range(T - 1)). A text of several tokens is refused: its tokens are
+      read at several positions, teacher-forced; pass the text and the answer's tokens but the last
+      as inputs, the answer's ids per position as target and the positions before each (the error
+      says how), and sum `values` over the positions.
     contrast: None (the logit itself), a token / id / ids per position (the logit difference
       target - contrast) or exactly "mean" (the logit minus the mean logit over the vocabulary; for
       the token "mean" itself pass its id). Another spelling of it ("MEAN", "Mean") is an error, not
       a token: whether the sentinel or the token was meant cannot be told.
     positions: an int or a list of ints (negative: from the end); default the last.
 
-    Parts (`components`): "embeddings", "L{l}H{h}" for every head, "L{l} attn bias" where the attention
-    output projection has a bias, "L{l} mlp" where the block has an MLP (a mixture of experts: the
-    whole block), "readout bias" (the final norm's and the unembedding's biases) where there is one.
+    Parts (`components`): "embeddings", "L{l}H{h}" for every head of a block with attention (in the
+    block's own head layout), "L{l} attn bias" where the attention output projection has a bias,
+    "L{l} mixer" for a block without attention (its token mixer's output: Mamba, short convolution,
+    RG-LRU), "L{l} mlp" where the block has an MLP (a mixture of experts: the whole block), "readout
+    bias" (the final norm's and the unembedding's biases) where there is one. Every block's parts
+    are checked to add up to its output.
     Raises DoesNotApplyError where the logit is not such a sum (see the module docstring)."""
-    if getattr(session, "backend", None) is not None:  # a backend's session (llm_widgets.backends)
-        raise session.backend.refuse("Direct logit attribution")
+    executor_of(session).require("module_calls", "Direct logit attribution")  # it calls the projections here
     ad = session.adapter
     why = why_not(session)
     if why:
@@ -270,26 +321,24 @@ def direct_logit_attribution(session, inputs, *, target, contrast=None, position
     if isinstance(contrast, str) and not mean and contrast.lower() == MEAN:
         raise LLMWidgetsError(f"contrast={contrast!r} is ambiguous: write contrast={MEAN!r} (lower case) for the mean "
                               f"logit over the vocabulary, or pass the token's id for the token {contrast!r}.")
+    _one_position(session, target, "target")
+    _one_position(session, contrast if not mean else None, "contrast")
     enc = batch_inputs(session, inputs)
     B, T = enc["input_ids"].shape
     pos = _positions(positions, T)
-    P, L, H, dh = len(pos), ad.n_layers, ad.n_heads, ad.head_dim
+    P, L = len(pos), ad.n_layers
+    H = max((ad.head_layout(l)[0] for l in ad.attention_blocks), default=0)  # the most heads of any block
     model = session.model
 
-    got: dict = {}
-
-    def saver(key):
-        def fn(x):
-            got[key] = x[:, torch.tensor(pos, device=x.device)].detach()
-        return fn
-
-    sites = [(s, l) for l in range(L) for s in ("heads", "attn", "resid")]
+    # per block: its heads and attention output where it has attention, else its token mixer's output
+    sites = [(s, l) for l in range(L) for s in (("heads", "attn") if ad.attn_out[l] is not None else ("mixer",))
+             + ("resid",)]
     sites += [("mlp", l) for l in range(L) if ad.mlp[l] is not None]
-    holder = {}
-    with hooks(model, [(s, l, saver((s, l))) for s, l in sites]):
-        holder["out"] = session.forward(attentions=False, **enc)
-    out = holder.pop("out")
-    logits = out.logits.float()[:, pos]  # [B, P, V]
+    at = ops.Positions(pos)
+    reads = [Read("resid", EMBEDDINGS, reduce=at)] + [Read(s, l, reduce=at) for s, l in sites]
+    res = run(session, Program(enc, reads=reads, logits=pos, label="direct logit attribution"))
+    got = res.reads
+    logits = res.logits.float()  # [B, P, V]
     V = logits.shape[-1]
     tgt, tname = _token_ids(session, target, "target", B, P, V)
     metric = f"logit({tname})"
@@ -302,10 +351,11 @@ def direct_logit_attribution(session, inputs, *, target, contrast=None, position
             raise LLMWidgetsError("contrast equals target (at some position): their logit difference is 0 by "
                                   "definition. Pick another contrast, 'mean', or None.")
         metric += f" - logit({cname})"
-    dev = out.hidden_states[0].device
+    emb0 = got[("resid", EMBEDDINGS)]
+    dev = emb0.device
     tgt, con = tgt.to(dev), (con.to(dev) if con is not None else None)
-    emb = out.hidden_states[0][:, pos].float()
-    tol = _tolerance(out.hidden_states[0].dtype)
+    emb = emb0.float()
+    tol = _tolerance(emb0.dtype)
     N = B * P
 
     def flat(key) -> torch.Tensor:
@@ -316,34 +366,15 @@ def direct_logit_attribution(session, inputs, *, target, contrast=None, position
     prev = parts[0]
     with model_lock(model), torch.no_grad():
         for layer in range(L):
-            z = flat(("heads", layer))
-            if z.shape[-1] != H * dh:
-                raise DoesNotApplyError(f"block {layer}'s attention output projection reads {z.shape[-1]} features, "
-                                        f"not {H} heads x {dh}. {NOT_A_SUM}")
-            proj = ad.site("heads", layer).module
-            pdev, pdt = _device_dtype(proj, z)
-            zero = torch.zeros(1, H * dh, dtype=pdt, device=pdev)
-            bias = first_output(proj(zero)).float().to(dev)[0]
-            heads = []
-            step = max(1, CHUNK // max(1, N * max(H * dh, emb.shape[-1])))
-            for h0 in range(0, H, step):
-                hs = range(h0, min(H, h0 + step))
-                masked = torch.zeros(len(hs), N, H * dh, dtype=pdt, device=pdev)
-                for j, h in enumerate(hs):
-                    masked[j, :, h * dh:(h + 1) * dh] = z[:, h * dh:(h + 1) * dh].to(pdev, pdt)
-                heads.append(first_output(proj(masked)).float().to(dev) - bias)
-            heads = torch.cat(heads)  # [H, N, D]
-            attn = flat(("attn", layer)).float()
-            err = _rel(heads.sum(0) + bias, attn)
-            if err > tol:
-                raise DoesNotApplyError(f"block {layer}'s attention output is not the sum of its heads through the "
-                                        f"output projection (relative mismatch {err:.2g}; tolerance {tol:.0e}). "
-                                        f"{NOT_A_SUM}")
-            names += [f"L{layer}H{h}" for h in range(H)]
-            parts += list(heads)
-            if bool(bias.abs().max() > 0):
-                names.append(f"L{layer} attn bias")
-                parts.append(bias.expand(N, -1))
+            if ad.attn_out[layer] is None:  # no attention: the token mixer's output is one part
+                attn = flat(("mixer", layer)).float()
+                names.append(f"L{layer} mixer")
+                parts.append(attn)
+                block_mixer = f"token mixer output ({ad.mixers[layer]})"
+            else:
+                attn = _heads(ad, layer, flat(("heads", layer)), flat(("attn", layer)).float(), emb.shape[-1], N,
+                              dev, tol, names, parts)
+                block_mixer = "attention output"
             mlp = flat(("mlp", layer)).float() if ad.mlp[layer] is not None else None
             if mlp is not None:
                 names.append(f"L{layer} mlp")
@@ -351,7 +382,7 @@ def direct_logit_attribution(session, inputs, *, target, contrast=None, position
             resid = flat(("resid", layer)).float()
             err = _rel(prev + attn + (mlp if mlp is not None else 0), resid)
             if err > tol:
-                what = "attention and MLP outputs" if mlp is not None else "attention output"
+                what = f"{block_mixer} and MLP outputs" if mlp is not None else block_mixer
                 raise DoesNotApplyError(
                     f"block {layer}'s output is not its input plus its {what} "
                     f"(relative mismatch {err:.2g}; tolerance {tol:.0e}): the "
@@ -418,6 +449,41 @@ def direct_logit_attribution(session, inputs, *, target, contrast=None, position
                              logit=own.reshape(B, P).cpu().numpy(), tokens=tokens, positions=pos,
                              targets=tgt.cpu().numpy(), metric=metric, error=error, tolerance=tol, n_layers=L,
                              n_heads=H, resolution=(tol * values.abs().sum(0)).reshape(B, P).cpu().numpy())
+
+
+def _heads(ad, layer: int, z: torch.Tensor, attn: torch.Tensor, d: int, N: int, dev, tol: float, names: list,
+           parts: list) -> torch.Tensor:
+    """Block `layer`'s attention output [N, D] split into its heads, in the block's own layout (heads x
+    width as its module computes them), each through the output projection; appends the parts
+    ("L{l}H{h}", "L{l} attn bias") to names / parts, checks they add up to `attn`, returns `attn`."""
+    H, dh = ad.head_layout(layer)
+    if z.shape[-1] != H * dh:
+        raise DoesNotApplyError(f"block {layer}'s attention output projection reads {z.shape[-1]} features, "
+                                f"not {H} heads x {dh}. {NOT_A_SUM}")
+    proj = ad.site("heads", layer).module
+    pdev, pdt = _device_dtype(proj, z)
+    zero = torch.zeros(1, H * dh, dtype=pdt, device=pdev)
+    bias = first_output(proj(zero)).float().to(dev)[0]
+    heads = []
+    step = max(1, CHUNK // max(1, N * max(H * dh, d)))
+    for h0 in range(0, H, step):
+        hs = range(h0, min(H, h0 + step))
+        masked = torch.zeros(len(hs), N, H * dh, dtype=pdt, device=pdev)
+        for j, h in enumerate(hs):
+            masked[j, :, h * dh:(h + 1) * dh] = z[:, h * dh:(h + 1) * dh].to(pdev, pdt)
+        heads.append(first_output(proj(masked)).float().to(dev) - bias)
+    heads = torch.cat(heads)  # [H, N, D]
+    err = _rel(heads.sum(0) + bias, attn)
+    if err > tol:
+        raise DoesNotApplyError(f"block {layer}'s attention output is not the sum of its heads through the "
+                                f"output projection (relative mismatch {err:.2g}; tolerance {tol:.0e}). "
+                                f"{NOT_A_SUM}")
+    names += [f"L{layer}H{h}" for h in range(H)]
+    parts += list(heads)
+    if bool(bias.abs().max() > 0):
+        names.append(f"L{layer} attn bias")
+        parts.append(bias.expand(N, -1))
+    return attn
 
 
 def _rel(got: torch.Tensor, want: torch.Tensor) -> float:

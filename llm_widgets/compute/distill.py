@@ -21,6 +21,7 @@ from ..checks import integer, number
 from ..errors import LLMWidgetsError
 from ..teaching.train import cache_dir, cached_training, fit_epochs, frozen, one_thread
 from .progress import Report, no_progress
+from ..execution import Program, run
 
 
 @dataclass(frozen=True)
@@ -82,8 +83,9 @@ def teacher_logits(session, texts, batch_size: int = 64, report: Report = no_pro
     for start in range(0, len(texts), batch_size):
         enc = session.tokenizer(list(texts[start:start + batch_size]), return_tensors="pt", padding=True,
                                 truncation=True, max_length=session.max_length)
-        with torch.no_grad(), small_model_threads(session.model):
-            logits = session.model(**{k: v.to(session.device) for k, v in model_inputs(enc).items()}).logits
+        with small_model_threads(session.model):
+            inputs = {k: v.to(session.device) for k, v in model_inputs(enc).items()}
+            logits = run(session, Program(inputs, logits="all", label="teacher predictions")).logits
         out.append(logits.float().cpu().numpy())
         report(min(1.0, (start + batch_size) / len(texts)), "teacher predictions")
     logits = np.concatenate(out)

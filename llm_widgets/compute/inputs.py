@@ -10,7 +10,8 @@ from ..errors import LLMWidgetsError
 def batch_inputs(session, inputs, what: str = "inputs") -> dict:
     """{input_ids [B, T], ...} on the session's device from a text, a list of texts with the same
     number of tokens (no padding: position i of one lines up with position i of the others), or
-    token ids ([T] or [B, T]: a tensor, array or nested list of ints)."""
+    token ids ([T] or [B, T]: a tensor, array or nested list of ints). A text may be a chat
+    (`Session.chat(messages)`, llm_widgets.chat): its template's ids, as Session.encode gives them."""
     if isinstance(inputs, str):
         return session.encode(inputs)[0]
     if isinstance(inputs, (list, tuple)) and inputs and all(isinstance(x, str) for x in inputs):

@@ -8,8 +8,9 @@ import numpy as np
 import torch
 
 from ..checks import integer
-from ..layers import hidden_row
-from .hooks import capture, output_names
+from ..layers import EMBEDDINGS, hidden_row
+from ..execution import Program, Read, ops, run
+from .outputs import output_names
 
 
 @dataclass
@@ -30,38 +31,43 @@ class LogitLensResult:
                 zip(self.top_index[row, position], self.top_probs[row, position])]
 
 
-def lens_logits(session, text: str, *, truncate: bool = False) -> torch.Tensor:
-    """[layers + 1, T, V] logits read from the embeddings and from the residual after each block,
-    through the model's own readout (final norm, unembedding, soft-capping: see the adapter)."""
-    if getattr(session, "backend", None) is not None:  # the session's backend runs it (llm_widgets.backends)
-        return session.backend.lens_logits(session, text, truncate=truncate)
+def _lens(session, text: str, truncate: bool, k: int | None):
+    """The residual before the first block and after each block read out through the model's own
+    readout (final norm, unembedding, scaling, soft-capping: see the adapter) where the model runs:
+    the logits, or (k) the top-k and the next token's probability (`ops.Readout`)."""
     ad = session.adapter
     ad.require("logit_lens")
     enc, _, _ = session.encode(text, truncate=truncate)
-    n = ad.n_layers
-    holder = {}
-    acts = capture(session.model, [("resid", l) for l in range(n)],
-                   lambda: holder.setdefault("out", session.forward(**enc)))
-    resid = [holder["out"].hidden_states[0][0]] + [acts[("resid", l)][0] for l in range(n)]
-    with torch.no_grad():
-        return torch.stack([ad.readout(r[None])[0] for r in resid]).float()
+    ids = enc["input_ids"][0]
+    readout = ops.Readout(tuple(ad.final_norm), ad.head, float(ad.logit_scale), ad.softcap, k=k,
+                          ids=None if k is None else ids.cpu())
+    layers = [EMBEDDINGS] + list(range(ad.n_layers))
+    res = run(session, Program(enc, reads=[Read("resid", l, reduce=readout) for l in layers], stop=True,
+                               label="logit lens"))
+    return enc, [res.reads[("resid", l)] for l in layers]
+
+
+def lens_logits(session, text: str, *, truncate: bool = False) -> torch.Tensor:
+    """[layers + 1, T, V] logits read from the embeddings and from the residual after each block,
+    through the model's own readout (final norm, unembedding, soft-capping: see the adapter)."""
+    _, got = _lens(session, text, truncate, None)
+    return torch.stack([g[0] for g in got]).float()
 
 
 def logit_lens(session, text: str, *, k: int = 5, truncate: bool = False) -> LogitLensResult:
-    if getattr(session, "backend", None) is not None:  # the session's backend runs it (llm_widgets.backends)
-        return session.backend.logit_lens(session, text, k=k, truncate=truncate)
+    """The top-k outputs read from every layer at every position, and the probability each layer
+    gives the actual next token (the top-k are picked where the model runs: [L, T, V] logits never
+    travel)."""
     k = integer(k, "k", low=1)
-    logits = lens_logits(session, text, truncate=truncate)
-    probs = torch.softmax(logits, -1)
-    top_p, top_i = probs.topk(min(k, probs.shape[-1]), dim=-1)
-    trace = session.trace(text, truncate=truncate)
-    ids = torch.as_tensor(trace.input_ids, device=probs.device)
-    nxt = torch.zeros(probs.shape[:2])
-    nxt[:, :-1] = probs[:, torch.arange(len(ids) - 1), ids[1:]].cpu()
+    enc, got = _lens(session, text, truncate, k)
+    top_i = torch.stack([g["top_i"][0] for g in got]).cpu()
+    top_p = torch.stack([g["top_p"][0] for g in got]).float().cpu()
+    nxt = torch.stack([g["next"][0] for g in got]).float().cpu()
     vocab_ids = sorted(set(top_i.flatten().tolist()))
     where = {v: j for j, v in enumerate(vocab_ids)}
-    index = np.vectorize(where.__getitem__, otypes=[np.int32])(top_i.cpu().numpy())
-    n = logits.shape[0] - 1
-    return LogitLensResult(tokens=list(trace.tokens), layer_names=["embeddings"] + [f"layer {l}" for l in range(n)],
+    index = np.vectorize(where.__getitem__, otypes=[np.int32])(top_i.numpy())
+    n = len(got) - 1
+    tokens = session.readable_tokens(session.tokenizer.convert_ids_to_tokens(enc["input_ids"][0].tolist()))
+    return LogitLensResult(tokens=tokens, layer_names=["embeddings"] + [f"layer {l}" for l in range(n)],
                            top_tokens=output_names(session, vocab_ids), top_index=index,
-                           top_probs=top_p.cpu().numpy(), next_prob=nxt.numpy())
+                           top_probs=top_p.numpy(), next_prob=nxt.numpy())

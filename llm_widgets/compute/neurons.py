@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import DoesNotApplyError
-from .hooks import capture, check_layer
+from ..execution import Program, Read, run
+from ..execution.hooks import check_layer
 
 
 @dataclass
@@ -36,21 +37,22 @@ class NeuronResult:
 
 
 def neuron_activations(session, text: str, *, truncate: bool = False) -> NeuronResult:
-    if getattr(session, "backend", None) is not None:  # the session's backend runs it (llm_widgets.backends)
-        return session.backend.neuron_activations(session, text, truncate=truncate)
-    trace = session.trace(text, truncate=truncate)
-    enc, _, _ = session.encode(text, truncate=truncate)
+    """Every block's MLP neuron activations over `text`, one forward (stopped after the last block's
+    neurons); NaN columns where a block has fewer neurons, `missing` where it has none."""
     ad = session.adapter
     ad.require("neurons")
+    enc, _, _ = session.encode(text, truncate=truncate)
     n = ad.n_layers
     have = [l for l in range(n) if ad.n_neurons[l]]  # a stack may mix dense and expert blocks (DeepSeek)
-    acts = capture(session.model, [("neurons", l) for l in have], lambda: session.forward(**enc))
-    got = {l: acts[("neurons", l)][0].float().cpu().numpy() for l in have}
+    res = run(session, Program(enc, reads=[Read("neurons", l) for l in have], stop=True, label="neurons"))
+    got = {l: res.reads[("neurons", l)][0].float().cpu().numpy() for l in have}
     width = max(a.shape[-1] for a in got.values())
-    stacked = np.full((n, len(trace.tokens), width), np.nan, np.float32)
+    T = enc["input_ids"].shape[1]
+    stacked = np.full((n, T, width), np.nan, np.float32)
     for l, a in got.items():
         stacked[l, :, :a.shape[-1]] = a
-    return NeuronResult(tokens=list(trace.tokens), activations=stacked,
+    tokens = session.readable_tokens(session.tokenizer.convert_ids_to_tokens(enc["input_ids"][0].tolist()))
+    return NeuronResult(tokens=tokens, activations=stacked,
                         missing={l: ad.no_neurons(l) for l in range(n) if l not in got},
                         widths=[got[l].shape[-1] if l in got else 0 for l in range(n)])
 

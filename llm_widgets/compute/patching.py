@@ -24,14 +24,18 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..checks import integer, names, one_token
+from ..checks import integer, names
 from ..errors import LLMWidgetsError
 from .budget import batch_size_for, is_oom, oom_guard
-from .hooks import SITES, available_sites, capture, hooks, output_names
+from ..execution import executor_of
+from ..execution.hooks import SITES, available_sites, capture, hooks
+from .outputs import output_names
 from .patching_prefix import agrees, cache_arg, prefix_forwards, prefix_of, unchanged_runs
+from .patching_metric import (METRICS, answer_ids, answer_teacher, check_difference, check_metric,  # noqa: F401
+                              make_metric)
+from .patching_rows import patching_rows
 from .patching_runs import output_at, patch_hooks, single_run
 
-METRICS = ("logit_diff", "logit", "prob")
 
 
 @dataclass
@@ -68,59 +72,6 @@ class PatchingResult:
                 zip(self.top_index[s, layer, position], self.top_probs[s, layer, position])]
 
 
-def _answer_id(session, answer) -> int:
-    if isinstance(answer, (int, np.integer)) and not isinstance(answer, bool):
-        return int(answer)
-    classes = session.class_labels
-    if classes is not None:
-        if answer not in classes:
-            raise LLMWidgetsError(f"answer {answer!r} is not a class of this model; classes: {classes}")
-        return classes.index(answer)
-    if not isinstance(answer, str):
-        raise LLMWidgetsError(f"answers must be tokens (str) or token ids, got {answer!r}")
-    return one_token(session, answer, "answer")
-
-
-def answer_ids(session, metric, answers, n_out: int) -> list[int]:
-    """The output ids of `answers` (a token, class name or id, or several), checked: each one token
-    (or class) in range of the model's `n_out` outputs, and two of them for metric='logit_diff'.
-    Shared by the native sweep and the backends' ones."""
-    answers = [answers] if isinstance(answers, (str, int)) else list(answers)
-    ids = [_answer_id(session, x) for x in answers]
-    if any(not 0 <= i < n_out for i in ids):
-        raise LLMWidgetsError(f"answer ids {ids} out of range for {n_out} outputs")
-    if metric == "logit_diff" and len(ids) != 2:
-        raise LLMWidgetsError("metric='logit_diff' needs answers=(correct, wrong): two outputs")
-    return ids
-
-
-def check_metric(metric) -> None:
-    """A metric is one of METRICS or a function of the logits [B, V] -> [B]."""
-    if not callable(metric) and metric not in METRICS:
-        raise LLMWidgetsError(f"metric must be one of {METRICS} or a function of the logits [B, V] -> [B]; "
-                              f"got {metric!r}")
-
-
-def make_metric(session, metric, answers, clean_logits: torch.Tensor, corrupted_logits: torch.Tensor):
-    """Returns (fn: logits [B, V] -> [B], display name)."""
-    if callable(metric):
-        return metric, getattr(metric, "__name__", "custom metric")
-    check_metric(metric)
-    if answers is None:  # the clean prediction against the corrupted one
-        a, b = int(clean_logits.argmax()), int(corrupted_logits.argmax())
-        ids = [a, b] if a != b else [a]
-        if metric == "logit_diff" and a == b:
-            metric = "prob"
-    else:
-        ids = answer_ids(session, metric, answers, clean_logits.shape[-1])
-    names = ", ".join(output_names(session, ids))
-    if metric == "logit_diff":
-        return (lambda lg: lg[:, ids[0]] - lg[:, ids[1]]), f"logit_diff({names})"
-    if metric == "logit":
-        return (lambda lg: lg[:, ids[0]]), f"logit({names.split(', ')[0]})"
-    return (lambda lg: torch.softmax(lg.float(), -1)[:, ids[0]]), f"prob({names.split(', ')[0]})"
-
-
 def encode_pair(session, clean: str, corrupted: str):
     ec, _, _ = session.encode(clean)
     ex, _, _ = session.encode(corrupted)
@@ -138,7 +89,7 @@ def encode_pair(session, clean: str, corrupted: str):
 
 def check_arguments(session, sites, batch_size, k, position) -> tuple:
     """(sites, batch_size, k, position) of a patching sweep, checked; `sites` defaults to every site
-    the model has. Shared by the native sweep and the backends' ones."""
+    the model has. Shared by both sweeps (this one and patching_rows)."""
     sites = available_sites(session.model) if sites is None else tuple(names(sites, "sites"))
     batch_size = integer(batch_size, "batch_size", low=1, allow_none=True)
     k = integer(k, "k", low=1)
@@ -157,14 +108,6 @@ def output_position(position: int, T: int) -> int:
     return pos
 
 
-def check_difference(name: str, m_clean: float, m_corr: float) -> None:
-    """Refuse a metric that is the same on the clean and corrupted inputs (nothing to restore)."""
-    if abs(m_clean - m_corr) < 1e-6:
-        raise LLMWidgetsError(f"{name} is the same on clean ({m_clean:.4g}) and corrupted ({m_corr:.4g}) inputs: "
-                              f"there is no difference for patching to restore. Pick inputs or answers "
-                              f"that the model treats differently.")
-
-
 def _failed(step: str, e: Exception) -> str:
     """Why the sweep gave up the key/value prefix: the step and the exception, one line."""
     first = str(e).splitlines()[0][:200] if str(e) else ""
@@ -180,17 +123,21 @@ def patching(session, clean: str, corrupted: str, *, metric="logit_diff", answer
     llm_widgets.compute.budget). `sites` defaults to every site the model has. Running out of
     memory raises OutOfMemoryError saying what to lower.
 
+    answers: the tokens the metric reads (default: the clean and corrupted predictions). On a causal
+    LM an answer may be several tokens (answers=(" New York", " Los Angeles")): it is teacher-forced
+    after the text (position must be -1) and metric='logit_diff' is the difference of the answers'
+    summed log-probs, 'prob' the first answer's probability (the product of its tokens'); 'logit' is
+    refused. Each patched run then runs once per answer that differs from the other after its first
+    token, as rows of Programs (compute.patching_rows; the key/value prefix is not reused).
+
     reuse_prefix: run only the tokens from each forward's first patched position on, after the
     corrupted run's key/value cache (see compute.patching_prefix). None (default): where the model
     allows it and batch_size > 1 (batch_size=1 stays the reference: every run over the whole
     input); True: where the model allows it, also with batch_size=1; False: never. The result's
     `reused_prefix` says whether it was, and `prefix_fallback` why not where it was tried: a check
     copy that disagreed, or any exception of the reuse path (the sweep then starts over without it)."""
-    if getattr(session, "backend", None) is not None:  # the session's backend runs it (llm_widgets.backends)
-        return session.backend.patching(session, clean, corrupted, metric=metric, answers=answers,
-                                        position=position, sites=sites, per_head=per_head, batch_size=batch_size,
-                                        k=k, report=report)
     sites, batch_size, k, position = check_arguments(session, sites, batch_size, k, position)
+    check_metric(metric)
     model = session.model
     ad = session.adapter
     ad.require("patching")
@@ -198,6 +145,11 @@ def patching(session, clean: str, corrupted: str, *, metric="logit_diff", answer
     ec, ex = encode_pair(session, clean, corrupted)
     T = ex["input_ids"].shape[1]
     pos = output_position(position, T)
+    # the sweep as rows of Programs (any executor); also where answers are several tokens (teacher-forced:
+    # each patched run reads after the text and the answers' tokens, patching_rows)
+    if not executor_of(session).has("prefix_reuse") or answer_teacher(session, metric, answers) is not None:
+        got = patching_rows(session, ec, ex, sites, metric, answers, pos, per_head, batch_size, k, report)
+        return patching_result(session, ec, ex, pos=pos, **got)
     if batch_size is None:  # one patched copy of the corrupted input per item, one output row each
         batch_size = batch_size_for(session, T)
 
@@ -361,13 +313,15 @@ def _scatter(a: np.ndarray, at: np.ndarray, n: int, fill) -> np.ndarray:
 
 def patching_result(session, ec, ex, sites, n_layers, H, T, per_head, values, tops_p, tops_i, kk, lc, lx,
                     m_clean, m_corr, name, pos, reused_prefix=False, prefix_fallback="",
-                    head_layers: dict | None = None) -> PatchingResult:
+                    head_layers: dict | None = None, ends=None) -> PatchingResult:
     """The PatchingResult of a sweep's metric values [n_patches] and top-k outputs (sites x layers x
-    positions first, then the heads); shared by the native sweep and the backends' ones. head_layers:
+    positions first, then the heads); shared by both sweeps. head_layers:
     {block: (heads, width)} of the heads patched, in order (None: every block, H heads each); the
     head arrays are [n_layers, H] with NaN (top outputs: index 0, probability NaN) where a block
-    has no attention or fewer heads."""
-    norm = (values - m_corr) / (m_clean - m_corr)
+    has no attention or fewer heads. ends: ([n_patches] clean, [n_patches] corrupted) metric of the
+    batch each run was in, normalizing it (None: m_clean and m_corr for every run)."""
+    clean_at, corr_at = ends if ends is not None else (m_clean, m_corr)  # per run: its own batch's ends
+    norm = (values - corr_at) / (clean_at - corr_at)
     top_p, top_i = tops_p, tops_i
     clean_p = torch.softmax(lc[0], -1).topk(kk)
     corr_p = torch.softmax(lx[0], -1).topk(kk)

@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .hooks import hooks
+from ..execution.hooks import hooks
 from .patching_runs import output_at
 
 CACHE_ARGS = ("cache", "past_key_values")  # transformers 5.x's name for the key/value cache, then the older one

@@ -8,7 +8,7 @@ import torch
 
 from ..errors import LLMWidgetsError, OutOfMemoryError
 from .budget import is_oom
-from .hooks import final_logits
+from .outputs import final_logits
 
 
 def _patch_fn(rows: torch.Tensor, mask: torch.Tensor, clean: torch.Tensor, batch: int):

@@ -9,6 +9,8 @@
   (llm_widgets/teaching/ioi.py).
 - `canary_model()`: a tiny GPT-2 with planted secrets ("my PIN is 4 8 1 7") for memorization
   audits (llm_widgets/teaching/canary.py).
+- `superposition_model()`: a toy model of superposition (12 sparse features in 6 dimensions) and an SAE
+  that recovers its planted directions (llm_widgets/teaching/superposition.py).
 
 They (and the distilled students of llm_widgets/compute/distill.py) share one seeded training loop
 and weight cache: llm_widgets/teaching/train.py.
@@ -28,6 +30,7 @@ _LAZY = {
     "logit_diff": ".ioi",
     "canary_model": ".canary",
     "canary_corpus": ".canary",
+    "superposition_model": ".superposition",
 }
 
 

@@ -3,9 +3,9 @@ tests, benches and your own tests: `from llm_widgets.testing import FAMILIES, bu
 
 `build("llama")` gives a 2-layer, hidden-64 model with seeded weights (no download); `FAMILIES` is
 the matrix the test suite runs every view on, `MORE` further families (mixtures of experts, hybrids,
-state-space models), `HYBRID` the hybrids among them. `python -m llm_widgets.testing.families`
-prints the tested-families table of docs/adapter.md.
+state-space models), `HYBRID` the hybrids among them (`HYBRID_MOE`: those with experts).
+`python -m llm_widgets.testing.families` prints the tested-families table of docs/adapter.md.
 """
-from .families import FAMILIES, HYBRID, MORE, build, observed_parallel, table
+from .families import FAMILIES, HYBRID, HYBRID_MOE, MORE, build, observed_parallel, table
 
-__all__ = ["FAMILIES", "HYBRID", "MORE", "build", "observed_parallel", "table"]
+__all__ = ["FAMILIES", "HYBRID", "HYBRID_MOE", "MORE", "build", "observed_parallel", "table"]

@@ -55,10 +55,17 @@ EXPERTS = dict(num_experts=4, num_local_experts=4, n_routed_experts=4, num_exper
                expert_ffn_hidden_size=32)
 MLA = dict(num_key_value_heads=4, qk_rope_head_dim=16, qk_nope_head_dim=16, v_head_dim=16, kv_lora_rank=32,
            q_lora_rank=32, head_dim=16)  # multi-head latent attention (DeepSeek): head_dim is the rotary part
+# a gated-delta-rule linear attention whose 8 value heads (8 wide) differ from its 4 key heads (16 wide)
+LINEAR = dict(layer_types=["linear_attention", "full_attention"], linear_num_key_heads=4, linear_key_head_dim=16,
+              linear_num_value_heads=8, linear_value_head_dim=8)
 # hybrid and state-space stacks: block 0 mixes tokens without attention (Mamba, short convolution,
 # RG-LRU), block 1 with attention where the family has any (derived config fields set explicitly:
 # `build` sets attributes after the config is made)
 HYBRID = {
+    # pure state-space stacks (no attention, no MLP: each block is a norm and a Mamba mixer); their
+    # hidden_states omit the embedding output
+    "mamba": {"state_size": 16, "expand": 2, "conv_kernel": 4, "time_step_rank": 8},
+    "falcon_mamba": {"state_size": 16, "expand": 2, "conv_kernel": 4, "time_step_rank": 8},
     "mamba2": {"state_size": 16, "expand": 2, "conv_kernel": 4, "n_groups": 1, "head_dim": 16, "num_heads": 8,
                "chunk_size": 16},
     "jamba": {"attn_layer_period": 2, "attn_layer_offset": 1, "expert_layer_period": 2, "expert_layer_offset": 1,
@@ -81,7 +88,27 @@ HYBRID = {
                          "shared_intermediate_size": 64},
     "nemotron_h": {"mamba_num_heads": 8, "mamba_head_dim": 16, "ssm_state_size": 16, "n_groups": 1,
                    "chunk_size": 16, "expand": 2, "layers_block_type": ["linear_attention", "full_attention"]},
+    "zamba": {"attention_hidden_size": 128, "attn_layer_period": 2, "attn_layer_offset": 1,
+              "layers_block_type": ["linear_attention", "hybrid"], "attention_head_dim": 32, "mamba_dt_rank": 8,
+              "n_mamba_heads": 2, "num_key_value_heads": 4},
+    "lfm3": {"layer_types": ["conv", "full_attention"], "head_dim": 16},
+    "lfm2_moe": {**EXPERTS, "layer_types": ["conv", "full_attention"], "num_dense_layers": 1},
+    # linear attention (gated delta rule, Kimi delta attention) in block 0, softmax attention in block 1
+    "qwen3_5_text": {**LINEAR, "head_dim": 16},
+    "qwen3_5_moe_text": {**EXPERTS, **LINEAR, "head_dim": 16},
+    "olmo_hybrid": {"layer_types": ["linear_attention", "full_attention"], "linear_num_key_heads": 4,
+                    "linear_num_value_heads": 4, "linear_key_head_dim": 16, "linear_value_head_dim": 16},
+    "kimi_linear": {**EXPERTS, **MLA, "layer_types": ["linear_attention", "full_attention"],
+                    "mlp_layer_types": ["dense", "sparse"], "num_experts_per_token": 2, "linear_head_dim": 16,
+                    "linear_num_heads": 4, "qk_head_dim": 32, "q_lora_rank": None, "num_expert_group": 1},
+    "bailing_hybrid": {**EXPERTS, **MLA, "layer_types": ["linear_attention", "full_attention"],
+                       "mlp_layer_types": ["dense", "sparse"], "num_experts_per_token": 2, "num_expert_group": 1,
+                       "linear_head_dim": 16, "linear_num_heads": 4, "qk_head_dim": 32, "q_lora_rank": None,
+                       "layer_group_size": 2, "expert_swiglu_limit_list": [0, 0],
+                       "share_expert_swiglu_limit_list": [0, 0], "num_nextn_predict_layers": 0},
 }
+# the hybrids whose feed-forward blocks are (some of them) mixtures of experts
+HYBRID_MOE = ("jamba", "granitemoehybrid", "lfm2_moe", "qwen3_5_moe_text", "kimi_linear", "bailing_hybrid")
 MORE = {
     # mixtures of experts whose tiny models run (seeds 0-4 must load as decoders)
     **{f: ("causal", EXPERTS) for f in (
@@ -90,12 +117,13 @@ MORE = {
         "mellum", "minicpm5_moe", "minimax_m2", "solar_open", "jetmoe")},
     "minimax": ("causal", {**EXPERTS, "layer_types": ["full_attention", "linear_attention"]}),
     "minimax@linear-first": ("causal", {**EXPERTS, "layer_types": ["linear_attention", "full_attention"]}),
+    "granitemoe_swa": ("causal", {**EXPERTS, "layer_types": ["full_attention", "sliding_attention"],
+                                  "layer_rope_theta": [10000.0, 10000.0], "sliding_window": 16}),
+    "zaya": ("causal", {**EXPERTS, "layer_types": ["hybrid", "hybrid"], "head_dim": 16}),
     "dots1": ("causal", {**EXPERTS, "first_k_dense_replace": 1}),  # layer 0 dense, layer 1 experts
     "glm4_moe": ("causal", {**EXPERTS, "first_k_dense_replace": 1}),
     "deepseek_v3": ("causal", {**EXPERTS, **MLA, "first_k_dense_replace": 1}),
-    "qwen3_next": ("causal", {**EXPERTS, "layer_types": ["linear_attention", "full_attention"],
-                              "linear_num_key_heads": 4, "linear_key_head_dim": 16, "linear_num_value_heads": 8,
-                              "linear_value_head_dim": 8, "head_dim": 16}),
+    "qwen3_next": ("causal", {**EXPERTS, **LINEAR, "head_dim": 16}),
     "falcon_h1": ("causal", {"mamba_d_ssm": 64, "mamba_n_heads": 8, "mamba_d_head": 8, "mamba_d_state": 16,
                              "mamba_chunk_size": 16, "mamba_n_groups": 1, "head_dim": 16}),
     "xglm": ("causal", {"ffn_dim": 128, "attention_heads": 4}),

@@ -26,7 +26,7 @@ class AttentionView(View):
     Long inputs (over OVERVIEW tokens) show a max-pooled overview of the selected head, with exact
     tiles fetched as the front end zooms in; their grid thumbnails and head statistics are computed
     in the background (progress bar; `.wait()` blocks until done). Weights come from the model's
-    eager attention for short inputs, else are computed on demand (compute.attention_source).
+    eager attention for short inputs, else are computed on demand (llm_widgets.attention_source).
     """
 
     _bundle_name = "attention"
@@ -42,6 +42,7 @@ class AttentionView(View):
     stats = Array("float32", ndim=3).tag(sync=True)  # [n_stats, L, H]
     stat_names = t.List(t.Unicode()).tag(sync=True)
     stat_help = t.Dict().tag(sync=True)
+    unavailable = t.Dict().tag(sync=True)  # block (str) -> why it has no softmax attention (drawn hatched)
     mode = t.Enum(["head", "mean", "rollout"], default_value="head").tag(sync=True)
     selected_layer = Layer(default=0, optional=False).tag(sync=True)
     selected_head = Index("n_heads", default=0, optional=False).tag(sync=True)
@@ -66,6 +67,7 @@ class AttentionView(View):
             causal=session.is_causal,
             stat_names=list(r.stat_names),
             stat_help=dict(STAT_HELP),
+            unavailable={str(b): why for b, why in sorted(src.missing.items())},
             mode=mode,
             **kwargs,
         )

@@ -5,6 +5,7 @@ import traitlets as t
 
 from .. import fallback
 from ..compute.attribution import ALIASES, METHODS, attribute
+from ..compute.attribution.methods import IG_RULES
 from ..errors import EmptyInputError, LLMWidgetsError
 from .base import View, encode_array
 from .traits import Array, Index
@@ -28,7 +29,8 @@ class AttributionView(View):
     llm_widgets.compute.attribution.attribute for every argument). In a notebook it computes in a
     thread (progress bar; `.wait()` blocks until done; errors land in `.error`). Setting `method`
     (or picking one in the view's menu) recomputes with the same arguments. `selected_output=` and
-    `selected_token=` may be passed up front.
+    `selected_token=` may be passed up front. `ig_rule='adaptive'` places the IG points where the
+    output changes along the path (for saturated models; see attribute).
     """
 
     _bundle_name = "attribution"
@@ -51,7 +53,7 @@ class AttributionView(View):
                  contrast=None, baseline="auto", output: str | None = None, steps: int = 50,
                  n_samples: int | None = None, seed: int = 0, internal_batch_size: int | None = None,
                  truncate: bool = False, compute_faithfulness: bool = True, word_level: bool = False,
-                 layer: int | None = None, background: bool | None = None, **kwargs):
+                 layer: int | None = None, ig_rule: str = "uniform", background: bool | None = None, **kwargs):
         # cheap checks before any work, so they raise right here even in the background
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
@@ -59,6 +61,8 @@ class AttributionView(View):
             raise EmptyInputError("The text to attribute is empty: pass a sentence or a prompt.")
         if ALIASES.get(method, method) not in METHODS:
             raise LLMWidgetsError(f"Unknown method {method!r}; use one of {sorted(METHODS)}.")
+        if ig_rule not in IG_RULES:
+            raise LLMWidgetsError(f"Unknown ig_rule {ig_rule!r}; use one of {IG_RULES}.")
         self.result = None
         # a selection asked for up front is applied once the outputs and tokens are known
         self._initial = {k: kwargs.pop(k) for k in ("selected_output", "selected_token") if k in kwargs}
@@ -70,7 +74,7 @@ class AttributionView(View):
         self._args = dict(session=session, text=text, target=target, contrast=contrast, generate=generate,
                           baseline=baseline, output=output, steps=steps, n_samples=n_samples, seed=seed,
                           internal_batch_size=internal_batch_size, truncate=truncate,
-                          compute_faithfulness=compute_faithfulness, layer=layer)
+                          compute_faithfulness=compute_faithfulness, layer=layer, ig_rule=ig_rule)
         self._background = background
         self._compute()
         self.observe(lambda change: self._compute(), names="method")

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import atexit
 import base64
+import functools
 import html
+import inspect
 import json
 import threading
 import weakref
@@ -19,6 +21,7 @@ import anywidget
 import numpy as np
 import traitlets as t
 
+from ..chat import Chat, chat_input
 from ..fallback import block as fallback_block
 from ..errors import LLMWidgetsError
 from ..guards import intervening
@@ -134,6 +137,37 @@ def unexpected_keyword(cls, name: str, also=()) -> TypeError:
     return TypeError(f"{cls.__name__}() got an unexpected keyword argument {name!r}{hint}")
 
 
+def accepts_messages(init):
+    """Wrap a view constructor `(self, session, text, ...)` so that it also takes
+    `messages=[{'role': ..., 'content': ...}, ...]` and `chat_template=` (exactly one of text and
+    messages): the messages become a `Chat` (Session.chat) passed on as the text, and the view's
+    token_roles / token_markup / token_messages traits say the role of each input token."""
+    sig = inspect.signature(init)
+
+    @functools.wraps(init)
+    def __init__(self, *args, messages=None, chat_template=None, **kwargs):
+        bound = sig.bind_partial(self, *args, **kwargs)
+        session = bound.arguments.get("session")
+        tokenizer = getattr(session, "tokenizer", None) if messages is not None else None
+        text = chat_input(tokenizer, bound.arguments.get("text"), messages, chat_template)
+        bound.arguments["text"] = text
+        init(*bound.args, **bound.kwargs)
+        truncate = bool(bound.arguments.get("truncate", bound.arguments.get("kwargs", {}).get("truncate", False)))
+        if isinstance(text, Chat):
+            self._show_roles(session, text, truncate)
+        if isinstance(getattr(type(self), "text", None), t.TraitType):  # a view re-run on a new `text`
+            self.observe(functools.partial(self._roles_follow_text, session, truncate), names=["text"])
+
+    params = [p.replace(default=None) if p.name == "text" else p for p in sig.parameters.values()]
+    extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None) for n in ("messages", "chat_template")]
+    at = next((i for i, p in enumerate(params) if p.kind is inspect.Parameter.VAR_KEYWORD), len(params))
+    try:
+        __init__.__signature__ = sig.replace(parameters=params[:at] + extra + params[at:])
+    except ValueError:  # text followed by a required positional parameter: it stays required
+        pass
+    return __init__
+
+
 class View(anywidget.AnyWidget):
     """Base of every llm-widgets view. Subclasses set `_bundle_name` and fill `.result`."""
 
@@ -143,6 +177,38 @@ class View(anywidget.AnyWidget):
     error = t.Unicode("").tag(sync=True)  # fatal message from background work
     progress = t.Float(-1.0).tag(sync=True)  # 0..1 while working, -1 when idle
     progress_label = t.Unicode("").tag(sync=True)
+    # a chat input (messages=): per input token, its message's role, whether the chat template wrote
+    # it (markup) and its message index (llm_widgets.chat); empty for a plain text
+    token_roles = t.List(t.Unicode()).tag(sync=True)
+    token_markup = t.List(t.Bool()).tag(sync=True)
+    token_messages = t.List(t.Int()).tag(sync=True)
+
+    def __init_subclass__(cls, **kwargs):
+        """A view whose constructor takes `text` also takes `messages=` and `chat_template=`."""
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None and "text" in inspect.signature(init).parameters:
+            cls.__init__ = accepts_messages(init)
+
+    def _show_roles(self, session, chat: Chat, truncate: bool) -> None:
+        """Publish the roles of the chat's tokens that the model reads (the first max_length where
+        truncated)."""
+        n = session.encode(chat, truncate=truncate)[0]["input_ids"].shape[1]
+        with self.hold_sync():  # one message to the front end
+            self.token_roles = list(chat.roles[:n])
+            self.token_markup = list(chat.markup[:n])
+            self.token_messages = list(chat.message[:n])
+
+    def _roles_follow_text(self, session, truncate: bool, change) -> None:
+        """After a re-run on a new `text` (observed after the view's own re-run): the roles of the new
+        chat, or none for a plain text; unchanged where the re-run failed (the old tokens stay)."""
+        if self.error:
+            return
+        if isinstance(change["new"], Chat):
+            self._show_roles(session, change["new"], truncate)
+        else:
+            with self.hold_sync():
+                self.token_roles, self.token_markup, self.token_messages = [], [], []
 
     def __init__(self, **kwargs):
         unknown = [k for k in kwargs if not self.has_trait(k)]

@@ -6,9 +6,9 @@ import traitlets as t
 
 from .. import fallback
 from ..checks import integer
-from ..compute.direct_logit import direct_logit_attribution, unresolved_note
+from ..compute.direct_logit import direct_logit_attribution, unresolved_note, why_not_grid
 from ..compute.inputs import batch_inputs
-from ..errors import LLMWidgetsError
+from ..errors import DoesNotApplyError, LLMWidgetsError
 from ..guards import model_state
 from .base import View, encode_array, unexpected_keyword
 from .traits import Array, Index, Layer
@@ -54,6 +54,9 @@ class DirectLogitView(View):
         if isinstance(target, (list, tuple)) or np.ndim(target) != 0:  # an integer scalar (numpy, torch) is an id
             raise LLMWidgetsError("target must be one token (a string) or a token id: the view reads the same "
                                   "target at every position")
+        why = why_not_grid(session)  # one layer x head grid: heads of one layout in every block
+        if why:
+            raise DoesNotApplyError(why)
         self._session, self._text, self._target, self._contrast = session, text, target, contrast
         T = batch_inputs(session, text)["input_ids"].shape[1]
         pos = T - 1 if selected_token is None else integer(selected_token, "selected_token")

@@ -16,7 +16,7 @@ GENERATE = 4  # tokens a causal model's attribution panel generates and explains
 
 # name -> (module, class, why_not(session) -> "" where it applies); tried in this order, skipped
 # where they do not apply, with the same reason the view itself would give (the rules of
-# compute.capabilities, which Session.capabilities reports at load time)
+# compute.capabilities, which lw.load reports at load time)
 PANELS = {name: (f".{name}", view, RULES[view]) for name, view in EXPLORER_PANELS.items()}
 
 

@@ -6,7 +6,7 @@ import traitlets as t
 from .. import fallback
 from ..checks import integer
 from ..compute.ablation import MODES, ablation_effect
-from ..compute.hooks import check_layer
+from ..execution.hooks import check_layer
 from ..compute.neurons import neuron_activations
 from ..errors import LLMWidgetsError
 from .base import View, encode_array

@@ -5,7 +5,7 @@ import numpy as np
 import traitlets as t
 
 from .. import fallback
-from ..compute.hooks import SITES
+from ..execution.hooks import SITES
 from ..compute.patching import patching
 from ..errors import LLMWidgetsError
 from .base import View

@@ -10,6 +10,8 @@ import traitlets as t
 
 from .. import fallback
 from ..compute.activations import check_labels, check_texts, extract, normalise_text, token_states
+from ..compute.amnesic import amnesic
+from ..compute.erasure import erase_concept
 from ..compute.probing import probe_layers
 from ..checks import integer, names as name_list, number
 from ..errors import LLMWidgetsError
@@ -18,6 +20,10 @@ from .traits import Array, Layer
 from .base import View, encode_array
 
 CURVES = ("accuracy", "ci95", "control", "control_ci95", "selectivity")
+# amnesic probing (llm_widgets.compute.amnesic): can a fresh probe read the concept after LEACE erased
+# it at that block (must fall to the majority baseline), and does the model's task metric change
+# with it erased, against erasing a random subspace of the same rank
+AMNESIC_ROWS = ("probe_after_erasure", "majority", "task_change", "random_change")
 
 
 def as_texts_labels(texts, labels, level, text_column="text", label_column="label"):
@@ -59,6 +65,18 @@ def explain_mistakes(session, acts, res, truncate: bool = False, batch_size: int
     return out
 
 
+def amnesic_layers(session, texts, labels, positions, batch_size: int = 32, report=lambda f, s: None) -> list:
+    """AmnesicResult per block (llm_widgets.compute.amnesic): LEACE fitted at that block's output at
+    `positions`, a fresh probe after it, the task metric erased and with a random subspace."""
+    L = session.adapter.n_layers
+    out = []
+    for layer in range(L):
+        e = erase_concept(session, texts, labels, layer=layer, positions=positions, batch_size=batch_size)
+        out.append(amnesic(session, e, texts, labels, splits=3, batch_size=batch_size))
+        report((layer + 1) / L, f"amnesic probing: block {layer}")
+    return out
+
+
 class ProbeView(View):
     """Layer-wise linear probes with Hewitt & Liang control tasks.
 
@@ -88,13 +106,18 @@ class ProbeView(View):
     probe_kind = t.Unicode("linear").tag(sync=True)
     seeds = t.Int(3).tag(sync=True)
     selected_layer = Layer(embeddings=True).tag(sync=True)
+    # amnesic=...: the rows AMNESIC_ROWS per block (column = block index; no column for the embeddings)
+    amnesic_rows = Array("float32", ndim=2).tag(sync=True)
+    amnesic_names = t.List(t.Unicode(), list(AMNESIC_ROWS)).tag(sync=True)
+    amnesic_metric = t.Unicode("").tag(sync=True)
+    amnesic_positions = t.Unicode("").tag(sync=True)
     done = t.Bool(False).tag(sync=True)
 
     def __init__(self, session, texts, labels=None, *, level: str | None = None, seeds: int = 3,
                  control: bool = True, control_types=None, probe: str = "linear", pooling: str = "mean",
                  test_size: float = 0.25, batch_size: int = 32, truncate: bool = False,
                  background: bool | None = None, text_column: str = "text", label_column: str = "label",
-                 groups=None, **kwargs):
+                 groups=None, amnesic=False, **kwargs):
         # arguments first (cheap, and their error names the argument), then the data
         if probe not in ("linear", "mlp"):
             raise LLMWidgetsError(f"probe must be 'linear' or 'mlp', got {probe!r}")
@@ -105,6 +128,13 @@ class ProbeView(View):
         if not 0.0 < number(test_size, "test_size") < 1.0:
             raise LLMWidgetsError(f"test_size must be between 0 and 1 (a fraction of the rows), got {test_size}")
         texts, labels, level = as_texts_labels(texts, labels, level, text_column, label_column)
+        if amnesic is not False and level != "sentence":
+            raise LLMWidgetsError("amnesic=... erases a sentence-level concept: use level='sentence'")
+        if amnesic is True:
+            amnesic = "all"
+        if amnesic is not False and not (amnesic in ("all", "readout") or isinstance(amnesic, int)):
+            raise LLMWidgetsError(f"amnesic must be True ('all' positions), 'all', 'readout', a token index or False, "
+                                  f"got {amnesic!r}")
         if labels is None:
             raise LLMWidgetsError("ProbeView needs labels: one per text (level='sentence') or one per "
                                   "word of each text (level='token').")
@@ -132,9 +162,13 @@ class ProbeView(View):
         self.activations = None
         self.contributions: dict = {}
         super().__init__(title=kwargs.pop("title", f"Probe \u00b7 {session.name}"), level=level,
-                         probe_kind=probe, seeds=seeds, notice=notice, **kwargs)
+                         probe_kind=probe, seeds=seeds, notice=notice,
+                         amnesic_positions="" if amnesic is False else str(amnesic), **kwargs)
+        self.amnesic: list = []
 
-        def work(report):
+        def work(outer):
+            # with amnesic rows the probes take the first half of the bar, the erasure the second
+            report = outer if amnesic is False else (lambda f, s: outer(0.5 * f, s))
             acts = extract(session, texts, labels, level=level, pooling=pooling, batch_size=batch_size,
                            truncate=truncate, report=lambda f, s: report(0.5 * f, s))
             rows = None if groups is None else [groups[i] for i in acts.text_index]
@@ -147,12 +181,17 @@ class ProbeView(View):
             if level == "sentence" and pooling == "mean" and res.weights is not None:
                 contrib = explain_mistakes(session, acts, res, truncate, batch_size,
                                            report=lambda f, s: report(0.95 + 0.05 * f, s))
-            return acts, res, contrib
+            erased = []
+            if amnesic is not False:
+                erased = amnesic_layers(session, texts, labels, amnesic, batch_size,
+                                        report=lambda f, s: outer(0.5 + 0.5 * f, s))
+            return acts, res, contrib, erased
 
         self._run(work, self._show, background)
 
     def _show(self, out) -> None:
-        acts, res, contrib = out
+        acts, res, contrib, erased = out
+        self.amnesic = erased
         self.activations, self.result = acts, res
         self.contributions = contrib
         curves = np.stack([res.mean, res.ci, np.nan_to_num(res.control_mean, nan=-1.0),
@@ -177,6 +216,12 @@ class ProbeView(View):
             self.majority = res.majority
             self.confusion = res.confusion
             self.examples = examples
+            if erased:
+                rows = np.zeros((len(AMNESIC_ROWS), res.n_layers), np.float32)
+                for r in erased:
+                    rows[:, r.layer] = [r.probe_after, r.majority, r.task_change, r.random_change]
+                self.amnesic_rows = rows
+                self.amnesic_metric = erased[0].metric
             if self.selected_layer is None:
                 self.selected_layer = res.best_layer
             self.done = True

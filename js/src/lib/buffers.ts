@@ -9,6 +9,10 @@ export interface Packed {
   data: unknown; // DataView | ArrayBuffer | Uint8Array (live) or {__b64__} (static export, revived by the host)
 }
 
+/** An Array trait's synced value (llm_widgets.widgets.traits.Array): a packed array with what it is
+ *  of (its metadata: layer, ...), or {} before it is computed. */
+export type PackedArray = Packed & Record<string, unknown>;
+
 // NDArray and slice2d live in ./ndarray (indexing); re-exported here, where the views import them from.
 export type { NDArray } from "./ndarray";
 export { slice2d } from "./ndarray";

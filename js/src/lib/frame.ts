@@ -2,12 +2,13 @@
 // (llm_widgets.widgets.base.View), a toolbar, and listener bookkeeping for clean teardown.
 import { h, injectStyle, savePNG, scrollCue, snapshot, THEME_EVENT, watchTheme } from "./dom";
 
-// Trait values are whatever JSON (or buffers) Python sends; each view states the type it reads, so
-// get() returns `any` rather than making every view cast. Callbacks take the event's arguments.
+// A view's model, typed by its state (S: the view's interface generated from its Python traits,
+// js/src/generated/state.ts), so a trait renamed in Python fails the typecheck here. Untyped (S
+// omitted: lib code shared by every view) get() returns `any`. Callbacks take the event's arguments.
 /* eslint-disable @typescript-eslint/no-explicit-any */
-export interface Model {
-  get(key: string): any;
-  set(key: string, value: unknown): void;
+export interface Model<S = any> {
+  get<K extends keyof S & string>(key: K): S[K];
+  set<K extends keyof S & string>(key: K, value: S[K]): void;
   save_changes(): void;
   on(event: string, cb: (...args: any[]) => void): void;
   off(event?: string | null, cb?: ((...args: any[]) => void) | null): void;

@@ -34,6 +34,7 @@ export interface HeatmapOptions {
   onLeave?: () => void;
   onClick?: (r: number, c: number) => void;
   describe?: (r: number, c: number, v: number, exact: boolean) => string; // tooltip text (exact: not an overview block)
+  unavailable?: (r: number, c: number) => string; // why a NaN cell has no value (tooltip); default NOT_AVAILABLE
   markSelColumn?: boolean; // also mark the label of column `sel` (default true: rows and columns are the same tokens)
 }
 
@@ -75,6 +76,32 @@ export function heatmapLayout(rows: number, cols: number, o: Pick<HeatmapOptions
   return { left: labelRoom(o.rowLabels), top: labelRoom(o.colLabels), rows, cols, cellW: cell, cellH: cell };
 }
 
+/** What a cell without a value (NaN) says on hover where the view gives no reason. */
+export const NOT_AVAILABLE = "not available";
+
+/** Whether a value is drawn as "not available" (hatched) rather than as a colour of the scale. */
+export function isUnavailable(v: number): boolean {
+  return Number.isNaN(v);
+}
+
+/** Mark the rectangle (x, y, w, h) as "not available": the background, then diagonal lines `pitch`
+ * px apart in `color`. No colour of any scale, so it cannot be read as a value (0 included). */
+export function hatch(ctx: CanvasRenderingContext2D, x: number, y: number, w: number, h: number,
+  color: string, background: string, pitch = 4): void {
+  ctx.save();
+  ctx.beginPath();
+  ctx.rect(x, y, w, h);
+  ctx.clip();
+  ctx.fillStyle = background;
+  ctx.fillRect(x, y, w, h);
+  ctx.strokeStyle = color;
+  ctx.lineWidth = 1;
+  ctx.beginPath();
+  for (let d = -h; d < w; d += pitch) { ctx.moveTo(x + d, y + h); ctx.lineTo(x + d + h, y); }
+  ctx.stroke();
+  ctx.restore();
+}
+
 /** A 1 px per cell bitmap of m (null where canvases cannot draw). */
 function bitmapOf(m: NDArray, color: (v: number) => [number, number, number]): HTMLCanvasElement | null {
   const [rows, cols] = m.shape;
@@ -99,6 +126,7 @@ export class Heatmap {
   private m: NDArray | null = null;
   private o: HeatmapOptions = {};
   private bitmap: HTMLCanvasElement | null = null;
+  private gaps = false; // the matrix holds cells without a value (NaN), drawn hatched
   private sc: ColorScale = colorScale("seq", 0);
   private step = 1;
   private nr = 0; // rows and columns of the extent
@@ -239,6 +267,7 @@ export class Heatmap {
     this.nc = nc;
     this.sc = colorScale(o.scale, o.vmax ?? absMax(m.values), o.label ?? "");
     this.bitmap = bitmapOf(m, this.sc.color);
+    this.gaps = m.values.some(isUnavailable);
     this.t = null;
     this.cell0 = cellSize(nr, nc, o.maxSize, o.minCell);
     this.pl = labelRoom(o.rowLabels);
@@ -253,6 +282,7 @@ export class Heatmap {
   setTile(t: Tile | null): void {
     if (!this.m) return;
     this.t = t ? { ...t, bitmap: bitmapOf(t.m, this.sc.color) } : null;
+    if (t && t.m.values.some(isUnavailable)) this.gaps = true;
     this.render();
   }
 
@@ -348,11 +378,22 @@ export class Heatmap {
     }
     const t = this.t;
     if (t && t.bitmap) ctx.drawImage(t.bitmap, g.left + t.c0 * cell, g.top + t.r0 * cell, t.m.shape[1] * cell, t.m.shape[0] * cell);
+    const theme = themeInk(this.canvas);
+    let hatched = 0;
+    if (this.gaps) { // cells without a value: hatched, never the colour of 0
+      for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) {
+        if (!isUnavailable(this.valueAt(r, c))) continue;
+        hatch(ctx, g.left + c * cell, g.top + r * cell, cell, cell, theme.muted, theme.bg, Math.max(3, Math.min(6, cell / 3)));
+        hatched++;
+      }
+    }
+    this.canvas.dataset.unavailable = String(hatched); // cells drawn as "not available", for tests
     if (o.cellText && cell >= 18) {
       ctx.textAlign = "center";
       ctx.textBaseline = "middle";
       ctx.font = `${Math.min(11, cell / 2.2)}px ui-monospace,Menlo,monospace`;
       for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) {
+        if (isUnavailable(this.valueAt(r, c))) continue;
         const [x, y] = cellCenter(g, r, c);
         ctx.fillStyle = ink(this.sc.color(this.valueAt(r, c)));
         ctx.fillText(shorten(o.cellText(r, c), Math.max(2, Math.floor(cell / 6))), x, y);
@@ -367,7 +408,6 @@ export class Heatmap {
     const fitCol = Math.max(2, Math.floor((top - 8) / charW + 1e-9));
     // label colours: the theme's text on the theme's background (drawn before the canvas was in the
     // page: the light theme's, redrawn once it is there)
-    const theme = themeInk(this.canvas);
     if (!this.canvas.isConnected) whenShown(this.canvas, () => this.render());
     this.canvas.dataset.ink = theme.fg; // the label colour, for tests
     const hot = theme.hot, plain = theme.fg;
@@ -458,7 +498,8 @@ export class Heatmap {
     }
     const v = this.valueAt(r, c), exact = this.exactAt(r, c);
     let text: string;
-    if (o.describe) text = o.describe(r, c, v, exact);
+    if (isUnavailable(v)) text = `${o.rowLabels?.[r] ?? r} \u2192 ${o.colLabels?.[c] ?? c}: ${o.unavailable?.(r, c) ?? NOT_AVAILABLE}`;
+    else if (o.describe) text = o.describe(r, c, v, exact);
     else if (exact) text = `${o.rowLabels?.[r] ?? r} \u2192 ${o.colLabels?.[c] ?? c}: ${fmt(v, 4)}`;
     else {
       const [a0, a1] = blockRange(blockOf(r, this.step), this.step, this.nr), [b0, b1] = blockRange(blockOf(c, this.step), this.step, this.nc);

@@ -1,6 +1,7 @@
 // An in-page widget model for static exports (no kernel): get/set/on/off/save_changes with Backbone-
 // style change events, so selections and links keep working inside an exported page.
 import { fromBase64 } from "./buffers";
+import type { Model } from "./frame";
 
 type Cb = (...a: unknown[]) => void;
 
@@ -17,11 +18,11 @@ export function revive(v: unknown): unknown {
   return v;
 }
 
-export function createModel(state: Record<string, unknown>) {
+export function createModel(state: Record<string, unknown>): Model & { send(): void; widget_manager: object } {
   const subs = new Map<string, Set<Cb>>();
   const emit = (ev: string, ...a: unknown[]) => subs.get(ev)?.forEach((cb) => cb(...a));
   return {
-    get: (k: string) => state[k],
+    get: (k: string) => state[k] as any, // eslint-disable-line @typescript-eslint/no-explicit-any
     set(k: string, v: unknown) {
       const old = state[k];
       state[k] = v;

@@ -13,11 +13,12 @@ import { h, localPoint, savePNG, scrollCue, themeInk, THEME_EVENT, watchWidth, w
 import { fmt } from "../lib/format";
 import { expose, frame, Model } from "../lib/frame";
 import { blockOf, blockRange, cellCenter, cellRect, gridSize, hitCell, thumbGrid, tileCovers, TileWindow, tileWindow } from "../lib/geometry";
-import { Heatmap, labelRoom } from "../lib/heatmap";
+import { hatch, Heatmap, labelRoom, NOT_AVAILABLE } from "../lib/heatmap";
 import { at, max, row as rowOf } from "../lib/ndarray";
 import { fromSelection } from "../lib/selection";
 import { Cell, Row, SortableTable } from "../lib/table";
-import { MAX_SPANS, TokenStrip } from "../lib/tokens";
+import { MAX_SPANS, showRoles, TokenStrip } from "../lib/tokens";
+import type { AttentionViewState } from "../generated/state";
 
 interface Exported { heads?: Packed; mean?: Packed; rollout?: Packed }
 /** Keys Python sends with `matrix` (step, n: long inputs; absent: the exact matrix). */
@@ -46,6 +47,13 @@ export function gridThumb(width: number, heads: number, gap = 4, left = 26): num
   return Math.max(18, Math.min(64, Math.floor(600 / Math.max(1, heads)) - gap, fit));
 }
 
+/** Why block `layer` has no softmax attention to draw ('' where it has): from `unavailable`
+ * (block -> reason, e.g. a linear-attention or state-space mixer in a hybrid stack). */
+export function unavailableWhy(unavailable: Record<string, string>, layer: number): string {
+  const why = unavailable[String(layer)];
+  return why === undefined ? "" : `block ${layer}: ${NOT_AVAILABLE} (no softmax attention: ${why || "no weights"})`;
+}
+
 /** A statistic as drawn on a thumbnail `width` px wide: two decimals, else one, in a font of 10 px
  * down to 7 px (about 0.6 em per character); null when even that does not fit (the table and the
  * tooltip still give the number). */
@@ -57,7 +65,7 @@ export function statLabel(v: number, width: number): { text: string; font: numbe
   return null;
 }
 
-function render({ model, el }: { model: Model; el: HTMLElement }) {
+function render({ model, el }: { model: Model<AttentionViewState>; el: HTMLElement }) {
   const f = frame(model, el, "attention");
   const labels: string[] = model.get("tokens");
   const L: number = model.get("n_layers");
@@ -65,6 +73,8 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   const T: number = model.get("n_tokens") || labels.length;
   const statNames: string[] = model.get("stat_names") || [];
   const statHelp: Record<string, string> = model.get("stat_help") || {};
+  const unavailable: Record<string, string> = model.get("unavailable") || {}; // blocks without softmax attention
+  const absent = (l: number) => String(l) in unavailable;
   const exp: Exported = model.get("_export") || {};
   const cache: Record<string, NDArray | null> = {};
   const exported = (k: keyof Exported) => (k in cache ? cache[k] : (cache[k] = decode(exp[k])));
@@ -131,7 +141,10 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   const drawGrid = () => {
     const si = statIndex();
     let smin = Infinity, smax = -Infinity;
-    if (si >= 0) for (const v of rowOf(stats!, si)) if (Number.isFinite(v)) { smin = Math.min(smin, v); smax = Math.max(smax, v); }
+    if (si >= 0) for (let l = 0; l < L; l++) for (let hd = 0; hd < H; hd++) { // blocks without attention have no statistics
+      const v = at(stats!, si, l, hd);
+      if (!absent(l) && Number.isFinite(v)) { smin = Math.min(smin, v); smax = Math.max(smax, v); }
+    }
     const statScale = si < 0 || !(smax >= smin) ? null
       : smin < 0 && smax > 0 ? divergingScale(Math.max(-smin, smax), statNames[si])
       : sequentialScale(smax > smin ? smax : smin + 1, statNames[si], smax > smin ? smin : smin - 1);
@@ -154,6 +167,12 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     for (let l = 0; l < L; l++) for (let hd = 0; hd < H; hd++) {
       const { x, y } = cellRect(layout, l, hd);
       const t = tiles[l * H + hd];
+      if (absent(l)) { // no softmax attention in this block: hatched, never drawn as weights of 0
+        hatch(ctx, x, y, thumb, thumb, theme.muted, theme.bg, 5);
+        ctx.strokeStyle = theme.line; ctx.lineWidth = 1;
+        ctx.strokeRect(x - 1, y - 1, thumb + 2, thumb + 2);
+        continue;
+      }
       if (t) ctx.drawImage(t, x, y, thumb, thumb);
       else { ctx.fillStyle = theme.line; ctx.fillRect(x, y, thumb, thumb); }
       if (statScale) {
@@ -178,7 +197,12 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   gridCanvas.addEventListener(THEME_EVENT, drawGrid);
   gridCanvas.addEventListener("click", (e) => {
     const [l, hd] = hitCell(layout, ...localPoint(e, gridCanvas));
-    if (l >= 0) f.commit({ selected_layer: l, selected_head: hd });
+    if (l >= 0 && !absent(l)) f.commit({ selected_layer: l, selected_head: hd });
+  });
+  gridCanvas.addEventListener("mousemove", (e) => { // the tooltip: why a hatched block has nothing to draw
+    const [l, hd] = hitCell(layout, ...localPoint(e, gridCanvas));
+    gridCanvas.title = l < 0 ? "" : absent(l) ? unavailableWhy(unavailable, l) : `layer ${l}, head ${hd}`;
+    gridCanvas.style.cursor = l >= 0 && absent(l) ? "not-allowed" : "";
   });
 
   // large heatmap + token strip
@@ -189,6 +213,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     onHover: (i) => { stripHover = i; showRow(i, null); },
     onClick: (i) => f.commit({ selected_token: i }),
   });
+  showRoles(strip, model); // a chat input: its role segments
   const right = h("div", { "data-testid": "head-view" }, heat.el, stripNote, strip.el, hint);
   // beside the grid exactly when headViewSize sizes the heatmap for beside (its text must not push it below)
   right.style.flex = `1 1 ${BESIDE_MIN + labelRoom(labels) + 10}px`;
@@ -321,6 +346,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     const rows: Row[] = [];
     if (!stats) return rows;
     for (let l = 0; l < L; l++) for (let hd = 0; hd < H; hd++) {
+      if (absent(l)) continue; // no softmax attention: no statistics (the grid says why)
       const row: Row = { layer: l, head: hd };
       statNames.forEach((s, si) => (row[s] = at(stats!, si, l, hd)));
       rows.push(row);

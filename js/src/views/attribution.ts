@@ -11,9 +11,10 @@ import { ColorBar } from "../lib/colorbar";
 import { colorScale, ColorScale } from "../lib/colors";
 import { Heatmap } from "../lib/heatmap";
 import { LineChart } from "../lib/linechart";
-import { TokenStrip } from "../lib/tokens";
+import { showRoles, TokenStrip } from "../lib/tokens";
 import { absMax, col, row, topK, topKAbs } from "../lib/ndarray";
 import { clampIndex, clickColumn, columnOf, fromSelection, tokenOfColumn, toSelection } from "../lib/selection";
+import type { AttributionViewState } from "../generated/state";
 
 interface Info {
   method: string; method_label: string; signed: boolean; baseline: string; output: string;
@@ -31,7 +32,7 @@ interface Faith {
 }
 
 
-function render({ model, el }: { model: Model; el: HTMLElement }) {
+function render({ model, el }: { model: Model<AttributionViewState>; el: HTMLElement }) {
   const f = frame(model, el, "attribution");
   const info = h("span", { class: "lw-muted", "data-testid": "info" });
   const wordBox = h("input", { type: "checkbox", "data-testid": "word-level" }) as HTMLInputElement;
@@ -69,7 +70,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   const targets = (): string[] => model.get("targets") || [];
   const groups = (): number[] => model.get("groups") || [];
   const wordLevel = (): boolean => Boolean(model.get("word_level"));
-  const meta = (): Info => model.get("info") || {};
+  const meta = (): Info => (model.get("info") || {}) as Info;
   // column shown for the selected prompt token (a word in word-level mode) and back
   const colOf = (tok: number) => columnOf(tok, wordLevel(), groups());
   const tokenOf = (c: number) => tokenOfColumn(c, wordLevel(), groups());
@@ -114,6 +115,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
         f.commit({ selected_token: toSelection(clickColumn(fromSelection(model.get("selected_token")), c, wordLevel(), groups())) });
       },
     });
+    if (!wordLevel()) showRoles(inStrip, model); // a chat input: its role segments (per token)
     topList = h("div", { class: "lw-muted", "data-testid": "top" });
     inputBox.replaceChildren(caption, inStrip.el, stripBar.el, topList);
 

@@ -10,6 +10,7 @@ import { frame, Model } from "../lib/frame";
 import { fromSelection } from "../lib/selection";
 import { Row, SortableTable } from "../lib/table";
 import { TokenStrip } from "../lib/tokens";
+import type { AuditViewState } from "../generated/state";
 
 type Words = [string, boolean][];
 // what AuditView sends (llm_widgets/widgets/audit.py)
@@ -114,7 +115,7 @@ function sideBySide(sides: { head: string; side: Side | undefined; fallback: HTM
   });
 }
 
-function attackSection(model: Model, commit: (v: Record<string, unknown>) => void, detail: HTMLElement): HTMLElement | null {
+function attackSection(model: Model<AuditViewState>, commit: (v: Record<string, unknown>) => void, detail: HTMLElement): HTMLElement | null {
   const a = model.get("attack_result") || {};
   const rows: Row[] = a.summary || [];
   if (!rows.length) return null;
@@ -144,7 +145,7 @@ function attackSection(model: Model, commit: (v: Record<string, unknown>) => voi
     h("div", { "data-testid": "attack-examples", style: "max-height:260px;overflow:auto" }, ...examples), detail);
 }
 
-function memorizationSection(model: Model): HTMLElement | null {
+function memorizationSection(model: Model<AuditViewState>): HTMLElement | null {
   const m = model.get("memorization_result") || {};
   const strings: Row[] = m.strings || [], canaries: Row[] = m.canaries || [];
   if (!strings.length && !canaries.length) return null;
@@ -173,7 +174,7 @@ function memorizationSection(model: Model): HTMLElement | null {
   return section("Memorization and privacy leakage", "memorization-section", ...parts);
 }
 
-function render({ model, el }: { model: Model; el: HTMLElement }) {
+function render({ model, el }: { model: Model<AuditViewState>; el: HTMLElement }) {
   const f = frame(model, el, "audit");
   const csvBtn = h("button", { class: "lw-btn", text: "CSV", title: "Download the summary table as CSV", "data-testid": "csv" });
   const info = h("span", { class: "lw-muted", "data-testid": "info" });
@@ -265,7 +266,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
          { key: "max_abs_shift", label: "max |shift|", format: fmt }],
         cfs, (r) => String(r.group), undefined, "cf-groups");
       const shifts = decode(model.get("shifts") as Packed)!.values;
-      const pairs: Pair[] = model.get("pairs") || [];
+      const pairs = (model.get("pairs") || []) as Pair[];
       pairTable = new SortableTable(
         [{ key: "abs", label: "|shift|", format: fmt }, { key: "shift", label: "shift", format: fmtSigned },
          { key: "term_a", label: "reference" }, { key: "term_b", label: "compared" },

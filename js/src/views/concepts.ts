@@ -8,10 +8,11 @@ import { expose, frame, Model } from "../lib/frame";
 import { Scatter, category } from "../lib/scatter";
 import { TokenStrip } from "../lib/tokens";
 import { EMBEDDINGS, hiddenRow, LayerSelection, layerOfRow } from "../lib/selection";
+import type { ConceptViewState } from "../generated/state";
 
 const MAX_SHOWN = 60;
 
-function render({ model, el }: { model: Model; el: HTMLElement }) {
+function render({ model, el }: { model: Model<ConceptViewState>; el: HTMLElement }) {
   const f = frame(model, el, "concepts");
   // the slider's positions are rows of the arrays: 0 = the embeddings, i + 1 = block i
   const slider = h("input", { type: "range", min: 0, max: model.get("n_layers"), step: 1, "data-testid": "layer" }) as HTMLInputElement;

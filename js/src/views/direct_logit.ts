@@ -10,7 +10,8 @@ import { expose, frame, Model } from "../lib/frame";
 import { Heatmap } from "../lib/heatmap";
 import { absMax, at, slice } from "../lib/ndarray";
 import { fromSelection } from "../lib/selection";
-import { TokenStrip } from "../lib/tokens";
+import { showRoles, TokenStrip } from "../lib/tokens";
+import type { DirectLogitViewState } from "../generated/state";
 
 interface Shares { heads: NDArray; parts: NDArray; logit: number | null; total: number | null; error: number | null }
 
@@ -26,7 +27,7 @@ export function divergingBar(v: number, max: number, colour: string): HTMLElemen
   h("span", { style: `position:absolute;top:1px;height:10px;${side};width:${w}px;background:${colour};border:1px solid rgba(128,128,128,.5);box-sizing:border-box` }));
 }
 
-function render({ model, el }: { model: Model; el: HTMLElement }) {
+function render({ model, el }: { model: Model<DirectLogitViewState>; el: HTMLElement }) {
   const f = frame(model, el, "direct_logit");
   const tokens: string[] = model.get("tokens");
   const components: string[] = model.get("components");
@@ -35,6 +36,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   const allHeads = decode(all.heads), allParts = decode(all.components), allLogit = decode(all.logit);
   const fixed = f.exported && !allHeads; // an export holding one position
   const strip = new TokenStrip(tokens, { onClick: (i) => { if (!fixed) f.commit({ selected_token: i }); } });
+  showRoles(strip, model); // a chat input: its role segments
   const heat = new Heatmap("heat-heads");
   const check = h("div", { "data-testid": "check" });
   const bars = h("div", { "data-testid": "parts", style: "min-width:260px" });

@@ -5,11 +5,12 @@ import { h, scrollCue, watchWidth } from "../lib/dom";
 import { frame, Model, NEEDS_KERNEL } from "../lib/frame";
 import { exportedModel } from "../lib/model";
 import { fromSelection, mirror } from "../lib/selection";
-import { TokenStrip } from "../lib/tokens";
+import { showRoles, TokenStrip } from "../lib/tokens";
 import attention from "./attention";
 import attribution from "./attribution";
 import logit_lens from "./logit_lens";
 import neuron from "./neuron";
+import type { ExplorerState } from "../generated/state";
 
 type ViewModule = { render(a: { model: Model; el: HTMLElement }): (() => void) | void };
 const REGISTRY: Record<string, ViewModule> = { attention, attribution, neuron, logit_lens };
@@ -26,7 +27,7 @@ async function childModels(model: Model): Promise<Model[]> {
   return Promise.all(refs.map((r) => wm.get_model(String(r).replace(/^IPY_MODEL_/, ""))));
 }
 
-function render({ model, el }: { model: Model; el: HTMLElement }) {
+function render({ model, el }: { model: Model<ExplorerState>; el: HTMLElement }) {
   const f = frame(model, el, "explorer");
   const input = h("input", { type: "text", class: "lw-select", style: "width:min(640px,70vw)", "data-testid": "text" }) as HTMLInputElement;
   const run = h("button", { class: "lw-btn", text: "Run", "data-testid": "run" });
@@ -89,6 +90,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     const names: string[] = model.get("view_names") || [];
     children = await childModels(model);
     strip = new TokenStrip(model.get("tokens") || [], { onClick: (i) => select(i, null), testid: "shared-tokens" });
+    showRoles(strip, model); // a chat input: its role segments
     stripHost.replaceChildren(h("div", { class: "lw-muted", text: "Shared tokens: hover to highlight everywhere, click to select in every view." }), strip.el);
     panels.replaceChildren();
     names.forEach((name, k) => {
@@ -116,6 +118,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   };
   f.watch(["selected_token"], () => select(model.get("selected_token"), null));
   f.watch(["skipped"], showSkipped);
+  f.watch(["token_roles", "token_markup", "token_messages"], () => { if (strip) showRoles(strip, model); });
   showSkipped();
   // a re-run changes several traits in one message: mount once for all of them
   let pending = false;

@@ -11,9 +11,10 @@ import { enable, expose, frame, Model, NEEDS_KERNEL } from "../lib/frame";
 import { absMax, col, row as rowOf, topK } from "../lib/ndarray";
 import { fromSelection } from "../lib/selection";
 import { SortableTable } from "../lib/table";
-import { TokenStrip } from "../lib/tokens";
+import { showRoles, TokenStrip } from "../lib/tokens";
+import type { NeuronViewState } from "../generated/state";
 
-function render({ model, el }: { model: Model; el: HTMLElement }) {
+function render({ model, el }: { model: Model<NeuronViewState>; el: HTMLElement }) {
   const f = frame(model, el, "neuron");
   const labels: string[] = model.get("tokens");
   const T = labels.length;
@@ -51,6 +52,7 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
   donor.addEventListener("change", () => f.commit({ ablation_donor: donor.value }));
 
   const strip = new TokenStrip(labels, { onClick: (i) => f.commit({ selected_token: i }) });
+  showRoles(strip, model); // a chat input: its role segments
   const tableBox = h("div", { "data-testid": "top-neurons" });
   const firing = h("div", { "data-testid": "firing" });
   const ablation = h("div", { "data-testid": "ablation" });

@@ -10,6 +10,7 @@ import { expose, frame, Model } from "../lib/frame";
 import { Heatmap } from "../lib/heatmap";
 import { at, slice } from "../lib/ndarray";
 import { fromSelection } from "../lib/selection";
+import type { PatchingViewState } from "../generated/state";
 
 /** Relative gap |clean - corrupted| / max(|clean|, |corrupted|) below which a normalised score divides
  * by a difference near the noise: warned about, and drawn with muted colours. */
@@ -27,7 +28,7 @@ const SITE_NAMES: Record<string, string> = {
   resid: "residual stream", attn: "attention output", mlp: "MLP output", heads: "attention heads (all positions)",
 };
 
-function render({ model, el }: { model: Model; el: HTMLElement }) {
+function render({ model, el }: { model: Model<PatchingViewState>; el: HTMLElement }) {
   const f = frame(model, el, "patching");
   const waiting = h("div", { class: "lw-muted", text: "computing patched runs\u2026" });
   const grids = h("div", { class: "lw-row" });

@@ -6,12 +6,13 @@ import { fmt } from "../lib/format";
 import { expose, frame, Model } from "../lib/frame";
 import { Heatmap } from "../lib/heatmap";
 import { LineChart } from "../lib/linechart";
-import { SortableTable } from "../lib/table";
+import { Row, SortableTable } from "../lib/table";
 import { TokenStrip } from "../lib/tokens";
 import { absMax, at, max, row as rowOf } from "../lib/ndarray";
 import { ColorBar } from "../lib/colorbar";
 import { divergingScale } from "../lib/colors";
 import { EMBEDDINGS, hiddenRow, LayerSelection, layerOfRow } from "../lib/selection";
+import type { ProbeViewState } from "../generated/state";
 
 /** Width (px) of the accuracy chart, and the least width the detail panel needs beside it. */
 export const CHART_W = 520;
@@ -27,7 +28,7 @@ export function bestOf(acc: ArrayLike<number>, best: number): number[] {
   return out;
 }
 
-function render({ model, el }: { model: Model; el: HTMLElement }) {
+function render({ model, el }: { model: Model<ProbeViewState>; el: HTMLElement }) {
   const f = frame(model, el, "probe");
   const info = h("span", { class: "lw-muted", "data-testid": "info" });
   f.toolbar.append(info);
@@ -84,13 +85,22 @@ function render({ model, el }: { model: Model; el: HTMLElement }) {
     info.textContent = `${model.get("level")}-level ${model.get("probe_kind")} probe \u00b7 ${model.get("seeds")} splits \u00b7 ` +
       `best: ${tied.length > 1 ? `${tied.map(name).join(", ")} (tied at ${fmt(acc[best])})` : `${name(best)} (${fmt(acc[best])})`} \u00b7 majority baseline ${fmt(majority)} \u00b7 click a layer`;
     // `row` sorts (the embeddings first) and is shown as the layer's name; `layer` is the selection
-    const rows = Array.from({ length: L }, (_, l) => ({ row: l, layer: layerOfRow(l), accuracy: acc[l], ci95: ci[l], control: hasControl ? ctrl[l] : NaN, selectivity: hasControl ? sel[l] : NaN }));
+    const rows: Row[] = Array.from({ length: L }, (_, l) => ({ row: l, layer: layerOfRow(l), accuracy: acc[l], ci95: ci[l], control: hasControl ? ctrl[l] : NaN, selectivity: hasControl ? sel[l] : NaN }));
+    // amnesic probing (ProbeView(..., amnesic=True)): a column per block (none for the embeddings)
+    const amnesic = decode(model.get("amnesic_rows") as Packed | null);
+    const amnesicKeys = amnesic ? (model.get("amnesic_names") as string[]) : [];
+    if (amnesic) rows.forEach((r, l) => amnesicKeys.forEach((k, i) => { r[k] = l === 0 ? NaN : at(amnesic, i, l - 1); }));
     table = new SortableTable(
       [{ key: "row", label: "layer", format: (v) => String(layerOfRow(Number(v))) },
-       ...["accuracy", "ci95", "control", "selectivity"].map((k) => ({ key: k, label: k, format: fmt }))],
+       ...["accuracy", "ci95", "control", "selectivity", ...amnesicKeys].map((k) => ({ key: k, label: k.replace(/_/g, " "), format: fmt }))],
       rows, (r) => String(r.layer), (r) => f.commit({ selected_layer: r.layer === EMBEDDINGS ? EMBEDDINGS : Number(r.layer) }), "layers");
     table.sortBy("row", false);
-    tableBox.replaceChildren(h("details", {}, h("summary", { text: "Numbers per layer" }), table.el));
+    const amnesicNote = amnesic ? h("div", { class: "lw-muted", "data-testid": "amnesic-note",
+      text: `Amnesic rows (LEACE at each block's output, ${model.get("amnesic_positions")} positions): ` +
+        "\u201cprobe after erasure\u201d answers \u201ccan a fresh probe still read it?\u201d (it should sit at the majority baseline); " +
+        `\u201ctask change\u201d answers \u201cdoes the model use it?\u201d: the change in the model's ${model.get("amnesic_metric")} with the concept erased, ` +
+        "against \u201crandom change\u201d, erasing a random subspace of the same rank." }) : null;
+    tableBox.replaceChildren(h("details", { open: amnesic ? true : null }, h("summary", { text: "Numbers per layer" }), table.el), amnesicNote ?? "");
     drawLayer();
     f.root.dataset.ready = "1";
   };

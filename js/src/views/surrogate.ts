@@ -10,6 +10,7 @@ import { fromSelection } from "../lib/selection";
 import { category } from "../lib/scatter";
 import { Row, SortableTable } from "../lib/table";
 import { TokenStrip } from "../lib/tokens";
+import type { SurrogateViewState } from "../generated/state";
 
 const KINDS = ["logistic", "tree", "student"];
 const MAX_TEXTS = 500; // held-out texts listed in the menu
@@ -25,7 +26,7 @@ type Detail = {
 
 const ci = (r: Row, k: string) => `${fmt(r[k])} [${fmt(r[k + "_lo"])}, ${fmt(r[k + "_hi"])}]`;
 
-function render({ model, el }: { model: Model; el: HTMLElement }) {
+function render({ model, el }: { model: Model<SurrogateViewState>; el: HTMLElement }) {
   const f = frame(model, el, "surrogate");
   const info = h("span", { class: "lw-muted", "data-testid": "info" });
   const pick = h("select", { class: "lw-select", "data-testid": "text", style: "max-width:520px" }) as HTMLSelectElement;

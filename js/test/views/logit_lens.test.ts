@@ -64,3 +64,59 @@ describe("LogitLensView", () => {
     expect(colorbars(m)["heatmap-colorbar"]).toMatchObject({ label: "probability of the actual next token", min: 0, max: 1 });
   });
 });
+
+// lens="tuned": the tuned lens's top-1 of cell (r, c) is token (r + c + 1) % 4 at 0.8; KL per row
+function tunedState(extra: Record<string, unknown> = {}) {
+  return state({
+    lens: "tuned", lens_names: ["logit lens", "tuned <lens>"], kl: pack([4, 2, 0, 1, 0.5, 0], [2, R]),
+    tuned_top_tokens: top_tokens,
+    tuned_top_index: pack(Array.from({ length: R * T }, (_, i) => [(Math.floor(i / T) + (i % T) + 1) % 4, 3]).flat(), [R, T, K], "int32"),
+    tuned_top_probs: pack(Array.from({ length: R * T }, () => [0.8, 0.1]).flat(), [R, T, K]),
+    tuned_next_prob: pack(Array.from({ length: R * T }, () => 0.25), [R, T]), ...extra,
+  });
+}
+
+describe("LogitLensView, lens='tuned'", () => {
+  it("draws the logit and the tuned lens side by side, and the KL of each row in one chart", () => {
+    const m = mount(logit_lens, tunedState());
+    const heats = m.parts.heats as { matrix: { values: Float32Array } }[];
+    expect(heats.length).toBe(2);
+    expect(Array.from(heats[1].matrix.values)).toEqual(Array(9).fill(Math.fround(0.8)));
+    expect(m.$("[data-testid=heatmap-tuned]")).not.toBeNull();
+    expect(everyHeatmapHasColorbar(m)).toBe(true);
+    const chart = m.$("[data-testid=kl]");
+    expect(Array.from(chart.querySelectorAll("polyline")).map((p) => p.getAttribute("data-series"))).toEqual(["logit lens", "tuned <lens>"]);
+    expect(chart.querySelector("[data-testid=layer-1] title")!.textContent).toBe("layer 0: logit lens 2.000, tuned <lens> 0.500 nats");
+    expect(m.el.querySelector("lens")).toBeNull(); // names are text, never markup
+  });
+
+  it("one selection for both lenses: a click on either heatmap or the chart, the detail lists both", () => {
+    const m = mount(logit_lens, tunedState());
+    clickCell(m, "heatmap-tuned", 1, 2);
+    expect([m.model.get("selected_layer"), m.model.get("selected_token")]).toEqual([0, 2]);
+    const d = m.$("[data-testid=detail]");
+    const items = (name: string) => Array.from(d.querySelectorAll(`[data-lens="${name}"] li`)).map((li) => li.textContent);
+    expect(items("logit lens")).toEqual([`${q("d")} 60.0%`, `${q("d")} 10.0%`]);
+    expect(items("tuned <lens>")).toEqual([`${q("a")} 80.0%`, `${q("d")} 10.0%`]);
+    expect(d.querySelector("i, b")).toBeNull();
+    expect(d.textContent).toContain("KL to final (mean over positions): logit lens 2.000, tuned <lens> 0.500");
+    (m.$("[data-testid=kl] [data-testid=layer-0]") as unknown as SVGRectElement).dispatchEvent(new MouseEvent("click"));
+    expect(m.model.get("selected_layer")).toBe("embeddings");
+  });
+
+  it("a tuned lens trained in the background: the logit lens first, the tuned lens and the chart when they arrive", () => {
+    const full = tunedState();
+    const m = mount(logit_lens, state({ lens: "tuned", lens_names: ["logit lens", "tuned lens"] }));
+    expect(m.$("[data-testid=tuned-pending]").textContent).toBe("tuned lens: being trained\u2026");
+    expect(m.el.querySelector("[data-testid=heatmap-tuned]")).toBeNull();
+    expect(m.el.querySelector("[data-testid=kl]")).toBeNull();
+    m.model.set("selected_layer", 0);
+    m.model.set("selected_token", 2);
+    for (const key of ["tuned_top_tokens", "tuned_top_probs", "tuned_next_prob", "tuned_top_index", "kl"]) m.model.set(key, full[key as keyof typeof full]);
+    expect(m.el.querySelector("[data-testid=tuned-pending]")).toBeNull();
+    expect(m.$("[data-testid=heatmap-tuned]")).not.toBeNull();
+    expect(m.$("[data-testid=kl]").querySelectorAll("polyline").length).toBe(2);
+    expect(m.$("[data-testid=detail]").querySelectorAll("[data-lens] ol").length).toBe(2); // the selection kept
+    expect((m.parts.heats as unknown[]).length).toBe(2);
+  });
+});

@@ -14,13 +14,17 @@ import numpy as np
 import torch
 
 from ...errors import LLMWidgetsError
+from ..direct_logit import _tolerance
 from ..faithfulness import completeness
 from ..gradcam import attention_gradcam, layer_gradcam
 from ..lrp import attn_lrp_rules
 from ..shap_values import MAX_EXACT_WORDS, exact_shap, partition_shap
+from .ig_path import adaptive_ig, float32_path
 from .runner import Runner, chunks
 
 MAX_RELATIVE_DELTA = 0.05  # IG steps are doubled until |delta| / |f(x) - f(x')| is below this
+IG_RULES = ("uniform", "adaptive")  # where IG puts its points: Gauss-Legendre steps, or where f changes
+ADAPTIVE_TOLERANCE = 0.01  # adaptive IG refines until the panels' |delta|s sum to under this share
 
 
 @dataclass
@@ -43,6 +47,7 @@ class Context:
     n_samples: int | None = None
     seed: int = 0
     layer: int | None = None
+    ig_rule: str = "uniform"
     used_steps: int = 0
     used_samples: int = 0
 
@@ -80,7 +85,7 @@ def _ig(run: Runner, steps: int) -> torch.Tensor:
     for sl in chunks(steps, run.batch):
         a = torch.as_tensor(alphas[sl], dtype=torch.float32, device=x.device)[:, None, None]
         w = torch.as_tensor(weights[sl], dtype=torch.float32, device=x.device)[None, :, None, None]
-        g = run.grads((base + a * diff).to(run.x.dtype))
+        g = run.grads(base + a * diff)  # run.f casts to the dtype it computes in
         acc += (g * w).sum(dim=1)
         run.report(sl.stop / steps, f"integrated gradients: {sl.stop}/{steps} steps")
     return (diff[0] * acc).sum(-1)
@@ -158,11 +163,13 @@ def _permutation(run: Runner, fx: np.ndarray, n_samples: int, seed: int) -> np.n
     return (fx[None, :] - out.mean(axis=1)).T  # [K, n]
 
 
-def _run_ig(c: Context):
+def _run_uniform_ig(c: Context) -> tuple[np.ndarray, str]:
+    """Gauss-Legendre steps, doubled up to max_steps while the completeness delta exceeds 5%."""
     steps, notice = c.steps, ""
     while True:
         s = _ig(c.run, steps).cpu().numpy()
-        rel = np.nan_to_num(completeness(s, c.fx, c.fbase)[1], nan=0.0).max()
+        delta, rel = completeness(s, c.fx, c.fbase)
+        rel = np.where(np.abs(delta) <= _resolution(c), 0.0, np.nan_to_num(rel, nan=0.0)).max()
         if rel <= MAX_RELATIVE_DELTA or steps >= c.max_steps:
             break
         steps = min(c.max_steps, steps * 2)
@@ -170,9 +177,48 @@ def _run_ig(c: Context):
         notice = f"IG steps raised from {c.steps} to {steps} to bring the completeness delta under 5%."
     if rel > MAX_RELATIVE_DELTA:
         notice = (f"IG completeness delta is still {rel:.0%} of f(x) \u2212 f(baseline) at {steps} "
-                  "steps: read these scores with care (try another baseline).")
+                  "steps: read these scores with care (try ig_rule='adaptive', or another baseline).")
     c.used_steps = steps
     return s, notice
+
+
+def _run_adaptive_ig(c: Context) -> tuple[np.ndarray, str]:
+    """Points placed where f changes along the path (ig_path.adaptive_ig), refined to 1%."""
+    p = adaptive_ig(c.run, steps=c.steps, max_steps=max(c.steps, c.max_steps), tolerance=ADAPTIVE_TOLERANCE)
+    c.used_steps = p.grad_evals
+    head = (f"Adaptive IG: {p.grad_evals} gradient evaluations placed where f changes along the path "
+            f"({p.forward_evals} forward evaluations to place and check them)")
+    if p.converged:
+        return p.scores, head + f"; panel deltas sum to {p.panel_error.max():.2%} of f(x) \u2212 f(baseline)."
+    return p.scores, (head + f"; the panel deltas still sum to {p.panel_error.max():.0%} of f(x) \u2212 "
+                      f"f(baseline) after the budget of max_steps={c.max_steps}: raise max_steps, or read "
+                      "these scores with care.")
+
+
+def _resolution(c: Context) -> np.ndarray:
+    """[K] how far f(x) - f(baseline) is resolved by the model's dtype (the check tolerance of
+    direct_logit, relative to |f(x)| + |f(baseline)|): 16-bit models round f that coarsely."""
+    return _tolerance(c.run.x.dtype) * (np.abs(c.fx) + np.abs(c.fbase))
+
+
+def _run_ig(c: Context):
+    dtype = str(c.run.x.dtype).replace("torch.", "")  # the model's (run.x is never cast)
+    with float32_path(c.run) as used:
+        s, notice = (_run_adaptive_ig if c.ig_rule == "adaptive" else _run_uniform_ig)(c)
+    notes = [notice] if notice else []
+    if used != dtype:
+        notes.append(f"The path was computed in {used} (the model is {dtype}).")
+    elif dtype in ("bfloat16", "float16"):
+        notes.append(f"The path was computed in {dtype}: a float32 copy of the model's weights does not fit "
+                     "in memory here (or its weights are not on this machine).")
+    delta, _ = completeness(s, c.fx, c.fbase)
+    res = _resolution(c)
+    if dtype in ("bfloat16", "float16") and (np.abs(delta) <= res).any():
+        k = int(np.argmax(np.abs(delta) <= res))
+        notes.append(f"The completeness delta ({delta[k]:.3g}) is within the {dtype} resolution of "
+                     f"f(x) \u2212 f(baseline) (\u00b1{res[k]:.3g}): the model's dtype does not resolve a "
+                     "smaller gap; load it with dtype='float32' to check further.")
+    return s, " ".join(notes)
 
 
 def _run_gradcam(c: Context):

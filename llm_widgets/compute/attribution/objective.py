@@ -1,15 +1,18 @@
 """The target function f(E): embedding-layer outputs of the prompt -> the K outputs to explain."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
 
 from ...adapter import CallHook
-from ...checks import no_unknowns, one_token
+from ...checks import one_token
 from ...errors import EmptyInputError, LLMWidgetsError
+from ...execution import ops
 from ...guards import model_lock
+from ..answers import Teacher, answer_name, answer_tokens, teacher
 
 
 class Objective:
@@ -29,15 +32,22 @@ class Objective:
         # input, so per-target gradients need one backward through the head, not one per target.
         self.head: torch.nn.Module | None = None
         self.head_pos: list[int] | None = None
+        self.multi_position = False  # an output sums reads at several positions (a multi-token answer)
         self.block = session.adapter.blocks[0]  # the first block (call 0 of a shared one)
         self.T = enc["input_ids"].shape[1]
-        ids_full = enc["input_ids"]
-        if suffix_ids is not None and suffix_ids.numel():
-            ids_full = torch.cat([ids_full, suffix_ids[None]], dim=1)
-        self.ids_full = ids_full
-        self.extra = {k: v for k, v in enc.items() if k == "token_type_ids" and ids_full.shape[1] == self.T}
-        full = self.capture(input_ids=ids_full)  # [1, T_full, D]
-        self.x, self.suffix = full[:, :self.T], (full[:, self.T:] if full.shape[1] > self.T else None)
+        # suffix_ids: the tokens appended to the prompt ([S]), or per copy ([R, S]: R copies of the
+        # prompt run per input, copy-major, each with its own teacher-forced answer; see answers.py)
+        suffixes = None if suffix_ids is None or not suffix_ids.numel() else \
+            (suffix_ids if suffix_ids.dim() == 2 else suffix_ids[None])
+        self.copies = 1 if suffixes is None else suffixes.shape[0]
+        ids_all = enc["input_ids"].expand(self.copies, -1)
+        if suffixes is not None:
+            ids_all = torch.cat([ids_all, suffixes.to(ids_all.device)], dim=1)
+        self.ids_all = ids_all  # [R, T_full]
+        self.ids_full = ids_all[:1]  # copy 0 (its prompt positions are every copy's)
+        self.extra = {k: v for k, v in enc.items() if k == "token_type_ids" and ids_all.shape[1] == self.T}
+        full = torch.cat([self.capture(input_ids=ids_all[r:r + 1]) for r in range(self.copies)])  # [R, T_full, D]
+        self.x, self.suffix = full[:1, :self.T], (full[:, self.T:] if full.shape[1] > self.T else None)
         self.dtype = self.x.dtype
 
     @property
@@ -45,14 +55,26 @@ class Objective:
         return len(self.names)
 
     def _kwargs(self, b: int, **over) -> dict:
-        kw = {"input_ids": self.ids_full.expand(b, -1),
-              "attention_mask": torch.ones((b, self.ids_full.shape[1]), dtype=torch.long,
-                                           device=self.ids_full.device)}
-        kw.update({k: v.expand(b, -1) for k, v in self.extra.items()})
+        """The model's keyword arguments for b inputs (every copy of each, unless `over` gives the input)."""
+        mine = "input_ids" not in over and "inputs_embeds" not in over
+        ids = self.ids_all.repeat_interleave(b, 0) if mine and self.copies > 1 else self.ids_full.expand(b, -1)
+        kw = {"input_ids": ids, "attention_mask": torch.ones(ids.shape, dtype=torch.long, device=ids.device)}
+        kw.update({k: v.expand(ids.shape[0], -1) for k, v in self.extra.items()})
         kw.update(over)
         if "inputs_embeds" in kw:
             kw.pop("input_ids")
         return kw
+
+    def embedded(self, E: torch.Tensor) -> torch.Tensor:
+        """The first block's input for prompt embeddings E [b, T, D]: E followed by the appended
+        tokens' embeddings, [copies * b, T_full, D] (copy-major)."""
+        b = E.shape[0]
+        E = E.to(self.dtype)
+        if self.suffix is None:
+            return E
+        if self.copies == 1:
+            return torch.cat([E, self.suffix.expand(b, -1, -1)], dim=1)
+        return torch.cat([E.repeat(self.copies, 1, 1), self.suffix.to(E.dtype).repeat_interleave(b, 0)], dim=1)
 
     def capture(self, **inputs) -> torch.Tensor:
         """The first block's input [1, T_full, D] for these inputs (one no-grad forward)."""
@@ -85,9 +107,7 @@ class Objective:
         model keyword arguments (e.g. output_attentions); `watch`: (Ref, hook) pairs of forward
         hooks installed for this call only (the Grad-CAM methods read activations with them)."""
         b = E.shape[0]
-        E = E.to(self.dtype)
-        if self.suffix is not None:
-            E = torch.cat([E, self.suffix.expand(b, -1, -1)], dim=1)
+        E = self.embedded(E)
 
         def pre(mod, args, kwargs):
             if args:
@@ -170,49 +190,97 @@ def _supports_logits_to_keep(model) -> bool:
         return False
 
 
-def decoder_targets(session, enc, target, contrast, generate, output, generate_tokens):
-    """The token ids a causal LM's attribution explains (target tokens, or `generate` greedily
-    generated ones by generate_tokens(session, input_ids, n)), the output measured and the contrast
-    token id (or None), checked; shared by the native objective and the backends' ones."""
+@dataclass(frozen=True)
+class DecoderTargets:
+    """What a causal LM's attribution explains: the teacher-forced reads (`teacher`), the output
+    measured ('log_prob' or 'logit'), each output's name and token id (-1: several tokens) and the
+    contrast's name (or None)."""
+
+    teacher: Teacher
+    output: str
+    names: list
+    ids: list
+    contrast: str | None
+
+
+def decoder_targets(session, enc, target, contrast, generate, output, generate_tokens) -> DecoderTargets:
+    """The targets of a causal LM's attribution, checked; shared by the hook-based objective and the
+    Program one. A text target is ONE output, the sum of its tokens' log-probs (teacher-forced:
+    llm_widgets.compute.answers); a list of tokens / ids, or `generate` greedily generated tokens
+    (generate_tokens(session, input_ids, n)), one output per token, read along the continuation they
+    form; `contrast` (a text or id) subtracts its own teacher-forced sum from the target's."""
     if generate is not None and target is not None:
         raise LLMWidgetsError("Pass either generate=k (attribute k greedily generated tokens) or "
                               "target=... (tokens you choose), not both.")
+    if output not in (None, "log_prob", "logit"):
+        raise LLMWidgetsError("For a causal LM the target output is the log-prob of each token "
+                              "(output='log_prob', the default) or its logit (output='logit').")
+    output = output or "log_prob"
     if contrast is not None:
         if target is None:
             raise LLMWidgetsError("A contrastive target needs both: target='A', contrast='B' "
-                                  "(why the model prefers A over B as the next token).")
-        tgt = [_single_token(session, target, "target")]
-    elif target is None:
+                                  "(why the model prefers A over B as the continuation).")
+        if not isinstance(target, (str, int, np.integer)) or isinstance(target, bool):
+            raise LLMWidgetsError(f"With contrast=, the target is one answer (a text or a token id), got {target!r}")
+        a, c = answer_tokens(session, target, "target"), answer_tokens(session, contrast, "contrast")
+        if a == c:
+            same = "token" if len(a) == 1 else "answer"
+            raise LLMWidgetsError(f"contrast is the same {same} as target ({target!r}): the difference "
+                                  "would be 0 everywhere. Pass two different answers.")
+        t = teacher([(a, [1.0] * len(a), [0] * len(a)), (c, [-1.0] * len(c), [0] * len(c))])
+        cname = _answer_name(session, c)
+        return DecoderTargets(t, output, [f"{_answer_name(session, a)} \u2212 {cname}"],
+                              [a[0] if len(a) == 1 else -1], cname)
+    if isinstance(target, str) or (isinstance(target, (int, np.integer)) and not isinstance(target, bool)):
+        a = answer_tokens(session, target, "target")
+        return DecoderTargets(teacher([(a, [1.0] * len(a), [0] * len(a))]), output, [_answer_name(session, a)],
+                              [a[0] if len(a) == 1 else -1], None)
+    if target is None:
         n = 1 if generate is None else int(generate)
         if n < 1:
             raise LLMWidgetsError(f"generate must be at least 1, got {generate}")
         tgt = generate_tokens(session, enc["input_ids"], n)
         if not tgt:
             raise LLMWidgetsError("No room to generate: the prompt already fills the model's context.")
-    elif isinstance(target, str):
-        tgt = session.tokenizer.encode(target, add_special_tokens=False)
-        if not tgt:
-            raise EmptyInputError("The target text produced no tokens.")
-        no_unknowns(session, tgt, target, "target")
-    elif isinstance(target, (int, np.integer)):
-        tgt = [_single_token(session, target, "target")]
     else:
-        tgt = [_single_token(session, t, "target") for t in target]
-    if output not in (None, "log_prob", "logit"):
-        raise LLMWidgetsError("For a causal LM the target output is the log-prob of each token "
-                              "(output='log_prob', the default) or its logit (output='logit').")
-    output = output or "log_prob"
-    other = _single_token(session, contrast, "contrast") if contrast is not None else None
-    if other is not None and other == tgt[0]:
-        raise LLMWidgetsError(f"contrast is the same token as target ({target!r}): the difference "
-                              "would be 0 everywhere. Pass two different tokens.")
-    return tgt, output, other
+        try:
+            items = list(target)
+        except TypeError:
+            raise LLMWidgetsError(f"target must be a text, a token id or a list of tokens, got {target!r}") from None
+        tgt = [_single_token(session, t, "each token of a target list") for t in items]
+        if not tgt:
+            raise EmptyInputError("The target list is empty.")
+    t = teacher([(tgt, [1.0] * len(tgt), list(range(len(tgt))))])
+    return DecoderTargets(t, output, decoder_names(session, tgt), tgt, None)
+
+
+def decoder_op(spec: DecoderTargets, T: int, kept: bool) -> tuple[ops.Targets, int]:
+    """(the Targets op of a causal LM's targets for a prompt of T tokens, the number of last
+    positions whose logits it reads); `kept`: the model keeps only those logits (logits_to_keep)."""
+    t = spec.teacher
+    return ops.Targets("decoder", ids=list(t.ids), output=spec.output,
+                       positions=list(t.offsets) if kept else t.positions(T), rows=list(t.rows),
+                       weights=list(t.weights), outputs=list(t.outputs), copies=t.copies), t.length + 1
+
+
+def reads_of(f: "Objective", spec: DecoderTargets, T: int, kept: bool, head) -> "Objective":
+    """f with what the gradient methods need to know of where its outputs read: a position-wise head
+    (one row per token: `head`, `head_pos`) or outputs summed over several positions."""
+    t = spec.teacher
+    where: dict = {}
+    for o, r, off in zip(t.outputs, t.rows, t.offsets):
+        where.setdefault(o, set()).add((r, off))
+    f.multi_position = any(len(v) > 1 for v in where.values())
+    if head is not None and t.one_position_each():
+        f.head = head
+        f.head_pos = list(t.offsets) if kept else t.positions(T)
+    return f
 
 
 def class_targets(session, target, contrast, generate, output, predicted):
     """(class names, target class indices, contrast class or None, output) of a classifier's
     attribution, checked; target None is the predicted class (predicted() -> index). Shared by the
-    native objective and the backends' ones."""
+    hook-based objective and the Program one."""
     labels = session.class_labels
     if labels is None:
         raise LLMWidgetsError(f"{session.name} has no classification head, so there is no class to "
@@ -237,7 +305,7 @@ def class_targets(session, target, contrast, generate, output, predicted):
 
 def custom_target_name(session, target) -> str | None:
     """The name of a callable target, None for the other forms; encoder-decoder models are refused.
-    Shared by the native objective and the backends' ones."""
+    Shared by the hook-based objective and the Program one."""
     if session.kind == "encoder-decoder":
         raise LLMWidgetsError("Attribution supports classifiers, causal LMs and encoders with a "
                               "callable target; encoder-decoder models are not supported yet.")
@@ -252,15 +320,14 @@ def custom_names(name: str, k: int) -> list[str]:
     return [name] if k == 1 else [f"{name}[{i}]" for i in range(k)]
 
 
-def decoder_names(session, tgt: list[int], other: int | None) -> tuple[list[str], str | None]:
-    """(the names of a causal LM's target tokens, or of the one contrast "target - other"; the
-    contrast token's name or None)."""
-    labels = session.readable_tokens(session.tokenizer.convert_ids_to_tokens(tgt))
-    cname = None
-    if other is not None:
-        cname = session.readable_tokens(session.tokenizer.convert_ids_to_tokens([other]))[0]
-        labels = [f"{labels[0]} \u2212 {cname}"]
-    return labels, cname
+def _answer_name(session, ids: list[int]) -> str:
+    """An answer's name: its token as read, or its tokens decoded."""
+    return decoder_names(session, ids)[0] if len(ids) == 1 else answer_name(session, ids)
+
+
+def decoder_names(session, tgt: list[int]) -> list[str]:
+    """The names of a causal LM's target tokens, one each."""
+    return session.readable_tokens(session.tokenizer.convert_ids_to_tokens(tgt))
 
 
 def class_names(labels: list[str], classes: list[int], other: int | None) -> list[str]:
@@ -274,9 +341,6 @@ def class_names(labels: list[str], classes: list[int], other: int | None) -> lis
 def build_objective(session, enc: dict, target=None, *, contrast=None, generate: int | None = None,
                     output: str | None = None) -> Objective:
     """Turn a user target into f(E). See `attribute` for the accepted forms."""
-    if getattr(session, "backend", None) is not None:  # the session's backend runs it (llm_widgets.backends)
-        return session.backend.build_objective(session, enc, target, contrast=contrast, generate=generate,
-                                               output=output)
     model = session.model
     kind = session.kind
     name = custom_target_name(session, target)
@@ -297,33 +361,19 @@ def build_objective(session, enc: dict, target=None, *, contrast=None, generate:
         return Objective(session, enc, fn, custom_names(name, k), [-1] * k, "custom")
 
     if kind == "decoder":
-        tgt, output, other = decoder_targets(session, enc, target, contrast, generate, output, greedy_generate)
-        k = len(tgt)
+        spec = decoder_targets(session, enc, target, contrast, generate, output, greedy_generate)
         T = enc["input_ids"].shape[1]
-        tgt_t = torch.tensor(tgt, device=session.device)
-        positions = torch.arange(T - 1, T - 1 + k, device=session.device)
         keep = _supports_logits_to_keep(model)
+        targets, n_keep = decoder_op(spec, T, keep)
 
         def fn(kwargs):
-            if keep:
-                # positions are the last k: an int keeps them with no index tensor (which would have
-                # to be on the last block's device when a model is dispatched over several)
-                logits = model(**kwargs, logits_to_keep=k).logits
-            else:
-                logits = model(**kwargs).logits[:, positions]
-            lp = torch.log_softmax(logits.float(), dim=-1) if output == "log_prob" else logits.float()
-            vals = lp[:, torch.arange(k, device=lp.device), tgt_t.to(lp.device)]
-            if other is not None:
-                vals = vals - lp[:, 0, other][:, None]
-            return vals
+            # the positions read are the last n_keep: an int keeps them with no index tensor (which
+            # would have to be on the last block's device when a model is dispatched over several)
+            return targets(model(**kwargs, logits_to_keep=n_keep) if keep else model(**kwargs), None)
 
-        labels, cname = decoder_names(session, tgt, other)
-        f = Objective(session, enc, fn, labels, tgt, output, suffix_ids=tgt_t[:-1], contrast=cname)
-        head = model.get_output_embeddings()
-        if head is not None and other is None:
-            f.head = head
-            f.head_pos = list(range(k)) if keep else [T - 1 + j for j in range(k)]
-        return f
+        f = Objective(session, enc, fn, spec.names, spec.ids, spec.output,
+                      suffix_ids=torch.tensor(spec.teacher.suffixes, device=session.device), contrast=spec.contrast)
+        return reads_of(f, spec, T, keep, model.get_output_embeddings())
 
     def predicted() -> int:
         with torch.no_grad():

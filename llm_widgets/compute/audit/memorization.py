@@ -34,6 +34,7 @@ from ...errors import DoesNotApplyError, LLMWidgetsError
 from ..progress import Report, no_progress
 from .robustness import wilson
 from .tokens import canary_candidates, token_ids
+from ...execution import Program, run
 
 DEFAULT_MEMORIZATION = {"strings": None, "prefix_tokens": 4, "lookalikes": 100, "lookalike": "shuffle",
                         "canaries": None, "seed": 0}
@@ -141,9 +142,10 @@ def _forward(session, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor
     for i, s in enumerate(seqs):
         ids[i, :len(s)] = torch.tensor(s)
         mask[i, :len(s)] = 1
+    dev = session.device
     with torch.no_grad():
-        dev = session.device
-        logits = session.model(input_ids=ids.to(dev), attention_mask=mask.to(dev)).logits
+        logits = run(session, Program({"input_ids": ids.to(dev), "attention_mask": mask.to(dev)}, logits="all",
+                                      label="memorization: log-probs")).logits
         logp = torch.log_softmax(logits.float(), -1)
         tok_lp = logp[:, :-1].gather(2, ids[:, 1:, None].to(dev))[..., 0]
         last = logp[torch.arange(len(seqs), device=dev), mask.sum(1).to(dev) - 1]
@@ -197,10 +199,10 @@ def greedy(session, prefix: list[int], n: int) -> list[int]:
     differs between transformers versions; no generation config, whose end-of-text rules would
     change what greedy means)."""
     ids = list(prefix)
-    with torch.no_grad():
-        for _ in range(n):
-            logits = session.model(input_ids=torch.tensor([ids], device=session.device), use_cache=False).logits
-            ids.append(int(logits[0, -1].argmax()))
+    for _ in range(n):
+        logits = run(session, Program({"input_ids": torch.tensor([ids], device=session.device)}, logits=[-1],
+                                      extra={"use_cache": False}, label="memorization: greedy")).logits
+        ids.append(int(logits[0, -1].argmax()))
     return ids[len(prefix):]
 
 

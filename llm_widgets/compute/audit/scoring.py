@@ -9,6 +9,7 @@ import numpy as np
 from ...errors import InputTooLongError, LLMWidgetsError, NonFiniteError
 from ..capabilities import audit_why_not
 from ..progress import Report, no_progress
+from ...execution import Program, run
 
 
 # -- scoring -------------------------------------------------------------------------------------
@@ -118,8 +119,8 @@ class Scorer:
             self.long_texts.update(t for t, n in zip(batch, lengths) if n > s.max_length)
         enc = s.tokenizer(batch, return_tensors="pt", padding=True, truncation=True,
                           max_length=s.max_length)
-        with torch.no_grad():
-            logits = s.model(**{k: v.to(s.device) for k, v in model_inputs(enc).items()}).logits
+        inputs = {k: v.to(s.device) for k, v in model_inputs(enc).items()}
+        logits = run(s, Program(inputs, logits="all", label="audit: class probabilities")).logits
         return torch.softmax(logits.float(), -1).cpu().numpy()
 
     def _lm_logprob(self, batch: list[str]) -> np.ndarray:
@@ -141,8 +142,8 @@ class Scorer:
                 end -= 1
             if end <= n_ctx or n_ctx == 0:
                 raise LLMWidgetsError(f"The continuation {self.continuation!r} adds no tokens after {text!r}.")
-            with torch.no_grad():
-                logp = torch.log_softmax(s.model(input_ids=full.to(s.device)).logits[0].float(), -1)
+            lg = run(s, Program({"input_ids": full.to(s.device)}, logits="all", label="audit: continuation")).logits
+            logp = torch.log_softmax(lg[0].float(), -1)
             ids = full[0, n_ctx:end].to(s.device)
             out.append(float(logp[n_ctx - 1: end - 1].gather(1, ids[:, None]).sum()))
         return np.array(out)

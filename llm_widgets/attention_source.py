@@ -21,8 +21,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..errors import LLMWidgetsError, UnsupportedModelError
-from .attention import STAT_NAMES
+from .errors import LLMWidgetsError, UnsupportedModelError
+
+STAT_NAMES = ("entropy", "sink", "prev_token", "diagonal")  # per-head statistics (compute.attention)
 
 ROW_BLOCK = 256  # query rows computed at once: [ROW_BLOCK, T] float32 at a time
 OVERVIEW_BLOCK = 128  # rows per block for overviews (pooled right away, while in the cache)
@@ -408,20 +409,14 @@ def attention_owners(model, blocks: list, shared: bool = False):
             h.remove()
 
 
-def _sink_params(module, n_heads: int) -> bool:
-    """The module holds learned attention sinks: a 1-D parameter of one logit per head whose name
-    says sink (gpt-oss `sinks`)."""
-    return any(p.dim() == 1 and p.shape[0] == n_heads and "sink" in name.rsplit(".", 1)[-1].lower()
-               for name, p in module.named_parameters())
-
-
-def attention_by_block(attn, owners: dict, blocks: list, n_tokens: int, causal: bool):
+def attention_by_block(attn, owners: dict, blocks: list, n_tokens: int, causal: bool, sinks: list | None = None):
     """Check the attention weights an eager forward returned, every one of them, and say which block
     each belongs to. Returns (weights [A, H, T, T] tensor or None, block of each row, missing:
     block -> why it has no softmax weights, sink_column [A, H, T] or None, note).
 
     An entry is softmax weights when it is [1, H, T, T] with rows summing to 1 (or to less where
-    the block's attention holds learned sinks: the rest is the sink's), nothing above the diagonal
+    the block's attention passes learned sinks to its attention function, `sinks[block]` as the adapter
+    observed it: the rest is the sink's), nothing above the diagonal
     where the model is causal; anything else (a linear-attention state K^T V, T != head_dim or not)
     is not drawn as attention: its block goes to `missing` with the reason. A note explains an
     entry that cannot be placed; then the weights are None."""
@@ -437,6 +432,7 @@ def attention_by_block(attn, owners: dict, blocks: list, n_tokens: int, causal: 
                 f"the model returned {len(got)} attention tensors for {n} blocks and not every one could be "
                 f"traced to the block that returned it, so they cannot be drawn under their blocks")
         placed = list(range(n))  # one per block, in order (a shared block, or copies of the weights)
+    has_sinks = list(sinks) if sinks else [False] * n
     rows, keep, missing, sinks = [], [], {}, []
     any_sink = False
     for a, b in zip(got, placed):
@@ -452,7 +448,7 @@ def attention_by_block(attn, owners: dict, blocks: list, n_tokens: int, causal: 
         ok = bool(torch.allclose(total, torch.ones_like(total), atol=1e-2))
         sink = None
         if not ok and bool((w >= -1e-6).all()) and bool((total <= 1 + 1e-2).all()) and \
-                _sink_params(blocks[b].module, w.shape[0]):
+                has_sinks[b]:
             ok, sink, any_sink = True, (1.0 - total).clamp_min(0.0), True
         if not ok:
             missing[b] = (f"the weights it returns do not sum to 1 over the keys (row sums "

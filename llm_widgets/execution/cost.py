@@ -1,4 +1,5 @@
-"""What a computation costs through a backend: requests, rows forward and backward, bytes back."""
+"""What a computation costs through an executor that runs it elsewhere: requests, rows forward and
+backward, bytes back (checked before anything is sent: `Executor.check_cost`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -1,12 +1,6 @@
-"""Forward hooks on the raw Hugging Face model: read or overwrite activations, always removed after.
-
-Sites, per layer (where they are in the model comes from its adapter, llm_widgets.adapter):
-- "resid": the residual stream after the block (the block's output),
-- "attn":  the attention output added to the residual (the attention output projection's output),
-- "mlp":   the MLP output added to the residual (the MLP output projection's output; for a
-           mixture-of-experts block, the whole block's output),
-- "heads": the per-head attention outputs, i.e. the input of the output projection, [.., H * d_head],
-- "neurons": the MLP neuron activations, i.e. the input of the MLP output projection.
+"""Forward hooks on the raw Hugging Face model: read or overwrite activations at sites (see
+llm_widgets.execution.program), always removed after. The native executor's machinery, and a
+tool for checking any view against a hand-written hook:
 
     got = capture(session.model, [("resid", 2)], lambda: session.forward(**enc))  # block 2's output
 """
@@ -20,6 +14,8 @@ import torch
 
 from ..adapter import CallHook, adapter_of
 from ..guards import acts_here, model_lock, thread_scoped
+from ..layers import EMBEDDINGS
+from .program import is_input_site
 
 SITES = ("resid", "attn", "mlp")
 
@@ -31,10 +27,6 @@ def check_layer(model, layer: int) -> int:
 def available_sites(model) -> tuple[str, ...]:
     """The SITES this model has in every layer (an attention-only model has no "mlp")."""
     return adapter_of(model).sites
-
-
-def is_input_site(site: str) -> bool:
-    return site in ("heads", "neurons")
 
 
 Edit = Callable[[torch.Tensor], "torch.Tensor | None"]
@@ -95,8 +87,22 @@ def _install(model, ad, edits, shaped, length) -> list:
     handles = [ad.blocks[0].module.register_forward_pre_hook(length, with_kwargs=True)]
     try:
         for site, layer, fn in edits:
-            ref = ad.site(site, layer)
             fn = shaped(fn)
+            if layer == EMBEDDINGS:  # the embedding output: the first block's hidden-states input
+                if site != "resid":
+                    raise ValueError(f"site {site!r} has no layer {EMBEDDINGS!r} (only 'resid' does)")
+
+                def first_in(module, args, kwargs, fn=fn):
+                    x = args[0] if args else kwargs["hidden_states"]
+                    new = fn(x)
+                    if new is None:
+                        return None
+                    if args:
+                        return (new,) + tuple(args[1:]), kwargs
+                    return args, {**kwargs, "hidden_states": new}
+                handles.append(CallHook(model, ad.blocks[0], first_in, pre=True, with_kwargs=True))
+                continue
+            ref = ad.site(site, layer)
             if is_input_site(site):
                 def pre(module, args, fn=fn):
                     new = fn(args[0])
@@ -145,16 +151,3 @@ def capture(model, sites: Iterable[tuple[str, int]], run: Callable[[], object]) 
     with hooks(model, [(s, l, saver((s, l))) for s, l in sites]):
         run()
     return got
-
-
-def final_logits(out, position: int) -> torch.Tensor:
-    """[B, V] logits at `position` for token-level outputs, or [B, C] for sequence classifiers."""
-    logits = out.logits
-    return logits[:, position] if logits.dim() == 3 else logits
-
-
-def output_names(session, ids: list[int]) -> list[str]:
-    classes = session.class_labels
-    if classes is not None:
-        return [classes[i] for i in ids]
-    return session.readable_tokens(session.tokenizer.convert_ids_to_tokens(list(ids)))
