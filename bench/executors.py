@@ -32,6 +32,7 @@ from llm_widgets.compute.logit_lens import logit_lens  # noqa: E402
 from llm_widgets.compute.neurons import neuron_activations  # noqa: E402
 from llm_widgets.compute.patching import patching  # noqa: E402
 from llm_widgets.execution.native import Native  # noqa: E402
+from llm_widgets.testing import ProgramsOnly  # noqa: E402
 
 SHAPES = {  # (layers, d_model, heads, d_mlp, vocab)
     "tiny": (2, 64, 4, 256, 1000),
@@ -39,10 +40,6 @@ SHAPES = {  # (layers, d_model, heads, d_mlp, vocab)
     "gpt2-medium": (24, 1024, 16, 4096, 50257),
 }
 
-
-class ProgramsOnly(Native):
-    name = "native (Programs only)"
-    capabilities = Native.capabilities - {"module_hooks", "prefix_reuse", "graphs"}
 
 
 class WordTokenizer:

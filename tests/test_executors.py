@@ -20,8 +20,8 @@ from llm_widgets.compute.direct_logit import direct_logit_attribution
 from llm_widgets.compute.logit_lens import lens_logits, logit_lens
 from llm_widgets.compute.neurons import neuron_activations
 from llm_widgets.compute.patching import patching
-from llm_widgets.execution.native import Native
-from llm_widgets.testing import build
+
+from llm_widgets.testing import ProgramsOnly, build
 
 TEXT = "the cat sat on the mat because it was very tired"
 DONOR = "the dog ran to the park because it was very happy"
@@ -29,12 +29,6 @@ CLEAN = "when mary and john went to the store john gave a drink to"
 CORRUPT = "when mary and john went to the store mary gave a drink to"
 EXECUTORS = ("native", "programs", "nnsight", "nnsight-remote-sim")
 
-
-class ProgramsOnly(Native):
-    """Native hooks without the native-only paths: the generic Programs, as any executor runs them."""
-
-    name = "native (Programs only)"
-    capabilities = Native.capabilities - {"module_hooks", "prefix_reuse", "graphs"}
 
 
 _SESSIONS: dict = {}

@@ -18,21 +18,13 @@ from llm_widgets.compute.attribution import attribute
 from llm_widgets.compute.direct_logit import direct_logit_attribution
 from llm_widgets.compute.patching import patching
 from llm_widgets.errors import LLMWidgetsError
-from llm_widgets.execution.native import Native
-from llm_widgets.testing import build
+from llm_widgets.testing import ProgramsOnly, build
 
 PROMPT = "the capital of the state is"
 CLEAN, CORRUPT = "the capital of the state is", "the capital of the country is"
 A, B, C = " new york", " los angeles", " salt lake city"  # 2, 2 and 3 WordPiece tokens
 
 _SESSIONS: dict = {}
-
-
-class ProgramsOnly(Native):
-    """Native hooks without the native-only paths: the generic Programs, as any executor runs them."""
-
-    name = "native (Programs only)"
-    capabilities = Native.capabilities - {"module_hooks", "prefix_reuse", "graphs"}
 
 
 def session(fam: str, tokenizer, nnsight: bool = False):

@@ -103,15 +103,18 @@ class Adapter:
     # output is its contribution, the "mixer" site (None where the block has attention or no such module)
     mixer_out: list[Ref | None] = field(default_factory=list)
 
-    def hidden_states(self, hidden, input_ids: torch.Tensor | None = None) -> tuple:
+    def hidden_states(self, hidden, input_ids: torch.Tensor | None = None, *, embeddings=None) -> tuple:
         """The model's returned `hidden_states` in the convention every view reads: the embedding
         output (the residual stream before block 0), then each block's output (the last may be after
         the final norm), n_layers + 1 in all. Where the model omits the embedding output, it is
+        `embeddings` where given (read at block 0's input, as an executor elsewhere does), else
         recomputed from `input_ids` by the input embeddings (discovery checked that block 0 reads
-        exactly that); without `input_ids` that is an error, never a shifted tuple."""
+        exactly that); without either that is an error, never a shifted tuple."""
         hidden = tuple(hidden)
         if self.embeddings_in_hidden_states:
             return hidden
+        if embeddings is not None:
+            return (embeddings.to(device=hidden[0].device, dtype=hidden[0].dtype),) + hidden[:-2] + hidden[-1:]
         if input_ids is None:
             raise LLMWidgetsError(f"{type(self.model).__name__}'s hidden states omit the embedding output; pass "
                                   f"the token ids to recompute it (Adapter.hidden_states(hidden, input_ids)).")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import torch
+
 REMOTE_LOGITS_MAX_VALUES = 1 << 22  # [T, V] logits a remote trace sends back (16 MB); views read what they need
 
 
@@ -32,9 +34,10 @@ def build_trace(session, text: str, truncate: bool = False):
                  "kwargs": {"softcap": c["softcap"], "s_aux": c["sinks"]}}
             calls.append(_call_of(SimpleNamespace(is_causal=c["is_causal"]), a))
         source = CapturedAttention(calls)
+    hidden = torch.stack(session.adapter.hidden_states(got["hidden"], embeddings=got["embeddings"]))
     trace = Trace(
         text=text, raw_tokens=tokens, tokens=session.readable_tokens(tokens), input_ids=ids.numpy(),
-        attentions=None, hidden_states=_to_numpy(got["hidden"], "hidden states"),
+        attentions=None, hidden_states=_to_numpy(hidden, "hidden states"),
         logits=None if got["logits"] is None else _to_numpy(got["logits"], "logits"),
         word_ids=word_ids, special_mask=special, truncated=truncated, notice=notice,
         attention_note="" if source is not None else f"Attention through nnsight: {be.attention_note}.")

@@ -73,11 +73,11 @@ def unit_columns(session, heads, neurons) -> dict:
     return by_site
 
 
-def unit_writes(session, heads, neurons, mode: str, values=None, rows=None) -> list[Write]:
-    """The writes that ablate the units (`unit_columns`) in `mode`; 'set' takes `values`
-    {(site, layer): [B, T, F] activation} (resample ablation's donor)."""
+def unit_writes(by_site: dict, mode: str, values=None, rows=None) -> list[Write]:
+    """The writes that ablate the units `by_site` ({(site, layer): columns}, from `unit_columns`) in
+    `mode`; 'resample' takes `values` {(site, layer): [B, T, F] activation} (the donor's)."""
     writes = []
-    for (site, layer), cols in unit_columns(session, heads, neurons).items():
+    for (site, layer), cols in by_site.items():
         idx = torch.tensor(sorted(set(cols)))
         if mode == "resample":
             op = ops.Columns(idx, "set", values[(site, layer)][..., idx.to(values[(site, layer)].device)])
@@ -109,8 +109,10 @@ def ablate(session, heads=(), neurons=(), mode: str = "zero", donor=None):
     check_mode(mode, donor)
     session.adapter.require("interventions")
     by_site = unit_columns(session, heads, neurons)
-    given = _donor_activations(session, donor, list(by_site)) if mode == "resample" else None
-    with intervene(session, unit_writes(session, heads, neurons, mode, given)):
+    given = None
+    if mode == "resample":
+        given = _donor_activations(session, batch_inputs(session, donor, "donor"), list(by_site))
+    with intervene(session, unit_writes(by_site, mode, given)):
         yield
 
 
@@ -129,10 +131,9 @@ def donor_mismatch(donor_shape, input_shape) -> LLMWidgetsError:
                            f"input is {list(input_shape[:2])}; give a donor with the same shape as the input.")
 
 
-def _donor_activations(session, donor, sites: list) -> dict:
-    """{(site, layer): activation [B, T, F]} of the units' sites on the donor input (resample ablation),
-    on the clean model (no ablation of an enclosing block)."""
-    inputs = batch_inputs(session, donor, "donor")
+def _donor_activations(session, inputs: dict, sites: list) -> dict:
+    """{(site, layer): activation [B, T, F]} of the units' sites on the donor's `inputs` (resample
+    ablation), on the clean model (no ablation of an enclosing block)."""
     with clean():
         res = run(session, Program(inputs, reads=[Read(s, l) for s, l in sites], stop=True, label="donor"))
     return res.reads
@@ -171,12 +172,12 @@ def ablation_effect(session, text: str, heads=(), neurons=(), mode: str = "zero"
     by_site = unit_columns(session, heads, neurons)
     given = None
     if mode == "resample":
-        donor_ids = batch_inputs(session, donor, "donor")["input_ids"]
-        if tuple(donor_ids.shape) != tuple(enc["input_ids"].shape):
-            raise donor_mismatch(donor_ids.shape, enc["input_ids"].shape)
-        given = _donor_activations(session, donor, list(by_site))
+        donor_inputs = batch_inputs(session, donor, "donor")
+        if tuple(donor_inputs["input_ids"].shape) != tuple(enc["input_ids"].shape):
+            raise donor_mismatch(donor_inputs["input_ids"].shape, enc["input_ids"].shape)
+        given = _donor_activations(session, donor_inputs, list(by_site))
     two = {key: v.expand(2, *v.shape[1:]) for key, v in enc.items()}
-    res = run(session, Program(two, writes=unit_writes(session, heads, neurons, mode, given, rows=(1,)),
+    res = run(session, Program(two, writes=unit_writes(by_site, mode, given, rows=(1,)),
                                logits=[position], label="ablation"))
     lg = res.logits[:, 0] if res.logits.dim() == 3 else res.logits
     before, after = torch.softmax(lg[0].float(), -1), torch.softmax(lg[1].float(), -1)

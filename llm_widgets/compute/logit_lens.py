@@ -60,14 +60,20 @@ def logit_lens(session, text: str, *, k: int = 5, truncate: bool = False) -> Log
     travel)."""
     k = integer(k, "k", low=1)
     enc, got = _lens(session, text, truncate, k)
-    top_i = torch.stack([g["top_i"][0] for g in got]).cpu()
-    top_p = torch.stack([g["top_p"][0] for g in got]).float().cpu()
-    nxt = torch.stack([g["next"][0] for g in got]).float().cpu()
+    tops = {key: torch.stack([g[key][0] for g in got]) for key in ("top_p", "top_i", "next")}
+    tokens = session.readable_tokens(session.tokenizer.convert_ids_to_tokens(enc["input_ids"][0].tolist()))
+    return lens_result(session, tokens, tops)
+
+
+def lens_result(session, tokens: list[str], tops: dict) -> LogitLensResult:
+    """The LogitLensResult of a lens's rows (the embeddings, then after each block): `tops` holds
+    their top-k probabilities and indices [rows, T, k] and next-token probabilities [rows, T]
+    (`ops.top_and_next`)."""
+    top_i = tops["top_i"].cpu()
     vocab_ids = sorted(set(top_i.flatten().tolist()))
     where = {v: j for j, v in enumerate(vocab_ids)}
     index = np.vectorize(where.__getitem__, otypes=[np.int32])(top_i.numpy())
-    n = len(got) - 1
-    tokens = session.readable_tokens(session.tokenizer.convert_ids_to_tokens(enc["input_ids"][0].tolist()))
+    n = top_i.shape[0] - 1
     return LogitLensResult(tokens=tokens, layer_names=["embeddings"] + [f"layer {l}" for l in range(n)],
                            top_tokens=output_names(session, vocab_ids), top_index=index,
-                           top_probs=top_p.numpy(), next_prob=nxt.numpy())
+                           top_probs=tops["top_p"].float().cpu().numpy(), next_prob=tops["next"].float().cpu().numpy())

@@ -20,10 +20,10 @@ def output_names(session, ids: list[int]) -> list[str]:
     return session.readable_tokens(session.tokenizer.convert_ids_to_tokens(list(ids)))
 
 
-def keeps_logits(session) -> bool:
+def keeps_logits(model) -> bool:
     """The model's forward takes `logits_to_keep` (read from its class: a wrapper may replace the
     instance's forward)."""
     try:
-        return "logits_to_keep" in inspect.signature(type(session.model).forward).parameters
+        return "logits_to_keep" in inspect.signature(type(model).forward).parameters
     except (TypeError, ValueError):
         return False

@@ -28,13 +28,15 @@ from ..checks import integer, names
 from ..errors import LLMWidgetsError
 from .budget import batch_size_for, is_oom, oom_guard
 from ..execution import executor_of
-from ..execution.hooks import SITES, available_sites, capture, hooks
+from ..execution.hooks import capture, hooks
 from .outputs import output_names
 from .patching_prefix import agrees, cache_arg, prefix_forwards, prefix_of, unchanged_runs
 from .patching_metric import (METRICS, answer_ids, answer_teacher, check_difference, check_metric,  # noqa: F401
                               make_metric)
 from .patching_rows import patching_rows
 from .patching_runs import output_at, patch_hooks, single_run
+
+SITES = ("resid", "attn", "mlp")  # what a sweep patches per (layer, position); the model's own: Adapter.sites
 
 
 
@@ -90,7 +92,7 @@ def encode_pair(session, clean: str, corrupted: str):
 def check_arguments(session, sites, batch_size, k, position) -> tuple:
     """(sites, batch_size, k, position) of a patching sweep, checked; `sites` defaults to every site
     the model has. Shared by both sweeps (this one and patching_rows)."""
-    sites = available_sites(session.model) if sites is None else tuple(names(sites, "sites"))
+    sites = session.adapter.sites if sites is None else tuple(names(sites, "sites"))
     batch_size = integer(batch_size, "batch_size", low=1, allow_none=True)
     k = integer(k, "k", low=1)
     position = integer(position, "position")

@@ -46,18 +46,31 @@ def check_metric(metric) -> None:
                               f"got {metric!r}")
 
 
+def metric_ids(session, metric, answers, clean_logits, corrupted_logits, n_out: int) -> tuple[str, list[int]]:
+    """(the metric, the output ids it reads): the answers checked, or without answers the clean
+    prediction against the corrupted one (a 'logit_diff' of one prediction becomes its 'prob').
+    The logits [V] are read only without answers."""
+    if answers is not None:
+        return metric, answer_ids(session, metric, answers, n_out)
+    a, b = int(clean_logits.argmax()), int(corrupted_logits.argmax())
+    return ("prob" if metric == "logit_diff" and a == b else metric), ([a, b] if a != b else [a])
+
+
+def metric_spec(session, metric, answers, clean_logits=None, corrupted_logits=None, n_out: int = 0):
+    """The `ops.Metric` spec of a named metric, ('logit_diff', a, b), ('logit', a) or ('prob', a),
+    as `make_metric` reads it; None for a metric function (computed here, on the logits)."""
+    if callable(metric):
+        return None
+    kind, ids = metric_ids(session, metric, answers, clean_logits, corrupted_logits, n_out)
+    return (kind, *ids[:2]) if kind == "logit_diff" else (kind, ids[0])
+
+
 def make_metric(session, metric, answers, clean_logits: torch.Tensor, corrupted_logits: torch.Tensor):
     """Returns (fn: logits [B, V] -> [B], display name)."""
     if callable(metric):
         return metric, getattr(metric, "__name__", "custom metric")
     check_metric(metric)
-    if answers is None:  # the clean prediction against the corrupted one
-        a, b = int(clean_logits.argmax()), int(corrupted_logits.argmax())
-        ids = [a, b] if a != b else [a]
-        if metric == "logit_diff" and a == b:
-            metric = "prob"
-    else:
-        ids = answer_ids(session, metric, answers, clean_logits.shape[-1])
+    metric, ids = metric_ids(session, metric, answers, clean_logits, corrupted_logits, clean_logits.shape[-1])
     names = ", ".join(output_names(session, ids))
     if metric == "logit_diff":
         return (lambda lg: lg[:, ids[0]] - lg[:, ids[1]]), f"logit_diff({names})"

@@ -16,7 +16,7 @@ from ..execution.answer_ops import AnswerMetric
 from ..errors import LLMWidgetsError
 from .budget import _vocab, batch_size_for
 from .outputs import keeps_logits
-from .patching_metric import answer_ids, answer_teacher, check_difference, make_metric
+from .patching_metric import answer_teacher, check_difference, make_metric, metric_spec
 
 ROWS = 1024  # most rows (patched runs) per run when the memory budget allows
 REMOTE_ROWS = 2048  # ... when the model runs elsewhere (a forward without gradients keeps ~1 layer of
@@ -59,7 +59,7 @@ def _teacher_sweep(session, ec, ex, several, patches, chunks, layouts, k, report
     tf, name, exp = several
     T = ex["input_ids"].shape[1]
     S = tf.length
-    kept = keeps_logits(session)
+    kept = keeps_logits(session.model)
     # every copy's inputs (prompt + its appended tokens), and the reads on it
     per_copy = []
     for r, suffix in enumerate(tf.suffixes):
@@ -119,7 +119,7 @@ def patching_rows(session, ec, ex, sites, metric, answers, pos, per_head, batch_
     layouts = {l: ad.head_layout(l) for l in ad.attention_blocks} if per_head else {}
     per_head = per_head and bool(layouts)
     H = max((n for n, _ in layouts.values()), default=0)
-    kept = keeps_logits(session)
+    kept = keeps_logits(session.model)
     extra = {"logits_to_keep": torch.tensor([pos], device=ex["input_ids"].device)} if kept else {}
     at = [0] if kept else [pos]
 
@@ -140,7 +140,7 @@ def patching_rows(session, ec, ex, sites, metric, answers, pos, per_head, batch_
         return dict(sites=sites, n_layers=L, H=H, T=T, per_head=per_head, head_layers=layouts, **got)
     first_run = answers is None and not callable(metric)
     n_runs = len(chunks) + first_run
-    spec, lc, lx, step = None, None, None, 0
+    lc, lx, step = None, None, 0
     if first_run:  # the answers are the clean and corrupted predictions
         if report:
             report(0.0, f"patching: clean and corrupted (run 1/{n_runs})")
@@ -148,14 +148,8 @@ def patching_rows(session, ec, ex, sites, metric, answers, pos, per_head, batch_
         ends = res.logits.float()
         ends = ends[:, 0] if ends.dim() == 3 else ends
         lc, lx, step = ends[0:1], ends[1:2], 1
-    if not callable(metric):
-        if answers is None:
-            a, b = int(lc[0].argmax()), int(lx[0].argmax())
-            ids = [a, b] if a != b else [a]
-            kind = "prob" if metric == "logit_diff" and a == b else metric
-        else:  # checked before any run
-            ids, kind = answer_ids(session, metric, answers, _vocab(session)), metric
-        spec = (kind, *ids[:2]) if kind == "logit_diff" else (kind, ids[0])
+    spec = metric_spec(session, metric, answers, None if lc is None else lc[0], None if lx is None else lx[0],
+                       _vocab(session))  # answers: checked before any run
     fn = name = m_clean = m_corr = None
     if lc is not None:
         fn, name = make_metric(session, metric, answers, lc[0], lx[0])

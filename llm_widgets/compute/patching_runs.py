@@ -2,13 +2,11 @@
 copy's activation with the clean one, and the model's output read at one position."""
 from __future__ import annotations
 
-import inspect
-
 import torch
 
 from ..errors import LLMWidgetsError, OutOfMemoryError
 from .budget import is_oom
-from .outputs import final_logits
+from .outputs import final_logits, keeps_logits
 
 
 def _patch_fn(rows: torch.Tensor, mask: torch.Tensor, clean: torch.Tensor, batch: int):
@@ -51,7 +49,7 @@ def output_at(model, inputs: dict, pos: int, *, every: bool = False, **extra):
     hidden states kept and, where the model allows it and not `every`, the unembedding computed at
     that position only."""
     kwargs = dict(extra)
-    if not every and "logits_to_keep" in inspect.signature(model.forward).parameters:
+    if not every and keeps_logits(model):
         # on the CPU for a model dispatched over devices: a CPU index works on the last block's device
         dev = "cpu" if getattr(model, "hf_device_map", None) else inputs["input_ids"].device
         kwargs["logits_to_keep"] = torch.tensor([pos], device=dev)

@@ -31,10 +31,10 @@ import torch
 from ..adapter.facts import get_module
 from ..checks import integer
 from ..errors import LLMWidgetsError
-from ..execution import Program, Read, executor_of, run
+from ..execution import Program, Read, executor_of, ops, run
 from ..layers import EMBEDDINGS
 from .logit_lens import LogitLensResult
-from .outputs import output_names
+from .logit_lens import lens_result as logit_lens_result
 
 LENS_TYPE = "linear_tuned_lens"  # the tuned-lens package's name for an affine translator per layer
 CONFIG, PARAMS = "config.json", "params.pt"
@@ -229,19 +229,9 @@ def lens_result(session, text: str, logits: torch.Tensor, *, k: int = 5, truncat
     """The LogitLensResult of a lens's logits [layers + 1, T, V] for `text`: the top k tokens and
     their probabilities per row and position, and the probability of the actual next token."""
     k = integer(k, "k", low=1)
-    probs = torch.softmax(logits.float(), -1)
-    top_p, top_i = probs.topk(min(k, probs.shape[-1]), dim=-1)
     trace = session.trace(text, truncate=truncate)
-    ids = torch.as_tensor(trace.input_ids, device=probs.device)
-    nxt = torch.zeros(probs.shape[:2])
-    nxt[:, :-1] = probs[:, torch.arange(len(ids) - 1), ids[1:]].cpu()
-    vocab_ids = sorted(set(top_i.flatten().tolist()))
-    where = {v: j for j, v in enumerate(vocab_ids)}
-    index = np.vectorize(where.__getitem__, otypes=[np.int32])(top_i.cpu().numpy())
-    n = logits.shape[0] - 1
-    return LogitLensResult(tokens=list(trace.tokens), layer_names=["embeddings"] + [f"layer {l}" for l in range(n)],
-                           top_tokens=output_names(session, vocab_ids), top_index=index,
-                           top_probs=top_p.cpu().numpy(), next_prob=nxt.numpy())
+    tops = ops.top_and_next(logits, k, torch.as_tensor(trace.input_ids))
+    return logit_lens_result(session, list(trace.tokens), tops)
 
 
 @dataclass

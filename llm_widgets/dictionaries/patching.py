@@ -26,7 +26,7 @@ from ..checks import integer
 from ..compute.budget import _vocab, memory_budget
 from ..compute.outputs import keeps_logits
 from ..compute.patching import encode_pair, output_position
-from ..compute.patching_metric import answer_ids, check_difference, check_metric, make_metric
+from ..compute.patching_metric import check_difference, check_metric, make_metric, metric_spec
 from ..compute.patching_rows import rows_per_run
 from ..compute.progress import Report, no_progress
 from ..errors import LLMWidgetsError
@@ -85,19 +85,6 @@ class FeaturePatchingResult:
         return [(int(self.features[i]), float(self.scores[i])) for i in order]
 
 
-def _spec(session, metric, answers, lc: torch.Tensor, lx: torch.Tensor):
-    """The ops.Metric spec of a named metric (None for a custom function), as make_metric picks it."""
-    if callable(metric):
-        return None
-    if answers is None:
-        a, b = int(lc.argmax()), int(lx.argmax())
-        ids = [a, b] if a != b else [a]
-        metric = "prob" if metric == "logit_diff" and a == b else metric
-    else:
-        ids = answer_ids(session, metric, answers, _vocab(session))
-    return (metric, *ids[:2]) if metric == "logit_diff" else (metric, ids[0])
-
-
 def _positions(positions, T: int) -> list[int]:
     if positions is None:
         return list(range(T))
@@ -130,7 +117,7 @@ def feature_patching(session, clean: str, corrupted: str, dictionary, *, positio
     T = ex["input_ids"].shape[1]
     pos = output_position(position, T)
     where = _positions(positions, T)
-    kept = keeps_logits(session)
+    kept = keeps_logits(session.model)
     extra = {"logits_to_keep": torch.tensor([pos], device=ex["input_ids"].device)} if kept else {}
     at = [0] if kept else [pos]
 
@@ -147,7 +134,7 @@ def feature_patching(session, clean: str, corrupted: str, dictionary, *, positio
     fn, name = make_metric(session, metric, answers, lc[0], lx[0])
     m_clean, m_corr = float(fn(lc)[0]), float(fn(lx)[0])
     check_difference(name, m_clean, m_corr)
-    spec = _spec(session, metric, answers, lc[0], lx[0])
+    spec = metric_spec(session, metric, answers, lc[0], lx[0], _vocab(session))
 
     patches, acts = [], []  # (feature or NONE, position, error term too); the feature's clean and corrupted values
     for p in where:  # one position at a time: [2, F], never [T, F]

@@ -17,16 +17,8 @@ from ..guards import acts_here, model_lock, thread_scoped
 from ..layers import EMBEDDINGS
 from .program import is_input_site
 
-SITES = ("resid", "attn", "mlp")
-
-
 def check_layer(model, layer: int) -> int:
     return adapter_of(model).check_layer(layer)
-
-
-def available_sites(model) -> tuple[str, ...]:
-    """The SITES this model has in every layer (an attention-only model has no "mlp")."""
-    return adapter_of(model).sites
 
 
 Edit = Callable[[torch.Tensor], "torch.Tensor | None"]

@@ -56,7 +56,7 @@ class Native(Executor):
                     x = _checked(w.op, x, w.rows, ctx)
                 for r in reads:
                     v = r.reduce(x, ctx) if r.reduce is not None else x
-                    got[r.key] = v if program.grad else _detached(v)
+                    got[r.key] = v if program.grad else ops.detached(v)
                 if stop_early and len(got) == n_reads:
                     raise _Stop()
                 return x if writes else None
@@ -88,14 +88,6 @@ def _checked(op, x, rows, ctx):
         raise LLMWidgetsError(str(e)) from None
 
 
-def _detached(v):
-    if isinstance(v, torch.Tensor):
-        return v.detach()
-    if isinstance(v, dict):
-        return {k: _detached(x) for k, x in v.items()}
-    return v
-
-
 def _result(session, program: Program, got: dict, out, ctx) -> Result:
     logits = hidden = None
     if out is not None and program.logits is not None:
@@ -103,7 +95,7 @@ def _result(session, program: Program, got: dict, out, ctx) -> Result:
         if program.logits not in ("all", "model_output") and lg.dim() == 3:
             lg = lg[:, torch.as_tensor(program.logits, device=lg.device, dtype=torch.long)]
         logits = program.output(lg, ctx) if program.output is not None else lg
-        logits = logits if program.grad or program.gradients else _detached(logits)
+        logits = logits if program.grad or program.gradients else ops.detached(logits)
     if out is not None and program.hidden:
         hs = session.adapter.hidden_states(out.hidden_states, program.inputs.get("input_ids"))  # embeddings first
         dev = hs[0].device

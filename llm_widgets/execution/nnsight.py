@@ -62,7 +62,7 @@ class Nnsight(Executor):
                 path, where = ad.blocks[0].path, "hidden_in"
             else:
                 path, where = ad.site(site, layer).path, "in" if is_input_site(site) else "out"
-            out.append((-1 if layer == EMBEDDINGS else layer, (_envoy(path), where, ws, rs)))
+            out.append((-1 if layer == EMBEDDINGS else layer, (envoy_path(path), where, ws, rs)))
         return out
 
     def run(self, session, program: Program, report=None) -> Result:
@@ -92,8 +92,8 @@ class Nnsight(Executor):
         except OpError as e:  # an op's refusal (ops ship without llm_widgets: they raise OpError)
             raise LLMWidgetsError(str(e)) from None
         hidden = got["hidden"]
-        if missing:  # as Adapter.hidden_states: the embedding output, the blocks' outputs (the last after its norm)
-            hidden = torch.cat([got["reads"].pop(_EMB)[None], hidden[:-2], hidden[-1:]])
+        if missing:  # the one convention: the embedding output first
+            hidden = torch.stack(session.adapter.hidden_states(hidden, embeddings=got["reads"].pop(_EMB)))
         return Result(reads=got["reads"], logits=got["logits"], hidden=hidden, grads=got.get("grads"))
 
     def trace(self, session, inputs: dict, max_logits: int) -> dict:
@@ -154,9 +154,6 @@ def envoy_path(path: str) -> str:
     return ".".join(parts)
 
 
-_envoy = envoy_path
-
-
 def _base_path(session) -> str:
     model = session.model
     base = getattr(model, "base_model", model)
@@ -164,5 +161,5 @@ def _base_path(session) -> str:
         return ""
     for name, mod in model.named_modules():
         if mod is base:
-            return _envoy(name)
+            return envoy_path(name)
     return ""

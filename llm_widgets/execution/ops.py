@@ -29,6 +29,15 @@ def first(x):
     return x[0] if isinstance(x, (tuple, list)) else x
 
 
+def detached(v):
+    """A read's value without its autograd graph: a tensor, or a dict of them (an op's several outputs)."""
+    if isinstance(v, torch.Tensor):
+        return v.detach()
+    if isinstance(v, dict):
+        return {k: detached(x) for k, x in v.items()}
+    return v
+
+
 def _rows(x: torch.Tensor, rows) -> torch.Tensor:
     if rows is None:
         return torch.arange(x.shape[0], device=x.device)
@@ -196,15 +205,19 @@ class Readout:
 
     def __call__(self, x: torch.Tensor, ctx):
         lg = self.logits(x, ctx)
-        if self.k is None:
-            return lg
-        probs = torch.softmax(lg, -1)
-        top_p, top_i = probs.topk(min(self.k, probs.shape[-1]), dim=-1)
-        nxt = torch.zeros(probs.shape[:2], device=probs.device)
-        if self.ids is not None and probs.shape[1] > 1:
-            ids = self.ids.to(probs.device)
-            nxt[:, :-1] = probs[:, torch.arange(len(ids) - 1, device=probs.device), ids[1:]]
-        return {"top_p": top_p, "top_i": top_i, "next": nxt}
+        return lg if self.k is None else top_and_next(lg, self.k, self.ids)
+
+
+def top_and_next(lg: torch.Tensor, k: int, ids: Optional[torch.Tensor] = None) -> dict:
+    """Of logits [B, T, V]: the top-k probabilities and indices [B, T, k] and the probability of
+    each next token of `ids` ([T]; [B, T], 0 at the last position)."""
+    probs = torch.softmax(lg.float(), -1)
+    top_p, top_i = probs.topk(min(k, probs.shape[-1]), dim=-1)
+    nxt = torch.zeros(probs.shape[:2], device=probs.device)
+    if ids is not None and probs.shape[1] > 1:
+        ids = ids.to(probs.device)
+        nxt[:, :-1] = probs[:, torch.arange(len(ids) - 1, device=probs.device), ids[1:]]
+    return {"top_p": top_p, "top_i": top_i, "next": nxt}
 
 
 @dataclass(frozen=True)

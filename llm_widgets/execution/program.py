@@ -21,7 +21,7 @@ of the forward sees it; a read at the same site sees the written value.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from ..layers import EMBEDDINGS
 
@@ -98,5 +98,3 @@ class Result:
     output: Any = None  # the model output object (native runs only; None through a remote executor)
     grads: Any = None  # [K, B, T, F] (Program.gradients)
 
-
-Report = Optional[Callable[[float, str], None]]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .ops import first, gradients
+from .ops import detached, first, gradients
 
 
 class _Ctx:
@@ -30,16 +30,6 @@ def _stop():
     from nnsight.intervention.interleaver import EarlyStopException
 
     raise EarlyStopException()
-
-
-def _detach(v, keep: bool):
-    if keep:
-        return v
-    if isinstance(v, torch.Tensor):
-        return v.detach()
-    if isinstance(v, dict):
-        return {k: _detach(x, keep) for k, x in v.items()}
-    return v
 
 
 def _get(env, where):
@@ -78,7 +68,8 @@ def _visit(lm, ctx, n_tokens, visit, got, grad) -> None:
     if writes:
         _set(env, where, x.reshape(raw.shape), old)
     for key, reduce in reads:
-        got[key] = _detach(reduce(x, ctx) if reduce is not None else x, grad)
+        val = reduce(x, ctx) if reduce is not None else x
+        got[key] = val if grad else detached(val)
 
 
 def execute(lm, box, visits, n_tokens, logits, output, hidden, hidden_reduce, base, stop, grad, grads):
@@ -92,7 +83,7 @@ def execute(lm, box, visits, n_tokens, logits, output, hidden, hidden_reduce, ba
         out = lm.get(base).output if base else lm.output
         hs = out.hidden_states
         hs = torch.stack([hidden_reduce(h, ctx) if hidden_reduce is not None else h for h in hs])
-        result["hidden"] = _detach(hs, grad)
+        result["hidden"] = hs if grad else detached(hs)
     if logits is not None:
         lg = lm.output if logits == "model_output" else lm.output.logits
         if not isinstance(logits, str) and lg.dim() == 3:
@@ -100,7 +91,7 @@ def execute(lm, box, visits, n_tokens, logits, output, hidden, hidden_reduce, ba
         val = output(lg, ctx) if output is not None else lg
         if grads:  # taken here: a tensor with a graph does not travel
             result["grads"] = gradients(val, ctx.leaf).detach()
-        result["logits"] = _detach(val, False)
+        result["logits"] = detached(val)
     box.append(result)
     if logits is None and (stop or hidden):
         _stop()
@@ -137,7 +128,7 @@ def trace(lm, box, attention, max_logits: int, visits, n_blocks: int, n_tokens: 
     (attention module path, source operation) per block, what each block's attention call was given,
     so that any head's weights can be computed afterwards. `visits` [(block, visit)]: the standing
     writes (and the read of the embedding output under `embeddings_key`, where the model's hidden
-    states omit it), applied in forward order around the attention calls."""
+    states omit it: sent back as 'embeddings'), applied in forward order around the attention calls."""
     ctx = _Ctx(lm)
     got = {}
     by = {}
@@ -154,11 +145,10 @@ def trace(lm, box, attention, max_logits: int, visits, n_blocks: int, n_tokens: 
         for visit in by.get(b, []):
             _visit(lm, ctx, n_tokens, visit, got, False)
     out = lm.output
-    hs = [h[0] for h in out.hidden_states]
-    if embeddings_key is not None:  # as Adapter.hidden_states: the embedding output, the blocks' outputs
-        hs = [got.pop(embeddings_key)[0]] + hs[:-2] + hs[-1:]
-    hidden = torch.stack(hs).detach()
+    hidden = torch.stack([h[0] for h in out.hidden_states]).detach()
+    embeddings = got.pop(embeddings_key)[0].detach() if embeddings_key is not None else None
     logits = getattr(out, "logits", None)
     if logits is not None:
         logits = logits[0].detach() if logits[0].numel() <= max_logits else None
-    box.append({"hidden": hidden, "logits": logits, "attention": calls if attention else None})
+    box.append({"hidden": hidden, "embeddings": embeddings, "logits": logits,
+                "attention": calls if attention else None})

@@ -5,8 +5,7 @@ import numpy as np
 import traitlets as t
 
 from .. import fallback
-from ..execution.hooks import SITES
-from ..compute.patching import patching
+from ..compute.patching import SITES, patching
 from ..errors import LLMWidgetsError
 from .base import View
 from .traits import Array, Index, Layer

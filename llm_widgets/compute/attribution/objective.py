@@ -10,9 +10,10 @@ import torch
 from ...adapter import CallHook
 from ...checks import one_token
 from ...errors import EmptyInputError, LLMWidgetsError
-from ...execution import ops
+from ...execution import Program, ops, run
 from ...guards import model_lock
 from ..answers import Teacher, answer_name, answer_tokens, teacher
+from ..outputs import keeps_logits
 
 
 class Objective:
@@ -165,29 +166,20 @@ def _single_token(session, t, what: str) -> int:
 
 
 def greedy_generate(session, input_ids: torch.Tensor, k: int) -> list[int]:
-    """k greedy next tokens after input_ids [1, T] (full forward per token; k is small)."""
-    ids = input_ids
-    out = []
+    """k greedy next tokens after input_ids [1, T]: one run per token on the session's executor (a
+    full forward each, k is small), the logits kept at the last position only where the model allows."""
+    ids, out = input_ids, []
     limit = session.max_length
-    last = {"logits_to_keep": 1} if _supports_logits_to_keep(session.model) else {}
-    with torch.no_grad():
-        for _ in range(k):
-            if limit is not None and ids.shape[1] >= limit:
-                break
-            logits = session.model(input_ids=ids, attention_mask=torch.ones_like(ids), **last).logits[0, -1]
-            nxt = int(logits.float().argmax())
-            out.append(nxt)
-            ids = torch.cat([ids, torch.tensor([[nxt]], device=ids.device)], dim=1)
+    last = {"logits_to_keep": 1} if keeps_logits(session.model) else {}
+    for _ in range(k):
+        if limit is not None and ids.shape[1] >= limit:
+            break
+        lg = run(session, Program({"input_ids": ids, "attention_mask": torch.ones_like(ids)}, logits=[-1], extra=last,
+                                  label="generate")).logits
+        nxt = int(lg[0, -1].float().argmax())
+        out.append(nxt)
+        ids = torch.cat([ids, torch.tensor([[nxt]], device=ids.device)], dim=1)
     return out
-
-
-def _supports_logits_to_keep(model) -> bool:
-    import inspect
-
-    try:
-        return "logits_to_keep" in inspect.signature(model.forward).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 @dataclass(frozen=True)
@@ -363,7 +355,7 @@ def build_objective(session, enc: dict, target=None, *, contrast=None, generate:
     if kind == "decoder":
         spec = decoder_targets(session, enc, target, contrast, generate, output, greedy_generate)
         T = enc["input_ids"].shape[1]
-        keep = _supports_logits_to_keep(model)
+        keep = keeps_logits(model)
         targets, n_keep = decoder_op(spec, T, keep)
 
         def fn(kwargs):

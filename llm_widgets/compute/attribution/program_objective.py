@@ -14,7 +14,7 @@ from ...execution import Program, Read, Write, executor_of, ops, run
 from ...layers import EMBEDDINGS
 from ..outputs import keeps_logits
 from .objective import (Objective, class_names, class_targets, custom_names, custom_target_name, decoder_op,
-                        decoder_targets, reads_of)
+                        decoder_targets, greedy_generate, reads_of)
 from .runner import Runner, check_finite
 
 
@@ -67,22 +67,6 @@ class ProgramObjective(Objective):
         return run(self.session, self.program(E)).logits.float()
 
 
-def _next_tokens(session, input_ids, k: int) -> list[int]:
-    """objective.greedy_generate as Programs: one run per generated token."""
-    ids, out = input_ids, []
-    limit = session.max_length
-    kept = keeps_logits(session)
-    for _ in range(k):
-        if limit is not None and ids.shape[1] >= limit:
-            break
-        lg = run(session, Program({"input_ids": ids, "attention_mask": torch.ones_like(ids)}, logits=[-1],
-                                  extra={"logits_to_keep": 1} if kept else {}, label="generate")).logits
-        nxt = int(lg[0, -1].argmax())
-        out.append(nxt)
-        ids = torch.cat([ids, torch.tensor([[nxt]], device=ids.device)], dim=1)
-    return out
-
-
 def build_program_objective(session, enc, target=None, *, contrast=None, generate=None, output=None):
     """objective.build_objective as Programs: the same targets, checks and names."""
     name = custom_target_name(session, target)
@@ -100,9 +84,9 @@ def build_program_objective(session, enc, target=None, *, contrast=None, generat
         return f
 
     if session.kind == "decoder":
-        spec = decoder_targets(session, enc, target, contrast, generate, output, _next_tokens)
+        spec = decoder_targets(session, enc, target, contrast, generate, output, greedy_generate)
         T = enc["input_ids"].shape[1]
-        kept = keeps_logits(session)
+        kept = keeps_logits(session.model)
         targets, n_keep = decoder_op(spec, T, kept)
         f = ProgramObjective(session, enc, targets, spec.names, spec.ids, spec.output,
                              suffix_ids=torch.tensor(spec.teacher.suffixes, device=session.device),
