@@ -95,7 +95,7 @@ LAYERS = (
     ("core", ("errors", "checks", "layers", "guards", "placement", "token_text", "fallback", "adapter", "session",
               "loading", "trace", "attention_source", "chat")),
     ("execution", ("execution", "backends")),
-    ("compute", ("compute", "dictionaries", "teaching", "audit", "datasets")),
+    ("compute", ("compute", "dictionaries", "circuits", "teaching", "audit", "datasets")),
     ("views", ("widgets", "figures", "reports", "exercises")),
     ("entry", ("entry", "testing")),
 )
