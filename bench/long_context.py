@@ -80,11 +80,11 @@ def run_ours(n: int) -> dict:
     t0 = time.perf_counter()
     v.tile_request = {"mode": "head", "layer": 1, "head": 3, "r0": n // 2, "c0": n // 2 - 128, "rows": 256, "cols": 256}
     t_tile = time.perf_counter() - t0
-    assert v.tile["shape"] == [256, 256]
+    assert v.tile.shape == (256, 256)
     t0 = time.perf_counter()
     v.wait()
     t_summ = time.perf_counter() - t0
-    assert v.stats.get("shape") == [4, LAYERS, HEADS] and not v.error
+    assert v.stats is not None and v.stats.shape == (4, LAYERS, HEADS) and not v.error
     return dict(n=n, forward=t_forward, first_frame=t_first, sent=sent, head=t_head, tile=t_tile,
                 summaries=t_summ, rss_base=base, rss_forward=after_forward, rss_first=after_first,
                 rss_end=rss_mb(), captured=tr.attention.nbytes())

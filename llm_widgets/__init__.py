@@ -40,6 +40,9 @@ _LAZY = {
     "DirectLogitView": ".widgets.direct_logit",
     "Explorer": ".widgets.explorer",
     "direct_logit_attribution": ".compute.direct_logit",
+    "path_patching": (".compute.path_patching", "path_patching"),  # the function, not its module
+    "neuron_top_examples": ".compute.neuron_corpus",
+    "neuron_corpus": (".compute.neuron_corpus", "neuron_corpus"),
     "capabilities": (".compute.capabilities", "capabilities"),  # the function, not its module
     "message_totals": ".chat",
     "train_tuned_lens": ".compute.tuned_lens_train",
@@ -49,6 +52,12 @@ _LAZY = {
     "edit_features": ".dictionaries.edit",
     "feature_patching": ".dictionaries.patching",
     "FeatureView": ".widgets.features",
+    "GraphView": ".widgets.graph",
+    "attribution_graph": ".circuits.attribution",
+    "read_graph_json": ".circuits.ctjson",
+    "write_graph_json": ".circuits.ctjson",
+    "suggest_supernodes": ".circuits.supernodes",
+    "graph_intervention": ".circuits.intervene",
     "steering_vector": ".compute.steering",
     "steer": ".compute.steering",
     "SteeringView": ".widgets.steering",

@@ -21,7 +21,8 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 KIND_OF_FILE = {
     "test_notebooks.py": "notebooks",
     **dict.fromkeys(("test_families.py", "test_attention_on_demand.py", "test_hybrid_moe.py", "test_nnsight_backend.py",
-                     "test_reliability.py", "test_fuzz.py", "test_attribution_methods.py", "test_teaching_ioi.py"), "slow"),
+                     "test_reliability.py", "test_fuzz.py", "test_attribution_methods.py", "test_teaching_ioi.py",
+                     "test_teaching_two_hop.py"), "slow"),
 }
 
 

@@ -9,7 +9,6 @@ from transformers import AutoModel, GPT2Config, GPT2LMHeadModel
 import llm_widgets as lw
 from llm_widgets.compute import attention as A
 from llm_widgets.loading import default_model_path
-from llm_widgets.widgets.base import decode_array
 
 TEXT = "The cat sat on the mat because it was tired."
 
@@ -32,11 +31,11 @@ def test_minilm_attention_equals_hf_model(minilm):
     # what the view draws: the selected head travels as float16, equal to float16 precision
     for layer, head in [(0, 0), (2, 5), (5, 11)]:
         view.selected_layer, view.selected_head = layer, head
-        drawn = decode_array(view.matrix)
-        assert (view.matrix["layer"], view.matrix["head"]) == (layer, head)
+        drawn = view.matrix
+        assert (view.matrix.of["layer"], view.matrix.of["head"]) == (layer, head)
         np.testing.assert_allclose(drawn, expected[layer, head], atol=1e-3, rtol=1e-3)
     # thumbnails (T <= 48: full resolution) as uint8: within half a quantisation step
-    np.testing.assert_allclose(decode_array(view.grid), expected, atol=0.5 / 255 + 1e-7)
+    np.testing.assert_allclose(view.grid, expected, atol=0.5 / 255 + 1e-7)
     assert view.tokens == ["[CLS]", "the", "cat", "sat", "on", "the", "mat", "because", "it",
                            "was", "tired", ".", "[SEP]"]
 
@@ -134,7 +133,7 @@ def test_transport_is_binary_and_compact(minilm):
     paths = {tuple(p) for p in buffer_paths}
     assert {("grid", "data"), ("matrix", "data"), ("stats", "data")} <= paths
     L, H, T = 6, 12, 13
-    grid_bytes = len(view.grid["data"])
+    grid_bytes = len(view.get_state("grid")["grid"]["data"])
     assert grid_bytes == L * H * T * T  # one byte per shown cell
     import json
     state.pop("_esm")
@@ -155,15 +154,15 @@ def test_selection_traits_as_the_front_end_sets_them(minilm):
     front_end_update(view, selected_layer=2, selected_head=5)
     assert (view.selected_layer, view.selected_head) == (2, 5)
     assert ("selected_layer", 2) in seen and ("selected_head", 5) in seen
-    assert (view.matrix["layer"], view.matrix["head"]) == (2, 5)
+    assert (view.matrix.of["layer"], view.matrix.of["head"]) == (2, 5)
     front_end_update(view, selected_token=3, mode="rollout")
-    assert view.selected_token == 3 and view.matrix["mode"] == "rollout"
-    np.testing.assert_allclose(decode_array(view.matrix), A.rollout(view.result.attentions)[2], atol=1e-3)
+    assert view.selected_token == 3 and view.matrix.of["mode"] == "rollout"
+    np.testing.assert_allclose(view.matrix, A.rollout(view.result.attentions)[2], atol=1e-3)
     # link two views: selecting in one selects in the other
     other = lw.AttentionView(minilm, TEXT)
     ipywidgets.link((view, "selected_head"), (other, "selected_head"))
     view.selected_head = 7
-    assert other.selected_head == 7 and other.matrix["head"] == 7
+    assert other.selected_head == 7 and other.matrix.of["head"] == 7
 
 
 def test_invalid_selection_is_rejected_clearly(minilm):

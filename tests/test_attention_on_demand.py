@@ -12,11 +12,11 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 import llm_widgets as lw
+from llm_widgets.widgets.traits import _unpack
 from llm_widgets.adapter import adapter_of
 from llm_widgets.compute import attention as A
 from llm_widgets.attention_source import EagerAttention, capture_attention
 from llm_widgets.errors import UnsupportedModelError
-from llm_widgets.widgets.base import decode_array
 
 from llm_widgets.testing import FAMILIES, build
 
@@ -157,20 +157,22 @@ def test_overview_tiles_and_view_on_a_long_input(long_llama):
     v = lw.AttentionView(s, text, background=False)
     n = v.n_tokens
     m = v.matrix
-    step = m["step"]
-    assert m["n"] == n and step == math.ceil(n / 512) and m["shape"] == [math.ceil(n / step)] * 2
+    step = m.of["step"]
+    assert m.of["n"] == n and step == math.ceil(n / 512) and m.shape == (math.ceil(n / step),) * 2
     full = v.result.source.head(0, 0)
-    padded = np.zeros((m["shape"][0] * step,) * 2, np.float32)
+    padded = np.zeros((m.shape[0] * step,) * 2, np.float32)
     padded[:n, :n] = full
-    pooled = padded.reshape(m["shape"][0], step, m["shape"][0], step).max(axis=(1, 3))
-    np.testing.assert_allclose(decode_array(m), pooled, atol=1e-3)  # float16 transport
+    pooled = padded.reshape(m.shape[0], step, m.shape[0], step).max(axis=(1, 3))
+    np.testing.assert_allclose(m, pooled, atol=1e-6)
+    sent = _unpack(v.get_state("matrix")["matrix"])  # float16 transport
+    np.testing.assert_allclose(sent, pooled, atol=1e-3)
     v.tile_request = {"mode": "head", "layer": 1, "head": 2, "r0": 700, "c0": 600, "rows": 64, "cols": 128}
-    assert v.tile["r0"] == 700 and v.tile["head"] == 2 and v.tile["shape"] == [64, 128]
-    np.testing.assert_allclose(decode_array(v.tile), v.result.source.head(1, 2)[700:764, 600:728], atol=1e-3)
+    assert v.tile.of["r0"] == 700 and v.tile.of["head"] == 2 and v.tile.shape == (64, 128)
+    np.testing.assert_allclose(v.tile, v.result.source.head(1, 2)[700:764, 600:728], atol=1e-3)
     v.tile_request = {"mode": "head", "layer": 1, "head": 2, "r0": 0, "c0": 0, "rows": 4096, "cols": 8}
     assert "at most 256" in v.error
     # the grid and statistics: a streaming pass equal to the vectorised reductions of full matrices
-    assert v.stats["shape"] == [4, 2, 4] and v.grid["shape"] == [2, 4, 48, 48]
+    assert v.stats.shape == (4, 2, 4) and v.grid.shape == (2, 4, 48, 48)
     row = np.stack([v.result.source.head(1, h) for h in range(4)])[None]
     np.testing.assert_allclose(v.result.stats[:, 1:2], A.head_statistics(row), atol=1e-5)
     np.testing.assert_allclose(v.result.thumbnails[1], A.thumbnails(row, 48)[0], atol=1e-6)
@@ -178,7 +180,7 @@ def test_overview_tiles_and_view_on_a_long_input(long_llama):
         v.mode = "rollout"
     v.mode = "mean"
     mean = np.mean([v.result.source.head(0, h) for h in range(4)], axis=0)
-    assert v.matrix["mode"] == "mean" and decode_array(v.matrix).max() == pytest.approx(mean.max(), abs=1e-3)
+    assert v.matrix.of["mode"] == "mean" and v.matrix.max() == pytest.approx(mean.max(), abs=1e-3)
     A.MATERIALISE_MAX_BYTES, limit = 1 << 20, A.MATERIALISE_MAX_BYTES
     try:
         with pytest.raises(lw.LLMWidgetsError, match="read heads one at a time"):

@@ -11,7 +11,7 @@ import pytest
 import traitlets
 
 import llm_widgets as lw
-from llm_widgets.widgets.base import decode_array
+from llm_widgets.widgets.traits import _unpack
 
 NEG = "the film was terrible and the acting was slow"
 PROMPT = "The unbelievably tall tower stands in"  # 'unbelievably' is 5 WordPiece tokens
@@ -34,7 +34,13 @@ def gen_view(tiny_gpt2):
 
 
 def f16(a):
+    """What the front end receives of a float16-transported array."""
     return np.asarray(a, np.float32).astype(np.float16).astype(np.float32)
+
+
+def f32(a):
+    """What an Array trait holds (float32)."""
+    return np.asarray(a, np.float32)
 
 
 def update(view, **state):
@@ -48,31 +54,33 @@ def test_classifier_view_draws_the_result(clf_view):
     # known answer: the keyword decides the label, and occlusion finds it
     assert r.top(0, 1)[0][0] == "terrible"
     assert v.targets == ["NEGATIVE"] and v.tokens == r.tokens and v.error == ""
-    scores = decode_array(v.scores)
+    scores = v.scores
     assert scores.shape == r.scores.shape == (1, len(r.tokens))
-    np.testing.assert_array_equal(scores, f16(r.scores))
-    np.testing.assert_array_equal(decode_array(v.word_scores), f16(r.word_scores()))
+    np.testing.assert_array_equal(scores, f32(r.scores))
+    np.testing.assert_array_equal(v.word_scores, f32(r.word_scores()))
     assert v.special == [bool(x) for x in r.special_mask] and v.special[0] and v.special[-1]
     assert v.info["method"] == "occlusion" and v.info["signed"] is True and v.info["output"] == "logit"
     assert "[PAD]" in v.info["baseline"]  # the baseline used is shown
     # faithfulness panel: the summary of row 0 and the deletion curves, as binary buffers
     fa = r.faithfulness
     assert v.faithfulness["rows"][0] == fa.summary(0)
-    np.testing.assert_array_equal(decode_array(v.faithfulness["deletion"]), fa.deletion)
-    np.testing.assert_array_equal(decode_array(v.faithfulness["deletion_random"]), fa.deletion_random)
-    np.testing.assert_array_equal(decode_array(v.faithfulness["deletion_x"]), fa.deletion_x)
+    np.testing.assert_array_equal(v.faithfulness["deletion"], fa.deletion)
+    np.testing.assert_array_equal(v.faithfulness["deletion_random"], fa.deletion_random)
+    np.testing.assert_array_equal(v.faithfulness["deletion_x"], fa.deletion_x)
     # removing the keyword first collapses the logit: comprehensiveness beats a random order
     assert fa.aopc_comprehensiveness[0] > 1.0 and fa.deletion_auc[0] < fa.deletion_random_auc[0]
-    assert all(isinstance(x, dict) and "data" in x for x in (v.scores, v.word_scores))  # bytes, not lists
+    sent = v.get_state()  # what the front end receives: bytes, not lists
+    assert all(isinstance(sent[k]["data"], bytes) and sent[k]["dtype"] == "float16" for k in ("scores", "word_scores"))
+    np.testing.assert_array_equal(_unpack(sent["scores"]), f16(r.scores))
 
 
 def test_generation_matrix_and_word_level(gen_view):
     v, r = gen_view, gen_view.result
     assert r.generated and len(v.targets) == 3 and v.info["generated"]
     assert (v.selected_output, v.selected_token) == (1, 2)  # asked for up front, applied with the data
-    np.testing.assert_array_equal(decode_array(v.scores), f16(r.scores))
-    words = decode_array(v.word_scores)
-    np.testing.assert_array_equal(words, f16(r.word_scores()))
+    np.testing.assert_array_equal(v.scores, f32(r.scores))
+    words = v.word_scores
+    np.testing.assert_array_equal(words, f32(r.word_scores()))
     # 'unbelievably' is one word made of five tokens: its word score is their sum
     w = v.words.index("unbelievably")
     members = [i for i, g in enumerate(v.groups) if g == w]
@@ -127,7 +135,7 @@ def test_background_run_reports_progress_and_stays_responsive(keyword):
     assert events[-1][0] == -1.0 and v.progress == -1.0  # idle again
     # IG is complete: the view shows a small completeness delta
     assert abs(v.faithfulness["rows"][0]["relative_delta"]) < 0.05
-    np.testing.assert_array_equal(decode_array(v.scores), f16(v.result.scores))
+    np.testing.assert_array_equal(v.scores, f32(v.result.scores))
 
 
 def test_bad_target_lands_in_error_trait(keyword):
@@ -165,7 +173,7 @@ def test_export_contains_the_data_and_escapes_text(keyword, tmp_path):
     assert payload["views"][0]["bundle"] == "attribution" and "attribution" in payload["bundles"]
 
     def unpack(p):
-        return decode_array({**p, "data": base64.b64decode(p["data"]["__b64__"])})
+        return _unpack({**p, "data": base64.b64decode(p["data"]["__b64__"])})
 
     np.testing.assert_array_equal(unpack(state["scores"]), f16(v.result.scores))
     np.testing.assert_array_equal(unpack(state["word_scores"]), f16(v.result.word_scores()))
@@ -182,8 +190,8 @@ def test_contrast_row_is_the_difference_of_the_two_targets(tiny_gpt2):
     b = lw.AttributionView(tiny_gpt2, PROMPT, target="london", **kw).result.scores
     assert both.targets == ["paris \u2212 london"] and both.info["contrast"] == "london"
     np.testing.assert_allclose(both.result.scores, a - b, rtol=1e-4, atol=1e-6)
-    np.testing.assert_array_equal(decode_array(both.scores), f16(both.result.scores))
-    assert both.faithfulness == {}  # not computed: the panel says so
+    np.testing.assert_array_equal(both.scores, f32(both.result.scores))
+    assert both.faithfulness is None  # not computed: the panel says so
     with pytest.raises(lw.LLMWidgetsError, match="compute_faithfulness=False"):
         both.deletion_figure()
 
@@ -191,7 +199,7 @@ def test_contrast_row_is_the_difference_of_the_two_targets(tiny_gpt2):
 def test_saliency_is_unsigned(keyword):
     v = lw.AttributionView(keyword, NEG, method="saliency", background=False)
     assert v.info["signed"] is False and v.info["method_label"].startswith("saliency")
-    assert (decode_array(v.scores) >= 0).all() and v.result.top(0, 1)[0][0] != "[CLS]"
+    assert (v.scores >= 0).all() and v.result.top(0, 1)[0][0] != "[CLS]"
 
 
 def test_changing_method_recomputes(keyword):
@@ -204,7 +212,7 @@ def test_changing_method_recomputes(keyword):
     v.wait(60)
     assert v.error == "" and v.result.method == "occlusion" and v.info["method"] == "occlusion"
     assert v.result.top(0, 1)[0][0] == "terrible"
-    np.testing.assert_array_equal(decode_array(v.scores), f16(v.result.scores))
+    np.testing.assert_array_equal(v.scores, f32(v.result.scores))
     assert v.faithfulness["rows"][0] == v.result.faithfulness.summary(0)
     assert v.selected_token == 2  # the user's selection survives the recomputation
     with pytest.raises(traitlets.TraitError, match="Unknown method 'magic'"):

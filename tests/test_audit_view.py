@@ -11,7 +11,7 @@ import llm_widgets as lw
 from llm_widgets.audit.demo import FEMALE, MALE, REVIEWS, name_leak_classifier, name_leak_dataset
 from llm_widgets.audit.templates import TemplateSet
 from llm_widgets.teaching.classifier import POSITIVE_WORDS
-from llm_widgets.widgets.base import decode_array
+from llm_widgets.widgets.traits import _unpack
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_planted_bias_is_flagged_and_the_control_is_not(biased_view, control):
 def test_view_draws_the_result_numbers(biased_view):
     v, cf = biased_view, biased_view.result.counterfactual
     assert v.done and v.error == "" and v.progress == -1.0
-    np.testing.assert_allclose(decode_array(v.shifts), cf.shift)
+    np.testing.assert_allclose(v.shifts, cf.shift)
     worst = cf.worst(20)
     assert [p["id"] for p in v.pairs] == worst.tolist()
     top = v.pairs[0]
@@ -65,11 +65,13 @@ def test_worst_pair_attribution_points_at_the_name(biased_view):
     for p in v.pairs[:5]:
         att = v.attributions[str(p["id"])]
         for side in ("a", "b"):
-            assert len(att[side]["tokens"]) == len(decode_array(att[side]["weights"]))
+            assert len(att[side]["tokens"]) == len(att[side]["weights"])
+        sent = v.get_state("attributions")["attributions"][str(p["id"])]["a"]["weights"]  # packed for the wire
+        np.testing.assert_array_equal(_unpack(sent), att["a"]["weights"])
         assert att["a"]["what"] == "occlusion (feature ablation) of POSITIVE \u2212 NEGATIVE"
         positive = p["text_a"].rstrip(".").split()[-1] in POSITIVE_WORDS
         side, term, sign = ("b", p["term_b"], -1) if positive else ("a", p["term_a"], 1)
-        tokens, w = att[side]["tokens"], decode_array(att[side]["weights"])
+        tokens, w = att[side]["tokens"], att[side]["weights"]
         top = int(np.argmax(np.abs(w)))
         assert tokens[top] == term.lower() and sign * w[top] > 1.0, list(zip(tokens, w))
 

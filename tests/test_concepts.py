@@ -8,7 +8,6 @@ from sklearn.decomposition import PCA
 import llm_widgets as lw
 from llm_widgets.compute.concepts import project
 from llm_widgets.errors import LLMWidgetsError, NonFiniteError
-from llm_widgets.widgets.base import decode_array
 
 XSS = '<img src=x onerror="window.__xss=1">'
 
@@ -59,12 +58,12 @@ def test_view_equals_sklearn_per_layer_and_carries_it(view):
         X = acts.states[layer]
         np.testing.assert_allclose(r.coords[layer], PCA(n_components=2, random_state=0).fit_transform(X), atol=1e-4)
         np.testing.assert_array_equal(r.clusters[layer], KMeans(n_clusters=4, n_init=10, random_state=0).fit_predict(X))
-    np.testing.assert_array_equal(decode_array(view.coords), r.coords)
-    np.testing.assert_array_equal(decode_array(view.clusters), r.clusters)
-    np.testing.assert_array_equal(decode_array(view.rows), np.stack([acts.text_index, acts.token_index]))
+    np.testing.assert_array_equal(view.coords, r.coords)
+    np.testing.assert_array_equal(view.clusters, r.clusters)
+    np.testing.assert_array_equal(view.rows, np.stack([acts.text_index, acts.token_index]))
     names = view.label_names
     assert names == sorted(["noun", "other", XSS]) and view.color_by == "label"
-    assert [names[int(i)] for i in decode_array(view.label_index)] == acts.labels
+    assert [names[int(i)] for i in view.label_index] == acts.labels
     df = r.to_frame(1)
     assert len(df) == len(acts) and set(df.label) == set(names)
     np.testing.assert_array_equal(df.x, r.coords[2, :, 0])
@@ -85,7 +84,7 @@ def test_selection_and_bqplot_brush_link_both_ways(view):
     sc = fig.marks[0]
     np.testing.assert_allclose(sc.x, view.result.coords[2, :, 0])
     assert view.color_by == "label"  # like the view: coloured by label, then by cluster
-    np.testing.assert_array_equal(sc.color, decode_array(view.label_index))
+    np.testing.assert_array_equal(sc.color, view.label_index)
     view.color_by = "cluster"
     np.testing.assert_array_equal(sc.color, view.result.clusters[2])
     sc.selected = [5, 6, 7]  # what a bqplot brush does
@@ -102,7 +101,7 @@ def test_sentence_level_export_and_errors(tiny_gpt2, tmp_path):
     ds = lw.datasets.subject_number(12)
     v = lw.ConceptView(tiny_gpt2, ds, level="sentence", k=2, background=False)
     assert v.result.coords.shape == (4, 12, 2) and v.label_names == ["plural", "singular"]
-    assert (decode_array(v.rows)[1] == -1).all()
+    assert (v.rows[1] == -1).all()
     html = v.to_html(tmp_path / "c.html").read_text()
     assert '"bundle":"concepts"' in html and '"coords"' in html
     with pytest.raises(Exception, match="selected_layer must be in 0..2"):

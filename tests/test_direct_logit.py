@@ -14,7 +14,7 @@ from llm_widgets.testing import FAMILIES, build, observed_parallel
 
 TEXTS = ["The cat sat on the mat", "A dog ran in the park"]
 SUMS = ["gpt2", "llama", "gpt_neox", "gemma", "qwen2", "phi", "falcon"]  # sequential and parallel blocks
-REFUSED = {"bert-mlm": "block 0's output", "olmo2": "block 0's output", "gemma2": "soft-caps"}
+REFUSED = {"bert-mlm": "block 0's output", "olmo2": "block 0's attention output passes through a norm", "gemma2": "soft-caps"}
 _SESSIONS: dict = {}
 
 

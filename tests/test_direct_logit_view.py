@@ -9,7 +9,7 @@ import llm_widgets as lw
 from llm_widgets.compute.direct_logit import direct_logit_attribution
 from llm_widgets.errors import DoesNotApplyError, LLMWidgetsError
 from llm_widgets.widgets import direct_logit as dl
-from llm_widgets.widgets.base import decode_array
+from llm_widgets.widgets.traits import _unpack
 
 from llm_widgets.testing import build
 
@@ -19,11 +19,11 @@ TEXT = "When Mary and John went to the store John gave a drink to"
 def _check_position(v, session, position, contrast="mean"):
     r = direct_logit_attribution(session, TEXT, target="the", contrast=contrast, positions=position)
     heads = r.head_shares()[:, :, 0, 0]
-    np.testing.assert_array_equal(decode_array(v.head_shares), heads.astype(np.float32))
+    np.testing.assert_array_equal(v.head_shares, heads.astype(np.float32))
     others = [c for c in r.components if c not in {f"L{l}H{h}" for l in range(r.n_layers) for h in range(r.n_heads)}]
     assert v.components == others
-    np.testing.assert_allclose(decode_array(v.component_shares), [r.share(c)[0, 0] for c in others], rtol=1e-6)
-    assert v.head_shares["position"] == v.component_shares["position"] == position == v.summary["position"]
+    np.testing.assert_allclose(v.component_shares, [r.share(c)[0, 0] for c in others], rtol=1e-6)
+    assert v.head_shares.of["position"] == v.component_shares.of["position"] == position == v.summary["position"]
     assert v.summary["logit"] == pytest.approx(float(r.logit[0, 0]), abs=1e-6)
     assert v.summary["total"] == pytest.approx(v.summary["logit"], rel=1e-4, abs=1e-5)  # the check shown
     assert v.summary["error"] <= 1e-4 and v.summary["metric"] == r.metric == "logit(the) - mean logit"
@@ -44,7 +44,7 @@ def test_arrays_equal_the_function_at_the_selected_token(view, tiny_gpt2):
     view.selected_token = 3  # a token click
     _check_position(view, tiny_gpt2, 3)
     view.selected_token = None  # nothing selected: nothing drawn
-    assert view.head_shares == {} and view.summary == {}
+    assert view.head_shares is None and view.summary is None
     view.selected_token = 2
     _check_position(view, tiny_gpt2, 2)
 
@@ -69,7 +69,7 @@ def test_head_click_and_link_with_attention(view, tiny_gpt2):
         view.set_state({"selected_layer": 1, "selected_head": 2})  # what a click on cell (1, 2) sends
         assert (view.selected_layer, view.selected_head) == (1, 2)
         assert (att.selected_layer, att.selected_head) == (1, 2)
-        assert att.matrix["layer"] == 1 and att.matrix["head"] == 2
+        assert att.matrix.of["layer"] == 1 and att.matrix.of["head"] == 2
         att.selected_head = 3
         assert view.selected_head == 3
     finally:
@@ -87,7 +87,7 @@ def test_induction_model_largest_head_is_in_layer_1():
     letters = text.split()
     for k in (3, 7):  # position 1 + 12 + k holds letters[k] again; its next token is letters[k + 1]
         v = lw.DirectLogitView(s, text, target=letters[k + 1], contrast="mean", selected_token=13 + k)
-        heads = decode_array(v.head_shares)
+        heads = v.head_shares
         layer, head = np.unravel_index(np.abs(heads).argmax(), heads.shape)
         assert layer == 1 and heads[layer, head] > 1.0, heads
         assert v.summary["total"] == pytest.approx(v.summary["logit"], rel=1e-4)
@@ -111,5 +111,5 @@ def test_export_has_every_position_and_a_png_fallback(view, tmp_path):
     page = view.to_html(tmp_path / "dla.html").read_text()
     assert "data:image/png;base64," in page and "sum of shares" in page
     extra = view._export_extra()
-    assert decode_array(extra["heads"]).shape == (view.n_tokens, view.n_layers, view.n_heads)
-    np.testing.assert_array_equal(decode_array(extra["heads"])[view.selected_token], decode_array(view.head_shares))
+    assert _unpack(extra["heads"]).shape == (view.n_tokens, view.n_layers, view.n_heads)
+    np.testing.assert_array_equal(_unpack(extra["heads"])[view.selected_token], view.head_shares)

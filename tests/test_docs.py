@@ -32,7 +32,7 @@ def _text(markup: str) -> str:
 
 
 def test_views_are_all_counted():
-    assert len(VIEWS) == 13 and {"AttentionView", "Explorer", "FeatureView", "SteeringView"} <= set(VIEWS)
+    assert len(VIEWS) == 14 and {"AttentionView", "Explorer", "FeatureView", "SteeringView", "GraphView"} <= set(VIEWS)
 
 
 def test_every_view_has_a_guide_page(site):

@@ -17,7 +17,6 @@ from llm_widgets.errors import LLMWidgetsError
 from llm_widgets.execution import Program, run
 from llm_widgets.teaching.classifier import keyword_classifier, keyword_dataset
 from llm_widgets.testing import build
-from llm_widgets.widgets.base import decode_array
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +109,7 @@ def test_erasure_through_nnsight_equals_native(minilm_tokenizer):
 def test_probe_view_amnesic_rows(keyword):
     s, texts, labels = keyword
     v = lw.ProbeView(s, texts[:100], labels[:100], seeds=2, amnesic="readout", background=False)
-    rows = decode_array(v.amnesic_rows)
+    rows = v.amnesic_rows
     assert rows.shape == (4, 2)  # a column per block
     last = v.amnesic[-1]
     assert rows[0, 1] == pytest.approx(last.probe_after, abs=1e-6) and abs(last.probe_after - last.majority) <= 0.05

@@ -38,7 +38,7 @@ def test_feature_view_sends_hand_computed_top_features(tmp_path, minilm_tokenize
     q = v.quality["loss"]
     assert q["zero"] != q["original"] and abs(q["recovered"] - (q["zero"] - q["spliced"]) / (q["zero"] - q["original"])) < 1e-9
     # sparse: the per-token arrays are [T, k], never [T, F]
-    assert v.top_ids["shape"] == [len(r.tokens), 8] and v.bytes_sent() == len(r.tokens) * (8 * 8 + 8)
+    assert v.top_ids.shape == (len(r.tokens), 8) and v.bytes_sent() == len(r.tokens) * (8 * 8 + 8)
     # click a token: its active features, in order; click a feature: its activation over the text
     v.selected_token = 3
     assert [row["feature"] for row in v.token_features] == [int(i) for i, a in zip(want_i[3], want_v[3]) if a > 0]

@@ -344,6 +344,9 @@ def test_capabilities_of_the_default_encoder(minilm):
     assert [v for v, why in c.views.items() if not why] == ["AttentionView", "ProbeView", "ConceptView",
                                                              "NeuronView", "FeatureView", "Explorer"]
     with pytest.raises(lw.errors.DoesNotApplyError) as e:
+        lw.attribution_graph(minilm, TEXT, [])
+    assert str(e.value) == c.GraphView
+    with pytest.raises(lw.errors.DoesNotApplyError) as e:
         lw.LogitLensView(minilm, TEXT)
     assert str(e.value) == c.LogitLensView
     with pytest.raises(lw.errors.LLMWidgetsError) as e:
@@ -365,12 +368,12 @@ def test_capabilities_of_the_default_encoder(minilm):
 def test_capabilities_of_a_causal_lm_and_a_classifier(tiny_gpt2, minilm_tokenizer):
     c = lw.capabilities(tiny_gpt2)
     assert c.missing == {"SurrogateView": c.SurrogateView} and c.summary() == (
-        f"llm-widgets: 1 of 13 views do not apply to {tiny_gpt2.name}: SurrogateView (see lw.capabilities(session) "
+        f"llm-widgets: 1 of 14 views do not apply to {tiny_gpt2.name}: SurrogateView (see lw.capabilities(session) "
         f"for why)")
     clf = lw.load((build("bert"), minilm_tokenizer), device="cpu")
     c = lw.capabilities(clf)
-    assert sorted(c.missing) == ["DirectLogitView", "LogitLensView"]
-    assert c.DirectLogitView == c.LogitLensView == clf.adapter.why_not("logit_lens")
+    assert sorted(c.missing) == ["DirectLogitView", "GraphView", "LogitLensView"]
+    assert c.DirectLogitView == c.LogitLensView == c.GraphView == clf.adapter.why_not("logit_lens")
     with pytest.raises(lw.errors.DoesNotApplyError) as e:
         lw.DirectLogitView(clf, TEXT, target="the")
     assert str(e.value) == c.DirectLogitView
@@ -382,12 +385,12 @@ def test_capabilities_of_hybrids_and_state_space_models(fam, minilm_tokenizer, c
     s = lw.load((build(fam), minilm_tokenizer), device="cpu")
     line = capsys.readouterr().out.strip().splitlines()
     c = lw.capabilities(s)
-    ssm = ["AttentionView", "NeuronView", "DirectLogitView", "SurrogateView"]
-    missing = {"jamba": ["DirectLogitView", "SurrogateView"],
+    ssm = ["AttentionView", "NeuronView", "DirectLogitView", "SurrogateView", "GraphView"]
+    missing = {"jamba": ["DirectLogitView", "SurrogateView", "GraphView"],
                "qwen3_next": ["NeuronView", "DirectLogitView", "SurrogateView"],
                "mamba2": ssm, "mamba": ssm, "falcon_mamba": ssm,
-               "recurrent_gemma": ["DirectLogitView", "SurrogateView"],  # soft-capped logits
-               "nemotron_h": ["NeuronView", "DirectLogitView", "SurrogateView"]}[fam]  # no MLP block at 2 layers
+               "recurrent_gemma": ["DirectLogitView", "SurrogateView", "GraphView"],  # soft-capped logits
+               "nemotron_h": ["NeuronView", "DirectLogitView", "SurrogateView", "GraphView"]}[fam]  # no MLP at 2 layers
     assert list(c.missing) == missing and line == [c.summary()] and "see lw.capabilities(session)" in line[0]
     if "NeuronView" in missing and not s.adapter.moe:  # the real reason: no block has an MLP
         assert c.NeuronView.startswith("no block of this model has an MLP") and s.adapter.mixers[0] in c.NeuronView
@@ -395,6 +398,11 @@ def test_capabilities_of_hybrids_and_state_space_models(fam, minilm_tokenizer, c
         assert c.AttentionView.startswith("no block of this model has attention")
     if fam == "recurrent_gemma":
         assert "soft-caps its logits" in c.DirectLogitView
+    if "GraphView" in missing:  # a recurrent mixer cannot be frozen at one input: attribution_graph says the same
+        assert "cannot be frozen" in c.GraphView
+        with pytest.raises(lw.errors.DoesNotApplyError) as e:
+            lw.attribution_graph(s, TEXT, [])
+        assert str(e.value) == c.GraphView
     for view in ("LogitLensView", "AttributionView", "PatchingView", "ProbeView", "ConceptView", "Explorer"):
         assert c.applies(view)
     with pytest.raises(lw.errors.DoesNotApplyError) as e:

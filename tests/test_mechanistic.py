@@ -9,7 +9,6 @@ from llm_widgets.execution.hooks import capture, hooks, num_hooks
 from llm_widgets.compute.logit_lens import lens_logits, logit_lens
 from llm_widgets.compute.neurons import neuron_activations
 from llm_widgets.errors import LLMWidgetsError
-from llm_widgets.widgets.base import decode_array
 
 TEXT = "The cat sat on the mat because it was tired"
 
@@ -111,10 +110,10 @@ def test_neuron_activations_match_bert_intermediate(minilm):
 
 def test_neuron_view(minilm, tiny_gpt2):
     v = lw.NeuronView(minilm, TEXT, selected_layer=3)
-    np.testing.assert_allclose(decode_array(v.acts), v.result.activations[3], rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(v.acts, v.result.activations[3], rtol=1e-3, atol=1e-3)
     v.selected_layer = 5
-    assert v.acts["layer"] == 5
-    np.testing.assert_allclose(decode_array(v.acts), v.result.activations[5], rtol=1e-3, atol=1e-3)
+    assert v.acts.of["layer"] == 5
+    np.testing.assert_allclose(v.acts, v.result.activations[5], rtol=1e-3, atol=1e-3)
     with pytest.raises(Exception, match="layer must be in 0..5"):
         v.selected_layer = 6
     with pytest.raises(Exception, match="selected_neuron"):
@@ -147,7 +146,7 @@ def test_logit_lens_final_layer_reproduces_the_model(tiny_gpt2):
 
 def test_logit_lens_view_and_errors(tiny_gpt2, minilm, tmp_path):
     v = lw.LogitLensView(tiny_gpt2, TEXT)
-    np.testing.assert_allclose(decode_array(v.top_probs), v.result.top_probs)
+    np.testing.assert_allclose(v.top_probs, v.result.top_probs)
     assert v.layer_names == ["embeddings", "layer 0", "layer 1", "layer 2"] and v.n_layers == 3
     v.selected_layer, v.selected_token = 2, 2
     v.selected_layer = lw.EMBEDDINGS  # the first row

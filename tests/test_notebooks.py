@@ -50,24 +50,23 @@ CLAIMS = {
          "v[0] == '1' and 0.48 <= v[1] <= 0.56"),
     ],
     "01_attention.ipynb": [
-        ("head (5, 11) gives about 0.71 of 'it' to 'cat' and about 0.10 to 'mat'", "(coref_head, A[coref_head][it, cat], A[coref_head][it, mat])",
-         "v[0] == (5, 11) and 0.65 <= v[1] <= 0.77 and 0.05 <= v[2] <= 0.15"),
-        ("(5, 11): it -> cat about 0.71 with tired and 0.68 with soft; it -> trophy about 0.37 with big and 0.36 with small",
-         "[float(r['it -> first noun']) for r in rows]", "all(abs(a - b) <= 0.02 for a, b in zip(v, (0.71, 0.68, 0.37, 0.36)))"),
-        ("(5, 11) hardly moves when the meaning flips (0.71 -> 0.68, 0.37 -> 0.36)", "[switch(p)[coref_head] for p in ('cat/mat', 'trophy/suitcase')]",
-         "all(abs(x) < 0.06 for x in v)"),
-        ("the best of 72 heads on cat/mat, (3, 1), moves about +0.39", "(best_switch, moves[best_switch])",
-         "v[0] == (3, 1) and 0.3 <= v[1] <= 0.5"),
-        ("it moves the wrong way on trophy/suitcase (about -0.08)", "replication", "-0.15 <= v < 0"),
-        ("zeroing (5, 11) lowers cos(it, cat) by 0.12-0.15 with tired and with soft",
-         "[similarity[(a, 'cos(it, cat)')]['no ablation'] - similarity[(a, 'cos(it, cat)')][f'zero {coref_head}'] for a in ('tired', 'soft')]",
-         "all(0.1 <= x <= 0.18 for x in v)"),
-        ("the control head changes cos(it, cat) by less than 0.01",
-         "[similarity[(a, 'cos(it, cat)')]['no ablation'] - similarity[(a, 'cos(it, cat)')][f'zero {quiet_head} (control)'] for a in ('tired', 'soft')]",
-         "all(abs(x) < 0.01 for x in v)"),
+        ("head (0, 1) gives about 0.89 of the last word's attention to Mary and about 0.06 to John",
+         "(answer_head, W[answer_head][end, mary], W[answer_head][end, john])",
+         "v[0] == (0, 1) and 0.85 <= v[1] <= 0.93 and 0.03 <= v[2] <= 0.09"),
+        ("the answer flips (Mary about 14.7 -> 3.6, John about 4.2 -> 14.5); (0, 1) stays on Mary (0.89, then 0.72), "
+         "about 0.05 on John both times",
+         "flip_table.iloc[:, 1:].values.tolist()",
+         "abs(v[0][2] - 14.7) <= 0.4 and abs(v[1][2] - 3.6) <= 0.4 and abs(v[0][3] - 4.2) <= 0.4 and abs(v[1][3] - 14.5) <= 0.4 "
+         "and abs(v[0][0] - 0.89) <= 0.03 and abs(v[1][0] - 0.72) <= 0.03 and all(0.02 <= r[1] <= 0.08 for r in v)"),
+        ("zeroing (0, 1) raises the mean logit difference (about 3.98 -> 4.41) and the share preferred (88% -> 92%); "
+         "the control moves it by about 0.05",
+         "ioi_ablation.values.tolist()",
+         "abs(v[0][0] - 3.98) <= 0.05 and abs(v[1][0] - 4.41) <= 0.05 and abs(v[0][1] - 0.875) < 0.01 and abs(v[1][1] - 0.925) < 0.01 "
+         "and abs(v[2][0] - v[0][0]) < 0.1"),
         ("sink heads: about 0.87 on [CLS], cosine about 0.997 when zeroed; the least sink-like: about 0.85",
          "sink_effect[['mean attention on [CLS]', 'cosine to the unablated embedding']].values.tolist()",
-         "0.8 <= v[0][0] <= 0.92 and v[0][1] >= 0.99 and 0.8 <= v[1][1] <= 0.9 and (5, 11) in least_sink"),
+         "0.8 <= v[0][0] <= 0.92 and v[0][1] >= 0.99 and 0.8 <= v[1][1] <= 0.9"),
+        ("3 of the 5 least sink-like heads are in layer 0", "sum(l == 0 for l, _ in least_sink)", "v == 3"),
         ("[CLS] gives the keyword about 0.83 or more, in every head", "cls_on_keyword.values", "v.min() >= 0.8"),
         ("two keywords: layer 0 -> wonderful (0.95), layer 1 -> terrible (0.99)",
          "two_keywords.iloc[:, :2].loc[['terrible', 'wonderful']].values.tolist()",
@@ -79,8 +78,8 @@ CLAIMS = {
          "(float(probs[0]), two_keywords.loc['terrible'].tolist()[-2:], two_keywords.loc['wonderful'].tolist()[-2:])",
          "0.88 <= v[0] <= 0.97 and 2.2 <= v[1][0] <= 2.8 and v[1][1] < -2 and -1.1 <= v[2][0] <= -0.7 and v[2][1] > 0.7"),
         ("exercise 1: the previous-token head is (0, 2), about 1.0", "prev[0]", "v[:2] == (0, 2) and v[2] >= 0.95"),
-        ("exercise 2: on dog/cat (3, 1) moves the wrong way (about -0.20), (5, 11) barely (about -0.01)",
-         "[dog_cat[best_switch], dog_cat[coref_head]]", "-0.26 <= v[0] <= -0.14 and abs(v[1]) < 0.05"),
+        ("exercise 2: (0, 1) gives Mary 0.66-0.89 in all four sentences, John at most about 0.09", "four",
+         "len(v) == 4 and v['-> Mary'].between(0.63, 0.92).all() and (v['-> John'] <= 0.1).all()"),
         ("exercise 3: attention Grad-CAM follows the target", "chefer_top",
          "v == {'NEGATIVE': 'terrible', 'POSITIVE': 'wonderful'}"),
         ("exercise 4: the checker accepts the solution, which finds (0, 2) with the view's own numbers",
@@ -114,7 +113,12 @@ CLAIMS = {
          "token; every other prompt token below 0.1",
          "(lambda sc: ([int(i) for i in np.argsort(-sc)[:3]], float(np.sort(np.abs(sc))[-4])))(np.asarray(g.result.scores[0]))",
          "v[0] == [4, 3, len(g.result.tokens) - 1] and v[1] < 0.1"),
-        ("exercise 1: Shapley about 92%, AttnLRP 100%", "more_methods", "0.88 <= v['shapley'] <= 0.97 and v['lrp'] == 1.0"),
+        ("contrast: the letter before the target's copy about +4.7 (the most); the target's copy below 0.6; the contrast's copy "
+         "about +1.8, not negative",
+         "(lambda sc: (int(np.argmax(sc)), float(sc[3]), float(sc[4]), float(sc[6])))(np.asarray(contrast_view.wait().result.scores[0]))",
+         "v[0] == 3 and 4.3 <= v[1] <= 5.1 and abs(v[2]) < 0.6 and 1.5 <= v[3] <= 2.1"),
+        ("exercise 1: Shapley about 92%, below occlusion's 97%; AttnLRP 100%", "(more_methods, keyword_top['saturated']['occlusion'])",
+         "0.88 <= v[0]['shapley'] <= 0.95 and v[0]['shapley'] < v[1] and v[0]['lrp'] == 1.0"),
         ("exercise 2: IG sums to f(x) - f(baseline) (about 1.78); gradient x input to about 0.12", "completeness",
          "abs(v['ig'][0] - v['ig'][1]) < 0.05 * abs(v['ig'][1]) and 1.7 <= v['ig'][1] <= 1.85 and 0.08 <= v['grad_x_input'][0] <= 0.16"),
         ("exercise 3: POSITIVE, with 'great' on top", "(negated.targets, negated.top(0, 1)[0][0])", "v == (['POSITIVE'], 'great')"),
@@ -169,6 +173,11 @@ CLAIMS = {
          "list(v[0].sort_values().index) == list(v[1].sort_values().index) and all(0.45 <= v[1][h] / v[0][h] <= 0.7 for h in range(4)) "
          "and all(0.08 <= v[1][h] <= 0.27 for h in range(4)) and 0.6 <= v[1].sum() <= 0.7 "
          "and (v[0] - v[1]).idxmax() == 2 and 0.18 <= (v[0] - v[1]).max() <= 0.22 and -0.06 <= v[2] <= -0.02"),
+        ("neurons: in the sentence the name neuron fires on both Johns (about 2.4) and Mary (about 1.9); over the corpus its "
+         "top ten are first names at about 3.0-3.3, none John",
+         "(in_sentence, over_corpus, __import__('llm_widgets.teaching.ioi', fromlist=['NAMES']).NAMES)",
+         "[w for w, _ in v[0]] == ['John', 'John', 'Mary'] and all(2.2 <= a <= 2.6 for _, a in v[0][:2]) and 1.7 <= v[0][2][1] <= 2.1 "
+         "and len(v[1]) == 10 and all(w in v[2] and w != 'John' and 2.9 <= a <= 3.4 for w, a in v[1])"),
         ("the final residual's RMS at the last position: about 0.75 corrupted against 1.08 clean", "rms",
          "0.72 <= v['corrupted'] <= 0.78 and 1.04 <= v['clean'] <= 1.12"),
         ("residual map: the difference sits at the changed position after layer 0, at the last position after layer 1",
@@ -200,9 +209,37 @@ CLAIMS = {
         ("exercise 5: the checker accepts the solution; the hook gives ablate's loss, zero and mean", "(hook_ok, hook_losses)",
          "v[0] is True and all(abs(a - b) < 1e-5 for a, b in v[1].values())"),
     ],
+    "03b_ioi.ipynb": [
+        ("IO preferred in about 96% of 200 held-out prompts, mean logit difference about 4.7; corrupted about -0.3",
+         "(solved, ld.mean(), ld_corrupted.mean())", "0.95 <= v[0] <= 0.98 and 4.4 <= v[1] <= 5.0 and -0.5 <= v[2] <= 0"),
+        ("DLA: the shares add up; the layer-0 MLP about +2.9 (the most), (0, 3) about +1.1, every other head below 0.1, "
+         "the last MLP about 0.5",
+         "(dla.sum(), float(np.mean(logits)), dla.idxmax(), dla['L0 mlp'], heads_dla.loc[0, 3], heads_dla.abs().drop(index=0).max().max(), "
+         "heads_dla.loc[0].drop(3).abs().max(), dla[f'L{s.n_layers - 1} mlp'])",
+         "abs(v[0] - v[1]) < 1e-3 and v[2] == 'L0 mlp' and 2.7 <= v[3] <= 3.1 and 1.0 <= v[4] <= 1.2 and v[5] < 0.1 "
+         "and v[6] < 0.1 and 0.4 <= v[7] <= 0.6 and 4.8 <= v[1] <= 5.3"),
+        ("head patching: (0, 3) about 0.78, no other head more than 0.05", "head_patch",
+         "0.74 <= v.loc[0, 3] <= 0.82 and v.stack().drop((0, 3)).abs().max() <= 0.05"),
+        ("path patching: (0, 3) direct 0.16, through MLPs 0.90; into layers 1, 2, 3: 0.10, 0.20, 0.04; every other sender 0.08 or less",
+         "paths", "0.13 <= v.loc[(0, 3), 'direct to the logits'] <= 0.19 and 0.86 <= v.loc[(0, 3), 'to the logits, MLPs recompute'] <= 0.94 "
+         "and all(abs(v.loc[(0, 3), f\"to layer {R}'s heads\"] - x) <= 0.03 for R, x in ((1, 0.10), (2, 0.20), (3, 0.04))) "
+         "and v.drop((0, 3)).abs().max().max() <= 0.085"),
+        ("(0, 3) attends END -> S2 about 0.98; the other layer-0 heads about 0.4 on IO and S1; no head END->IO much above END->S1 "
+         "(gap <= 0.05); every S2 -> S1 and S2 -> S1+1 below 0.4, the strongest about 0.36 in layers 1-2",
+         "attn", "0.96 <= v.loc[(0, 3), 'END -> S2'] and all(0.35 <= v.loc[(0, h), c] <= 0.47 for h in range(3) for c in ('END -> IO', 'END -> S1')) "
+         "and (v['END -> IO'] - v['END -> S1']).max() <= 0.06 and v[['S2 -> S1 (duplicate)', 'S2 -> S1+1 (induction)']].max().max() < 0.4 "
+         "and v['S2 -> S1+1 (induction)'].idxmax()[0] in (1, 2) and 0.32 <= v['S2 -> S1+1 (induction)'].max() <= 0.4"),
+        ("exercise 1: both orders solved in about 97-98%, (0, 3) puts more than 0.99 on S2 in both", "pd.DataFrame(by_order)",
+         "((0.96 <= v.loc['IO preferred']) & (v.loc['IO preferred'] <= 0.99)).all() and (v.loc['(0, 3): END -> S2'] > 0.99).all()"),
+        ("exercise 2: Paul (the last name) lowest, about -0.8; Mary and John tie at about 9.8", "shortcut",
+         "min(v, key=v.get) == 'Paul' and -1.2 <= v['Paul'] <= -0.4 and abs(v['Mary'] - v['John']) < 0.1 and 9.4 <= v['Mary'] <= 10.2"),
+    ],
     "04_probing_concepts.ipynb": [
         ("tense is decodable from the embeddings (about 0.96) and perfectly from block 0 on", "default_table['accuracy']",
          "0.9 <= v.loc['embeddings'] <= 0.99 and (v.loc[0:] >= 0.99).all()"),
+        ("embeddings: ci95 about 0.13, Wilson interval about 0.85-0.99 (crosses 0.9); blocks 0-4: ci95 0",
+         "(default_table['ci95'], probe.result.interval()[0][0], probe.result.interval()[1][0])",
+         "0.1 <= v[0].loc['embeddings'] <= 0.16 and (v[0].loc[0:4] == 0).all() and 0.82 <= v[1] < 0.9 and 0.97 <= v[2] <= 1"),
         ("the default control is about 0.5 at every layer (0.47-0.57)", "default_table['control']", "v.min() >= 0.44 and v.max() <= 0.6"),
         ("46 verb forms", "len(set(main_verb))", "v == 46"),
         ("the verb-form control reaches 0.68-0.79; selectivity 0.17-0.33", "verb_table[['control', 'selectivity']]",
@@ -239,6 +276,8 @@ CLAIMS = {
         ("typo fails for both, pass rates about 0.86 and 0.88",
          "summary[summary['check'].str.startswith('typo')][['value', 'passed']].values.tolist()",
          "0.83 <= v[0][0] <= 0.89 and 0.85 <= v[1][0] < 0.9 and v[0][1] is False and v[1][1] is False"),
+        ("typo: 9 of the biased model's 40 failures misspell the first name, none of the control's 33", "typo_in_names",
+         "v == {'biased': (9, 40), 'control': (0, 33)}"),
         ("synonym: biased fails (0.87), control passes (0.904) with a CI of about 0.85 to 0.94",
          "summary[summary['check'].str.startswith('synonym')][['value', 'ci_low', 'ci_high', 'passed']].values.tolist()",
          "0.84 <= v[0][0] < 0.9 and v[0][3] is False and 0.9 <= v[1][0] <= 0.91 and v[1][3] is True"
@@ -281,6 +320,30 @@ CLAIMS = {
         ("exercise 1: clamped at twice its activation everywhere, P('x') falls to about 0.03; 'g' about 0.96",
          "(p_doubled, doubled['outputs'][0], doubled['after'][0])", "v[0] <= 0.1 and v[1] == 'g' and v[2] >= 0.9"),
         ("exercise 2: about 53 of the 256 features never fire on the corpus", "dead", "40 <= v <= 70"),
+    ],
+    "08_circuits.ipynb": [
+        ("every prompt right, the held-out people's two-hop prompts too (1.00)", "accuracy", "min(v.values()) >= 0.99"),
+        ("the top route is E_21_1 -> 0_26_2 -> 3_45_3, and feature 26 is th.b_feature('Paris')", "(route, paris)",
+         "v[0] == ['E_21_1', '0_26_2', '3_45_3'] and v[1] == (0, 26)"),
+        ("pruning keeps 8 of the 35 nodes; replacement 0.97, completeness 0.99",
+         "(graph.n_nodes, full.n_nodes, graph.replacement_score, graph.completeness_score)",
+         "v[0] == 8 and v[1] == 35 and 0.95 <= v[2] <= 0.99 and v[3] >= 0.97"),
+        ("the graph predicts 13.2 -> about 8.6; the model falls only to about 10.4 and still answers France (about 0.71; Japan 0.28)",
+         "(zeroed.logit_before[0], zeroed.logit_after[0], zeroed.logit_predicted[0], zeroed.top_after[:2])",
+         "13.0 <= v[0] <= 13.4 and 10.1 <= v[1] <= 10.7 and 8.3 <= v[2] <= 8.9 and v[3][0][0] == 'France'"
+         " and 0.65 <= v[3][0][1] <= 0.77 and v[3][1][0] == 'Japan'"),
+        ("heads 0 and 3 of layer 1 look at the city position (0.89 and 0.99), after the edit 0.29 and 0.01",
+         "(before[[0, 3], 2], after[[0, 3], 2])", "min(v[0]) >= 0.85 and max(v[1]) <= 0.35"),
+        ("the group is 0_35_1 and 0_26_2 (cosine 0.82); zeroed together France falls to about 10.0 (graph: 9.3), still the answer",
+         "(city_node.ids, city_node.similarity, both.logit_after[0], both.logit_predicted[0], both.top_after[0][0], view.supernodes)",
+         "v[0] == ('0_35_1', '0_26_2') and 0.78 <= v[1] <= 0.86 and 9.7 <= v[2] <= 10.3 and 9.0 <= v[3] <= 9.6"
+         " and v[4] == 'France' and v[5] == [[city_node.name, '0_35_1', '0_26_2']]"),
+        ("a suggestion, not a finding: feature 35 promotes Berlin first, the Paris feature Paris", "promotes",
+         "v == {'0_35_1': 'Berlin', '0_26_2': 'Paris'}"),
+        ("exercise 1: Kevin's route goes through layer 0's feature 41 at the city position, the Berlin feature",
+         "(kevin_route, th.b_feature('Berlin'))", "v[0][0] == 'E_35_1' and v[0][1] == '0_41_2' and v[1] == (0, 41)"),
+        ("exercise 2: the answer falls on all four Paris prompts by about 2 to 4, at most about 0.01 on the others",
+         "(paris_change, others_change)", "(v[0] <= -1.5).all() and v[0].min() >= -4.5 and v[1] <= 0.02"),
     ],
     "07_steering.ipynb": [
         ("unsteered the filler sentences are POSITIVE; at strength 2 every one is NEGATIVE at blocks 0 and 1 (suggested: 2)",
@@ -360,6 +423,7 @@ PROMPTED_SOURCES = {
     "lw.teaching.induction_model": "02 and 03 ask what the induction model does",
     "lw.teaching.induction_scores": "03 asks how many layer-1 heads are induction heads",
     "lw.teaching.repeated_prompt": "03 asks about the repeated prompt's heads, loss and logit lens",
+    "lw.teaching.ioi_model": "03b asks which parts of the IOI model make its choice",
 }
 
 

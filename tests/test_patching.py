@@ -5,7 +5,6 @@ import pytest
 from llm_widgets.execution.hooks import num_hooks
 from llm_widgets.compute.patching import patching
 from llm_widgets.errors import LLMWidgetsError
-from llm_widgets.widgets.base import decode_array
 
 CLEAN = "When Mary and John went to the store, John gave a drink to"
 CORRUPT = "When Mary and John went to the store, Mary gave a drink to"
@@ -93,9 +92,9 @@ def test_patching_view_background_progress_and_selection(tiny_gpt2):
     v.observe(lambda c: seen.append(c["new"]), names=["progress"])
     v.wait(60)
     assert v.error == "" and v.result is not None and v.progress == -1.0
-    np.testing.assert_allclose(decode_array(v.scores), v.result.scores, atol=0)
-    np.testing.assert_allclose(decode_array(v.head_scores), v.result.head_scores, atol=0)
-    idx = decode_array(v.top_index).astype(int)
+    np.testing.assert_allclose(v.scores, v.result.scores, atol=0)
+    np.testing.assert_allclose(v.head_scores, v.result.head_scores, atol=0)
+    idx = v.top_index.astype(int)
     assert v.top_tokens[idx[0, 2, len(v.tokens) - 1, 0]] == v.result.clean_top[0][0]
     v.selected_site, v.selected_layer, v.selected_token = "attn", 1, 4
     with pytest.raises(Exception, match="selected_layer"):
@@ -118,7 +117,7 @@ def test_static_export_carries_the_numbers(tiny_gpt2, tmp_path):
 
     v = lw.PatchingView(tiny_gpt2, clean=CLEAN, corrupted=CORRUPT, answers=("mary", "john"), per_head=False)
     page = v.to_html(tmp_path / "p.html").read_text()
-    assert "lw-payload" in page and v.head_scores == {}
+    assert "lw-payload" in page and v.head_scores is None
 
 
 @pytest.mark.parametrize("family", ["gpt2", "llama", "bert"])

@@ -10,7 +10,7 @@ import llm_widgets as lw
 from llm_widgets.compute.activations import extract, token_states
 from llm_widgets.compute.probing import control_task, probe_layers
 from llm_widgets.errors import EmptyInputError, LLMWidgetsError, NonFiniteError
-from llm_widgets.widgets.base import decode_array
+from llm_widgets.widgets.traits import _unpack
 
 XSS = '<img src=x onerror="window.__xss=1">'
 
@@ -258,9 +258,9 @@ def test_view_traits_figure_and_export_carry_the_result(tiny_bert, tmp_path):
     v = lw.ProbeView(tiny_bert, ds.texts, labels, seeds=3, background=False)
     r = v.result
     assert v.done and v.progress == -1 and v.error == ""
-    curves = decode_array(v.curves)
+    curves = v.curves
     np.testing.assert_allclose(curves, np.stack([r.mean, r.ci, r.control_mean, r.control_ci, r.selectivity]), rtol=1e-6)
-    np.testing.assert_array_equal(decode_array(v.confusion), r.confusion)
+    np.testing.assert_array_equal(v.confusion, r.confusion)
     assert v.selected_layer == r.best_layer and v.n_layers == 4 and v.classes == sorted(["affirmative", XSS])
     assert v.majority == pytest.approx(r.majority)
     for layer, ex in enumerate(v.examples):
@@ -276,7 +276,7 @@ def test_view_traits_figure_and_export_carry_the_result(tiny_bert, tmp_path):
     n_checked = 0
     for layer, ex in enumerate(v.examples):
         for e, w in zip(ex, r.wrong[layer]):
-            c = decode_array(e["weights"])
+            c = _unpack(e["weights"])
             tr = tiny_bert.trace(v.activations.texts[e["row"]])
             assert len(c) == len(e["tokens"]) and (c[tr.special_mask] == 0).all()
             _, b = r.margin_direction(r.layers[layer], w["seed"], w["pred"], w["true"])  # examples: one per row
@@ -325,5 +325,5 @@ def test_background_errors_land_in_the_view_and_no_control_mode(tiny_bert):
         lw.ProbeView(tiny_bert, ["a", "b", "c"], ["x", "x", "y"], background=False)
     ds = lw.datasets.tense(20)
     nc = lw.ProbeView(tiny_bert, ds, seeds=2, control=False, background=False)
-    assert decode_array(nc.curves)[2].tolist() == [-1.0] * 5  # the view hides the control curve
+    assert nc.curves[2].tolist() == [-1.0] * 5  # the view hides the control curve
     assert [m.labels[0] for m in nc.figure().marks] == ["95% CI", "accuracy", "majority"]

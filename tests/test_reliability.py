@@ -11,7 +11,7 @@ import torch
 import llm_widgets as lw
 from llm_widgets.compute.logit_lens import lens_logits
 from llm_widgets.compute.activations import extract
-from llm_widgets.widgets.base import decode_array
+from llm_widgets.widgets.traits import _unpack
 
 NEG = "the film was terrible and the acting was slow"
 TEXTS = ["the film was great", "a terrible plot", "the acting was wonderful", "slow and dull scenes",
@@ -71,7 +71,7 @@ def test_export_waits_for_background_work(keyword, tmp_path):
     path = v.to_html(tmp_path / "attr.html")
     assert not v.computing and v.result is not None
     state = v.export_state()
-    assert state["targets"] == ["target"] and decode_array(state["scores"]).shape == (1, len(v.tokens))
+    assert state["targets"] == ["target"] and _unpack(state["scores"]).shape == (1, len(v.tokens))
     assert "preparing" not in path.read_text()
 
 

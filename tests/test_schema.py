@@ -12,7 +12,7 @@ import pytest
 import traitlets as t
 
 from llm_widgets.widgets import schema
-from llm_widgets.widgets.traits import Array, Index, Layer
+from llm_widgets.widgets.traits import Array, Index, Layer, Map, Record
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,6 +32,18 @@ def test_trait_types_map_to_typescript():
     assert schema.ts_type(t.Dict()) == "Record<string, any>"
 
 
+def test_what_an_array_is_of_and_records_are_typed():
+    assert schema.ts_type(Array("float16", of={"layer": int, "mode": ("head", "mean")})) == \
+        'PackedArray<{ layer: number; mode: "head" | "mean"; }>'
+    row = Record({"id": t.Int(), "shift": t.Float(allow_none=True), "weights": Array("float32")}, optional=("shift",))
+    assert schema.ts_type(row) == "{ id: number; shift?: number | null; weights: PackedArray; }"
+    assert schema.ts_type(t.List(row)) == "({ id: number; shift?: number | null; weights: PackedArray; })[]"
+    assert schema.ts_type(Record({"n": t.Int()}, allow_none=True)) == "{ n: number; } | null"  # not computed yet
+    assert schema.ts_type(t.Tuple(t.Unicode(), t.Bool())) == "[string, boolean]"
+    assert schema.ts_type(t.Union([t.Unicode(), t.Int(), t.Float()])) == "string | number"
+    assert schema.ts_type(Map(t.List(t.Float()))) == "Record<string, number[]>"
+
+
 def test_every_view_reads_its_model_through_its_state_type():
     for cls in schema.views():
         name = f"{cls.__name__}State"
@@ -39,17 +51,48 @@ def test_every_view_reads_its_model_through_its_state_type():
         assert users, f"no view reads its model as Model<{name}>"
 
 
-@pytest.mark.skipif(shutil.which("npx") is None or not (ROOT / "node_modules" / "typescript").exists(),
-                    reason="needs node and the JS dev dependencies (npm install)")
-def test_a_renamed_trait_fails_the_typecheck(tmp_path):
+needs_tsc = pytest.mark.skipif(shutil.which("npx") is None or not (ROOT / "node_modules" / "typescript").exists(),
+                               reason="needs node and the JS dev dependencies (npm install)")
+
+
+def typecheck(tmp_path, interface: str, old: str, new: str) -> subprocess.CompletedProcess:
+    """tsc over a copy of js/src whose generated `interface` has `old` replaced by `new` (once)."""
     js = tmp_path / "js"
     shutil.copytree(ROOT / "js" / "src", js / "src")
     shutil.copy(ROOT / "js" / "tsconfig.json", js / "tsconfig.json")
     (js / "tsconfig.json").write_text((js / "tsconfig.json").read_text().replace('"test/**/*.ts"', '"src/**/*.d.ts"'))
     state = js / "src" / "generated" / "state.ts"
     text = state.read_text()
-    block = re.search(r"export interface AttentionViewState \{.*?\n\}", text, re.S).group(0)
-    state.write_text(text.replace(block, block.replace("  selected_head:", "  selected_head_index:")))
+    block = re.search(rf"export interface {interface} \{{.*?\n\}}", text, re.S).group(0)
+    assert block.count(old) == 1, f"{old!r} is not in {interface} once"
+    state.write_text(text.replace(block, block.replace(old, new)))
     tsc = ROOT / "node_modules" / ".bin" / "tsc"
-    out = subprocess.run([str(tsc), "--noEmit", "-p", str(js)], capture_output=True, text=True, timeout=300)
+    return subprocess.run([str(tsc), "--noEmit", "-p", str(js)], capture_output=True, text=True, timeout=300)
+
+
+@needs_tsc
+def test_a_renamed_trait_fails_the_typecheck(tmp_path):
+    out = typecheck(tmp_path, "AttentionViewState", "  selected_head:", "  selected_head_index:")
     assert out.returncode != 0 and "attention.ts" in out.stdout and "selected_head" in out.stdout, out.stdout[-2000:]
+
+
+@needs_tsc
+def test_a_renamed_metadata_key_fails_the_typecheck(tmp_path):
+    """What NeuronView's `acts` is of (Array(of={"layer": int})) is typed: renamed, neuron.ts fails."""
+    out = typecheck(tmp_path, "NeuronViewState", "acts: PackedArray<{ layer: number; }>", "acts: PackedArray<{ block: number; }>")
+    assert out.returncode != 0 and "neuron.ts" in out.stdout and "'layer'" in out.stdout, out.stdout[-2000:]
+
+
+@needs_tsc
+def test_a_renamed_record_field_fails_the_typecheck(tmp_path):
+    """AuditView's records are typed (audit.py: EXAMPLE): a renamed field of an attack example fails audit.ts."""
+    out = typecheck(tmp_path, "AuditViewState", "; words_changed: number;", "; n_words_changed: number;")
+    assert out.returncode != 0 and "audit.ts" in out.stdout and "words_changed" in out.stdout, out.stdout[-2000:]
+
+
+@needs_tsc
+def test_the_unedited_copy_typechecks(tmp_path):
+    """The control for the three tests above: the same copy, nothing renamed, passes tsc."""
+    out = typecheck(tmp_path, "NeuronViewState", "acts: PackedArray<{ layer: number; }>",
+                    "acts: PackedArray<{ layer: number; }>")
+    assert out.returncode == 0, out.stdout[-2000:]

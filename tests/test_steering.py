@@ -19,7 +19,6 @@ from llm_widgets.errors import BackendUnsupportedError, LLMWidgetsError
 from llm_widgets.execution import Program, Write, run
 from llm_widgets.teaching.classifier import FILLER_WORDS, keyword_classifier, keyword_dataset
 from llm_widgets.testing import build
-from llm_widgets.widgets.base import decode_array
 
 TEXT = "the cat sat on the mat because it was tired"
 
@@ -182,7 +181,7 @@ def test_steering_view_suggests_a_strength_that_flips_the_classifier(keyword, tm
     sweep = view.result
     flipped = (sweep.per_prompt[0, sweep.strengths.index(st), :, 0] > 0.5).mean()
     assert flipped >= 0.9 and (sweep.per_prompt[0, 0, :, 0] > 0.5).mean() <= 0.1
-    np.testing.assert_allclose(decode_array(view.probs), sweep.probs, atol=1e-6)
+    np.testing.assert_allclose(view.probs, sweep.probs, atol=1e-6)
     view.save(tmp_path / "v.safetensors")
     assert "P(NEGATIVE)" in view.to_html(tmp_path / "v.html").read_text(encoding="utf-8")
 
@@ -193,12 +192,12 @@ def test_steering_view_generations(tiny_gpt2, tmp_path):
     view = lw.SteeringView(s, ["the cat sat", "<b>x</b> y"], vec, layers=[1, 2], strengths=[0, 1, 8], max_new_tokens=5,
                            background=False)
     assert view.mode == "generate" and len(view.cells) == 2 and len(view.cells[0]) == 3
-    score = decode_array(view.score)
+    score = view.score
     assert score.shape == (2, 3) and np.all(score[:, 0] == 0)
     assert view.selected_strength == 8
     g = view.result
     assert view.broken == g.broken(4.0).tolist()
-    np.testing.assert_allclose(decode_array(view.perplexity), g.perplexity.mean(2), rtol=1e-6)
+    np.testing.assert_allclose(view.perplexity, g.perplexity.mean(2), rtol=1e-6)
     with pytest.raises(TypeError):
         lw.SteeringView(s, ["a"], vec, layers=[1], bogus=True)
     with pytest.raises(LLMWidgetsError, match="layers"):

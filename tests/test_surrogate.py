@@ -10,7 +10,6 @@ import llm_widgets as lw
 from llm_widgets.compute.surrogate import compare_attributions, fit_surrogates, split, split_texts
 from llm_widgets.errors import LLMWidgetsError
 from llm_widgets.teaching.classifier import KEYWORD_LABELS, NEGATIVE_WORDS, POSITIVE_WORDS, keyword_dataset
-from llm_widgets.widgets.base import decode_array
 
 KEYWORDS = set(POSITIVE_WORDS + NEGATIVE_WORDS)
 N = 400
@@ -152,7 +151,7 @@ def test_view_publishes_the_result_and_explains_on_demand(view):
     assert view.done and view.error == ""
     assert [r["name"] for r in view.surrogates] == [s.name for s in res.surrogates]
     assert view.texts == res.test_texts and view.teacher_pred == res.teacher_pred.tolist()
-    np.testing.assert_array_equal(decode_array(view.preds), np.stack([s.pred for s in res.surrogates]))
+    np.testing.assert_array_equal(view.preds, np.stack([s.pred for s in res.surrogates]))
     assert view.selected_text == 0 and view.selected_surrogate is None
     assert set(view.details) == {f"{i}:0" for i in range(len(res.surrogates))}  # the first text, for exports
     lo = by_name(res, "logistic")

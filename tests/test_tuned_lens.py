@@ -21,7 +21,6 @@ from llm_widgets.compute.tuned_lens import (
 )
 from llm_widgets.compute.tuned_lens_train import mean_kl, train_tuned_lens
 from llm_widgets.teaching.induction import repeated_prompt
-from llm_widgets.widgets.base import decode_array
 
 # the tuned-lens package's TunedLensConfig fields (tuned_lens/nn/lenses.py)
 PACKAGE_CONFIG = {"base_model_name_or_path", "d_model", "num_hidden_layers", "bias", "base_model_revision",
@@ -219,13 +218,13 @@ def test_view_shows_both_lenses_and_their_kl(s, lens, tmp_path):
     v = lw.LogitLensView(s, text, tuned_lens=lens)
     c = compare_lenses(s, text, lens)
     assert v.lens == "tuned" and v.lens_names == ["logit lens", "tuned lens"]
-    kl = decode_array(v.kl)
+    kl = v.kl
     assert kl.shape == (2, s.n_layers + 1) and np.allclose(kl, c.mean_kl, atol=1e-6)
     assert (kl[1, :-1] < kl[0, :-1]).all() and np.allclose(kl[:, -1], 0, atol=1e-6)
-    assert np.allclose(decode_array(v.tuned_top_probs), c.tuned.top_probs)
-    assert np.array_equal(decode_array(v.tuned_top_index), c.tuned.top_index)
+    assert np.allclose(v.tuned_top_probs, c.tuned.top_probs)
+    assert np.array_equal(v.tuned_top_index, c.tuned.top_index)
     assert v.tuned_top_tokens == c.tuned.top_tokens
-    assert np.allclose(decode_array(v.top_probs), logit_lens(s, text).top_probs, atol=1e-6)
+    assert np.allclose(v.top_probs, logit_lens(s, text).top_probs, atol=1e-6)
     assert np.allclose(v.comparison.kl, c.kl)
     # the tuned lens's own numbers: its top-k of its logits
     ref = lens_result(s, text, tuned_lens_logits(s, text, lens))
@@ -233,14 +232,14 @@ def test_view_shows_both_lenses_and_their_kl(s, lens, tmp_path):
     # a saved lens by its folder
     lens.save(tmp_path / "lens")
     w = lw.LogitLensView(s, text, lens="tuned", tuned_lens=str(tmp_path / "lens"))
-    assert np.allclose(decode_array(w.kl), kl, atol=1e-6)
+    assert np.allclose(w.kl, kl, atol=1e-6)
     page = v.to_html(tmp_path / "v.html").read_text()
     assert "Tuned lens: probability" in page and "KL to the final distribution" in page
 
 
 def test_view_defaults_and_errors(s, lens):
     v = lw.LogitLensView(s, HELD_OUT[0])
-    assert v.lens == "logit" and v.kl == {} and v.comparison is None
+    assert v.lens == "logit" and v.kl is None and v.comparison is None
     with pytest.raises(lw.LLMWidgetsError, match="needs tuned_lens"):
         lw.LogitLensView(s, HELD_OUT[0], lens="tuned")
     with pytest.raises(lw.LLMWidgetsError, match="lens='tuned'"):
@@ -257,10 +256,10 @@ def test_view_trains_a_lens_with_progress_and_can_be_cancelled(s, tmp_path, monk
     monkeypatch.setenv("LLM_WIDGETS_CACHE", str(tmp_path))
     text, texts = HELD_OUT[2], TRAIN[:60]
     stopped = lw.LogitLensView(s, text, train_texts=texts, background=True)
-    assert stopped.lens == "tuned" and stopped.kl == {}  # the logit lens is there at once
-    assert np.allclose(decode_array(stopped.top_probs), logit_lens(s, text).top_probs, atol=1e-6)
+    assert stopped.lens == "tuned" and stopped.kl is None  # the logit lens is there at once
+    assert np.allclose(stopped.top_probs, logit_lens(s, text).top_probs, atol=1e-6)
     stopped.cancel().wait()
-    assert "cancelled" in stopped.error and stopped.comparison is None and stopped.kl == {}
+    assert "cancelled" in stopped.error and stopped.comparison is None and stopped.kl is None
     assert not list(tmp_path.glob("tuned-lens-*"))
     labels = []
     v = lw.LogitLensView(s, text, train_texts=texts, background=True)
@@ -270,7 +269,7 @@ def test_view_trains_a_lens_with_progress_and_can_be_cancelled(s, tmp_path, monk
     assert any("training the tuned lens" in label for label in labels)
     trained = train_tuned_lens(s, texts)  # the view's lens, from the cache it wrote
     assert all(torch.equal(a, b) for a, b in zip(v.tuned_lens.state_dict().values(), trained.state_dict().values()))
-    assert np.allclose(decode_array(v.kl), compare_lenses(s, text, trained).mean_kl, atol=1e-6)
+    assert np.allclose(v.kl, compare_lenses(s, text, trained).mean_kl, atol=1e-6)
     with pytest.raises(lw.LLMWidgetsError, match="not both"):
         lw.LogitLensView(s, text, tuned_lens=trained, train_texts=texts)
     with pytest.raises(TypeError, match="list of strings"):

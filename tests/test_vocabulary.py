@@ -13,7 +13,6 @@ import torch
 
 import llm_widgets as lw
 from llm_widgets.adapter.facts import first_output
-from llm_widgets.widgets.base import decode_array
 
 TEXT = "When Mary and John went to the store John gave a drink to"
 CORRUPT = "When Mary and John went to the store Mary gave a drink to"
@@ -102,17 +101,17 @@ def test_linked_views_land_on_the_same_block_token_and_head(views, tiny_gpt2):
         trace = s.trace(TEXT)
         # attention: the head of block `layer` (the model's own weights)
         att = views["attention"]
-        assert att.matrix["layer"] == layer and att.matrix["head"] == head
-        np.testing.assert_allclose(decode_array(att.matrix), trace.attentions[layer, head], atol=1e-3)
+        assert att.matrix.of["layer"] == layer and att.matrix.of["head"] == head
+        np.testing.assert_allclose(att.matrix, trace.attentions[layer, head], atol=1e-3)
         # neurons: block `layer`'s MLP
-        assert views["neuron"].acts["layer"] == layer
-        np.testing.assert_allclose(decode_array(views["neuron"].acts), views["neuron"].result.activations[layer], atol=2e-3)
+        assert views["neuron"].acts.of["layer"] == layer
+        np.testing.assert_allclose(views["neuron"].acts, views["neuron"].result.activations[layer], atol=2e-3)
         # logit lens: the residual stream after block `layer`, read through the model's readout
         with torch.no_grad():
             p = torch.softmax(s.adapter.readout(torch.as_tensor(blocks[layer][None]))[0], -1)
         lens = views["logit_lens"]
         assert lens.result.top(layer, tok)[0][1] == pytest.approx(float(p[tok].max()), abs=1e-5)
-        assert decode_array(lens.top_probs)[layer + 1, tok, 0] == pytest.approx(float(p[tok].max()), abs=1e-5)
+        assert lens.top_probs[layer + 1, tok, 0] == pytest.approx(float(p[tok].max()), abs=1e-5)
         # patching: the cell (block `layer`, position `tok`)
         pv = views["patching"]
         assert (pv.selected_layer, pv.selected_token, pv.selected_head) == (layer, tok, head)
@@ -120,16 +119,16 @@ def test_linked_views_land_on_the_same_block_token_and_head(views, tiny_gpt2):
         dla = views["direct_logit"]
         assert (dla.selected_layer, dla.selected_head, dla.selected_token) == (layer, head, tok)
         r = lw.direct_logit_attribution(s, TEXT, target="the", contrast="mean", positions=tok)
-        assert decode_array(dla.head_shares)[layer, head] == pytest.approx(float(r.share(f"L{layer}H{head}")[0, 0]))
+        assert dla.head_shares[layer, head] == pytest.approx(float(r.share(f"L{layer}H{head}")[0, 0]))
         # concepts and probes: the states of block `layer` (row layer + 1, embeddings first)
         cv = views["concepts"]
         acts = cv.activations
         own = np.stack([block_outputs(s, acts.texts[i])[layer][j] for i, j in zip(acts.text_index, acts.token_index)])
         np.testing.assert_allclose(acts.states[layer + 1], own, atol=1e-4)
-        np.testing.assert_array_equal(decode_array(cv.coords)[layer + 1], cv.result.coords[layer + 1])
+        np.testing.assert_array_equal(cv.coords[layer + 1], cv.result.coords[layer + 1])
         pr = views["probe"]
         frame = pr.result.to_frame().set_index("layer")
-        assert decode_array(pr.curves)[0, layer + 1] == pytest.approx(frame.loc[layer, "accuracy"])
+        assert pr.curves[0, layer + 1] == pytest.approx(frame.loc[layer, "accuracy"])
     finally:
         for link in links:
             link.unlink()

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { css, DIVERGING, gradientCSS, seq, SEQUENTIAL } from "../src/lib/colors";
-import { cellSize, Heatmap, heatmapLayout, labelFont, labelRoom, MIN_LABEL_PITCH, shorten } from "../src/lib/heatmap";
+import { cellSize, Heatmap, heatmapLayout, labelFont, labelRoom, MIN_LABEL_PITCH, shorten, thinnedLabel } from "../src/lib/heatmap";
 import { NDArray } from "../src/lib/ndarray";
 import { Call, mouse, placeAt, stubCanvas } from "./helpers";
 
@@ -173,7 +173,10 @@ describe("Heatmap labels", () => {
       expect(g).toBeGreaterThanOrEqual(MIN_LABEL_PITCH);
       expect(g).toBeGreaterThanOrEqual(font); // one label's height: no overlap
     }
-    expect(texts(calls).map((c) => c.args[0])).toContain("tok98");
+    // thinned labels carry their position (never a run of every other token that reads as a sentence)
+    expect(texts(calls).map((c) => c.args[0])).toContain(thinnedLabel(98, "tok98"));
+    expect(thinnedLabel(98, "tok98")).toBe("98\u2009tok98");
+    expect(texts(calls).map((c) => c.args[0])).not.toContain("tok98");
   });
 
   it("at T=4096 (an overview) draws labels every 50 tokens, and more as it zooms in", () => {
@@ -214,8 +217,8 @@ describe("Heatmap labels", () => {
     calls.length = 0;
     hm.highlight(3, 5, null);
     const drawn = texts(calls).map((c) => c.args[0]);
-    expect(drawn).toContain("tok3");
-    expect(drawn).toContain("tok5");
+    expect(drawn).toContain(thinnedLabel(3, "tok3"));
+    expect(drawn).toContain(thinnedLabel(5, "tok5"));
     expect(hm.canvas.dataset.rowLabels).toBe("50"); // the count of regular labels is unchanged
   });
 });

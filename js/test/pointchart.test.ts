@@ -36,6 +36,13 @@ describe("LabelPlacer", () => {
     expect(q.place(60, 50, 40, false)).toBe(62); // ends at x = 60: its box [20, 60] overlaps [10, 50]
     expect(q.place(95, 50, 40, false)).toBe(50); // [55, 95] overlaps neither at its height
   });
+  it("keeps labels off blocked rectangles (dots, error bars); gap: the text starts gap px from x", () => {
+    const p = new LabelPlacer(13, 7);
+    p.block(20, 22, 40, 80); // an error bar at x = 21 from y = 40 to 80
+    expect(p.place(0, 50, 40)).toBe(102); // [7, 47] crosses the bar: one line down until its box (y 92 to 105) is below it
+    expect(p.placed[0]).toEqual({ x0: 7, x1: 47, y: 102 });
+    expect(p.place(30, 50, 40)).toBe(50); // [37, 77]: clear of the bar
+  });
 });
 
 describe("PointChart", () => {

@@ -178,7 +178,31 @@ def _block_parts(mods: dict, block: Ref, calls, order, d: int, layout: Layout | 
         outs = [c for c in linears if not in_att(c) and not in_mixer(c) and c.out is not None
                 and c.out.shape[-1] == d and c.inp is not None]
         mlp_out = outs[-1] if outs else None
-    return att_root, attn_out, mlp, mlp_out, moe_root is not None, inside, mixer, mixer_call
+    mlp_call = mlp if mlp is not None else mlp_out
+    post = (_post_norm(mods, inside, attn_out, d), _post_norm(mods, inside, mlp_call, d))
+    return att_root, attn_out, mlp, mlp_out, moe_root is not None, inside, mixer, mixer_call, post
+
+
+def _post_norm(mods: dict, inside, branch, d: int):
+    """The call, inside the block, that transforms a branch's output before the residual sum (a
+    "sandwich" norm: Gemma 2's post_feedforward_layernorm, OLMo 2's post_attention_layernorm): a
+    module with parameters, not a linear map, whose input is the branch's output tensor and whose
+    output (width d) differs from it and is no other module's input (it goes into the residual
+    sum). None where the branch's output is added as it is (dropout, which has no parameters and
+    returns its input in eval mode, is not one)."""
+    if branch is None or branch.out is None:
+        return None
+    for c in inside:
+        if c.start <= branch.start or c.inp is None or c.out is None or c.inp is not branch.out:
+            continue
+        mod = mods[c.name]
+        if (is_linear(mod) or not any(True for _ in mod.parameters(recurse=False))
+                or c.out.shape[-1] != d or same_tensor(c.out, c.inp)):
+            continue
+        if any(o.start > c.start and o.inp is c.out for o in inside):
+            continue  # its output feeds another module (Zamba's pre_ff_layernorm: the MLP's input), not the sum
+        return c
+    return None
 
 
 HEAD_COUNTS = ("num_heads", "num_attention_heads", "n_head", "n_heads", "attention_heads")
@@ -269,9 +293,11 @@ def _discover(model, config, layout: Layout | None) -> Adapter:
     attn_out, mlp, mlp_out, n_neurons, att_roots, moe_any, insides, mixers = [], [], [], [], [], False, [], []
     sinks: list[bool] = []
     mixer_out: list = []
+    attn_post: list = []
+    mlp_post: list = []
     for ref in blocks:
-        att_root, ao, m, mo, moe, inside, mixer, mx = _block_parts(mods, ref, calls, order, d, layout,
-                                                                   attention_callers)
+        att_root, ao, m, mo, moe, inside, mixer, mx, (a_post, m_post) = _block_parts(
+            mods, ref, calls, order, d, layout, attention_callers)
         sinks.append(ao is not None and any(c.sinks for p, cs in attention_callers.items()
                                             if is_within(p, f"{ref.path}.{att_root}") for c in cs))
         insides.append(inside)
@@ -282,6 +308,8 @@ def _discover(model, config, layout: Layout | None) -> Adapter:
         mixer_out.append(ref_of(mx))
         mlp_out.append(ref_of(mo))
         mlp.append(ref_of(m if m is not None else mo))
+        attn_post.append(ref_of(a_post))
+        mlp_post.append(ref_of(m_post))
         n_neurons.append(int(mo.inp.shape[-1]) if mo is not None and mo.inp is not None else 0)
         moe_any |= moe
     # heads: the model's (the first block with attention; its module, else the config), and each block's
@@ -338,7 +366,8 @@ def _discover(model, config, layout: Layout | None) -> Adapter:
     kind = "decoder" if causal and output == "lm" else "encoder"
     ad = Adapter(model, kind, causal, output, n, n_heads, n_kv, head_dim, d, blocks, attn_out, mlp, mlp_out,
                  n_neurons, parallel=parallel, shared=shared, moe=moe_any, mixers=mixers, heads=heads,
-                 embeddings_in_hidden_states=not shifted, sinks=sinks, mixer_out=mixer_out)
+                 embeddings_in_hidden_states=not shifted, sinks=sinks, mixer_out=mixer_out,
+                 attn_post=attn_post, mlp_post=mlp_post)
     if moe_any:
         ad.reasons["neurons"] = ("its MLPs are mixtures of experts, which have no single neuron layer "
                                  "(the 'mlp' site is the whole expert block's output)")

@@ -7,6 +7,7 @@ import torch
 
 from ..errors import DoesNotApplyError, LLMWidgetsError
 from ..layers import block_index
+from . import readout
 
 
 def get_module(root, path: str | None):
@@ -97,6 +98,11 @@ class Adapter:
     # False where the model's hidden_states omit the embedding output (Mamba: the block outputs, then
     # the final norm's output); `hidden_states` puts them in the one convention every view reads
     embeddings_in_hidden_states: bool = True
+    # per block: a norm applied to the attention's / the MLP's output before the residual sum (Gemma 2
+    # and 3, OLMo 2: "sandwich" norms), as observed; the "attn" / "mlp" sites read its output, what the
+    # branch adds to the residual. Empty or None: the branch's output is added as it is
+    attn_post: list[Ref | None] = field(default_factory=list)
+    mlp_post: list[Ref | None] = field(default_factory=list)
     # per block: its attention passes learned sinks to the attention function (gpt-oss), as observed
     sinks: list[bool] = field(default_factory=list)
     # per block without attention: the one token-mixer module (Mamba, short convolution, RG-LRU) whose
@@ -215,8 +221,9 @@ class Adapter:
         layer = self.check_layer(layer)
         if site == "mlp_in":
             return self.mlp_input(layer)
-        table = {"resid": self.blocks, "attn": self.attn_out, "heads": self.attn_out, "mlp": self.mlp,
-                 "neurons": self.mlp_out, "mixer": self.mixer_out or [None] * self.n_layers}
+        table = {"resid": self.blocks, "attn": _after(self.attn_out, self.attn_post), "heads": self.attn_out,
+                 "mlp": _after(self.mlp, self.mlp_post), "neurons": self.mlp_out,
+                 "mixer": self.mixer_out or [None] * self.n_layers}
         if site not in table:
             raise DoesNotApplyError(f"unknown site {site!r}; use one of {tuple(table)}")
         ref = table[site][layer]
@@ -283,17 +290,8 @@ class Adapter:
         """The model's own logits from a residual-stream state h [..., D]: final norm, head,
         soft-capping and scaling, as the model does after its last block."""
         self.require("logit_lens")
-        for path in self.final_norm:
-            h = first_output(get_module(self.model, path)(h))
-        logits = first_output(get_module(self.model, self.head)(h))
-        return self._post(logits)
-
-    def _post(self, logits: torch.Tensor) -> torch.Tensor:
-        if self.logit_scale != 1.0:
-            logits = logits * self.logit_scale
-        if self.softcap:
-            logits = torch.tanh(logits / self.softcap) * self.softcap
-        return logits
+        return readout.logits(h, lambda path, x: get_module(self.model, path)(x), self.final_norm, self.head,
+                              self.logit_scale, self.softcap)
 
     def describe(self) -> str:
         if "interventions" in self.reasons:
@@ -310,3 +308,9 @@ class Adapter:
                 f"{'parallel' if self.parallel else 'sequential'}; readout "
                 f"{' -> '.join(self.final_norm + [self.head]) if self.head else 'none'}"
                 f"{f', soft-cap {self.softcap}' if self.softcap else ''}")
+
+
+def _after(branch: list, post: list) -> list:
+    """Per block: the branch's post-norm where it has one (what the branch adds to the residual),
+    else the branch's own output module."""
+    return [p if i < len(post) and (p := post[i]) is not None else b for i, b in enumerate(branch)]

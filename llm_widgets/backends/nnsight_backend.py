@@ -36,6 +36,7 @@ import torch
 
 from ..errors import BackendUnsupportedError, LLMWidgetsError
 from ..guards import GUARD_MARK
+from ..adapter import readout
 from ..execution import ops
 from ..execution import remote as remote_body
 from ..execution.nnsight import Nnsight
@@ -191,7 +192,7 @@ class NnsightBackend:
         self.executor = Nnsight(self)  # runs compute's Programs (llm_widgets.execution) as traces here
         self._shipped: set = set()
         if remote:  # the request bodies and the ops they run ship by value: the server has no llm_widgets
-            self.ship([ops, remote_body])
+            self.ship([ops, readout, remote_body])
 
     def ship(self, things) -> None:
         """Register with nnsight, to ship by value, the modules of `things` (modules, or ops whose class

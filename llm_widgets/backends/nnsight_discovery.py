@@ -116,7 +116,7 @@ def meta_adapter(model: torch.nn.Module, layout=None):
     out = Adapter(model, ad.kind, ad.causal, ad.output, len(blocks), n_heads, n_kv, head_dim, d, blocks, attn_out,
                   mlp, mlp_out, neurons, parallel=ad.parallel, shared=False, moe=ad.moe,
                   final_norm=list(ad.final_norm), head=ad.head, softcap=ad.softcap, logit_scale=ad.logit_scale,
-                  reasons=dict(ad.reasons))
+                  reasons=dict(ad.reasons), attn_post=refs(ad.attn_post), mlp_post=refs(ad.mlp_post))
     out.replica = small  # its probe forward gives the order of the sites (`site_order`)
     return out
 

@@ -93,10 +93,16 @@ class Graph:
         return self.rows("logit")
 
     def node_ids(self) -> list:
-        """circuit-tracer's node ids: '{layer}_{feature}_{position}' for features, 'E_{token id}_{pos}'
-        for embeddings, '{n_layers}_{token id}_{pos}' for logits, '{layer}_error_{pos}' for errors,
-        'bias_{target row}' style ids for bias nodes ('B_{n}')."""
-        out = []
+        """circuit-tracer's node ids (llm_widgets.circuits.ctjson): '{layer}_{feature}_{pos}' for
+        features, 'E_{token id}_{pos}' for embeddings, '{n_layers + 1}_{token id}_{pos}' for logits
+        (circuit-tracer puts logits one layer above the last block), '0_{layer}_{pos}' for errors, and
+        'B_{k}' for the k-th bias node (circuit-tracer has none). Where an error's id would equal a
+        layer-0 feature's ('0_3_5' is feature 3 of layer 0 at position 5 and the error of layer 3 at
+        position 5), the error's id is '{layer}_error_{pos}' (the form circuit-tracer's forks use), so
+        ids stay unique. Which errors take that form is decided on the unpruned graph and kept in
+        info['long_error_ids'] by `subgraph`, so a node has one id in a graph and all its subgraphs."""
+        feats = self.long_error_ids()
+        out, bias = [], 0
         for i, k in enumerate(self.kind):
             lay, pos, f = int(self.layer[i]), int(self.position[i]), int(self.feature[i])
             if k == "feature":
@@ -104,12 +110,24 @@ class Graph:
             elif k == "embedding":
                 out.append(f"E_{f}_{pos}")
             elif k == "logit":
-                out.append(f"{self.n_layers}_{f}_{pos}")
+                out.append(f"{self.n_layers + 1}_{f}_{pos}")
             elif k == "error":
-                out.append(f"{lay}_error_{pos}")
+                out.append(f"{lay}_error_{pos}" if (lay, pos) in feats else f"0_{lay}_{pos}")
             else:
-                out.append(f"B_{i}")
+                out.append(f"B_{bias}")
+                bias += 1
         return out
+
+    def long_error_ids(self) -> set:
+        """The (layer, position) of the error nodes whose id is '{layer}_error_{pos}' (see node_ids):
+        info['long_error_ids'] where recorded (by subgraph, or read from a file), else those whose
+        '0_{layer}_{pos}' would be a layer-0 feature's id in this graph."""
+        if "long_error_ids" in self.info:
+            return {(int(a), int(b)) for a, b in self.info["long_error_ids"]}
+        feats = {(int(self.feature[i]), int(self.position[i])) for i in np.flatnonzero(
+            (self.kind == "feature") & (self.layer == 0))}
+        err = np.flatnonzero(self.kind == "error")
+        return {(int(self.layer[i]), int(self.position[i])) for i in err} & feats
 
     def into(self, row: int) -> tuple:
         """(source rows, weights) of the edges into node `row`."""
@@ -129,13 +147,24 @@ class Graph:
 
     def subgraph(self, keep: np.ndarray, *, note: Optional[str] = None) -> "Graph":
         """The graph restricted to node rows `keep` (a boolean mask or rows), edges between kept
-        nodes only; `note` is recorded in info['pruned']."""
+        nodes only; `note` is recorded in info['pruned']. So that the subgraph's numbers stay those of
+        the whole graph, info records (once, from the graph before any cut) `influence_total`, the
+        summed influence of every node but logits and bias nodes, and `long_error_ids` (see
+        node_ids), and collects in `influence_cut` the influence of every node cut (descending):
+        circuit-tracer's cumulative influence of a kept node counts the nodes cut above it
+        (ctjson.cumulative_influence)."""
         keep = np.asarray(keep)
         mask = keep if keep.dtype == bool else np.isin(np.arange(self.n_nodes), keep)
         new = np.full(self.n_nodes, -1, np.int64)
         new[mask] = np.arange(int(mask.sum()))
         e = mask[self.source] & mask[self.target]
         info = dict(self.info)
+        scored = (self.kind != "logit") & (self.kind != "bias")
+        info.setdefault("influence_total", float(self.influence[scored].astype(np.float64).sum()))
+        info.setdefault("long_error_ids", sorted([a, b] for a, b in self.long_error_ids()))
+        cut = self.influence[scored & ~mask].astype(np.float64)
+        if len(cut):
+            info["influence_cut"] = -np.sort(-np.concatenate([info.get("influence_cut", np.zeros(0)), cut]))
         if note:
             info["pruned"] = note
         return replace(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, fields
 
+from ..execution import executor_of
 from .direct_logit import why_not_grid as direct_logit_why_not
 
 NEEDS_TARGET = ("needs a classifier head or a causal LM; for other models pass "
@@ -47,6 +48,30 @@ def steering_why_not(s) -> str:
     return f"{s.name} is neither a causal LM nor a classifier: SteeringView shows generations or class probabilities."
 
 
+def graph_why_not(s) -> str:
+    """Why attribution graphs (lw.attribution_graph, GraphView(session, text, transcoders)) do not
+    apply to the session ('' where they do): they need an executor with gradients and module hooks
+    (the native one), a causal language model's head, and attention in every block (a recurrent mixer
+    cannot be frozen at one input). Attention that does not go through transformers' attention
+    functions (a linear attention) shows only in a forward: attribution_graph refuses it then.
+    GraphView(graph) of a graph read from a file applies anywhere."""
+    ex = executor_of(s)
+    for cap in ("gradients", "module_hooks"):
+        if not ex.has(cap):
+            return str(ex.lacks(cap, "An attribution graph"))
+    ad = s.adapter
+    why = ad.why_not("logit_lens")
+    if why:
+        return why
+    if not ad.causal or ad.output != "lm":
+        return f"attribution graphs explain a causal language model's next-token logits; {s.name} is not one"
+    mixers = [l for l in range(ad.n_layers) if ad.attn_out[l] is None]
+    if mixers:
+        return (f"blocks {mixers} mix tokens without attention ({ad.no_attention(mixers[0])}); their recurrences "
+                f"cannot be frozen at one input, so attribution graphs do not apply")
+    return ""
+
+
 def _patching(s) -> str:
     return s.adapter.why_not("interventions") or s.adapter.why_not("patching")
 
@@ -65,6 +90,7 @@ RULES = {
     "SurrogateView": surrogate_why_not,
     "FeatureView": lambda s: s.adapter.why_not("interventions"),  # reads (and edits) one site per dictionary
     "SteeringView": steering_why_not,
+    "GraphView": graph_why_not,
 }
 
 
@@ -86,6 +112,7 @@ class Capabilities:
     SurrogateView: str
     FeatureView: str
     SteeringView: str
+    GraphView: str
     Explorer: str
 
     @property

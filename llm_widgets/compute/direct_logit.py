@@ -456,6 +456,11 @@ def _heads(ad, layer: int, z: torch.Tensor, attn: torch.Tensor, d: int, N: int, 
     """Block `layer`'s attention output [N, D] split into its heads, in the block's own layout (heads x
     width as its module computes them), each through the output projection; appends the parts
     ("L{l}H{h}", "L{l} attn bias") to names / parts, checks they add up to `attn`, returns `attn`."""
+    post = ad.attn_post[layer] if layer < len(ad.attn_post) else None
+    if post is not None:
+        raise DoesNotApplyError(f"block {layer}'s attention output passes through a norm ({post.path!r}) before "
+                                f"it is added to the residual stream (a 'sandwich' norm, as in Gemma 2 or OLMo 2), "
+                                f"so its heads do not add up to what the block adds. {NOT_A_SUM}")
     H, dh = ad.head_layout(layer)
     if z.shape[-1] != H * dh:
         raise DoesNotApplyError(f"block {layer}'s attention output projection reads {z.shape[-1]} features, "

@@ -46,6 +46,7 @@ class ProbeResult:
     level: str = "sentence"
     probe: str = "linear"
     n_rows: int = 0
+    n_test: int = 0  # held-out rows per split (the smallest split's)
     control_labels: list[str] = field(default_factory=list)
     # linear probes only: per layer, per seed {classes, coef [K, D], intercept [K], mean [D], scale [D]}
     weights: list[list[dict]] | None = None
@@ -93,6 +94,19 @@ class ProbeResult:
         """Half-width of the 95% t-interval of the mean accuracy over seeds."""
         return _ci(self.accuracy)
 
+    def interval(self, control: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """95% Wilson score interval (lower, upper) per layer of the mean held-out accuracy (of the
+        control task with control=True), counting `n_test` held-out items: honest where the spread
+        over seeds is not, e.g. every split at 1.000 on 30 test rows gives [0.886, 1] rather than
+        1.000 +- 0.000. The splits re-use the same rows, so they are not counted as more items."""
+        if control and self.control is None:
+            nan = np.full(self.n_layers + 1, np.nan)
+            return nan, nan.copy()
+        if self.n_test < 1:
+            raise LLMWidgetsError("This ProbeResult does not say how many rows were held out (n_test); "
+                                  "run probe_layers again to get intervals.")
+        return wilson(self.control_mean if control else self.mean, self.n_test)
+
     @property
     def control_mean(self) -> np.ndarray:
         return self.control.mean(axis=1) if self.control is not None else np.full(self.n_layers + 1, np.nan)
@@ -123,6 +137,19 @@ class ProbeResult:
         return pd.DataFrame({"layer": self.layers, "accuracy": self.mean, "ci95": self.ci,
                              "control": self.control_mean, "control_ci95": self.control_ci,
                              "selectivity": self.selectivity, "majority": self.majority})
+
+
+def wilson(p, n: int, z: float = 1.959963984540054) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval (lower, upper) of a proportion p observed on n items (z: the normal
+    quantile, 95% by default). Unlike p +- z sqrt(p(1-p)/n) it stays inside [0, 1] and is not empty
+    at p = 0 or 1."""
+    p = np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0)
+    n = integer(n, "n", low=1)
+    z2 = z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z / (1 + z2 / n) * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    lo = np.where(p <= 0.0, 0.0, np.clip(centre - half, 0.0, 1.0))  # exact ends, not 1 - 1e-16
+    return lo, np.where(p >= 1.0, 1.0, np.clip(centre + half, 0.0, 1.0))
 
 
 def _ci(a: np.ndarray) -> np.ndarray:
@@ -285,8 +312,8 @@ def probe_layers(acts: Activations | np.ndarray, labels=None, *, seeds: int = 3,
                       for r, (c, p, sd) in items])
     return ProbeResult(classes=[str(c) for c in classes], accuracy=acc, control=ctrl,
                        majority=float(np.mean(majority)), confusion=confusion, wrong=wrong, level=level,
-                       probe=probe, n_rows=n, control_labels=list(y_ctrl) if control else [],
-                       weights=weights)
+                       probe=probe, n_rows=n, n_test=min(len(te) for _, te in splits),
+                       control_labels=list(y_ctrl) if control else [], weights=weights)
 
 
 def _fit_layers(states, y, y_ctrl, yi, index, splits, probe, acc, ctrl, confusion, wrong_best, report, total,

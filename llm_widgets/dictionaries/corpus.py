@@ -16,6 +16,7 @@ import torch
 
 from ..compute.activations import check_texts
 from ..compute.budget import memory_budget
+from ..compute.corpus_top import RunningTop
 from ..compute.progress import Report, no_progress
 from ..compute.tuned_lens_train import weights_key
 from ..teaching.train import cache_dir
@@ -73,9 +74,7 @@ def corpus_stats(session, dictionary, texts, *, n_top: int = 8, cache: bool = Tr
     F = dictionary.n_features
     fires = torch.zeros(F, dtype=torch.long)
     mx = torch.zeros(F)
-    top_v = torch.full((F, n_top), -1.0)
-    top_t = torch.full((F, n_top), -1, dtype=torch.long)
-    top_p = torch.full((F, n_top), -1, dtype=torch.long)
+    top = RunningTop(F, n_top)
     hist = torch.zeros(F, len(EDGES) - 1, dtype=torch.long)
     edges = torch.tensor(EDGES[1:-1], dtype=torch.float32)
     budget = memory_budget(session)
@@ -104,17 +103,10 @@ def corpus_stats(session, dictionary, texts, *, n_top: int = 8, cache: bool = Tr
                 mx[f0:f1] = torch.maximum(mx[f0:f1], a.max(0).values)
                 b = torch.bucketize(a, edges)
                 hist[f0:f1].scatter_add_(1, b.T, on.T.long())
-                m = min(n_top, a.shape[0])
-                v, p = a.T.topk(m, dim=1)  # [f, m]
-                allv = torch.cat([top_v[f0:f1], v], 1)
-                allt = torch.cat([top_t[f0:f1], torch.full_like(p, i)], 1)
-                allp = torch.cat([top_p[f0:f1], p + t0], 1)
-                keep_v, pick = allv.topk(n_top, dim=1)
-                top_v[f0:f1], top_t[f0:f1], top_p[f0:f1] = keep_v, allt.gather(1, pick), allp.gather(1, pick)
-    inactive = top_v <= 0
-    top_t[inactive], top_p[inactive] = -1, -1
-    st = CorpusStats(fires=fires.numpy(), max=mx.numpy(), top_text=top_t.numpy(), top_pos=top_p.numpy(),
-                     top_value=top_v.clamp_min(0).numpy(), hist=hist.numpy(), n_tokens=n_tokens, tokens=tokens)
+                top.add(a, i, t0=t0, f0=f0)
+    top_t, top_p, top_v = top.result()
+    st = CorpusStats(fires=fires.numpy(), max=mx.numpy(), top_text=top_t, top_pos=top_p,
+                     top_value=top_v, hist=hist.numpy(), n_tokens=n_tokens, tokens=tokens)
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")

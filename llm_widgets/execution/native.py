@@ -56,7 +56,7 @@ class Native(Executor):
                     x = _checked(w.op, x, w.rows, ctx)
                 for r in reads:
                     v = r.reduce(x, ctx) if r.reduce is not None else x
-                    got[r.key] = v if program.grad else ops.detached(v)
+                    got[r.key] = ops.kept(v, x, program.grad)
                 if stop_early and len(got) == n_reads:
                     raise _Stop()
                 return x if writes else None

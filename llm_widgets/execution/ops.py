@@ -3,8 +3,9 @@ reductions of what it reads (positions, pooling, readout through the model's hea
 picklable records, each with one `__call__`.
 
 Both executors call these same objects: the native one inside torch hooks, the nnsight one inside
-its trace, here or on a server (NDIF). So this module imports torch and nothing from llm_widgets
-(it is shipped by value to a server that does not have llm_widgets), and its errors are
+its trace, here or on a server (NDIF). So this module imports torch and, from llm_widgets, only
+the torch-only readout rule (llm_widgets.adapter.readout, which Adapter.readout also uses): both
+are shipped by value to a server that does not have llm_widgets. Its errors are
 `OpError`, turned into the library's errors by the executor that runs them.
 
 Every op sees an activation as [batch, tokens, features] (the executors reshape the [batch *
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 import torch
+
+from ..adapter import readout
 
 
 class OpError(ValueError):
@@ -36,6 +39,21 @@ def detached(v):
     if isinstance(v, dict):
         return {k: detached(x) for k, x in v.items()}
     return v
+
+
+def kept(v, site: torch.Tensor, grad: bool):
+    """A read's value as it is now, safe from the model's later in-place edits of the site's tensor
+    (Falcon adds the attention output into the MLP's output in place, after the "mlp" site): detached
+    and copied where it shares the site's storage. With `grad` the value is returned as it is (the
+    tensor the model goes on with, so gradients can be taken at it)."""
+    if grad:
+        return v
+    if isinstance(v, dict):
+        return {k: kept(x, site, grad) for k, x in v.items()}
+    if not isinstance(v, torch.Tensor):
+        return v
+    v = v.detach()
+    return v.clone() if v.untyped_storage().data_ptr() == site.untyped_storage().data_ptr() else v
 
 
 def _rows(x: torch.Tensor, rows) -> torch.Tensor:
@@ -194,14 +212,7 @@ class Readout:
     ids: Optional[torch.Tensor] = None
 
     def logits(self, h: torch.Tensor, ctx) -> torch.Tensor:
-        for p in self.norms:
-            h = first(ctx.call(p, h))
-        lg = first(ctx.call(self.head, h)).float()
-        if self.scale != 1.0:
-            lg = lg * self.scale
-        if self.softcap:
-            lg = torch.tanh(lg / self.softcap) * self.softcap
-        return lg
+        return readout.logits(h, ctx.call, self.norms, self.head, self.scale, self.softcap, torch.float32)
 
     def __call__(self, x: torch.Tensor, ctx):
         lg = self.logits(x, ctx)

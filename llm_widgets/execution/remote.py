@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .ops import detached, first, gradients
+from .ops import detached, first, gradients, kept
 
 
 class _Ctx:
@@ -69,7 +69,7 @@ def _visit(lm, ctx, n_tokens, visit, got, grad) -> None:
         _set(env, where, x.reshape(raw.shape), old)
     for key, reduce in reads:
         val = reduce(x, ctx) if reduce is not None else x
-        got[key] = val if grad else detached(val)
+        got[key] = kept(val, x, grad)
 
 
 def execute(lm, box, visits, n_tokens, logits, output, hidden, hidden_reduce, base, stop, grad, grads):

@@ -9,6 +9,8 @@
   (llm_widgets/teaching/ioi.py).
 - `canary_model()`: a tiny GPT-2 with planted secrets ("my PIN is 4 8 1 7") for memorization
   audits (llm_widgets/teaching/canary.py).
+- `two_hop()`: a small GPT-2 with a known two-step lookup circuit (person -> city -> country) and
+  per-layer transcoders trained on it, for attribution graphs (llm_widgets/teaching/two_hop_model.py).
 - `superposition_model()`: a toy model of superposition (12 sparse features in 6 dimensions) and an SAE
   that recovers its planted directions (llm_widgets/teaching/superposition.py).
 
@@ -31,6 +33,7 @@ _LAZY = {
     "canary_model": ".canary",
     "canary_corpus": ".canary",
     "superposition_model": ".superposition",
+    "two_hop": ".two_hop_model",
 }
 
 

@@ -42,7 +42,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from .train import cache_dir, cached_training, fit_steps, one_thread
+from .train import cache_dir, cached_training, fit_steps, one_thread, small_gpt2
 from .vocab import word_level_tokenizer
 
 PAD, BOS, UNK = "<pad>", "<bos>", "<unk>"
@@ -246,16 +246,7 @@ class Settings:
 
 
 def _build(st: Settings, vocab_size: int):
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    cfg = GPT2Config(vocab_size=vocab_size, n_positions=64, n_embd=st.d_model, n_layer=st.layers,
-                     n_head=st.heads, bos_token_id=1, eos_token_id=1, pad_token_id=0, resid_pdrop=0.0,
-                     embd_pdrop=0.0, attn_pdrop=0.0, attn_implementation="eager")
-    torch.manual_seed(st.seed)
-    model = GPT2LMHeadModel(cfg)
-    with torch.no_grad():
-        model.transformer.wte.weight[_name_ids()] = torch.randn(len(NAMES), st.d_model) * st.name_std
-    return model
+    return small_gpt2(vocab_size, 64, st.d_model, st.layers, st.heads, st.seed, _name_ids(), st.name_std)
 
 
 def _name_ids() -> list[int]:

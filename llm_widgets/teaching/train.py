@@ -52,6 +52,23 @@ def cached_training(model, path: Path, train, *, load: bool = True, save: bool =
     return model, seconds
 
 
+def small_gpt2(vocab_size: int, n_positions: int, d_model: int, layers: int, heads: int, seed: int,
+               fixed_ids: list, fixed_std: float):
+    """A fresh GPT-2 (no dropout, eager attention, token 0 pads, token 1 begins and ends), seeded with
+    `seed`, whose embeddings of the tokens `fixed_ids` are random codes of scale `fixed_std` (the
+    teaching models keep them frozen: names and people that only their position in a prompt defines)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    cfg = GPT2Config(vocab_size=vocab_size, n_positions=n_positions, n_embd=d_model, n_layer=layers, n_head=heads,
+                     bos_token_id=1, eos_token_id=1, pad_token_id=0, resid_pdrop=0.0, embd_pdrop=0.0,
+                     attn_pdrop=0.0, attn_implementation="eager")
+    torch.manual_seed(seed)
+    model = GPT2LMHeadModel(cfg)
+    with torch.no_grad():
+        model.transformer.wte.weight[fixed_ids] = torch.randn(len(fixed_ids), d_model) * fixed_std
+    return model
+
+
 @contextmanager
 def one_thread(enabled: bool = True):
     """One torch thread inside the block (when `enabled`); torch's process-wide count is restored."""

@@ -7,13 +7,17 @@ import traitlets as t
 from .. import fallback
 from ..compute.attention import ROLLOUT_MAX_TOKENS, STAT_HELP, attention_result, mean_over_heads, rollout
 from .base import View, encode_array
-from .traits import Array, Index, Layer
+from .traits import Array, Index, Layer, Map
 
 THUMB = 48  # thumbnails are at most THUMB x THUMB cells; the selected head travels at full size
 OVERVIEW = 512  # longer inputs send a max-pooled overview of the head, and exact tiles on request
 TILE = 256  # the largest tile (rows and columns) the front end may ask for
 SUMMARISE_NOW = 2048  # up to this many tokens the grid and statistics come with the first frame
 EXPORT_ALL_CELLS = 1 << 22  # exports embed every head at full size up to this many cells
+# what `matrix` and `tile` are of: the head (mode, layer, head) they show, the overview's pooling
+# (step tokens per cell; n tokens in all) and the tile's first row and column
+MATRIX_OF = {"mode": ("head", "mean", "rollout"), "layer": int, "head": int, "step": int, "n": int}
+TILE_OF = {"mode": ("head", "mean"), "layer": int, "head": int, "r0": int, "c0": int}
 
 
 class AttentionView(View):
@@ -36,13 +40,13 @@ class AttentionView(View):
     n_heads = t.Int(0).tag(sync=True)
     causal = t.Bool(False).tag(sync=True)
     grid = Array("uint8", ndim=4, lo=0.0, hi=1.0).tag(sync=True)  # [L, H, S, S] thumbnails
-    matrix = Array("float16", ndim=2).tag(sync=True)  # [R, R] overview of (mode, layer, head), sent with step, n
+    matrix = Array("float16", ndim=2, of=MATRIX_OF).tag(sync=True)  # [R, R] overview of (mode, layer, head)
     tile_request = t.Dict().tag(sync=True)  # the front end asks: {mode, layer, head, r0, c0, rows, cols}
-    tile = Array("float16", ndim=2).tag(sync=True)  # the answer: exact weights, sent with the request's keys
+    tile = Array("float16", ndim=2, of=TILE_OF).tag(sync=True)  # the answer: exact weights of the request
     stats = Array("float32", ndim=3).tag(sync=True)  # [n_stats, L, H]
     stat_names = t.List(t.Unicode()).tag(sync=True)
-    stat_help = t.Dict().tag(sync=True)
-    unavailable = t.Dict().tag(sync=True)  # block (str) -> why it has no softmax attention (drawn hatched)
+    stat_help = Map(t.Unicode()).tag(sync=True)  # statistic name -> what it measures
+    unavailable = Map(t.Unicode()).tag(sync=True)  # block (str) -> why it has no softmax attention (drawn hatched)
     mode = t.Enum(["head", "mean", "rollout"], default_value="head").tag(sync=True)
     selected_layer = Layer(default=0, optional=False).tag(sync=True)
     selected_head = Index("n_heads", default=0, optional=False).tag(sync=True)

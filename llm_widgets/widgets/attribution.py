@@ -5,10 +5,19 @@ import traitlets as t
 
 from .. import fallback
 from ..compute.attribution import ALIASES, METHODS, attribute
+from ..compute.answers import answer_tokens
 from ..compute.attribution.methods import IG_RULES
 from ..errors import EmptyInputError, LLMWidgetsError
-from .base import View, encode_array
-from .traits import Array, Index
+from .base import View
+from .traits import Array, Index, Record
+
+# the faithfulness panel's state (compute.attribution's Faithfulness): per output row, its summary
+# (None where undefined), the deletion fractions, and the curves [K, P] (deletion_x: [P])
+CURVES = ("comprehensiveness", "sufficiency", "deletion_x", "deletion", "deletion_random")
+FAITH_ROW = Record({k: t.Float(allow_none=True) for k in ("fx", "fbase", "delta", "relative_delta", "comprehensiveness",
+                                                          "sufficiency", "deletion_auc", "deletion_random_auc")})
+FAITHFULNESS = Record({"rows": t.List(FAITH_ROW), "percents": t.List(t.Float()),
+                       **{k: Array("float32") for k in CURVES}}, allow_none=True)
 
 
 
@@ -42,7 +51,7 @@ class AttributionView(View):
     scores = Array("float16", ndim=2).tag(sync=True)  # [K, T]
     word_scores = Array("float16", ndim=2).tag(sync=True)  # [K, W]
     info = t.Dict().tag(sync=True)  # method, baseline, output, steps...: the header
-    faithfulness = t.Dict().tag(sync=True)  # per-row summaries + deletion curves (float32 buffers)
+    faithfulness = FAITHFULNESS.tag(sync=True)  # per-row summaries + deletion curves; None: not computed
     selected_output = t.Int(0).tag(sync=True)  # a row of `targets`; checked below (known once computed)
     selected_token = Index("tokens").tag(sync=True)
     word_level = t.Bool(False).tag(sync=True)
@@ -88,6 +97,15 @@ class AttributionView(View):
 
         self._run(work, self._show, self._background)
 
+    def _target_tokens(self) -> list[str]:
+        """The tokens of a text target of several tokens on a causal LM (one output: the sum of their
+        teacher-forced log-probs, llm_widgets.compute.answers), as the view names them; [] otherwise."""
+        session, target = self._args["session"], self._args["target"]
+        if not isinstance(target, str) or session.kind != "decoder":
+            return []
+        ids = answer_tokens(session, target, "target")
+        return session.readable_tokens(session.tokenizer.convert_ids_to_tokens(ids)) if len(ids) > 1 else []
+
     def _show(self, r) -> None:
         # every array a click needs travels in the traits (all rows, words, deletion curves), so a
         # static export needs no _export_extra
@@ -98,7 +116,7 @@ class AttributionView(View):
             scores=r.scores, word_scores=r.word_scores(),
             info={"method": r.method, "method_label": METHODS[r.method], "signed": r.signed,
                   "baseline": r.baseline, "output": r.output, "steps": r.steps, "n_samples": r.n_samples,
-                  "generated": r.generated, "contrast": r.contrast},
+                  "generated": r.generated, "contrast": r.contrast, "target_tokens": self._target_tokens()},
             faithfulness=_faithfulness_state(r.faithfulness),
             notice=r.notice,
         )
@@ -151,15 +169,10 @@ class AttributionView(View):
 
 
 
-def _faithfulness_state(faith) -> dict:
+def _faithfulness_state(faith) -> dict | None:
     """What the faithfulness panel draws: one summary per output row, the AOPC curves and the
     deletion curves (binary buffers, so a static export can switch rows with no kernel)."""
     if faith is None:
-        return {}
-    k = len(faith.fx)
-    return {"rows": [faith.summary(i) for i in range(k)], "percents": list(faith.percents),
-            "comprehensiveness": encode_array(faith.comprehensiveness, "float32"),
-            "sufficiency": encode_array(faith.sufficiency, "float32"),
-            "deletion_x": encode_array(faith.deletion_x, "float32"),
-            "deletion": encode_array(faith.deletion, "float32"),
-            "deletion_random": encode_array(faith.deletion_random, "float32")}
+        return None
+    return {"rows": [faith.summary(i) for i in range(len(faith.fx))], "percents": [float(p) for p in faith.percents],
+            **{k: getattr(faith, k) for k in CURVES}}

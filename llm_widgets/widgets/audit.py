@@ -11,13 +11,62 @@ from ..audit.substitutions import substitution_diff
 from ..compute.attribution import METHODS, attribute
 from ..compute.audit import AuditResult, Scorer, plan_audit, run_audit
 from ..errors import LLMWidgetsError
-from .traits import Array
-from .base import View, encode_array
+from ..compute.audit.groups import METRICS
+from .traits import Array, Map, Record
+from .base import View
 
 WORST = 20  # worst pairs listed in the view
 EXPLAINED = 8  # of which explained (token attribution) up front; the others on click
 FAILURES = 5  # failing examples shown per robustness test
 EXAMPLES = 50  # successful adversarial examples listed
+
+
+def _num() -> t.Float:
+    """A number of a table row; None where it is undefined (NaN: e.g. a rate over no cases)."""
+    return t.Float(allow_none=True)
+
+
+def _row(ints: tuple = (), strs: tuple = (), nums: tuple = (), reals: tuple = (), **others) -> Record:
+    """A table row's Record: integer, string, number (None where undefined) and always-defined real
+    columns by name, and other typed fields."""
+    return Record({**{k: t.Int() for k in ints}, **{k: t.Unicode() for k in strs}, **{k: _num() for k in nums},
+                   **{k: t.Float() for k in reals}, **others})
+
+
+def _ci(*names: str) -> tuple:
+    """Each name with its 95% interval's ends (name_lo, name_hi)."""
+    return tuple(x for n in names for x in (n, n + "_lo", n + "_hi"))
+
+
+# what AuditView sends (js/src/views/audit.ts reads these typed, from the generated state types)
+WORDS = t.List(t.Tuple(t.Unicode(), t.Bool()))  # [[word, changed], ...]
+SIDE = Record({"tokens": t.List(t.Unicode()), "weights": Array("float32", ndim=1), "what": t.Unicode()})
+SUMMARY_ROW = _row(strs=("section", "check", "rule", "detail"), nums=("value", "ci_low", "ci_high", "threshold"),
+                   passed=t.Bool())
+CF_ROW = _row(ints=("pairs",), strs=("group", "reference"),
+              nums=_ci("mean_shift", "mean_abs_shift") + ("max_abs_shift",))
+PAIR = _row(ints=("id",), strs=("group", "term_a", "term_b", "text_a", "text_b"), reals=("score_a", "score_b", "shift"))
+ROBUSTNESS_ROW = _row(ints=("cases", "passed"), strs=("test", "kind"), nums=_ci("pass_rate") + ("mean_abs_change",))
+FAILURE = _row(ints=("pred_o", "pred_p"), strs=("test", "kind"), reals=("score_o", "score_p"), original=WORDS,
+               perturbed=WORDS)
+GROUP_ROW = _row(ints=("n",), nums=_ci(*METRICS), group=t.Union([t.Unicode(), t.Int(), t.Float()]))
+ATTACK_ROW = _row(ints=("texts", "successes", "queries"), strs=("order",),
+                  nums=_ci("success_rate") + ("mean_words_changed", "mean_queries", "queries_per_success"))
+CHANGE = _row(ints=("index",), strs=("word", "new", "kind"))
+EXAMPLE = _row(ints=("id", "pred_o", "pred_a", "words_changed", "queries"), reals=("conf_o", "conf_a"),
+               original=WORDS, adversarial=WORDS, changes=t.List(CHANGE))
+ATTACK = Record({"summary": t.List(ATTACK_ROW), "ranking": t.Unicode(), "examples": t.List(EXAMPLE),
+                 "budget": _row(ints=("max_words", "max_queries", "max_candidates"), kinds=t.List(t.Unicode())),
+                 "class_names": t.List(t.Unicode())}, allow_none=True)
+STRING_ROW = _row(ints=("matched", "rest_tokens"), strs=("string", "continuation"), nums=("loglik", "percentile"),
+                  exact=t.Bool())
+CANARY_ROW = _row(ints=("candidates", "merged", "rank"), strs=("canary", "secret"), nums=("exposure", "max_exposure"))
+MEMORIZATION_SUMMARY = Record({**{k: t.Int() for k in ("strings", "extracted")},
+                               **{k: _num() for k in _ci("exact_rate") + ("mean_percentile",)}},
+                              optional=("strings", "extracted") + _ci("exact_rate") + ("mean_percentile",))
+MEMORIZATION = Record({"strings": t.List(STRING_ROW), "canaries": t.List(CANARY_ROW), "prefix_tokens": t.Int(),
+                       "lookalike": t.Unicode(), "n_lookalikes": t.Int(), "summary": MEMORIZATION_SUMMARY},
+                      allow_none=True)
 
 
 def _clean(rows: list[dict]) -> list[dict]:
@@ -63,20 +112,20 @@ class AuditView(View):
     score_name = t.Unicode("score").tag(sync=True)
     protected_attribute = t.Unicode("").tag(sync=True)  # what the counterfactual pairs vary ("gender", ...)
     done = t.Bool(False).tag(sync=True)
-    summary = t.List(t.Dict()).tag(sync=True)
-    cf_summary = t.List(t.Dict()).tag(sync=True)
+    summary = t.List(SUMMARY_ROW).tag(sync=True)  # one row per check, pass/fail
+    cf_summary = t.List(CF_ROW).tag(sync=True)  # per group against the reference group
     shifts = Array("float32", ndim=1).tag(sync=True)  # [P] every pair's shift (histogram)
-    pairs = t.List(t.Dict()).tag(sync=True)  # the worst pairs, largest |shift| first
-    attributions = t.Dict().tag(sync=True)  # str(pair id) -> {"a": {tokens, weights}, "b": ...}
-    robustness = t.List(t.Dict()).tag(sync=True)
-    failures = t.List(t.Dict()).tag(sync=True)
-    group_table = t.List(t.Dict()).tag(sync=True)
-    differences = t.Dict().tag(sync=True)
+    pairs = t.List(PAIR).tag(sync=True)  # the worst pairs, largest |shift| first
+    attributions = Map(Record({"a": SIDE, "b": SIDE})).tag(sync=True)  # str(pair id) -> both versions
+    robustness = t.List(ROBUSTNESS_ROW).tag(sync=True)
+    failures = t.List(FAILURE).tag(sync=True)
+    group_table = t.List(GROUP_ROW).tag(sync=True)
+    differences = Map(t.List(_num())).tag(sync=True)  # metric difference -> [value, lo, hi]
     selected_pair = t.Int(None, allow_none=True).tag(sync=True)  # a pair id (see `pairs`); None: none
-    attack_result = t.Dict().tag(sync=True)  # summary per search order, budget, successful examples
-    memorization_result = t.Dict().tag(sync=True)  # strings, canaries, settings
+    attack_result = ATTACK.tag(sync=True)  # summary per search order, budget, successful examples; None: no attack
+    memorization_result = MEMORIZATION.tag(sync=True)  # strings, canaries, settings; None: not asked for
     selected_example = t.Int(None, allow_none=True).tag(sync=True)  # an attacked text (see attack_result)
-    example_attributions = t.Dict().tag(sync=True)  # str(example) -> {"original": ..., "adversarial": ...}
+    example_attributions = Map(Record({"original": SIDE, "adversarial": SIDE})).tag(sync=True)  # str(example) -> both
 
     def __init__(self, session=None, *, task=None, templates=None, attribute: str | None = None,
                  terms: dict | None = None, texts=None, labels=None, groups=None,
@@ -126,7 +175,7 @@ class AuditView(View):
         for side, text in (("a", cf.text_a[i]), ("b", cf.text_b[i])):
             r = attribute(self.session, text, target=k, contrast=contrast, method=self._explain,
                           compute_faithfulness=False, truncate=True)
-            out[side] = {"tokens": r.tokens, "weights": encode_array(r.scores[0], "float32"),
+            out[side] = {"tokens": r.tokens, "weights": r.scores[0],
                          "what": f"{METHODS[r.method]} of {r.targets[0]}"}
         return out
 
@@ -250,7 +299,7 @@ class AuditView(View):
             with small_model_threads(self.session.model):
                 r = attribute(self.session, text, target=k, method=self._explain, compute_faithfulness=False,
                               truncate=True)
-            out[side] = {"tokens": r.tokens, "weights": encode_array(r.scores[0], "float32"),
+            out[side] = {"tokens": r.tokens, "weights": r.scores[0],
                          "what": f"{METHODS[r.method]} of {r.targets[0]}"}
         self.example_attributions = {**self.example_attributions, str(i): out}
 

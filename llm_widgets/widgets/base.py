@@ -1,7 +1,8 @@
 """What every view shares: the JS bundle, binary array transport, progress for long work, HTML export.
 
-Arrays travel as {"shape", "dtype", "scale", "offset", "data": bytes}: ipywidgets sends the bytes as
-binary buffers (no JSON lists of floats); js/src/lib/buffers.ts decodes them.
+Arrays travel as {"shape", "dtype", "scale", "offset", "data": bytes} (encode_array): ipywidgets sends
+the bytes as binary buffers (no JSON lists of floats); js/src/lib/buffers.ts decodes them. Views hold
+numpy arrays in `Array` traits (traits.py), which pack themselves when sent.
 """
 from __future__ import annotations
 
@@ -76,14 +77,6 @@ def encode_array(arr, dtype: str = "uint8", lo: float | None = None, hi: float |
         return {"shape": list(raw.shape), "dtype": dtype, "scale": 1.0, "offset": 0.0,
                 "data": raw.astype("<i4" if dtype == "int32" else "<u2").tobytes()}
     raise ValueError(f"unsupported transport dtype {dtype!r}; use one of {TRANSPORTS}")
-
-
-def decode_array(packed: dict) -> np.ndarray:
-    """Inverse of encode_array (what the front end computes), for tests and exports."""
-    raw = bytes(packed["data"])
-    kind = {"uint8": np.uint8, "float16": "<f2", "float32": "<f4", "int32": "<i4", "uint16": "<u2"}[packed["dtype"]]
-    a = np.frombuffer(raw, dtype=kind).astype(np.float32).reshape(packed["shape"])
-    return (packed["offset"] + a * packed["scale"]).astype(np.float32) if packed["dtype"] == "uint8" else a
 
 
 class Cancelled(LLMWidgetsError):

@@ -11,7 +11,14 @@ from ..compute.inputs import batch_inputs
 from ..errors import DoesNotApplyError, LLMWidgetsError
 from ..guards import model_state
 from .base import View, encode_array, unexpected_keyword
-from .traits import Array, Index, Layer
+from .traits import Array, Index, Layer, Record
+
+# what the view says of the selected position: the metric, the model's value of it (logit), the sum
+# of the shares (total), their relative error, the tolerance it was held to, the resolution below
+# which the value is unresolved (and whether it is)
+SUMMARY = Record({"metric": t.Unicode(), "position": t.Int(), "token": t.Unicode(),
+                  **{k: t.Float() for k in ("logit", "total", "error", "tolerance", "resolution")},
+                  "unresolved": t.Bool()}, allow_none=True)
 
 CHANGED = ("The model changed since the first shares were computed (its weights were edited, or hooks act on it): "
            "every position shown is computed again on the model as it is now.")
@@ -38,9 +45,9 @@ class DirectLogitView(View):
     n_layers = t.Int(0).tag(sync=True)
     n_heads = t.Int(0).tag(sync=True)
     components = t.List(t.Unicode()).tag(sync=True)  # the parts other than heads, in the function's order
-    head_shares = Array("float32", ndim=2).tag(sync=True)  # [L, H] at the selected position (sent with it)
-    component_shares = Array("float32", ndim=1).tag(sync=True)  # [K] the other parts, same position
-    summary = t.Dict().tag(sync=True)  # metric, position, token, logit (the model's), total (sum), error, tolerance
+    head_shares = Array("float32", ndim=2, of={"position": int}).tag(sync=True)  # [L, H] at the selected position
+    component_shares = Array("float32", ndim=1, of={"position": int}).tag(sync=True)  # [K] the other parts there
+    summary = SUMMARY.tag(sync=True)  # at the selected position; None: nothing selected
     selected_layer = Layer().tag(sync=True)
     selected_head = Index("n_heads").tag(sync=True)
     selected_token = Index("tokens").tag(sync=True)
@@ -112,7 +119,7 @@ class DirectLogitView(View):
         p = self.selected_token
         if p is None:  # nothing selected: nothing to draw
             with self.hold_sync():
-                self.head_shares, self.component_shares, self.summary = {}, {}, {}
+                self.head_shares, self.component_shares, self.summary = None, None, None
             return
         values, logit = self.shares(p)
         resolution = self._cache[p][2]
@@ -135,7 +142,7 @@ class DirectLogitView(View):
         if p is None:
             return ""
         values, logit = self.shares(p)
-        metric = self.summary.get("metric", "")
+        metric = self.summary["metric"] if self.summary else ""
         caption = (f"Direct shares of {metric} at position {p} ({self.tokens[p]!r}) per head: rows = layers, "
                    f"columns = heads; red = raises it, blue = lowers it")
         rows = [{"part": self.components[j], "share": float(values[i])} for j, i in enumerate(self._others)]

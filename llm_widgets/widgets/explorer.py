@@ -1,6 +1,7 @@
 """Explorer: several views of one text around one shared token strip, with one linked selection."""
 from __future__ import annotations
 
+import threading
 from importlib import import_module
 
 import ipywidgets
@@ -10,6 +11,7 @@ from ..checks import names as name_list
 from ..compute.capabilities import EXPLORER_PANELS, NEEDS_TARGET, RULES  # noqa: F401  (NEEDS_TARGET: public)
 from ..errors import LLMWidgetsError
 from .base import View
+from .routed_warnings import WarningRoute
 from .traits import Index
 
 GENERATE = 4  # tokens a causal model's attribution panel generates and explains by default
@@ -29,7 +31,8 @@ class Explorer(View):
     `panels` picks views by name ({"attention", "attribution", "neuron", "logit_lens"}); those that
     do not apply to the model (e.g. logit lens on an encoder) are left out. `options` passes
     keyword arguments per panel, e.g. {"attribution": {"target": "POSITIVE"}}. Set `text` (or type
-    in the box) to re-run every view on new text.
+    in the box) to re-run every view on new text. Warnings raised by the panels' work, while they are
+    built or later in their background threads, are shown once each in the view's `notice`.
     """
 
     _bundle_name = "explorer"
@@ -39,6 +42,8 @@ class Explorer(View):
     views = t.List(t.Instance(ipywidgets.Widget)).tag(sync=True, **ipywidgets.widget_serialization)
     view_names = t.List(t.Unicode()).tag(sync=True)
     skipped = t.Dict(value_trait=t.Unicode(), key_trait=t.Unicode()).tag(sync=True)  # panel -> why it is not shown
+    # cut texts longer than the model's context instead of refusing them (the view's checkbox sets it)
+    truncate = t.Bool(False).tag(sync=True)
 
     def __init__(self, session, text: str, *, panels=tuple(PANELS), options: dict | None = None,
                  truncate: bool = False, **kwargs):
@@ -53,14 +58,25 @@ class Explorer(View):
         bad = [k for k in options or {} if k not in PANELS]
         if bad:
             raise LLMWidgetsError(f"options for unknown panels {bad}; choose from {list(PANELS)}")
-        self._session, self._panels, self._options, self._truncate = session, panels, options or {}, truncate
+        self._session, self._panels, self._options = session, panels, options or {}
         self._links: list = []
+        self._truncate = bool(truncate)
+        # warnings raised by the Explorer's own work (building the panels, and every panel's
+        # background work, on whatever thread) go into the notice, not to stderr
+        self._warned: list[str] = []
+        self._collect: list[str] = self._warned
+        self._building: list[View] = []
+        self._trace_notice = ""
+        self._shown = False  # the traits exist (after __init__): a late warning updates the notice
+        self._route = WarningRoute(self._owns, self._warned_line)
         views, names, trace, skipped = self._build(text)
         super().__init__(title=kwargs.pop("title", f"Explorer \u00b7 {session.name}"), text=text,
-                         tokens=trace.tokens, views=views, view_names=names, notice=trace.notice, skipped=skipped,
-                         **kwargs)
+                         tokens=trace.tokens, views=views, view_names=names, notice=self._notice(trace),
+                         skipped=skipped, truncate=self._truncate, **kwargs)
+        self._shown = True
         self._link()
         self.observe(self._rerun, names=["text"])
+        self.observe(self._retruncate, names=["truncate"])
 
     @property
     def panels(self) -> dict[str, View]:
@@ -72,9 +88,37 @@ class Explorer(View):
         return {name: v.result for name, v in self.panels.items()}
 
     def _build(self, text: str):
+        """The panels for `text`; warnings libraries print meanwhile (e.g. transformers on a truncated
+        input), here or in a panel's background work, go to the view's notice instead of red stderr."""
+        self._collect = []
+        try:
+            with self._route.building():
+                out = self._build_panels(text)
+        except BaseException:
+            self._collect = self._warned  # the previous text's views stay, and their warnings
+            raise
+        finally:
+            self._building = []
+        self._warned = self._collect
+        return out
+
+    def _owns(self, thread: threading.Thread) -> bool:
+        """True for a thread doing a panel's work (its background workers; the panels being built too)."""
+        return any(thread in getattr(v, "_workers", ()) for v in [*self._building, *self.views])
+
+    def _warned_line(self, line: str) -> None:
+        """A warning of the Explorer's work: once in the notice, after what the trace says."""
+        if line in self._collect:
+            return
+        self._collect.append(line)
+        if self._collect is self._warned and self._shown:  # after the build: a panel's background work
+            self.notice = self._notice(None)
+
+    def _build_panels(self, text: str):
         trace = self._session.trace(text, truncate=self._truncate)  # validates the text once
         skipped: dict[str, str] = {}
         views, names = [], []
+        self._building = views
         for name in self._panels:
             module, cls, why_not = PANELS[name]
             why = why_not(self._session)
@@ -100,6 +144,13 @@ class Explorer(View):
                 continue
             names.append(name)
         return views, names, trace, skipped
+
+    def _notice(self, trace) -> str:
+        """The trace's notice (e.g. what truncation kept; None: the last trace's) and the warnings of
+        the panels' work."""
+        if trace is not None:
+            self._trace_notice = trace.notice or ""
+        return " ".join(x for x in [self._trace_notice, *self._warned] if x)
 
     def _link(self):
         for link in self._links:
@@ -134,6 +185,11 @@ class Explorer(View):
             v.cancel()
         return self
 
+    def _retruncate(self, change):
+        """The truncate box was ticked (or unticked): run the current text again with it."""
+        self._truncate = bool(change["new"])
+        self._rerun({"new": self.text})
+
     def _rerun(self, change):
         try:
             views, names, trace, skipped = self._build(change["new"])
@@ -145,7 +201,7 @@ class Explorer(View):
         with self.hold_sync():
             self.selected_token = None
             self.tokens = trace.tokens
-            self.notice = trace.notice
+            self.notice = self._notice(trace)
             self.views, self.view_names, self.skipped = views, names, skipped
         self._link()
         for v in old:  # the replaced panels: stop their work and free their front ends

@@ -4,6 +4,7 @@ from __future__ import annotations
 import traitlets as t
 
 from ..checks import integer
+from ..compute.corpus_top import contexts
 from ..dictionaries.analysis import (edit_effect, feature_activations, feature_over_text, logit_effect,
                                      loss_recovered)
 from ..dictionaries.corpus import EDGES, corpus_stats
@@ -121,13 +122,7 @@ class FeatureView(View):
             out["logits"] = logit_effect(self._session, self._dict, f, k=self._n_logits)
         st = self._stats
         if st is not None:
-            ctx = []
-            for ti, pi, v in zip(st.top_text[f].tolist(), st.top_pos[f].tolist(), st.top_value[f].tolist()):
-                if ti < 0:
-                    continue
-                toks = st.tokens[ti]
-                a, b = max(0, pi - CONTEXT), min(len(toks), pi + CONTEXT + 1)
-                ctx.append({"text": ti, "position": pi, "activation": v, "tokens": toks[a:b], "at": pi - a})
+            ctx = contexts(st.tokens, st.top_text[f], st.top_pos[f], st.top_value[f], width=CONTEXT)
             out.update(contexts=ctx, hist=st.hist[f].tolist(), edges=EDGES.tolist(), fires=int(st.fires[f]),
                        density=float(st.fires[f]) / max(1, st.n_tokens), max=float(st.max[f]))
         self.feature = out
@@ -178,8 +173,7 @@ class FeatureView(View):
 
     def bytes_sent(self) -> int:
         """Bytes of the per-token arrays this view sends (the sparse top features and quality)."""
-        from .base import decode_array
-
-        return int(sum(decode_array(getattr(self, n)).nbytes for n in ("top_ids", "top_values", "error_norm", "l0")))
+        sent = self.get_state(["top_ids", "top_values", "error_norm", "l0"])
+        return int(sum(len(record.get("data", b"")) for record in sent.values()))
 
 

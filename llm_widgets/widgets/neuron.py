@@ -7,6 +7,8 @@ from .. import fallback
 from ..checks import integer
 from ..compute.ablation import MODES, ablation_effect
 from ..execution.hooks import check_layer
+from ..compute.activations import check_texts
+from ..compute.neuron_corpus import neuron_corpus
 from ..compute.neurons import neuron_activations
 from ..errors import LLMWidgetsError
 from .base import View, encode_array
@@ -26,13 +28,18 @@ class NeuronView(View):
     `.ablate(...)` shows what zeroing neurons does to the output; the view's ablation menu
     (`ablation_mode`, with `ablation_donor` the donor text of resample ablation) ablates the
     selected neuron.
+
+    With `corpus=[texts]` the view also lists the selected neuron's max-activating examples over
+    the corpus (its `k` strongest tokens in context): every neuron is scanned once in the background
+    with a progress bar (`.cancel()` stops it, `.wait()` waits for it) and cached on disk
+    (lw.neuron_corpus); `.corpus` is the NeuronCorpus once done.
     """
 
     _bundle_name = "neuron"
     tokens = t.List(t.Unicode()).tag(sync=True)
     n_layers = t.Int(0).tag(sync=True)
     n_neurons = t.Int(0).tag(sync=True)
-    acts = Array("float16", ndim=2).tag(sync=True)  # [T, N] of block `layer`, sent with it
+    acts = Array("float16", ndim=2, of={"layer": int}).tag(sync=True)  # [T, N] of block `layer`, sent with it
     k = t.Int(10).tag(sync=True)
     selected_layer = Layer(default=0, optional=False).tag(sync=True)
     selected_token = Index("tokens").tag(sync=True)
@@ -41,9 +48,13 @@ class NeuronView(View):
     ablation_donor = t.Unicode("").tag(sync=True)  # resample ablation's donor (as many tokens as the text)
     ablation = t.Dict().tag(sync=True)  # the last ablation's output probabilities (see .ablate)
     ablation_note = t.Unicode("").tag(sync=True)  # why ablation cannot apply here ("" when it can)
+    corpus_summary = t.Dict().tag(sync=True)  # n_texts, n_tokens once the corpus is scanned ({}: no corpus)
+    corpus_examples = t.List(t.Dict()).tag(sync=True)  # the selected neuron's top contexts over the corpus
 
-    def __init__(self, session, text: str, *, k: int = 10, truncate: bool = False, **kwargs):
+    def __init__(self, session, text: str, *, k: int = 10, truncate: bool = False, corpus=None,
+                 background: bool | None = None, **kwargs):
         self.session, self.text = session, text
+        self.corpus = None  # the NeuronCorpus, once a corpus= scan is done
         check_layer(session.model, kwargs.get("selected_layer", 0))
         integer(k, "k", low=1)
         self.result = neuron_activations(session, text, truncate=truncate)
@@ -60,6 +71,23 @@ class NeuronView(View):
         self.observe(self._send_acts, names=["selected_layer"])
         self.observe(self._ablate_selected, names=["ablation_mode", "ablation_donor", "selected_neuron",
                                                   "selected_layer"])
+        self.observe(self._show_examples, names=["selected_neuron", "selected_layer"])
+        if corpus is not None:
+            texts = check_texts(corpus)  # a bad corpus is refused here, not in the background
+            self._run(lambda report: neuron_corpus(session, texts, k=k, report=report), self._corpus_done, background)
+
+    def _corpus_done(self, nc) -> None:
+        self.corpus = nc
+        self.corpus_summary = {"n_texts": len(nc.tokens), "n_tokens": nc.n_tokens}
+        self._show_examples()
+
+    def _show_examples(self, change=None) -> None:
+        """The selected neuron's max-activating contexts over the corpus (none before the scan is done)."""
+        nc, n = self.corpus, self.selected_neuron
+        if nc is None or n is None or n >= nc.widths[self.selected_layer]:  # a narrower block: no such neuron
+            self.corpus_examples = []
+            return
+        self.corpus_examples = nc.examples(self.selected_layer, n)
 
     @t.validate("selected_layer")
     def _valid_layer(self, proposal):

@@ -101,6 +101,10 @@ class ProbeView(View):
     curves = Array("float32", ndim=2).tag(sync=True)  # [len(CURVES), L+1]: column = layer + 1
     curve_names = t.List(t.Unicode(), list(CURVES)).tag(sync=True)
     majority = t.Float(0.0).tag(sync=True)
+    # 95% Wilson intervals counting the n_test held-out rows of a split: [4, L+1] rows accuracy low,
+    # accuracy high, control low, control high (-1 where there is no control task)
+    interval = Array("float32", ndim=2).tag(sync=True)
+    n_test = t.Int(0).tag(sync=True)
     confusion = Array("int32", ndim=3).tag(sync=True)  # [L+1, C, C] counts
     examples = t.List().tag(sync=True)  # per layer + 1: [{tokens, highlight, true, pred, confidence}]
     probe_kind = t.Unicode("linear").tag(sync=True)
@@ -196,6 +200,7 @@ class ProbeView(View):
         self.contributions = contrib
         curves = np.stack([res.mean, res.ci, np.nan_to_num(res.control_mean, nan=-1.0),
                            np.nan_to_num(res.control_ci), np.nan_to_num(res.selectivity, nan=0.0)])
+        interval = np.stack([*res.interval(), *(np.nan_to_num(b, nan=-1.0) for b in res.interval(control=True))])
         examples = []
         for row_, layer_wrong in enumerate(res.wrong):
             layer = layer_of_row(row_)
@@ -213,6 +218,8 @@ class ProbeView(View):
             self.classes = res.classes
             self.n_layers = res.n_layers
             self.curves = curves
+            self.interval = interval.astype(np.float32)
+            self.n_test = res.n_test
             self.majority = res.majority
             self.confusion = res.confusion
             self.examples = examples

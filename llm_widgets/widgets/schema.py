@@ -14,14 +14,15 @@ from pathlib import Path
 
 import traitlets as t
 
-from .traits import Array, Index, Layer
+from .traits import Array, Index, Layer, Record
 
 OUT = Path(__file__).resolve().parents[2] / "js" / "src" / "generated" / "state.ts"
-MODULES = ("attention", "attribution", "audit", "concepts", "direct_logit", "explorer", "features", "logit_lens",
-           "neuron", "patching", "probing", "steering", "surrogate")
+MODULES = ("attention", "attribution", "audit", "concepts", "direct_logit", "explorer", "features", "graph",
+           "logit_lens", "neuron", "patching", "probing", "steering", "surrogate")
 HEADER = """\
 // Generated from the views' traits by `python -m llm_widgets.widgets.schema`; do not edit.
-// `any`: a Dict or List whose items its trait does not describe.
+// `any`: a Dict or List whose items its trait does not describe. PackedArray<{...}>: an Array trait's
+// packed record with what it is of (Array(of=...)); {} (no `shape`) until computed.
 // One interface per view: the state Python syncs, as the front end reads it (Model<...State>).
 /* eslint-disable */
 import type { PackedArray } from "../lib/buffers";
@@ -38,7 +39,9 @@ def ts_type(trait: t.TraitType) -> str:
     if isinstance(trait, Index):
         return "number" + none
     if isinstance(trait, Array):
-        return "PackedArray"
+        return f"PackedArray<{object_type(trait.of, _of_type)}>" if trait.of else "PackedArray"
+    if isinstance(trait, Record):
+        return object_type(trait.fields, ts_type, trait.optional) + none
     if isinstance(trait, t.Enum):
         return " | ".join(json.dumps(v) for v in trait.values) + none
     if isinstance(trait, (t.Unicode, t.CUnicode)):
@@ -47,6 +50,10 @@ def ts_type(trait: t.TraitType) -> str:
         return "number" + none
     if isinstance(trait, (t.Bool, t.CBool)):
         return "boolean" + none
+    if isinstance(trait, t.Union):
+        return " | ".join(dict.fromkeys(ts_type(x) for x in trait.trait_types)) + none
+    if isinstance(trait, t.Tuple) and getattr(trait, "_traits", None):
+        return "[" + ", ".join(ts_type(x) for x in trait._traits) + "]" + none
     if isinstance(trait, (t.List, t.Tuple)):
         inner = getattr(trait, "_trait", None)
         item = ts_type(inner) if isinstance(inner, t.TraitType) else "any"
@@ -55,6 +62,18 @@ def ts_type(trait: t.TraitType) -> str:
         value = getattr(trait, "_value_trait", None)
         return f"Record<string, {ts_type(value) if isinstance(value, t.TraitType) else 'any'}>" + none
     return "any"
+
+
+def _of_type(kind) -> str:
+    """The TypeScript type of one key of an `Array(of=...)` declaration."""
+    if isinstance(kind, tuple):
+        return " | ".join(json.dumps(v) for v in kind)
+    return {int: "number", float: "number", str: "string", bool: "boolean"}[kind]
+
+
+def object_type(fields: dict, type_of, optional=()) -> str:
+    """`{ key: type; ... }` of declared fields (a Record's, an Array's `of`), in declaration order."""
+    return "{ " + " ".join(f"{k}{'?' if k in optional else ''}: {type_of(v)};" for k, v in fields.items()) + " }"
 
 
 def views() -> list[type]:

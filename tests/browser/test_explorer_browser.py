@@ -11,7 +11,8 @@ CELLS = ["import llm_widgets as lw\ns = lw.teaching.keyword_classifier()",
 
 
 def selected_in_panels(page):
-    """Index of the selected token in each panel's token strip (None where nothing is selected)."""
+    """Index of the selected token in each panel's token strip (None where nothing is selected); those
+    strips are hidden in the Explorer (its shared strip shows the tokens) but follow the selection."""
     return page.evaluate("""() => Array.from(document.querySelectorAll('[data-lw-view=explorer] [data-panel]')).map(p => {
         const s = p.querySelector('[data-testid=tokens] .lw-tok.lw-sel'); return s ? Number(s.dataset.index) : null; })""")
 
@@ -21,12 +22,19 @@ def check_linked_selection(nb):
     page.locator("[data-lw-view=explorer][data-ready='1']").first.wait_for()
     panels = page.eval_on_selector_all("[data-lw-view=explorer] [data-panel]", "els => els.map(e => e.dataset.panel)")
     assert panels == ["attention", "attribution", "neuron"]
-    # hover in one view highlights the same token in every view, in the browser alone
-    page.locator("[data-panel=attention] [data-testid=tokens] .lw-tok").nth(2).hover()
+    # one strip of the text shows: the panels' strips of the same tokens are hidden (issue 31, item 9)
+    visible = page.eval_on_selector_all("[data-lw-view=explorer] .lw-strip",
+                                        "els => els.filter(e => e.offsetParent !== null).map(e => e.dataset.testid)")
+    assert visible == ["shared-tokens"]
+    # the shared strip shows the attribution panel's scores (auto mode), with their colour bar
+    page.wait_for_function("() => document.querySelector('[data-lw-view=explorer] [data-testid=shared-strip]').dataset.mode === 'attribution'")
+    assert page.locator("[data-testid=shared-tokens] .lw-tok[data-weight]").count() == len(TEXT.split()) + 2
+    # hover highlights the same token in every view, in the browser alone
+    page.locator("[data-testid=shared-tokens] .lw-tok").nth(2).hover()
     hovered = page.eval_on_selector_all("[data-lw-view=explorer] .lw-tok.lw-hover", "els => els.map(e => Number(e.dataset.index))")
     assert set(hovered) == {2} and len(hovered) >= 4  # shared strip + attention + attribution + neuron
-    # click a token in the attention view -> every view selects it and Python reads it
-    page.locator("[data-panel=attention] [data-testid=tokens] .lw-tok").nth(3).click()
+    # click a token in the shared strip -> every view selects it and Python reads it
+    page.locator("[data-testid=shared-tokens] .lw-tok").nth(3).click()
     page.wait_for_function("() => document.querySelector('[data-lw-view=explorer]').dataset.selected === '3'")
     assert selected_in_panels(page) == [3, 3, 3]  # the attribution view highlights it too
     assert nb.run("print(ex.selected_token, [v.selected_token for v in ex.views])") == "3 [3, 3, 3]"
@@ -66,7 +74,7 @@ def test_explorer_static_export_stays_linked(static_page, tmp_path):
     assert page.lw_blocked == [] and page.lw_errors == []
     page.wait_for_selector("[data-lw-view=explorer][data-ready='1']")
     assert page.locator("[data-lw-view=explorer] [data-panel] [data-lw-view]").count() == 3  # every panel drawn
-    page.locator("[data-panel=neuron] [data-testid=tokens] .lw-tok").nth(4).click()
+    page.locator("[data-testid=shared-tokens] .lw-tok").nth(4).click()
     assert selected_in_panels(page) == [4, 4, 4]
     assert page.evaluate("() => window.__lw_models[0].get('selected_token')") == 4
 

@@ -23,7 +23,8 @@ def click_cell(page, testid, row, col):
     canvas = page.locator(f"[data-testid={testid}]").first
     d = canvas.evaluate("e => ({...e.dataset})")
     cell, left, top = float(d["cell"]), float(d["left"]), float(d["top"])
-    canvas.click(position={"x": left + (col + 0.5) * cell, "y": top + (row + 0.5) * cell})
+    cell_w = float(d.get("cellW", cell))  # cells may be wider than tall (the logit lens fits its tokens)
+    canvas.click(position={"x": left + (col + 0.5) * cell_w, "y": top + (row + 0.5) * cell})
 
 
 @pytest.mark.browser

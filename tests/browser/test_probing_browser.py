@@ -37,7 +37,7 @@ def test_probe_and_concepts_in_jupyterlab_and_static_export(notebook, static_pag
     assert nb.run("probe.wait(); print(probe.done, probe.progress)") == "True -1.0"
     # click the chart's 4th column (embeddings first: block 2) -> Python sees selected_layer 2; the
     # detail panel shows that layer's confusion matrix (row 3 of the per-layer arrays)
-    page.locator("[data-lw-view=probe] [data-testid=layer-3]").first.click()
+    page.locator("[data-lw-view=probe] [data-testid=chart] [data-testid=layer-3]").first.click()
     page.wait_for_selector("[data-lw-view=probe] [data-testid=detail][data-layer='2']")
     assert nb.run("print(probe.selected_layer)") == "2"
     drawn = page.evaluate("""() => {
@@ -76,7 +76,7 @@ def test_probe_and_concepts_in_jupyterlab_and_static_export(notebook, static_pag
     probe_html = nb.run("print(probe.to_html(%r))" % str(tmp_path / "probe.html"))
     sp = static_page(probe_html)
     sp.locator("[data-lw-view=probe][data-ready='1']").wait_for()
-    sp.locator("[data-testid=layer-2]").click()
+    sp.locator("[data-testid=chart] [data-testid=layer-2]").click()
     sp.wait_for_selector("[data-testid=detail][data-layer='1']")
     cv_html = nb.run("cv.selected_indices = []\nprint(cv.to_html(%r))" % str(tmp_path / "cv.html"))
     sc = static_page(cv_html)

@@ -1,5 +1,6 @@
 // Generated from the views' traits by `python -m llm_widgets.widgets.schema`; do not edit.
-// `any`: a Dict or List whose items its trait does not describe.
+// `any`: a Dict or List whose items its trait does not describe. PackedArray<{...}>: an Array trait's
+// packed record with what it is of (Array(of=...)); {} (no `shape`) until computed.
 // One interface per view: the state Python syncs, as the front end reads it (Model<...State>).
 /* eslint-disable */
 import type { PackedArray } from "../lib/buffers";
@@ -8,7 +9,7 @@ export interface AttentionViewState {
   causal: boolean;
   error: string;
   grid: PackedArray;
-  matrix: PackedArray;
+  matrix: PackedArray<{ mode: "head" | "mean" | "rollout"; layer: number; head: number; step: number; n: number; }>;
   mode: "head" | "mean" | "rollout";
   n_heads: number;
   n_layers: number;
@@ -19,24 +20,24 @@ export interface AttentionViewState {
   selected_head: number;
   selected_layer: number;
   selected_token: number | null;
-  stat_help: Record<string, any>;
+  stat_help: Record<string, string>;
   stat_names: string[];
   stats: PackedArray;
-  tile: PackedArray;
+  tile: PackedArray<{ mode: "head" | "mean"; layer: number; head: number; r0: number; c0: number; }>;
   tile_request: Record<string, any>;
   title: string;
   token_markup: boolean[];
   token_messages: number[];
   token_roles: string[];
   tokens: string[];
-  unavailable: Record<string, any>;
+  unavailable: Record<string, string>;
   /** Only in a static export: what the view ships for offline use (View._export_extra). */
   _export?: any;
 }
 
 export interface AttributionViewState {
   error: string;
-  faithfulness: Record<string, any>;
+  faithfulness: { rows: ({ fx: number | null; fbase: number | null; delta: number | null; relative_delta: number | null; comprehensiveness: number | null; sufficiency: number | null; deletion_auc: number | null; deletion_random_auc: number | null; })[]; percents: number[]; comprehensiveness: PackedArray; sufficiency: PackedArray; deletion_x: PackedArray; deletion: PackedArray; deletion_random: PackedArray; } | null;
   groups: number[];
   info: Record<string, any>;
   method: string;
@@ -62,27 +63,27 @@ export interface AttributionViewState {
 }
 
 export interface AuditViewState {
-  attack_result: Record<string, any>;
-  attributions: Record<string, any>;
-  cf_summary: (Record<string, any>)[];
-  differences: Record<string, any>;
+  attack_result: { summary: ({ texts: number; successes: number; queries: number; order: string; success_rate: number | null; success_rate_lo: number | null; success_rate_hi: number | null; mean_words_changed: number | null; mean_queries: number | null; queries_per_success: number | null; })[]; ranking: string; examples: ({ id: number; pred_o: number; pred_a: number; words_changed: number; queries: number; conf_o: number; conf_a: number; original: ([string, boolean])[]; adversarial: ([string, boolean])[]; changes: ({ index: number; word: string; new: string; kind: string; })[]; })[]; budget: { max_words: number; max_queries: number; max_candidates: number; kinds: string[]; }; class_names: string[]; } | null;
+  attributions: Record<string, { a: { tokens: string[]; weights: PackedArray; what: string; }; b: { tokens: string[]; weights: PackedArray; what: string; }; }>;
+  cf_summary: ({ pairs: number; group: string; reference: string; mean_shift: number | null; mean_shift_lo: number | null; mean_shift_hi: number | null; mean_abs_shift: number | null; mean_abs_shift_lo: number | null; mean_abs_shift_hi: number | null; max_abs_shift: number | null; })[];
+  differences: Record<string, (number | null)[]>;
   done: boolean;
   error: string;
-  example_attributions: Record<string, any>;
-  failures: (Record<string, any>)[];
-  group_table: (Record<string, any>)[];
-  memorization_result: Record<string, any>;
+  example_attributions: Record<string, { original: { tokens: string[]; weights: PackedArray; what: string; }; adversarial: { tokens: string[]; weights: PackedArray; what: string; }; }>;
+  failures: ({ pred_o: number; pred_p: number; test: string; kind: string; score_o: number; score_p: number; original: ([string, boolean])[]; perturbed: ([string, boolean])[]; })[];
+  group_table: ({ n: number; accuracy: number | null; accuracy_lo: number | null; accuracy_hi: number | null; selection_rate: number | null; selection_rate_lo: number | null; selection_rate_hi: number | null; tpr: number | null; tpr_lo: number | null; tpr_hi: number | null; fpr: number | null; fpr_lo: number | null; fpr_hi: number | null; group: string | number; })[];
+  memorization_result: { strings: ({ matched: number; rest_tokens: number; string: string; continuation: string; loglik: number | null; percentile: number | null; exact: boolean; })[]; canaries: ({ candidates: number; merged: number; rank: number; canary: string; secret: string; exposure: number | null; max_exposure: number | null; })[]; prefix_tokens: number; lookalike: string; n_lookalikes: number; summary: { strings?: number; extracted?: number; exact_rate?: number | null; exact_rate_lo?: number | null; exact_rate_hi?: number | null; mean_percentile?: number | null; }; } | null;
   notice: string;
-  pairs: (Record<string, any>)[];
+  pairs: ({ id: number; group: string; term_a: string; term_b: string; text_a: string; text_b: string; score_a: number; score_b: number; shift: number; })[];
   progress: number;
   progress_label: string;
   protected_attribute: string;
-  robustness: (Record<string, any>)[];
+  robustness: ({ cases: number; passed: number; test: string; kind: string; pass_rate: number | null; pass_rate_lo: number | null; pass_rate_hi: number | null; mean_abs_change: number | null; })[];
   score_name: string;
   selected_example: number | null;
   selected_pair: number | null;
   shifts: PackedArray;
-  summary: (Record<string, any>)[];
+  summary: ({ section: string; check: string; rule: string; detail: string; value: number | null; ci_low: number | null; ci_high: number | null; threshold: number | null; passed: boolean; })[];
   title: string;
   token_markup: boolean[];
   token_messages: number[];
@@ -120,10 +121,10 @@ export interface ConceptViewState {
 }
 
 export interface DirectLogitViewState {
-  component_shares: PackedArray;
+  component_shares: PackedArray<{ position: number; }>;
   components: string[];
   error: string;
-  head_shares: PackedArray;
+  head_shares: PackedArray<{ position: number; }>;
   n_heads: number;
   n_layers: number;
   n_tokens: number;
@@ -133,7 +134,7 @@ export interface DirectLogitViewState {
   selected_head: number | null;
   selected_layer: number | null;
   selected_token: number | null;
-  summary: Record<string, any>;
+  summary: { metric: string; position: number; token: string; logit: number; total: number; error: number; tolerance: number; resolution: number; unresolved: boolean; } | null;
   title: string;
   token_markup: boolean[];
   token_messages: number[];
@@ -156,6 +157,7 @@ export interface ExplorerState {
   token_messages: number[];
   token_roles: string[];
   tokens: string[];
+  truncate: boolean;
   view_names: string[];
   views: any[];
   /** Only in a static export: what the view ships for offline use (View._export_extra). */
@@ -187,6 +189,47 @@ export interface FeatureViewState {
   tokens: string[];
   top_ids: PackedArray;
   top_values: PackedArray;
+  /** Only in a static export: what the view ships for offline use (View._export_extra). */
+  _export?: any;
+}
+
+export interface GraphViewState {
+  can_intervene: boolean;
+  done: boolean;
+  edge_source: PackedArray;
+  edge_target: PackedArray;
+  edge_weight: PackedArray;
+  error: string;
+  feature_panel: Record<string, any>;
+  intervene_request: Record<string, any>;
+  intervention: Record<string, any>;
+  kinds: string[];
+  n_layers: number;
+  n_nodes: number;
+  node_activation: PackedArray;
+  node_feature: PackedArray;
+  node_ids: string[];
+  node_influence: PackedArray;
+  node_kind: PackedArray;
+  node_labels: string[];
+  node_layer: PackedArray;
+  node_position: PackedArray;
+  notice: string;
+  progress: number;
+  progress_label: string;
+  scores: Record<string, any>;
+  selected_node: number | null;
+  selected_nodes: number[];
+  suggested: string[][];
+  supernodes: string[][];
+  target_probs: number[];
+  target_tokens: string[];
+  threshold: number;
+  title: string;
+  token_markup: boolean[];
+  token_messages: number[];
+  token_roles: string[];
+  tokens: string[];
   /** Only in a static export: what the view ships for offline use (View._export_extra). */
   _export?: any;
 }
@@ -226,7 +269,9 @@ export interface NeuronViewState {
   ablation_donor: string;
   ablation_mode: "" | "zero" | "mean" | "resample";
   ablation_note: string;
-  acts: PackedArray;
+  acts: PackedArray<{ layer: number; }>;
+  corpus_examples: (Record<string, any>)[];
+  corpus_summary: Record<string, any>;
   error: string;
   k: number;
   n_layers: number;
@@ -289,9 +334,11 @@ export interface ProbeViewState {
   done: boolean;
   error: string;
   examples: any[];
+  interval: PackedArray;
   level: string;
   majority: number;
   n_layers: number;
+  n_test: number;
   notice: string;
   probe_kind: string;
   progress: number;

@@ -10,8 +10,9 @@ export interface Packed {
 }
 
 /** An Array trait's synced value (llm_widgets.widgets.traits.Array): a packed array with what it is
- *  of (its metadata: layer, ...), or {} before it is computed. */
-export type PackedArray = Packed & Record<string, unknown>;
+ *  of (`Of`: the keys its trait declares with `of=`, typed), or {} before it is computed (no
+ *  `shape`: decode gives null). */
+export type PackedArray<Of = unknown> = Packed & Of;
 
 // NDArray and slice2d live in ./ndarray (indexing); re-exported here, where the views import them from.
 export type { NDArray } from "./ndarray";

@@ -1,7 +1,7 @@
 // A colour bar: the scale's gradient with its domain's ends (and 0 on diverging scales) and the
 // units it measures. Plain DOM (a CSS gradient), so it renders without a canvas and in snapshots.
 import { ColorScale, gradientCSS } from "./colors";
-import { h } from "./dom";
+import { h, THEME_EVENT } from "./dom";
 
 /** A tick label: up to 3 significant digits, no trailing zeros. */
 export function tickLabel(v: number): string {
@@ -18,6 +18,7 @@ export class ColorBar {
   private readonly ticks: HTMLDivElement;
   private readonly name: HTMLSpanElement;
   private s: ColorScale | null = null;
+  private text: string | undefined;
 
   constructor(testid = "colorbar", width = 160) {
     this.name = h("span", { class: "lw-cbar-label" });
@@ -25,13 +26,18 @@ export class ColorBar {
     this.ticks = h("div", { class: "lw-cbar-ticks", style: `width:${width}px` });
     this.el = h("div", { class: "lw-cbar", "data-testid": testid }, h("div", {}, this.bar, this.ticks), this.name);
     this.el.style.display = "none";
+    this.el.addEventListener(THEME_EVENT, () => this.set(this.s, this.text)); // the palette follows the theme
   }
 
   get scale(): ColorScale | null { return this.s; }
 
+  /** The label given to set() (undefined: the scale's own). */
+  get label(): string | undefined { return this.text; }
+
   /** Show scale s (null: hide the bar); `label` overrides the scale's own label. */
   set(s: ColorScale | null, label?: string): void {
     this.s = s;
+    this.text = label;
     if (!s) {
       this.el.style.display = "none";
       return;

@@ -21,6 +21,37 @@ export const SEQUENTIAL = table([[255, 255, 255], [198, 219, 239], [107, 174, 21
 // entry of its own (the middle one, index 128) and is exactly the neutral centre colour.
 export const DIVERGING = table([[5, 48, 97], [67, 147, 195], [247, 247, 247], [214, 96, 77], [103, 0, 31]], 257);
 
+// Dark themes (JupyterLab Dark, VS Code dark): the same scales with the neutral end at a dark grey near
+// the theme's background (JupyterLab Dark's --jp-layout-color0/1, #111/#212121) instead of white, so a
+// heatmap of mostly small values is dark like the page around it, and larger values are brighter.
+// dark grey -> deep blue -> light blue: 256 entries
+export const SEQUENTIAL_DARK = table([[38, 38, 38], [8, 48, 107], [33, 113, 181], [107, 174, 214], [198, 219, 239]], 256);
+// light blue (negative) -> dark grey -> light red (positive); 0 on the middle entry, exactly
+export const DIVERGING_DARK = table([[146, 197, 222], [33, 102, 172], [38, 38, 38], [178, 24, 43], [244, 165, 130]], 257);
+
+let dark = false;
+
+/** Whether the page shows a dark theme (JupyterLab's data-jp-theme-light="false", VS Code's dark
+ * body classes); false where there is no page. */
+export function pageIsDark(): boolean {
+  if (typeof document === "undefined" || !document.body) return false;
+  const b = document.body;
+  return b.dataset.jpThemeLight === "false" || b.classList.contains("vscode-dark") || b.classList.contains("vscode-high-contrast");
+}
+
+/** Read the page's theme again (views call it when they start and when the theme changes): scales
+ * colour with the dark tables from then on. Returns whether it is dark. */
+export function syncTheme(): boolean {
+  dark = pageIsDark();
+  return dark;
+}
+
+/** Whether scales colour for a dark theme now. */
+export function darkPalette(): boolean { return dark; }
+
+const seqTable = () => (dark ? SEQUENTIAL_DARK : SEQUENTIAL);
+const divTable = () => (dark ? DIVERGING_DARK : DIVERGING);
+
 function pick(t: RGB[], x: number): RGB {
   const last = t.length - 1;
   return t[Math.round(last * Math.min(Math.max(x, 0), 1))];
@@ -29,12 +60,12 @@ function pick(t: RGB[], x: number): RGB {
 /** Colour of v on a sequential scale over [0, vmax]; values outside are clamped, non-finite ones (and
  * any value when vmax <= 0) get the lowest colour. */
 export function seq(v: number, vmax: number): RGB {
-  return pick(SEQUENTIAL, vmax > 0 && Number.isFinite(v) ? v / vmax : 0);
+  return pick(seqTable(), vmax > 0 && Number.isFinite(v) ? v / vmax : 0);
 }
 
 /** Colour of v on a diverging scale over [-m, m]; non-finite values get the neutral centre. */
 export function div(v: number, m: number): RGB {
-  return pick(DIVERGING, m > 0 && Number.isFinite(v) ? 0.5 + v / (2 * m) : 0.5);
+  return pick(divTable(), m > 0 && Number.isFinite(v) ? 0.5 + v / (2 * m) : 0.5);
 }
 
 /** The colour function of a scale with range vmax ([0, vmax] or [-vmax, vmax]). */
@@ -75,7 +106,7 @@ export function sequentialScale(hi: number, label = "", lo = 0): ColorScale {
   const ok = Number.isFinite(span) && span > 0;
   return {
     kind: "seq", domain: [lo, hi], label,
-    color: (v) => pick(SEQUENTIAL, ok && Number.isFinite(v) ? (v - lo) / span : 0),
+    color: (v) => pick(seqTable(), ok && Number.isFinite(v) ? (v - lo) / span : 0),
   };
 }
 

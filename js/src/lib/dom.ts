@@ -63,6 +63,7 @@ body[data-jp-theme-light=false] .lw-root,body.vscode-dark .lw-root,body.vscode-h
 .lw-table th{cursor:pointer;user-select:none;background:var(--lw-bg2);position:sticky;top:0}
 .lw-table th,.lw-table td{padding:1px 6px;border-bottom:1px solid var(--lw-line);text-align:right}
 .lw-table tr.lw-sel td{background:var(--lw-sel-bg)}
+.lw-table td.lw-sel{background:var(--lw-sel-bg);outline:2px solid var(--lw-sel);outline-offset:-2px}
 .lw-table tbody tr{cursor:pointer}
 .lw-scroll{max-height:260px;overflow:auto;border:1px solid var(--lw-line)}
 .lw-hscroll{max-width:100%;overflow-x:auto;overflow-y:hidden}
@@ -71,6 +72,7 @@ body[data-jp-theme-light=false] .lw-root,body.vscode-dark .lw-root,body.vscode-h
 .lw-root{--lw-hot:#b00000}
 body[data-jp-theme-light=false] .lw-root,body.vscode-dark .lw-root,body.vscode-high-contrast .lw-root{--lw-hot:#ff8a80}
 .lw-bad{color:var(--lw-hot);font-weight:600}
+.lw-select[aria-invalid=true]{border-color:var(--lw-hot);box-shadow:0 0 0 1px var(--lw-hot)}
 .lw-snap{margin-left:auto}
 canvas.lw-canvas{image-rendering:pixelated;cursor:crosshair;display:block}
 .lw-cbar{display:inline-flex;align-items:flex-start;gap:6px;font-size:10px;color:var(--lw-muted);margin:2px 0}
@@ -91,6 +93,7 @@ canvas.lw-canvas{image-rendering:pixelated;cursor:crosshair;display:block}
 .lw-panel.lw-wide{grid-column:1/-1}
 .lw-panel .lw-root{padding:0;overflow:visible}
 .lw-panel .lw-snap,.lw-panel .lw-view-title{display:none}
+.lw-panel .lw-shared-src{display:none}
 .lw-split{display:grid;gap:12px;align-items:start}
 .lw-split>*{min-width:0}
 `;
@@ -264,6 +267,25 @@ export async function snapshot(root: HTMLElement, scale = window.devicePixelRati
   return canvas;
 }
 
+const invalidNotes = new WeakMap<HTMLElement, HTMLElement>();
+
+/** Mark a text box's value as wrong with `message` (the view's error style: a red frame around the
+ * box and the message in an error box right after it), or clear the mark (null). Returns the message
+ * element (data-testid "<box's testid>-error"). */
+export function markInvalid(input: HTMLElement, message: string | null): HTMLElement {
+  let note = invalidNotes.get(input);
+  if (!note) {
+    note = h("span", { class: "lw-error", "data-testid": `${input.dataset.testid ?? "input"}-error`, role: "alert", style: "margin-left:4px" });
+    invalidNotes.set(input, note);
+    input.after(note);
+  }
+  if (message) input.setAttribute("aria-invalid", "true");
+  else input.removeAttribute("aria-invalid");
+  note.textContent = message ?? "";
+  note.style.display = message ? "" : "none";
+  return note;
+}
+
 /** A line under a sideways-scrolling box that says there is more to see ("scroll sideways for 3 more
  * heads →"), shown only while the box's content is wider than the box; kept up to date as the
  * box is resized or scrolled. */
@@ -272,8 +294,11 @@ export function scrollCue(box: HTMLElement, what: string): HTMLElement {
   const update = () => {
     const hidden = box.scrollWidth - box.clientWidth - box.scrollLeft;
     const more = box.scrollWidth > box.clientWidth + 1;
-    cue.style.display = more ? "" : "none";
-    cue.textContent = !more ? "" : hidden > 1 ? `scroll sideways for more ${what} \u2192` : `\u2190 scroll back for the first ${what}`;
+    const display = more ? "" : "none";
+    const text = !more ? "" : hidden > 1 ? `scroll sideways for more ${what} \u2192` : `\u2190 scroll back for the first ${what}`;
+    // only real changes: the cue's own mutations must not wake the observer below again
+    if (cue.style.display !== display) cue.style.display = display;
+    if (cue.textContent !== text) cue.textContent = text;
   };
   box.addEventListener("scroll", update);
   const RO = (globalThis as { ResizeObserver?: typeof ResizeObserver }).ResizeObserver;
@@ -281,6 +306,18 @@ export function scrollCue(box: HTMLElement, what: string): HTMLElement {
     const ro = new RO(update);
     ro.observe(box);
     if (box.firstElementChild) ro.observe(box.firstElementChild);
+  }
+  // content that grows inside a box of fixed width (a canvas drawn wider after the data arrived)
+  // resizes neither: watch the box's subtree, at most once a frame
+  const MO = (globalThis as { MutationObserver?: typeof MutationObserver }).MutationObserver;
+  if (MO) {
+    let queued = false;
+    const later = (globalThis as { requestAnimationFrame?: (cb: () => void) => number }).requestAnimationFrame ?? ((cb: () => void) => setTimeout(cb, 16));
+    new MO(() => {
+      if (queued) return;
+      queued = true;
+      later(() => { queued = false; update(); });
+    }).observe(box, { subtree: true, childList: true, attributes: true, attributeFilter: ["style", "width", "height", "class"] });
   }
   update(); // and again when the observer first sees the box laid out (it fires as it starts observing)
   return cue;

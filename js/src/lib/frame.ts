@@ -1,6 +1,10 @@
 // The frame every view shares: title, notice, error and progress bound to the base traits
 // (llm_widgets.widgets.base.View), a toolbar, and listener bookkeeping for clean teardown.
+import { syncTheme } from "./colors";
 import { h, injectStyle, savePNG, scrollCue, snapshot, THEME_EVENT, watchTheme } from "./dom";
+
+/** What redraws itself on a theme change (THEME_EVENT): canvases, token strips, colour bars. */
+export const THEMED = "canvas, .lw-strip, .lw-cbar";
 
 // A view's model, typed by its state (S: the view's interface generated from its Python traits,
 // js/src/generated/state.ts), so a trait renamed in Python fails the typecheck here. Untyped (S
@@ -124,9 +128,12 @@ export function frame(model: Model, el: HTMLElement, view: string): Frame {
       snap.removeAttribute("aria-busy");
     }
   });
-  // canvases draw their text in the theme's colours: redraw them when the theme changes
+  // canvases draw their text in the theme's colours, and colour scales have a dark variant: redraw
+  // canvases, token strips and colour bars when the theme changes
+  syncTheme();
   const stopTheme = watchTheme(() => {
-    for (const c of Array.from(root.querySelectorAll("canvas"))) c.dispatchEvent(new Event(THEME_EVENT));
+    syncTheme();
+    for (const c of Array.from(root.querySelectorAll(THEMED))) c.dispatchEvent(new Event(THEME_EVENT));
   });
 
   const subs: [string, () => void][] = [];

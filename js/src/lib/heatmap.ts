@@ -24,6 +24,7 @@ export interface HeatmapOptions {
   colorbar?: boolean; // draw the colour bar (default true)
   maxSize?: number; // largest plot side in CSS px (at zoom 1)
   minCell?: number;
+  cellWidth?: number; // least cell width (CSS px, at zoom 1): cells wider than tall, e.g. to hold a token's text
   step?: number; // each matrix cell covers step x step rows/columns of the extent (an overview); default 1
   extent?: [number, number]; // rows and columns shown; default the matrix's shape times step
   zoom?: boolean; // wheel / +- buttons / double-click zoom and drag pan (default true, where cells can grow)
@@ -56,13 +57,37 @@ export function cellSize(rows: number, cols: number, maxSize = 520, minCell = 0.
   return Math.max(minCell, Math.min(28, maxSize / Math.max(rows, cols, 1)));
 }
 
+/** Font size (px) of the text drawn inside cells h px tall and w px wide: 11 px where the cell
+ * allows (one line with a little room), never below 8. */
+export function cellTextFont(hgt: number, w: number): number {
+  return Math.max(8, Math.min(11, hgt - 6, w / 2.5));
+}
+
+/** Characters of a monospace font of `font` px that fit a cell w px wide (1 px padding each side). */
+export function cellTextChars(w: number, font: number): number {
+  return Math.max(2, Math.floor((w - 2) / ((CHAR_W * font) / LABEL_FONT) + 1e-9));
+}
+
+/** Least cell width (CSS px) that shows `chars` characters of 11 px monospace cell text whole (with
+ * 3 px on each side). */
+export function cellWidthFor(chars: number): number {
+  return Math.ceil(6 + CHAR_W * chars);
+}
+
+/** A label drawn among thinned ones (every k-th): its position first, then the token. */
+export function thinnedLabel(i: number, label: string): string {
+  return `${i}\u2009${label}`;
+}
+
 /** Room (CSS px) for axis labels: none without labels; else up to 12 characters of the longest.
  * Labels are always drawn (every k-th where cells are small), so room is kept at every cell size. */
-export function labelRoom(labels: string[] | undefined): number {
+export function labelRoom(labels: string[] | undefined, thinned = false): number {
   if (!labels || !labels.length) return 0;
   let n = 1;
   for (const s of labels) if (s.length > n) { n = s.length; if (n >= MAX_LABEL_CHARS) break; }
-  return 8 + CHAR_W * Math.min(MAX_LABEL_CHARS, n);
+  // thinned labels start with their position: room for it too (up to 12 characters of the token)
+  const prefix = thinned ? String(labels.length - 1).length + 1 : 0;
+  return 8 + CHAR_W * (Math.min(MAX_LABEL_CHARS, n) + prefix);
 }
 
 /** Font size (px) of labels drawn `pitch` px apart. */
@@ -131,7 +156,8 @@ export class Heatmap {
   private step = 1;
   private nr = 0; // rows and columns of the extent
   private nc = 0;
-  private cell0 = 1; // cell side at zoom 1
+  private cell0 = 1; // cell height at zoom 1
+  private aspect = 1; // cell width / cell height (1: square cells)
   private pl = 0; // plot rectangle: left, top (label room)
   private pt = 0;
   private win: ViewWindow = fullWindow(0, 0);
@@ -174,7 +200,7 @@ export class Heatmap {
       if (rc) this.o.onClick?.(rc[0], rc[1]);
     });
     c.addEventListener("mousedown", (e) => this.startDrag(e));
-    c.addEventListener(THEME_EVENT, () => this.render());
+    c.addEventListener(THEME_EVENT, () => this.recolor());
     c.addEventListener("wheel", (e) => this.wheel(e), { passive: false });
     c.addEventListener("dblclick", (e) => {
       if (!this.zoomable) return;
@@ -201,20 +227,23 @@ export class Heatmap {
   /** Where the cells are drawn now (CSS px, relative to the canvas): left/top are where cell (0, 0) is,
    * off the plot when the view is panned. */
   get layout(): GridLayout {
-    const cell = this.cell;
-    return { left: this.pl - this.win.x0 * cell, top: this.pt - this.win.y0 * cell, rows: this.nr, cols: this.nc, cellW: cell, cellH: cell };
+    const cell = this.cell, cw = cell * this.aspect;
+    return { left: this.pl - this.win.x0 * cw, top: this.pt - this.win.y0 * cell, rows: this.nr, cols: this.nc, cellW: cw, cellH: cell };
   }
 
   /** The plot rectangle (CSS px). */
   get plot(): { left: number; top: number; width: number; height: number } {
-    return { left: this.pl, top: this.pt, width: this.nc * this.cell0, height: this.nr * this.cell0 };
+    return { left: this.pl, top: this.pt, width: this.nc * this.cell0 * this.aspect, height: this.nr * this.cell0 };
   }
 
   /** The visible window, in rows/columns of the extent. */
   get window(): ViewWindow { return { ...this.win }; }
 
-  /** Side of a cell now (CSS px). */
+  /** Height of a cell now (CSS px; its side where cells are square). */
   get cell(): number { return this.cell0 * zoomOf(this.win, Math.max(this.nc, 1)); }
+
+  /** Width of a cell now (CSS px): the height unless option cellWidth made cells wider. */
+  get cellWidth(): number { return this.cell * this.aspect; }
 
   get maxZoom(): number { return Math.max(1, MAX_CELL / this.cell0); }
 
@@ -270,11 +299,23 @@ export class Heatmap {
     this.gaps = m.values.some(isUnavailable);
     this.t = null;
     this.cell0 = cellSize(nr, nc, o.maxSize, o.minCell);
-    this.pl = labelRoom(o.rowLabels);
-    this.pt = labelRoom(o.colLabels);
+    this.aspect = Math.max(1, (o.cellWidth ?? 0) / this.cell0);
+    // labels thinned at zoom 1 (every k-th) carry their position: room for it
+    this.pl = labelRoom(o.rowLabels, labelStep(this.cell0, MIN_LABEL_PITCH) > 1);
+    this.pt = labelRoom(o.colLabels, labelStep(this.cell0 * this.aspect, MIN_LABEL_PITCH) > 1);
     this.win = same ? clampWindow(this.win, nr, nc) : fullWindow(nr, nc);
     this.colorbar.set(o.colorbar === false ? null : this.sc);
     this.zoomBox.style.display = this.zoomable ? "" : "none";
+    this.render();
+  }
+
+  /** Colour the matrix again with its scale's palette as it is now (the theme changed: dark and light
+   * themes have their own tables), keeping the view window, the tile and the highlight. */
+  recolor(): void {
+    if (!this.m) { this.render(); return; }
+    this.bitmap = bitmapOf(this.m, this.sc.color);
+    if (this.t) this.t = { ...this.t, bitmap: bitmapOf(this.t.m, this.sc.color) };
+    this.colorbar.set(this.o.colorbar === false ? null : this.sc, this.colorbar.label);
     this.render();
   }
 
@@ -321,7 +362,7 @@ export class Heatmap {
   /** Canvas point (CSS px) -> fractional (column, row) of the extent. */
   private toMatrix(x: number, y: number): [number, number] {
     const cell = this.cell;
-    return [this.win.x0 + (x - this.pl) / cell, this.win.y0 + (y - this.pt) / cell];
+    return [this.win.x0 + (x - this.pl) / (cell * this.aspect), this.win.y0 + (y - this.pt) / cell];
   }
 
   private inPlot(x: number, y: number): boolean {
@@ -340,19 +381,19 @@ export class Heatmap {
       this.canvas.style.width = `${w}px`;
       this.canvas.style.height = `${hgt}px`;
     }
-    const g = this.layout, cell = g.cellW, win = this.win;
+    const g = this.layout, cell = g.cellH, cw = g.cellW, win = this.win;
     // visible rows / columns of the extent
     const r0 = Math.max(0, Math.floor(win.y0 + 1e-9)), r1 = Math.min(this.nr, Math.ceil(win.y1 - 1e-9));
     const c0 = Math.max(0, Math.floor(win.x0 + 1e-9)), c1 = Math.min(this.nc, Math.ceil(win.x1 - 1e-9));
     const o = this.o;
-    const k = labelStep(cell, MIN_LABEL_PITCH);
-    const font = labelFont(k * cell);
+    const k = labelStep(cell, MIN_LABEL_PITCH), kc = labelStep(cw, MIN_LABEL_PITCH);
+    const font = labelFont(Math.min(k * cell, kc * cw));
     const rowIdx = o.rowLabels ? labelIndices(r0, r1, k).filter((r) => r < o.rowLabels!.length) : [];
-    const colIdx = o.colLabels ? labelIndices(c0, c1, k).filter((c) => c < o.colLabels!.length) : [];
+    const colIdx = o.colLabels ? labelIndices(c0, c1, kc).filter((c) => c < o.colLabels!.length) : [];
     this.labelsDrawn = { rows: rowIdx, cols: colIdx, font };
     const zoom = zoomOf(win, Math.max(this.nc, 1));
     Object.assign(this.canvas.dataset, {
-      rows: String(this.nr), cols: String(this.nc), cell: String(cell), left: String(g.left), top: String(g.top),
+      rows: String(this.nr), cols: String(this.nc), cell: String(cell), cellW: String(cw), left: String(g.left), top: String(g.top),
       step: String(this.step), zoom: String(Math.round(zoom * 1000) / 1000),
       view: [win.x0, win.y0, win.x1, win.y1].map((v) => Math.round(v * 100) / 100).join(","),
       rowLabels: String(rowIdx.length), colLabels: String(colIdx.length), labelStep: String(k), exact: this.t ? "tile" : this.step > 1 ? "overview" : "exact",
@@ -374,16 +415,16 @@ export class Heatmap {
     const by0 = Math.min(blockOf(r0, s), R), by1 = Math.min(R, blockOf(Math.max(r1 - 1, 0), s) + 1);
     if (bx1 > bx0 && by1 > by0) {
       ctx.drawImage(this.bitmap, bx0, by0, bx1 - bx0, by1 - by0,
-        g.left + bx0 * s * cell, g.top + by0 * s * cell, (bx1 - bx0) * s * cell, (by1 - by0) * s * cell);
+        g.left + bx0 * s * cw, g.top + by0 * s * cell, (bx1 - bx0) * s * cw, (by1 - by0) * s * cell);
     }
     const t = this.t;
-    if (t && t.bitmap) ctx.drawImage(t.bitmap, g.left + t.c0 * cell, g.top + t.r0 * cell, t.m.shape[1] * cell, t.m.shape[0] * cell);
+    if (t && t.bitmap) ctx.drawImage(t.bitmap, g.left + t.c0 * cw, g.top + t.r0 * cell, t.m.shape[1] * cw, t.m.shape[0] * cell);
     const theme = themeInk(this.canvas);
     let hatched = 0;
     if (this.gaps) { // cells without a value: hatched, never the colour of 0
       for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) {
         if (!isUnavailable(this.valueAt(r, c))) continue;
-        hatch(ctx, g.left + c * cell, g.top + r * cell, cell, cell, theme.muted, theme.bg, Math.max(3, Math.min(6, cell / 3)));
+        hatch(ctx, g.left + c * cw, g.top + r * cell, cw, cell, theme.muted, theme.bg, Math.max(3, Math.min(6, cell / 3)));
         hatched++;
       }
     }
@@ -391,12 +432,14 @@ export class Heatmap {
     if (o.cellText && cell >= 18) {
       ctx.textAlign = "center";
       ctx.textBaseline = "middle";
-      ctx.font = `${Math.min(11, cell / 2.2)}px ui-monospace,Menlo,monospace`;
+      const tf = cellTextFont(cell, cw);
+      ctx.font = `${tf}px ui-monospace,Menlo,monospace`;
+      const fit = cellTextChars(cw, tf);
       for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) {
         if (isUnavailable(this.valueAt(r, c))) continue;
         const [x, y] = cellCenter(g, r, c);
         ctx.fillStyle = ink(this.sc.color(this.valueAt(r, c)));
-        ctx.fillText(shorten(o.cellText(r, c), Math.max(2, Math.floor(cell / 6))), x, y);
+        ctx.fillText(shorten(o.cellText(r, c), fit), x, y);
       }
     }
     ctx.restore();
@@ -411,22 +454,26 @@ export class Heatmap {
     if (!this.canvas.isConnected) whenShown(this.canvas, () => this.render());
     this.canvas.dataset.ink = theme.fg; // the label colour, for tests
     const hot = theme.hot, plain = theme.fg;
+    // thinned labels (every k-th) carry their position: "40 the", "42 cat" reads as positions with
+    // gaps, never as a sentence of every other token
+    const rowText = (r: number) => (k > 1 ? thinnedLabel(r, o.rowLabels![r] ?? "") : o.rowLabels![r] ?? "");
+    const colText = (c: number) => (kc > 1 ? thinnedLabel(c, o.colLabels![c] ?? "") : o.colLabels![c] ?? "");
     const rowLabel = (r: number, color: string, back: boolean) => {
       const y = g.top + (r + 0.5) * cell;
-      const text = shorten(o.rowLabels![r] ?? "", fitRow);
+      const text = shorten(rowText(r), fitRow);
       if (back) { ctx.fillStyle = theme.bg; ctx.fillRect(0, y - font / 2 - 1, left - 1, font + 2); }
       ctx.fillStyle = color;
       ctx.fillText(text, left - 4, y);
     };
     const colLabel = (c: number, color: string, back: boolean) => {
-      const x = g.left + (c + 0.5) * cell;
+      const x = g.left + (c + 0.5) * cw;
       ctx.save();
       ctx.translate(x, top - 4);
       ctx.rotate(-Math.PI / 2);
       ctx.textAlign = "left";
       if (back) { ctx.fillStyle = theme.bg; ctx.fillRect(-1, -font / 2 - 1, top - 4, font + 2); }
       ctx.fillStyle = color;
-      ctx.fillText(shorten(o.colLabels![c] ?? "", fitCol), 0, 0);
+      ctx.fillText(shorten(colText(c), fitCol), 0, 0);
       ctx.restore();
     };
     ctx.textAlign = "right";
@@ -449,8 +496,8 @@ export class Heatmap {
       ctx.strokeStyle = color;
       ctx.strokeRect(x + 0.5, y + 0.5, bw, bh);
     };
-    const span = (a: number, lo: number, hi: number): [number, number] | null => {
-      const s0 = Math.max(a, lo), s1 = Math.min(a + cell, hi);
+    const span = (a: number, lo: number, hi: number, size = cell): [number, number] | null => {
+      const s0 = Math.max(a, lo), s1 = Math.min(a + size, hi);
       if (s1 <= s0) return null;
       const extra = Math.max(0, 2 - (s1 - s0)); // at least 2 px, so a row of an overview shows
       return [s0 - extra / 2, s1 - s0 + extra];
@@ -460,7 +507,7 @@ export class Heatmap {
       if (sp) box(left, sp[0], pw, sp[1], color);
     };
     const colBox = (c: number, color: string) => {
-      const sp = span(g.left + c * cell, left, left + pw);
+      const sp = span(g.left + c * cw, left, left + pw, cw);
       if (sp) box(sp[0], top, sp[1], ph, color);
     };
     if (this.hl.row !== null) rowBox(this.hl.row, "#ff7f0e");
@@ -521,7 +568,7 @@ export class Heatmap {
       if (!d) return;
       const dx = ev.clientX - d.x, dy = ev.clientY - d.y;
       if (Math.abs(dx) >= 3 || Math.abs(dy) >= 3) d.moved = true;
-      if (d.moved) this.setWindow(panWindow(d.win, this.nr, this.nc, -dx / this.cell, -dy / this.cell));
+      if (d.moved) this.setWindow(panWindow(d.win, this.nr, this.nc, -dx / this.cellWidth, -dy / this.cell));
     };
     const up = (ev: MouseEvent) => {
       moveTo(ev);

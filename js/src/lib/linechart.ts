@@ -11,6 +11,8 @@ export interface Series {
   values: ArrayLike<number>;
   color: string;
   band?: ArrayLike<number>; // half-width of an error band around values
+  lo?: ArrayLike<number>; // or the band's lower and upper ends (an asymmetric interval), with hi
+  hi?: ArrayLike<number>;
   dashed?: boolean;
 }
 
@@ -38,16 +40,26 @@ export function textWidth(s: string): number {
   return s.length * CHAR_PX;
 }
 
+/** The band of series s at column i as [low, high], or null (none there, or not finite). */
+export function bandAt(s: Series, i: number): [number, number] | null {
+  if (s.lo && s.hi) {
+    const a = s.lo[i], b = s.hi[i];
+    return Number.isFinite(a) && Number.isFinite(b) ? [a, b] : null;
+  }
+  const v = s.values[i], b = s.band ? s.band[i] : NaN;
+  return Number.isFinite(v) && Number.isFinite(b) ? [v - b, v + b] : null;
+}
+
 /** The y range to plot: [yMin, yMax] where given, else the extent of the finite values (bands
  * included) of the first n points of every series; [0, 1] when that is empty or a single value. */
 export function yRange(series: readonly Series[], n: number, yMin?: number, yMax?: number): [number, number] {
   let lo = yMin ?? Infinity, hi = yMax ?? -Infinity;
   for (const s of series) for (let i = 0; i < n; i++) {
-    const v = s.values[i], b = s.band ? s.band[i] : 0;
+    const v = s.values[i];
     if (!Number.isFinite(v)) continue;
-    const half = Number.isFinite(b) ? b : 0;
-    if (yMin === undefined) lo = Math.min(lo, v - half);
-    if (yMax === undefined) hi = Math.max(hi, v + half);
+    const [a, b] = bandAt(s, i) ?? [v, v];
+    if (yMin === undefined) lo = Math.min(lo, v, a);
+    if (yMax === undefined) hi = Math.max(hi, v, b);
   }
   return hi > lo ? [lo, hi] : [0, 1];
 }
@@ -190,14 +202,18 @@ export class LineChart {
     series.forEach((s, si) => {
       const pts: string[] = [];
       for (let i = 0; i < n; i++) if (Number.isFinite(s.values[i])) pts.push(`${x(i)},${yc(s.values[i])}`);
-      if (s.band) {
+      if (s.band || (s.lo && s.hi)) {
         const up: string[] = [], down: string[] = [];
         for (let i = 0; i < n; i++) {
-          if (!Number.isFinite(s.values[i]) || !Number.isFinite(s.band[i])) continue;
-          up.push(`${x(i)},${yc(s.values[i] + s.band[i])}`);
-          down.unshift(`${x(i)},${yc(s.values[i] - s.band[i])}`);
+          const b = bandAt(s, i);
+          if (!b) continue;
+          up.push(`${x(i)},${yc(b[1])}`);
+          down.unshift(`${x(i)},${yc(b[0])}`);
         }
-        this.el.append(svg("polygon", { points: [...up, ...down].join(" "), fill: s.color, "fill-opacity": 0.15, stroke: "none", "pointer-events": "none" }));
+        // a light fill and a dashed outline of the series' colour: overlapping bands stay apart, and
+        // the outline reads on dark backgrounds where a faint fill vanishes
+        this.el.append(svg("polygon", { points: [...up, ...down].join(" "), fill: s.color, "fill-opacity": BAND_FILL,
+          stroke: s.color, "stroke-opacity": 0.8, "stroke-width": 1, "stroke-dasharray": "3 2", "pointer-events": "none", "data-band": s.name }));
       }
       const line = svg("polyline", { points: pts.join(" "), fill: "none", stroke: s.color, "stroke-width": 2, "pointer-events": "none", "data-series": s.name });
       if (s.dashed) line.setAttribute("stroke-dasharray", "5 4");
@@ -220,6 +236,9 @@ export class LineChart {
     });
   }
 }
+
+/** Opacity of an error band's fill (its dashed outline carries the shape). */
+export const BAND_FILL = 0.12;
 
 /** Fill of a hovered column: grey at low opacity reads on light and dark backgrounds. */
 export const HOVER = "rgba(128,128,128,0.14)";

@@ -1,10 +1,17 @@
 // A 2-D scatter on <canvas> with categorical colours and a rectangle brush (drag to select).
 // The data -> pixel mapping is published on canvas.dataset so tests can aim at points.
+import { darkPalette } from "./colors";
 import { localPoint, themeInk, THEME_EVENT, whenShown } from "./dom";
 import { extent, isClick, nearestPoint, normRect, pointsInRect, Rect, toPixel, Viewport } from "./geometry";
 
 export const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
   "#7f7f7f", "#bcbd22", "#17becf"];
+
+/** Opacity of the points left out of a selection: faint on a light page, less faint on a dark one,
+ * where the palette's dark colours at a quarter of their strength vanish into the background. */
+export function fadedAlpha(dark: boolean): number {
+  return dark ? 0.55 : 0.25;
+}
 
 export function category(i: number): string {
   return i === 255 || i < 0 ? "#bbb" : PALETTE[i % PALETTE.length];
@@ -136,7 +143,7 @@ export class Scatter {
         const sel = this.selected.has(i);
         if ((pass === 1) !== sel) continue; // selected points on top
         const [x, y] = this.px(i);
-        ctx.globalAlpha = any && !sel ? 0.25 : 0.85;
+        ctx.globalAlpha = any && !sel ? fadedAlpha(darkPalette()) : 0.85;
         ctx.fillStyle = this.colors[i] ?? "#888";
         ctx.beginPath();
         ctx.arc(x, y, sel ? 4 : 3, 0, 2 * Math.PI);

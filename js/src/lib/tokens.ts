@@ -4,11 +4,16 @@
 // token_messages traits, llm_widgets.chat) shows its role segments: a role label where each message
 // starts, the chat template's markup greyed.
 import { colorScale, ColorScale, css, ink } from "./colors";
+import { THEME_EVENT } from "./dom";
 import { fmt } from "./format";
 import { absMax } from "./ndarray";
 
 // inline style per colour-table entry (every colour is an entry of the colour tables)
 const STYLE = new WeakMap<object, string>();
+
+/** Event a strip dispatches (bubbling) on its element each time it is painted: a view around other
+ * views (the Explorer) reads the strip's weights and scale from it (detail: the strip). */
+export const PAINT_EVENT = "lw-strip-paint";
 
 /** The most tokens a strip shows at once. */
 export const MAX_SPANS = 512;
@@ -74,6 +79,7 @@ export class TokenStrip {
     this.el = document.createElement("div");
     this.el.className = "lw-strip";
     this.el.dataset.testid = o.testid ?? "tokens";
+    this.el.addEventListener(THEME_EVENT, () => this.repaint()); // the scale's palette follows the theme
     this.max = Math.max(1, o.maxSpans ?? MAX_SPANS);
     this.setRange(0, Math.min(labels.length, this.max));
   }
@@ -186,7 +192,11 @@ export class TokenStrip {
     this.w = w;
     this.sc = s;
     this.repaint();
+    this.el.dispatchEvent(new CustomEvent(PAINT_EVENT, { bubbles: true, detail: this }));
   }
+
+  /** The weights the strip paints with now (null: none). */
+  get weights(): ArrayLike<number> | null { return this.w && this.sc ? this.w : null; }
 
   /** Colour each token by its weight; signed weights use the diverging scale; range vmax (default:
    * the largest |weight|). Prefer paint() with the scale of the heatmap beside the strip. */

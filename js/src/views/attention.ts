@@ -23,7 +23,6 @@ import type { AttentionViewState } from "../generated/state";
 interface Exported { heads?: Packed; mean?: Packed; rollout?: Packed }
 /** Keys Python sends with `matrix` (step, n: long inputs; absent: the exact matrix). */
 interface MatrixKeys { mode?: string; layer?: number; head?: number; step?: number; n?: number }
-interface TileKeys { mode?: string; layer?: number; head?: number; r0?: number; c0?: number }
 export interface TileRequest extends TileWindow { mode: string; layer: number; head: number }
 
 export const TILE_MAX = 256; // the largest exact window (rows and columns) Python answers
@@ -194,7 +193,7 @@ function render({ model, el }: { model: Model<AttentionViewState>; el: HTMLEleme
       ctx.strokeRect(x - 1, y - 1, thumb + 2, thumb + 2);
     }
   };
-  gridCanvas.addEventListener(THEME_EVENT, drawGrid);
+  gridCanvas.addEventListener(THEME_EVENT, () => { loadGrid(); drawGrid(); }); // thumbnails in the theme's palette
   gridCanvas.addEventListener("click", (e) => {
     const [l, hd] = hitCell(layout, ...localPoint(e, gridCanvas));
     if (l >= 0 && !absent(l)) f.commit({ selected_layer: l, selected_head: hd });
@@ -265,7 +264,7 @@ function render({ model, el }: { model: Model<AttentionViewState>; el: HTMLEleme
 
   // exact tiles of the overview for zoomed-in windows
   const applyTile = () => {
-    const p = model.get("tile") as (Packed & TileKeys) | null | undefined;
+    const p = model.get("tile"); // typed by what Python declares it is of (TILE_OF)
     if (!p || !p.shape || !drawn || !lastReq) return;
     const d = drawn, q = lastReq;
     if (p.mode !== d.mode || p.layer !== d.layer || (d.mode === "head" && p.head !== d.head)) return; // another head
@@ -306,7 +305,7 @@ function render({ model, el }: { model: Model<AttentionViewState>; el: HTMLEleme
       const src = exported(mode === "head" ? "heads" : (mode as keyof Exported));
       if (src) m = mode === "head" ? slice2d(src, l, hd) : slice2d(src, l);
     }
-    const packed = model.get("matrix") as (Packed & MatrixKeys) | null;
+    const packed = model.get("matrix"); // typed by MATRIX_OF
     if (!m && packed && packed.mode === mode && packed.layer === l && (mode !== "head" || packed.head === hd)) {
       m = decode(packed);
       step = Math.max(1, Math.floor(packed.step ?? 1)); // old matrices without step: exact

@@ -5,7 +5,7 @@
 // Every number comes from binary buffers, so a static export behaves like the live view.
 import { decode, NDArray, Packed } from "../lib/buffers";
 import { h, savePNG } from "../lib/dom";
-import { fmt, fmtSigned, pct } from "../lib/format";
+import { fmt, fmtSigned, pct, quoted } from "../lib/format";
 import { expose, frame, Model, NEEDS_KERNEL } from "../lib/frame";
 import { ColorBar } from "../lib/colorbar";
 import { colorScale, ColorScale } from "../lib/colors";
@@ -19,6 +19,22 @@ import type { AttributionViewState } from "../generated/state";
 interface Info {
   method: string; method_label: string; signed: boolean; baseline: string; output: string;
   steps: number; n_samples: number; generated: boolean; contrast: string | null;
+  target_tokens?: string[]; // a text target of several tokens: its tokens (one output, their summed log-probs)
+}
+
+/** What a target of several tokens is (issue 29): one output, the sum of its tokens' teacher-forced
+ * log-probs; '' for a target of one token. */
+export function targetNote(name: string, pieces: readonly string[] | undefined): string {
+  if (!pieces || pieces.length < 2) return "";
+  return `target ${quoted(name)} is ${pieces.length} tokens (${pieces.map((p) => quoted(p)).join(" + ")}): ` +
+    "one output, the sum of their log-probs, each read after the ones before it";
+}
+/** What the attributed output is, written as the quantity: log p(target) for output 'log_prob',
+ * logit(target), p(target); with a contrast the difference the scores explain, e.g.
+ * "log p(target) \u2212 log p(contrast)". */
+export function outputLabel(output: string, contrast: string | null | undefined): string {
+  const of = (x: string) => (output === "log_prob" ? `log p(${x})` : output === "prob" ? `p(${x})` : output === "logit" ? `logit(${x})` : `${output}(${x})`);
+  return contrast === null || contrast === undefined ? of("target") : `${of("target")} \u2212 ${of("contrast")}`;
 }
 interface Summary {
   fx: number | null; fbase: number | null; delta: number | null; relative_delta: number | null;
@@ -41,18 +57,25 @@ function render({ model, el }: { model: Model<AttributionViewState>; el: HTMLEle
   const methods: Record<string, string> = model.get("methods") || {};
   const methodSel = h("select", { class: "lw-select", "data-testid": "method", title: "Recompute with another method" },
     ...Object.entries(methods).map(([k, label]) => h("option", { value: k, text: label }))) as HTMLSelectElement;
-  f.toolbar.append(methodSel, info, wordLabel, legend);
+  // methods are compared by colour: one stated range for every method shown so far (default), or each
+  // method on its own range
+  const scaleSel = h("select", { class: "lw-select", "data-testid": "scale-mode", title: "Which range the colours span" },
+    h("option", { value: "shared", text: "colour: one scale for the methods shown" }),
+    h("option", { value: "own", text: "colour: this method's own range" })) as HTMLSelectElement;
+  f.toolbar.append(methodSel, scaleSel, info, wordLabel, legend);
+  scaleSel.addEventListener("change", () => build());
   if (f.exported) f.disable(methodSel, `another method ${NEEDS_KERNEL}`);
   wordBox.addEventListener("change", () => f.commit({ word_level: wordBox.checked }));
   methodSel.addEventListener("change", () => f.commit({ method: methodSel.value }));
   const showMethod = () => { methodSel.value = model.get("method"); };
   showMethod();
 
+  const multiNote = h("div", { class: "lw-muted", "data-testid": "target-tokens", style: "display:none" });
   const outputsBox = h("div", { "data-testid": "outputs-box" });
   const inputBox = h("div");
   const matrixBox = h("div");
   const faithBox = h("div", { "data-testid": "faithfulness", style: "margin-top:10px" });
-  f.body.append(outputsBox, inputBox, matrixBox, faithBox);
+  f.body.append(multiNote, outputsBox, inputBox, matrixBox, faithBox);
 
   // state rebuilt when the data arrive (background work) or the word-level toggle changes
   let M: NDArray | null = null; // [K, C]: C tokens or words
@@ -65,6 +88,7 @@ function render({ model, el }: { model: Model<AttributionViewState>; el: HTMLEle
   let topList: HTMLElement | null = null;
   let preview: number | null = null; // output row under the mouse
   let scale: ColorScale = colorScale("div", 0); // one scale for the matrix and both strips
+  const seen = new Map<string, { label: string; max: number }>(); // method (and level) -> its largest |score|
   const stripBar = new ColorBar("tokens-colorbar");
 
   const targets = (): string[] => model.get("targets") || [];
@@ -87,12 +111,21 @@ function render({ model, el }: { model: Model<AttributionViewState>; el: HTMLEle
     const m = meta();
     const signed = m.signed !== false;
     colLabels = wordLevel() ? model.get("words") : model.get("tokens");
-    const vmax = absMax(M.values);
-    scale = colorScale(signed ? "div" : "seq", vmax, signed ? `attribution score (${m.method_label})` : `|attribution| (${m.method_label})`);
+    const own = absMax(M.values);
+    const level = wordLevel() ? "words" : "tokens";
+    seen.set(`${m.method}|${level}`, { label: m.method_label, max: own });
+    const same = [...seen.entries()].filter(([k]) => k.endsWith(`|${level}`)).map(([, v]) => v);
+    const shared = scaleSel.value === "shared" && same.length > 1;
+    const vmax = shared ? Math.max(...same.map((v) => v.max)) : own;
+    const unit = signed ? `attribution score (${m.method_label})` : `|attribution| (${m.method_label})`;
+    scale = colorScale(signed ? "div" : "seq", vmax, shared ? `${unit}; scale shared with ${same.filter((v) => v.label !== m.method_label).map((v) => v.label).join(", ")}` : unit);
+    f.root.dataset.scaleMax = String(vmax);
     stripBar.set(scale);
     const steps = m.method === "ig" ? ` (${m.steps} steps)` : m.n_samples ? ` (${m.n_samples} samples)` : "";
     info.textContent = `${m.method_label}${steps} \u00b7 ${K > 1 ? `${K} outputs` : `target: ${names[0] ?? ""}`} (${m.output})` +
       ` \u00b7 baseline: ${m.baseline}`;
+    multiNote.textContent = targetNote(names[0] ?? "", m.target_tokens);
+    multiNote.style.display = multiNote.textContent ? "" : "none";
     legend.textContent = signed ? "red raises the output, blue lowers it" : "darker: larger |gradient| (unsigned)";
     wordBox.checked = wordLevel();
 
@@ -156,7 +189,9 @@ function render({ model, el }: { model: Model<AttributionViewState>; el: HTMLEle
     inStrip.select(c);
     const vmax = scale.domain[1];
     caption.textContent = `Attribution of ${K > 1 ? "output" : "target"} \u201c${names[r] ?? ""}\u201d to each ${wordLevel() ? "word" : "prompt token"}` +
-      ` (colour scale ${signed ? "\u00b1" : "0\u2013"}${vmax.toPrecision(3)}${K > 1 ? ", shared by every output" : ""}; hover a token for its score):`;
+      ` (colour scale ${signed ? "\u00b1" : "0\u2013"}${vmax.toPrecision(3)}${K > 1 ? ", shared by every output" : ""}; ` +
+      // inside the Explorer the strip is its shared one (which hides this one: .lw-shared-src)
+      (inStrip.el.classList.contains("lw-shared-src") ? "shown on the shared token strip above)" : "hover a token for its score):");
     const order = (signed ? topKAbs(w) : topK(w)).filter((i) => w[i] !== 0).slice(0, 5); // the strongest either way
     topList.textContent = order.length ? (signed ? "strongest (|score|): " : "top: ") + order.map((i) => `${colLabels[i]} [${i}] ${fmtSigned(w[i])}`).join(", ") : "";
     if (outStrip && outCaption) {
@@ -191,7 +226,7 @@ function render({ model, el }: { model: Model<AttributionViewState>; el: HTMLEle
         h("td", { text: value, "data-testid": testid, class: bad ? "lw-bad" : null }),
         h("td", { class: "lw-muted", text: help, style: "text-align:left" }));
     const table = h("table", { class: "lw-table" },
-      line("f(x), f(baseline)", `${fmt(s.fx, 4)}, ${fmt(s.fbase, 4)}`, `the output (${m.output}) on the prompt and on the baseline`, "faith-f"),
+      line("f(x), f(baseline)", `${fmt(s.fx, 4)}, ${fmt(s.fbase, 4)}`, `the output, f = ${outputLabel(m.output, m.contrast)}, on the prompt and on the baseline`, "faith-f"),
       line("completeness \u0394", `${fmt(s.delta, 4)} (${pct(rel)} of f(x) \u2212 f(x\u2032))`,
         complete ? "sum of scores \u2212 (f(x) \u2212 f(baseline)); near 0 when the attribution is complete" :
           "sum of scores \u2212 (f(x) \u2212 f(baseline)); only IG and Shapley are complete by construction", "faith-delta", warn),
@@ -208,7 +243,7 @@ function render({ model, el }: { model: Model<AttributionViewState>; el: HTMLEle
         { name: "top tokens first", values: row(del, r), color: "#c0392b" },
         { name: "random order", values: row(rnd, r), color: "#7f8c8d", dashed: true },
       ], {
-        width: 460, height: 240, xLabel: "fraction of prompt tokens removed", yLabel: `f (${m.output})`,
+        width: 460, height: 240, xLabel: "fraction of prompt tokens removed", yLabel: `f = ${outputLabel(m.output, m.contrast)}`,
         testid: "deletion-chart",
         xs: xs.values, xFormat: (v) => `${Math.round(100 * v)}%`,
         describe: (i) => `${Math.round(100 * xs.values[i])}% removed: top-first ${fmt(row(del, r)[i], 4)}, random ${fmt(row(rnd, r)[i], 4)}`,

@@ -1,7 +1,7 @@
 // AuditView: pass/fail summary, counterfactual shift histogram + worst pairs (click one: both
 // versions side by side with token attribution), robustness pass rates with failing examples
 // (changed words highlighted), per-group metrics with bootstrap CIs. Every string via textContent.
-import { decode, Packed } from "../lib/buffers";
+import { decode } from "../lib/buffers";
 import { csvOf } from "../lib/csv";
 import { h, themeInk, THEME_EVENT, whenShown } from "../lib/dom";
 import { fmt, fmtSigned } from "../lib/format";
@@ -13,14 +13,10 @@ import { TokenStrip } from "../lib/tokens";
 import type { AuditViewState } from "../generated/state";
 
 type Words = [string, boolean][];
-// what AuditView sends (llm_widgets/widgets/audit.py)
-type Pair = { id: number; group: string; term_a: string; term_b: string; text_a: string; text_b: string;
-              score_a: number; score_b: number; shift: number };
-type Failure = { test: string; kind: string; original: Words; perturbed: Words; score_o: number; score_p: number;
-                 pred_o: number; pred_p: number };
-type Side = { tokens: string[]; weights: Packed; what: string };
-type Example = { id: number; original: Words; adversarial: Words; pred_o: number; pred_a: number; conf_o: number;
-                 conf_a: number; words_changed: number; queries: number };
+// what AuditView sends, typed by its traits (llm_widgets/widgets/audit.py: PAIR, SIDE, EXAMPLE, ...)
+type Pair = AuditViewState["pairs"][number];
+type Side = AuditViewState["attributions"][string]["a"];
+type Example = NonNullable<AuditViewState["attack_result"]>["examples"][number];
 
 const ci = (r: Row, k: string) => `${fmt(r[k])} [${fmt(r[k + "_lo"])}, ${fmt(r[k + "_hi"])}]`;
 
@@ -65,6 +61,16 @@ function histogram(shifts: Float32Array, label: string): HTMLCanvasElement {
   return c;
 }
 
+/** The label of the histogram's line at 0. */
+export const ZERO_LINE = "no shift";
+
+/** The x-axis ticks of the shift histogram over [-m, m] drawn from x = l over pw px: its ends aligned
+ * inwards (the right end's label ends at the plot's edge, never past the canvas), 0 centred. */
+export function histTicks(m: number, l: number, pw: number): { text: string; x: number; align: CanvasTextAlign }[] {
+  return [{ text: fmt(-m, 2), x: l, align: "center" }, { text: "0", x: l + pw / 2, align: "center" },
+    { text: fmt(m, 2), x: l + pw, align: "right" }];
+}
+
 function paintHistogram(c: HTMLCanvasElement, counts: number[], m: number, cmax: number, n: number, label: string): void {
   const W = 360, H = 150, l = 34, b = 30, top = 8, bins = counts.length;
   const dpr = window.devicePixelRatio || 1;
@@ -78,14 +84,18 @@ function paintHistogram(c: HTMLCanvasElement, counts: number[], m: number, cmax:
     const bh = (n / cmax) * ph;
     ctx.fillRect(l + (i * pw) / bins + 0.5, top + ph - bh, pw / bins - 1, bh);
   });
-  ctx.strokeStyle = "#d62728";
+  const ink = themeInk(c);
+  ctx.strokeStyle = ink.hot;
   ctx.beginPath(); ctx.moveTo(l + pw / 2, top); ctx.lineTo(l + pw / 2, top + ph); ctx.stroke();
-  ctx.fillStyle = themeInk(c).fg; ctx.font = "10px system-ui,sans-serif";
-  ctx.textAlign = "center"; ctx.textBaseline = "top";
-  ctx.fillText(fmt(-m, 2), l, top + ph + 3);
-  ctx.fillText("0", l + pw / 2, top + ph + 3);
-  ctx.fillText(fmt(m, 2), l + pw, top + ph + 3);
+  ctx.fillStyle = ink.fg; ctx.font = "10px system-ui,sans-serif";
+  ctx.textBaseline = "top";
+  for (const t of histTicks(m, l, pw)) { ctx.textAlign = t.align; ctx.fillText(t.text, t.x, top + ph + 3); }
+  ctx.textAlign = "center";
   ctx.fillText(`shift in ${label} (compared group \u2212 reference), ${n} pairs`, l + pw / 2, top + ph + 16);
+  // the line at 0 says what it marks
+  ctx.fillStyle = ink.hot; ctx.textAlign = "left";
+  ctx.fillText(ZERO_LINE, l + pw / 2 + 3, top);
+  ctx.fillStyle = ink.fg;
   ctx.textAlign = "right"; ctx.textBaseline = "middle";
   ctx.fillText(String(cmax), l - 3, top + 4);
   ctx.fillText("0", l - 3, top + ph);
@@ -95,7 +105,7 @@ function words(ws: Words, testid: string): HTMLElement {
   const el = h("div", { "data-testid": testid, style: "font-family:ui-monospace,Menlo,monospace" });
   ws.forEach(([w, changed], i) => {
     if (i) el.append(" ");
-    el.append(h("span", { text: w, class: changed ? "lw-changed" : undefined, style: changed ? "background:#ffe08a;border-radius:2px;padding:0 2px" : undefined }));
+    el.append(h("span", { text: w, class: changed ? "lw-changed" : undefined, style: changed ? "background:rgba(255,193,7,.35);border-radius:2px;padding:0 2px" : undefined }));
   });
   return el;
 }
@@ -116,7 +126,8 @@ function sideBySide(sides: { head: string; side: Side | undefined; fallback: HTM
 }
 
 function attackSection(model: Model<AuditViewState>, commit: (v: Record<string, unknown>) => void, detail: HTMLElement): HTMLElement | null {
-  const a = model.get("attack_result") || {};
+  const a = model.get("attack_result");
+  if (!a) return null;
   const rows: Row[] = a.summary || [];
   if (!rows.length) return null;
   const table = new SortableTable(
@@ -129,7 +140,7 @@ function attackSection(model: Model<AuditViewState>, commit: (v: Record<string, 
   table.sortBy("order", false); // ours first, then the random-order baseline
   const names: string[] = a.class_names || [];
   const label = (k: number) => names[k] ?? String(k);
-  const examples = (a.examples as Example[] || []).map((x) => {
+  const examples = a.examples.map((x) => {
     const item = h("div", { class: "lw-example", "data-id": x.id, style: "border-top:1px solid #eee;padding:3px 0;cursor:pointer" },
       h("span", { class: "lw-muted", text: `#${x.id}: ${label(x.pred_o)} → ${label(x.pred_a)} (${fmt(x.conf_o)} → ${fmt(x.conf_a)}), ` +
         `${x.words_changed} word${x.words_changed === 1 ? "" : "s"} changed, ${x.queries} queries` }),
@@ -146,7 +157,8 @@ function attackSection(model: Model<AuditViewState>, commit: (v: Record<string, 
 }
 
 function memorizationSection(model: Model<AuditViewState>): HTMLElement | null {
-  const m = model.get("memorization_result") || {};
+  const m = model.get("memorization_result");
+  if (!m) return null;
   const strings: Row[] = m.strings || [], canaries: Row[] = m.canaries || [];
   if (!strings.length && !canaries.length) return null;
   const parts: HTMLElement[] = [];
@@ -198,7 +210,7 @@ function render({ model, el }: { model: Model<AuditViewState>; el: HTMLElement }
       e.classList.toggle("lw-sel", on);
       e.style.background = on ? "#fde9e8" : "";
     }
-    const ex: Example | undefined = ((model.get("attack_result") || {}).examples as Example[] || []).find((x) => x.id === id);
+    const ex: Example | undefined = (model.get("attack_result")?.examples ?? []).find((x) => x.id === id);
     if (!ex) {
       exampleDetail.replaceChildren(h("span", { class: "lw-muted", text: id >= 0 ? "loading\u2026" : "Click an example to compare both versions." }));
       return;
@@ -215,7 +227,7 @@ function render({ model, el }: { model: Model<AuditViewState>; el: HTMLElement }
     const id = fromSelection(model.get("selected_pair"));
     pairTable?.select(id >= 0 ? String(id) : null);
     detail.dataset.pair = String(id);
-    const pair: Pair | undefined = (model.get("pairs") as Pair[] || []).find((p) => p.id === id);
+    const pair: Pair | undefined = (model.get("pairs") || []).find((p) => p.id === id);
     if (!pair) {
       detail.replaceChildren(h("span", { class: "lw-muted", text: id >= 0 ? "loading\u2026" : "Click a pair to compare both versions." }));
       return;
@@ -265,8 +277,8 @@ function render({ model, el }: { model: Model<AuditViewState>; el: HTMLElement }
          { key: "mean_abs_shift", label: "mean |shift|", format: fmt, help: "counterfactual token fairness gap" },
          { key: "max_abs_shift", label: "max |shift|", format: fmt }],
         cfs, (r) => String(r.group), undefined, "cf-groups");
-      const shifts = decode(model.get("shifts") as Packed)!.values;
-      const pairs = (model.get("pairs") || []) as Pair[];
+      const shifts = decode(model.get("shifts"))!.values;
+      const pairs = model.get("pairs") || [];
       pairTable = new SortableTable(
         [{ key: "abs", label: "|shift|", format: fmt }, { key: "shift", label: "shift", format: fmtSigned },
          { key: "term_a", label: "reference" }, { key: "term_b", label: "compared" },
@@ -288,7 +300,7 @@ function render({ model, el }: { model: Model<AuditViewState>; el: HTMLElement }
          { key: "pass_rate", label: "pass rate", format: fmt }, { key: "mean_abs_change", label: "mean |\u0394 score|", format: fmt }],
         rob, (r) => String(r.test), undefined, "robustness");
       robTable.sortBy("pass_rate", false);
-      const fails = (model.get("failures") as Failure[] || []).map((x) =>
+      const fails = (model.get("failures") || []).map((x) =>
         h("div", { class: "lw-fail", "data-test": x.test, style: "border-top:1px solid #eee;padding:3px 0" },
           h("span", { class: "lw-muted", text: `${x.test} (${x.kind}): ${fmt(x.score_o)} \u2192 ${fmt(x.score_p)}, class ${x.pred_o} \u2192 ${x.pred_p}` }),
           words(x.original, "fail-original"), words(x.perturbed, "fail-perturbed")));

@@ -4,7 +4,7 @@
 // shares (the check), and the input's token strip (click a token to read that position).
 import { decode, NDArray, Packed } from "../lib/buffers";
 import { css } from "../lib/colors";
-import { h } from "../lib/dom";
+import { h, THEME_EVENT } from "../lib/dom";
 import { fmt, fmtSigned } from "../lib/format";
 import { expose, frame, Model } from "../lib/frame";
 import { Heatmap } from "../lib/heatmap";
@@ -47,10 +47,10 @@ function render({ model, el }: { model: Model<DirectLogitViewState>; el: HTMLEle
 
   /** The shares at the selected position: the synced traits, or (a static export) the embedded arrays. */
   const current = (p: number): Shares | null => {
-    const hp = model.get("head_shares") as Packed & { position?: number }, cp = model.get("component_shares") as Packed;
-    const s = model.get("summary") || {};
+    const hp = model.get("head_shares"), cp = model.get("component_shares");
+    const s = model.get("summary");
     const heads = decode(hp), parts = decode(cp);
-    if (heads && parts && hp.position === p) return { heads, parts, logit: s.logit, total: s.total, error: s.error };
+    if (heads && parts && hp.position === p) return { heads, parts, logit: s?.logit ?? null, total: s?.total ?? null, error: s?.error ?? null };
     if (allHeads && allParts && allLogit && p < allHeads.shape[0]) {
       const hs = slice(allHeads, p), ps = slice(allParts, p);
       let total = 0;
@@ -70,7 +70,7 @@ function render({ model, el }: { model: Model<DirectLogitViewState>; el: HTMLEle
     strip.select(p);
     const s = p >= 0 ? current(p) : null;
     shown = s;
-    const metric: string = (model.get("summary") || {}).metric ?? "";
+    const metric: string = model.get("summary")?.metric ?? "";
     if (!s) {
       check.textContent = p < 0 ? "Click a token to see the direct shares at its position." : "computing\u2026";
       bars.replaceChildren();
@@ -79,7 +79,7 @@ function render({ model, el }: { model: Model<DirectLogitViewState>; el: HTMLEle
       return;
     }
     heat.el.style.display = "";
-    const tol: number = (model.get("summary") || {}).tolerance ?? 1e-4; // the function's own check (float32: 1e-4)
+    const tol: number = model.get("summary")?.tolerance ?? 1e-4; // the function's own check (float32: 1e-4)
     const ok = s.error !== null && s.error <= tol;
     check.textContent = `${metric} at position ${p} "${tokens[p]}": model ${fmt(s.logit, 4)} \u00b7 sum of shares ${fmt(s.total, 4)} ` +
       `(relative difference ${s.error === null ? "\u2013" : s.error.toExponential(1)}, tolerance ${tol.toExponential(0)}) ${ok ? "\u2713 they agree" : "\u2717 they differ"}`;
@@ -117,6 +117,7 @@ function render({ model, el }: { model: Model<DirectLogitViewState>; el: HTMLEle
 
   f.watch(["head_shares", "component_shares", "summary", "selected_token"], draw);
   f.watch(["selected_layer", "selected_head"], showDetail);
+  heat.canvas.addEventListener(THEME_EVENT, () => draw()); // the bars' colours follow the theme's palette too
   draw();
   expose(el, { heat, strip });
   return () => f.cleanup();

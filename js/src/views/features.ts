@@ -113,7 +113,7 @@ function render({ model, el }: { model: Model<FeatureViewState>; el: HTMLElement
       parts.push(h("div", { "data-testid": "contexts" }, h("div", { class: "lw-title", text: "top-activating contexts" }),
         ...(feat.contexts as Context[]).map((c) => h("div", { style: "font-size:12px" },
           h("span", { class: "lw-muted", text: `${fmt(c.activation)} ` }),
-          ...c.tokens.map((t, i) => h("span", { text: t, style: i === c.at ? "font-weight:bold;background:#c6dbef" : "" }))))));
+          ...c.tokens.map((t, i) => h("span", { text: t, style: i === c.at ? "font-weight:bold;background:rgba(33,113,181,.3)" : "" }))))));
       parts.push(histogram(feat.hist, feat.edges));
     }
     featureBox.replaceChildren(...parts);

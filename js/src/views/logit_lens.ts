@@ -7,7 +7,7 @@ import { decode, NDArray, Packed } from "../lib/buffers";
 import { h } from "../lib/dom";
 import { fmt, prob, quoted } from "../lib/format";
 import { expose, frame, Model } from "../lib/frame";
-import { Heatmap } from "../lib/heatmap";
+import { cellWidthFor, Heatmap } from "../lib/heatmap";
 import { LineChart } from "../lib/linechart";
 import { at, slice } from "../lib/ndarray";
 import { fromSelection, hiddenRow, LayerSelection, layerOfRow } from "../lib/selection";
@@ -16,6 +16,8 @@ import type { LogitLensViewState } from "../generated/state";
 interface Lens { name: string; labels: string[]; idx: NDArray; pr: NDArray; nxt: NDArray; heat: Heatmap }
 
 const COLOURS = ["#1f77b4", "#ff7f0e"];
+/** Characters of a top token a cell shows whole (a longer one ends in an ellipsis). */
+export const CELL_CHARS = 12;
 
 function render({ model, el }: { model: Model<LogitLensViewState>; el: HTMLElement }) {
   const f = frame(model, el, "logit_lens");
@@ -74,10 +76,15 @@ function render({ model, el }: { model: Model<LogitLensViewState>; el: HTMLEleme
     const colour: string = model.get("colour");
     colourSel.value = colour;
     for (const l of lenses) {
+      // cells as wide as the longest top token, up to CELL_CHARS characters (longer ones end in an
+      // ellipsis; the tooltip has them whole); wider than the output area: the view scrolls, with a cue
+      let longest = 1;
+      for (let i = 0; i < R * T; i++) longest = Math.max(longest, (l.labels[l.idx.values[i * K]] ?? "").length);
       const values = new Float32Array(R * T);
       for (let i = 0; i < R * T; i++) values[i] = colour === "next" ? l.nxt.values[i] : l.pr.values[i * K];
       l.heat.draw({ shape: [R, T], values }, {
         rowLabels: rows, colLabels: tokens, scale: "seq", vmax: 1, maxSize: tuned ? 480 : 720, minCell: 18,
+        cellWidth: cellWidthFor(Math.min(CELL_CHARS, longest)),
         label: colour === "next" ? "probability of the actual next token" : "probability of the top token",
         cellText: (r, c) => topLabel(l, r, c),
         onClick: (r, c) => f.commit({ selected_layer: layerOfRow(r), selected_token: c }), // row 0: the embeddings

@@ -5,7 +5,7 @@
 import { decode, slice2d, NDArray, Packed } from "../lib/buffers";
 import { ColorBar } from "../lib/colorbar";
 import { divergingScale } from "../lib/colors";
-import { h } from "../lib/dom";
+import { h, markInvalid } from "../lib/dom";
 import { fmt, fmtSigned, prob, quoted } from "../lib/format";
 import { enable, expose, frame, Model, NEEDS_KERNEL } from "../lib/frame";
 import { absMax, col, row as rowOf, topK } from "../lib/ndarray";
@@ -56,15 +56,16 @@ function render({ model, el }: { model: Model<NeuronViewState>; el: HTMLElement 
   const tableBox = h("div", { "data-testid": "top-neurons" });
   const firing = h("div", { "data-testid": "firing" });
   const ablation = h("div", { "data-testid": "ablation" });
+  const examples = h("div", { "data-testid": "corpus-examples" }); // corpus=[texts]: the selected neuron's max-activating contexts
   const stripBar = new ColorBar("tokens-colorbar");
-  f.body.append(strip.el, stripBar.el, h("div", { class: "lw-row" }, tableBox, firing, ablation),
+  f.body.append(strip.el, stripBar.el, h("div", { class: "lw-row" }, tableBox, firing, ablation), examples,
     h("div", { class: "lw-muted", text: "Click a token for its most active neurons; click a neuron to colour the tokens by its activation." }));
 
   let acts: NDArray | null = null;
   const current = (): NDArray | null => {
     const layer: number = model.get("selected_layer");
     if (all) return slice2d(all, layer);
-    const p = model.get("acts") as Packed & { layer?: number };
+    const p = model.get("acts");
     return p && p.layer === layer ? decode(p) : null;
   };
 
@@ -86,6 +87,7 @@ function render({ model, el }: { model: Model<NeuronViewState>; el: HTMLElement 
   const drawNeuron = () => {
     const n = fromSelection(model.get("selected_neuron"));
     input.value = n >= 0 ? String(n) : "";
+    if (n >= 0) markInvalid(input, null); // a neuron chosen (here or in Python): the box is right again
     if (!acts || n < 0) { strip.paint(null, null); stripBar.set(null); firing.replaceChildren(); return; }
     const w = col(acts, n);
     const scale = divergingScale(absMax(w), `activation of neuron ${n} (layer ${model.get("selected_layer")})`);
@@ -115,13 +117,27 @@ function render({ model, el }: { model: Model<NeuronViewState>; el: HTMLElement 
       h("div", { class: "lw-title", text: `${a.mode}-ablating neuron ${a.neurons.join(", ")} of layer ${a.layer}: output probabilities` }),
       h("table", { class: "lw-table" }, h("tr", {}, ...["output", "before", "after", "change (pts)"].map((c) => h("th", { text: c }))), ...rows));
   };
+  const drawExamples = () => {
+    const c = model.get("corpus_summary") || {};
+    const ex = (model.get("corpus_examples") || []) as { activation: number; tokens: string[]; at: number }[];
+    if (c.n_texts === undefined) { examples.replaceChildren(); return; } // no corpus, or still scanning (the progress bar says)
+    const n = fromSelection(model.get("selected_neuron"));
+    const head = n < 0 ? "select a neuron for its max-activating examples" : ex.length ? `neuron ${n}: max-activating examples`
+      : `neuron ${n} is never positive on the corpus`;
+    examples.replaceChildren(h("div", { class: "lw-title", text: `${head} (corpus: ${c.n_texts} texts, ${c.n_tokens} tokens)` }),
+      ...ex.map((e) => h("div", { style: "font-size:12px" }, h("span", { class: "lw-muted", text: `${fmt(e.activation)} ` }),
+        ...e.tokens.map((t, i) => h("span", { text: `${t} `, style: i === e.at ? "font-weight:bold;background:#c6dbef" : "" })))));
+  };
+  f.watch(["corpus_examples", "corpus_summary"], drawExamples);
+  drawExamples();
   ablateSel.addEventListener("change", () => f.commit({ ablation_mode: ablateSel.value }));
   f.watch(["ablation", "ablation_mode"], drawAblation);
   layerSel.addEventListener("change", () => f.commit({ selected_layer: Number(layerSel.value) }));
   input.addEventListener("change", () => {
     const n = Math.floor(Number(input.value));
-    if (Number.isFinite(n) && n >= 0 && n < N) f.commit({ selected_neuron: n });
-    else info.textContent = `neuron must be 0..${N - 1}`;
+    const ok = input.value.trim() !== "" && Number.isFinite(n) && n >= 0 && n < N;
+    markInvalid(input, ok ? null : `neuron must be a number from 0 to ${N - 1}, got \u201c${input.value}\u201d`);
+    if (ok) f.commit({ selected_neuron: n });
   });
   f.watch(["selected_layer", "acts"], drawAll);
   f.watch(["selected_token"], drawTable);

@@ -35,7 +35,7 @@ function render({ model, el }: { model: Model<PatchingViewState>; el: HTMLElemen
   const detail = h("div", { "data-testid": "detail", style: "min-width:260px" });
   const noising = model.get("direction") === "noising";
   const run = noising ? "clean" : "corrupted", source = noising ? "corrupted" : "clean"; // the run; where its patches come from
-  const legend = h("div", { class: "lw-muted", "data-testid": "legend", text: `Each cell: the ${run} run with that one ${source} activation ${noising ? "inserted" : "restored"}, normalized metric: 0 (white) = ${run} output, 1 (red) = ${source} output, < 0 (blue) = further from the ${source} output. Click a cell for its output.` });
+  const legend = h("div", { class: "lw-muted", "data-testid": "legend", text: `Each cell: the ${run} run with that one ${source} activation ${noising ? "inserted" : "restored"}, normalized metric: 0 (neutral) = ${run} output, 1 (red) = ${source} output, < 0 (blue) = further from the ${source} output. Click a cell for its output.` });
   const noise = h("div", { class: "lw-notice", "data-testid": "noise-warning", style: "display:none" });
   f.body.append(waiting, noise, grids, legend, detail);
   const maps: Record<string, Heatmap> = {};

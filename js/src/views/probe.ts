@@ -1,5 +1,6 @@
-// ProbeView: held-out probe accuracy (95% CI band), control accuracy, selectivity and the majority
-// baseline against layer; click a layer for its confusion matrix and most confidently wrong examples.
+// ProbeView: held-out probe accuracy (95% Wilson interval over the n held-out rows), control accuracy
+// and the majority baseline against layer; selectivity (a difference) on its own axis below; click a
+// layer for its confusion matrix and most confidently wrong examples.
 import { decode, slice2d, NDArray, Packed } from "../lib/buffers";
 import { h, watchWidth } from "../lib/dom";
 import { fmt } from "../lib/format";
@@ -19,6 +20,11 @@ export const CHART_W = 520;
 export const DETAIL_MIN = 360;
 
 interface Example { tokens: string[]; highlight: number; true: string; pred: string; confidence: number; weights?: Packed }
+
+/** "0.886–1.000": an interval's ends at the precision shown. */
+export function span(lo: number, hi: number): string {
+  return `${fmt(lo)}–${fmt(hi)}`;
+}
 
 /** The columns whose accuracy reads the same as the best one's at the precision shown (3 decimals):
  * a tie is reported as a tie, not as the first of them. */
@@ -46,6 +52,8 @@ function render({ model, el }: { model: Model<ProbeViewState>; el: HTMLElement }
   });
 
   let chart: LineChart | null = null;
+  let selChart: LineChart | null = null;
+  let interval: NDArray | null = null;
   let curves: NDArray | null = null;
   let confusion: NDArray | null = null;
   let table: SortableTable | null = null;
@@ -61,38 +69,53 @@ function render({ model, el }: { model: Model<ProbeViewState>; el: HTMLElement }
     const name = (c: number) => (c === 0 ? "embeddings" : `layer ${c - 1}`);
     curves = decode(model.get("curves") as Packed)!;
     confusion = decode(model.get("confusion") as Packed)!;
-    const [acc, ci, ctrl, ctrlCi, sel] = [0, 1, 2, 3, 4].map((k) => rowOf(curves!, k));
+    const [acc, , ctrl, , sel] = [0, 1, 2, 3, 4].map((k) => rowOf(curves!, k));
+    interval = decode(model.get("interval") as Packed | null);
+    const nTest: number = model.get("n_test");
+    // the 95% Wilson interval counting the held-out rows (honest at 1.000 on a small test set)
+    const [accLo, accHi, ctrlLo, ctrlHi] = interval ? [0, 1, 2, 3].map((k) => rowOf(interval!, k)) : [acc, acc, ctrl, ctrl];
     const hasControl = ctrl.every((v) => v >= 0);
     const majority: number = model.get("majority");
     const series = [
-      { name: "accuracy", values: acc, band: ci, color: "#1f77b4" },
-      ...(hasControl ? [{ name: "control", values: ctrl, band: ctrlCi, color: "#ff7f0e" },
-                        { name: "selectivity", values: sel, color: "#2ca02c" }] : []),
+      { name: "accuracy", values: acc, lo: accLo, hi: accHi, color: "#1f77b4" },
+      ...(hasControl ? [{ name: "control", values: ctrl, lo: ctrlLo, hi: ctrlHi, color: "#ff7f0e" }] : []),
       { name: "majority", values: new Float32Array(L).fill(majority), color: "#7f7f7f", dashed: true },
     ];
+    const ciText = (l: number) => (interval ? ` (95% CI ${span(accLo[l], accHi[l])}, n = ${nTest} held-out)` : "");
+    const xTick = (c: number) => (c === 0 ? "emb" : String(c - 1));
+    const onClick = (c: number) => f.commit({ selected_layer: layerOfRow(c) });
+    const describe = (l: number) => `${name(l)}: accuracy ${fmt(acc[l])}${ciText(l)}` +
+      (hasControl ? `, control ${fmt(ctrl[l])}, selectivity ${fmt(sel[l])}` : "");
     chart = new LineChart(L, series, {
-      width: CHART_W,
-      yMin: Math.min(0, ...Array.from(sel)), yMax: 1, yLabel: "held-out accuracy",
-      onClick: (c) => f.commit({ selected_layer: layerOfRow(c) }),
-      xTick: (c) => (c === 0 ? "emb" : String(c - 1)),
-      describe: (l) => `${name(l)}: accuracy ${fmt(acc[l])} \u00b1 ${fmt(ci[l])}` +
-        (hasControl ? `, control ${fmt(ctrl[l])}, selectivity ${fmt(sel[l])}` : ""),
+      width: CHART_W, yMin: 0, yMax: 1, yLabel: "held-out accuracy", onClick, xTick, describe,
     });
-    chartBox.replaceChildren(chart.el);
+    // selectivity is a difference of accuracies: its own axis (through 0), not the accuracy one
+    selChart = hasControl ? new LineChart(L, [{ name: "selectivity", values: sel, color: "#2ca02c" },
+      { name: "zero", values: new Float32Array(L), color: "#7f7f7f", dashed: true }], {
+      width: CHART_W, height: 150, yMin: Math.min(0, ...Array.from(sel)), yMax: Math.max(0, ...Array.from(sel)),
+      yLabel: "acc. \u2212 control", onClick, xTick, describe, testid: "selectivity-chart",
+    }) : null;
+    chartBox.replaceChildren(chart.el, ...(selChart ? [h("div", { class: "lw-muted", "data-testid": "selectivity-title",
+      text: "Selectivity: accuracy minus control accuracy (a difference, on its own axis)" }), selChart.el] : []),
+      ...(interval ? [h("div", { class: "lw-muted", "data-testid": "interval-note",
+        text: `Bands: 95% Wilson intervals for ${nTest} held-out ${model.get("level") === "token" ? "tokens" : "texts"} per split.` })] : []));
     let best = 0;
     for (let l = 1; l < L; l++) if (acc[l] > acc[best]) best = l;
     const tied = bestOf(acc, best);
-    info.textContent = `${model.get("level")}-level ${model.get("probe_kind")} probe \u00b7 ${model.get("seeds")} splits \u00b7 ` +
+    info.textContent = `${model.get("level")}-level ${model.get("probe_kind")} probe \u00b7 ${model.get("seeds")} splits` +
+      (nTest > 0 ? ` of ${nTest} held-out` : "") + " \u00b7 " +
       `best: ${tied.length > 1 ? `${tied.map(name).join(", ")} (tied at ${fmt(acc[best])})` : `${name(best)} (${fmt(acc[best])})`} \u00b7 majority baseline ${fmt(majority)} \u00b7 click a layer`;
     // `row` sorts (the embeddings first) and is shown as the layer's name; `layer` is the selection
-    const rows: Row[] = Array.from({ length: L }, (_, l) => ({ row: l, layer: layerOfRow(l), accuracy: acc[l], ci95: ci[l], control: hasControl ? ctrl[l] : NaN, selectivity: hasControl ? sel[l] : NaN }));
+    const rows: Row[] = Array.from({ length: L }, (_, l) => ({ row: l, layer: layerOfRow(l), accuracy: acc[l],
+      ci_low: interval ? accLo[l] : NaN, ci_high: interval ? accHi[l] : NaN,
+      control: hasControl ? ctrl[l] : NaN, selectivity: hasControl ? sel[l] : NaN }));
     // amnesic probing (ProbeView(..., amnesic=True)): a column per block (none for the embeddings)
     const amnesic = decode(model.get("amnesic_rows") as Packed | null);
     const amnesicKeys = amnesic ? (model.get("amnesic_names") as string[]) : [];
     if (amnesic) rows.forEach((r, l) => amnesicKeys.forEach((k, i) => { r[k] = l === 0 ? NaN : at(amnesic, i, l - 1); }));
     table = new SortableTable(
       [{ key: "row", label: "layer", format: (v) => String(layerOfRow(Number(v))) },
-       ...["accuracy", "ci95", "control", "selectivity", ...amnesicKeys].map((k) => ({ key: k, label: k.replace(/_/g, " "), format: fmt }))],
+       ...["accuracy", "ci_low", "ci_high", "control", "selectivity", ...amnesicKeys].map((k) => ({ key: k, label: k.replace(/_/g, " "), format: fmt }))],
       rows, (r) => String(r.layer), (r) => f.commit({ selected_layer: r.layer === EMBEDDINGS ? EMBEDDINGS : Number(r.layer) }), "layers");
     table.sortBy("row", false);
     const amnesicNote = amnesic ? h("div", { class: "lw-muted", "data-testid": "amnesic-note",
@@ -111,11 +134,13 @@ function render({ model, el }: { model: Model<ProbeViewState>; el: HTMLElement }
     const l = hiddenRow(layer); // column of the arrays (embeddings first)
     if (!curves || !confusion || l < 0) return;
     chart?.select(l);
+    selChart?.select(l);
     table?.select(String(layer));
     const C = classes.length;
     const cm: NDArray = slice2d(confusion, l);
     const title = h("div", { class: "lw-title", "data-testid": "layer-title",
-      text: `${l === 0 ? "Embeddings" : `Layer ${layer}`}: accuracy ${fmt(at(curves, 0, l))} \u00b1 ${fmt(at(curves, 1, l))}` });
+      text: `${l === 0 ? "Embeddings" : `Layer ${layer}`}: accuracy ${fmt(at(curves, 0, l))}` +
+        (interval ? ` (95% CI ${span(at(interval, 0, l), at(interval, 1, l))}, n = ${model.get("n_test")})` : "") });
     const cmax = Math.max(0, max(cm.values));
     heat.draw(cm, {
       rowLabels: classes, colLabels: classes, scale: "seq", vmax: cmax, maxSize: Math.min(260, 60 * C), minCell: 8,
@@ -148,7 +173,7 @@ function render({ model, el }: { model: Model<ProbeViewState>; el: HTMLElement }
     detail.dataset.layer = String(layer);
   };
 
-  f.watch(["done", "curves", "confusion", "examples"], drawAll);
+  f.watch(["done", "curves", "interval", "n_test", "confusion", "examples"], drawAll);
   f.watch(["selected_layer"], drawLayer);
   drawAll();
   expose(el, { heat });

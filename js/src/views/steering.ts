@@ -3,7 +3,7 @@
 // (perplexity under the unsteered model) per cell; classifiers: class probability against strength
 // per layer. Click a cell to read it; download the vector (safetensors, GGUF control vector).
 import { decode, NDArray, Packed } from "../lib/buffers";
-import { h } from "../lib/dom";
+import { h, scrollCue } from "../lib/dom";
 import { fmt } from "../lib/format";
 import { expose, frame, Model } from "../lib/frame";
 import { LineChart } from "../lib/linechart";
@@ -62,7 +62,8 @@ function download(bytes: Uint8Array, filename: string): void {
 
 /** A continuation as text, the tokens that differ from the unsteered one marked (<mark>). */
 export function marked(tokens: string[], changed: boolean[]): HTMLElement {
-  const p = h("div", { class: "lw-cont", "data-testid": "continuation" });
+  // wraps anywhere (a continuation can be one long run of word pieces): the grid's columns stay narrow
+  const p = h("div", { class: "lw-cont", "data-testid": "continuation", style: "max-width:260px;overflow-wrap:anywhere" });
   tokens.forEach((t, i) => p.append(changed[i] ? h("mark", { text: t, title: "differs from the unsteered continuation" }) : h("span", { text: t })));
   return p;
 }
@@ -146,7 +147,8 @@ function render({ model, el }: { model: Model<SteeringViewState>; el: HTMLElemen
       });
       table.append(tr);
     });
-    grid.replaceChildren(h("div", { class: "lw-scroll" }, table));
+    const box = h("div", { class: "lw-scroll" }, table);
+    grid.replaceChildren(box, scrollCue(box, "strengths"));
   };
 
   const drawDetail = () => {

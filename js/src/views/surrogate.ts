@@ -77,7 +77,7 @@ function render({ model, el }: { model: Model<SurrogateViewState>; el: HTMLEleme
   const rulesPanel = (ex: { rules: Rule[] }, d: Detail | undefined): HTMLElement[] => {
     const list = h("ol", { "data-testid": "rules", style: "margin:4px 0;padding-left:22px;font-family:ui-monospace,Menlo,monospace" },
       ...ex.rules.map((r, k) => h("li", { "data-rule": k, class: d?.rule === k ? "lw-sel" : undefined,
-        style: d?.rule === k ? "background:#fde9e8" : undefined,
+        style: d?.rule === k ? "background:var(--lw-sel-bg)" : undefined,
         text: `${r.text}   (${r.n} fitting texts, ${fmt(100 * r.purity, 0)}% the model's class)` })));
     return [h("div", { class: "lw-muted", text: `${ex.rules.length} rules, one per leaf; the one deciding the selected text is highlighted.` }), list];
   };

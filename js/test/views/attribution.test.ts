@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { MISSING } from "../../src/lib/format";
-import attribution from "../../src/views/attribution";
+import attribution, { outputLabel, targetNote } from "../../src/views/attribution";
+import { quoted as q } from "../../src/lib/format";
 import { choose, clickCell, colorbars, everyHeatmapHasColorbar, mount, Mounted, pack, stripSelected, stripTexts, stripWeights, XSS } from "./fixtures";
 import { css, div } from "../../src/lib/colors";
 
@@ -141,5 +142,52 @@ describe("AttributionView", () => {
     m.model.set("word_scores", s.word_scores);
     m.model.set("scores", s.scores);
     expect(stripWeights(m)).toEqual(scores1);
+  });
+});
+
+describe("AttributionView: colour scales across methods (issue 31)", () => {
+  it("methods share one stated scale by default (a small method reads small); the menu switches to each method's own", () => {
+    const m = mount(attribution, state()); // IG: largest |score| 2
+    expect(colorbars(m)["tokens-colorbar"]).toMatchObject({ kind: "div", max: 2, label: "attribution score (Integrated gradients)" });
+    // the kernel recomputes with Grad-CAM: scores of 0.0003
+    m.model.set("info", { ...state().info, method: "gradcam", method_label: "Grad-CAM" });
+    m.model.set("scores", pack(scores1.map((v) => v * 0.00015), [1, 5]));
+    expect(colorbars(m)["tokens-colorbar"]).toMatchObject({ max: 2, label: "attribution score (Grad-CAM); scale shared with Integrated gradients" });
+    expect(m.$("[data-testid=caption]").textContent).toContain("colour scale \u00b12.00");
+    // 0.0003 on the shared \u00b12 scale: almost the neutral colour, not the darkest red
+    expect(stripWeights(m)[4]).toBeCloseTo(0.0003, 9);
+    expect(m.$$("[data-testid=tokens] .lw-tok")[4].style.background.replace(/\s/g, "")).toBe(css(div(0.0003, 2)));
+    choose(m.$<HTMLSelectElement>("[data-testid=scale-mode]"), "own");
+    expect(colorbars(m)["tokens-colorbar"]).toMatchObject({ max: Math.fround(0.0003), label: "attribution score (Grad-CAM)" });
+    expect(m.$$("[data-testid=tokens] .lw-tok")[4].style.background.replace(/\s/g, "")).toBe(css(div(2, 2)));
+  });
+});
+
+describe("AttributionView: a target of several tokens (issue 29's rule, said in the view)", () => {
+  it("names the tokens and says they are one output, their summed log-probs", () => {
+    const m = mount(attribution, state(1, { targets: [" elephant"],
+      info: { ...state().info, output: "log_prob", target_tokens: [" ele", "ph", "ant"] } }));
+    expect(m.$("[data-testid=target-tokens]").textContent).toBe(
+      `target ${q(" elephant")} is 3 tokens (${q(" ele")} + ${q("ph")} + ${q("ant")}): one output, the sum of their log-probs, each read after the ones before it`);
+    expect(targetNote("x", ["x"])).toBe("");
+    const one = mount(attribution, state());
+    expect(one.$("[data-testid=target-tokens]").style.display).toBe("none");
+  });
+});
+
+describe("AttributionView: the output named as the quantity it is (issue 31)", () => {
+  const yAxis = (m: Mounted) => m.$$("[data-testid=deletion-chart] text").map((t) => t.textContent).filter((t) => t!.startsWith("f = "));
+  it("a contrast is labelled as the log-prob difference, not as log_prob", () => {
+    const m = mount(attribution, state(1, { targets: [" Paris \u2212  London"],
+      info: { ...state().info, output: "log_prob", contrast: " London" } }));
+    expect(yAxis(m)).toEqual(["f = log p(target) \u2212 log p(contrast)"]);
+    expect(m.$("[data-testid=faithfulness]").textContent).toContain("the output, f = log p(target) \u2212 log p(contrast), on the prompt");
+    expect(m.$("[data-testid=faithfulness]").textContent).not.toContain("(log_prob)");
+  });
+  it("without a contrast the axis names the output of the target", () => {
+    expect(yAxis(mount(attribution, state()))).toEqual(["f = logit(target)"]);
+    expect(outputLabel("log_prob", null)).toBe("log p(target)");
+    expect(outputLabel("prob", "B")).toBe("p(target) \u2212 p(contrast)");
+    expect(outputLabel("logit", "B")).toBe("logit(target) \u2212 logit(contrast)");
   });
 });

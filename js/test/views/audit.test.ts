@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { MISSING } from "../../src/lib/format";
-import audit from "../../src/views/audit";
+import audit, { histTicks, ZERO_LINE } from "../../src/views/audit";
 import { mount, pack, stripTexts, stripWeights, XSS } from "./fixtures";
 
 const pair = (id: number, shift: number, text_b = `${XSS} is a nurse`) => ({
@@ -59,6 +59,11 @@ describe("AuditView", () => {
     expect(counts[0]).toBe(1); // -0.3
     expect(counts[15]).toBe(1); // 0
     expect(counts.reduce((a, b) => a + b, 0)).toBe(3);
+    // the line at 0 is labelled; the right end's tick ends at the plot's edge (not centred past the canvas)
+    expect(m.texts()).toContain(ZERO_LINE);
+    expect(m.texts()).toEqual(expect.arrayContaining(["-0.30", "0", "0.30"]));
+    expect(histTicks(0.3, 34, 320)).toEqual([
+      { text: "-0.30", x: 34, align: "center" }, { text: "0", x: 194, align: "center" }, { text: "0.30", x: 354, align: "right" }]);
   });
 
   it("clicking a pair selects it, and shows both versions with their token attributions", () => {

@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { Model } from "../../src/lib/frame";
 import { createModel } from "../../src/lib/model";
-import explorer from "../../src/views/explorer";
-import { BASE, mount, Mounted, pack, XSS } from "./fixtures";
+import explorer, { FOLD_TOKENS, PANEL_GAP, ROW_UNIT, rowSpan, stripMode } from "../../src/views/explorer";
+import { BASE, choose, colorbars, mount, Mounted, pack, stripWeights, XSS } from "./fixtures";
 
 const tokens = ["The", XSS, "sat"];
 const T = tokens.length, N = 2;
@@ -54,7 +54,8 @@ describe("Explorer", () => {
   it("a selection made in one child reaches the explorer and the other children, once", async () => {
     const { m, children } = await live();
     const saves = children.map((c) => vi.spyOn(c, "save_changes"));
-    m.$$("[data-panel=neuron] [data-testid=tokens] .lw-tok")[1].click(); // the neuron view commits selected_token = 1
+    children[0].set("selected_token", 1); // the neuron view commits selected_token = 1 (e.g. from its table)
+    children[0].save_changes();
     expect(m.model.get("selected_token")).toBe(1);
     expect(children.map((c) => c.get("selected_token"))).toEqual([1, 1]);
     expect(saves.map((s) => s.mock.calls.length)).toEqual([1, 1]); // the neuron view's own commit, and the mirror to the lens
@@ -150,5 +151,96 @@ describe("Explorer: panels not shown", () => {
     expect(m.el.querySelector("img")).toBeNull();
     model.set("skipped", {});
     expect(m.$$("[data-skipped]")).toHaveLength(0);
+  });
+});
+
+describe("Explorer: too-long texts and stale errors (issue 31, item 9)", () => {
+  it("the truncate box sets truncate in Python; editing the text clears the error of the previous text", async () => {
+    const { m } = await live();
+    const box = m.$<HTMLInputElement>("[data-testid=truncate]");
+    expect(box.checked).toBe(false);
+    box.checked = true;
+    box.dispatchEvent(new Event("change"));
+    expect(m.model.get("truncate")).toBe(true);
+    m.model.set("truncate", false); // Python drives the box back
+    expect(box.checked).toBe(false);
+    m.model.set("error", "InputTooLongError: The text is 600 tokens long; pass truncate=True");
+    expect(m.$("[data-testid=error]").style.display).toBe("");
+    const input = m.$<HTMLInputElement>("[data-testid=text]");
+    const before = m.saves();
+    input.value = "";
+    input.dispatchEvent(new Event("input"));
+    expect(m.model.get("error")).toBe("");
+    expect(m.$("[data-testid=error]").style.display).toBe("none");
+    expect(m.saves()).toBe(before + 1);
+    input.value = "x";
+    input.dispatchEvent(new Event("input")); // no error: nothing to send
+    expect(m.saves()).toBe(before + 1);
+  });
+});
+
+describe("Explorer: long texts (issue 31, item 10)", () => {
+  it("the shared strip folds away for texts over FOLD_TOKENS tokens, and opens for short ones", async () => {
+    const { m } = await live();
+    const fold = m.$<HTMLDetailsElement>("[data-testid=shared-strip-fold]");
+    expect(fold.open).toBe(true);
+    expect(fold.querySelector("summary")!.textContent).toBe("Shared tokens (3): hover to highlight everywhere, click to select in every view.");
+    const long = Array.from({ length: FOLD_TOKENS + 1 }, (_, i) => `t${i}`);
+    m.model.set("tokens", long);
+    await vi.waitFor(() => expect(m.$<HTMLDetailsElement>("[data-testid=shared-strip-fold]").open).toBe(false));
+    expect(m.$("[data-testid=shared-strip-fold] summary").textContent).toContain(`Shared tokens (${FOLD_TOKENS + 1})`);
+  });
+});
+
+describe("Explorer: balanced columns", () => {
+  it("a panel spans as many 4 px rows as it is tall, with the gap under it", () => {
+    expect(rowSpan(400)).toBe(Math.ceil((400 + PANEL_GAP) / ROW_UNIT));
+    expect(rowSpan(0)).toBe(Math.ceil(PANEL_GAP / ROW_UNIT));
+    expect(rowSpan(-5, 0)).toBe(1);
+  });
+});
+
+describe("Explorer: one token strip (issue 31, item 9)", () => {
+  const visibleStrips = (m: Mounted) => m.$$(".lw-strip").filter((e) => !e.closest(".lw-shared-src") && !e.classList.contains("lw-shared-src"));
+
+  it("the panels' strips of the same tokens are hidden: one strip of the text shows, with one selection style", async () => {
+    const { m } = await live();
+    expect(m.$("[data-panel=neuron] [data-testid=tokens]").classList.contains("lw-shared-src")).toBe(true);
+    expect(m.$("[data-panel=neuron] [data-testid=tokens-colorbar]").classList.contains("lw-shared-src")).toBe(true);
+    expect(visibleStrips(m).map((e) => e.dataset.testid)).toEqual(["shared-tokens"]);
+    expect(document.getElementById("llm-widgets-style")!.textContent).toContain(".lw-panel .lw-shared-src{display:none}");
+    m.$$("[data-testid=shared-tokens] .lw-tok")[2].click();
+    expect(visibleStrips(m).flatMap((e) => Array.from(e.querySelectorAll(".lw-sel"))).map((e) => (e as HTMLElement).dataset.index)).toEqual(["2"]);
+  });
+
+  it("the shared strip shows a panel's values by mode (auto, none, a panel), with their colour bar", async () => {
+    const { m, children } = await live();
+    expect(stripWeights(m, "shared-tokens")).toEqual([null, null, null]); // no neuron selected: nothing to show
+    expect(m.$("[data-testid=strip-caption]").textContent).toBe("no panel has values for the tokens now");
+    children[0].set("selected_neuron", 1); // acts[t, n] = t * 2 + n: neuron 1 fires 1, 3, 5
+    expect(stripWeights(m, "shared-tokens")).toEqual([1, 3, 5]);
+    expect(m.$("[data-testid=shared-strip]").dataset.mode).toBe("neuron");
+    expect(m.$("[data-testid=strip-caption]").textContent).toBe("colours: Neurons panel");
+    expect(colorbars(m)["shared-colorbar"]).toMatchObject({ kind: "div", max: 5, label: "activation of neuron 1 (layer 0)" });
+    const sel = m.$<HTMLSelectElement>("[data-testid=strip-mode]");
+    expect(Array.from(sel.options).map((o) => o.value)).toEqual(["auto", "none", "neuron"]);
+    choose(sel, "none");
+    expect(stripWeights(m, "shared-tokens")).toEqual([null, null, null]);
+    expect(colorbars(m)["shared-colorbar"]).toBeUndefined();
+    children[0].set("selected_neuron", 0); // a new neuron while "none" is picked: still none
+    expect(stripWeights(m, "shared-tokens")).toEqual([null, null, null]);
+    choose(sel, "neuron");
+    expect(stripWeights(m, "shared-tokens")).toEqual([0, 2, 4]);
+    children[0].set("selected_neuron", null);
+    expect(m.$("[data-testid=strip-caption]").textContent).toBe("Neurons panel: no values now (select something in it)");
+  });
+
+  it("stripMode: a picked panel stays; auto takes the first panel in order with values", () => {
+    expect(stripMode("auto", { neuron: true, attribution: true })).toBe("attribution");
+    expect(stripMode("auto", { neuron: true, attribution: false })).toBe("neuron");
+    expect(stripMode("auto", { mystery: true, attention: false })).toBe("mystery");
+    expect(stripMode("auto", { neuron: false })).toBe("none");
+    expect(stripMode("neuron", { neuron: false, attribution: true })).toBe("neuron");
+    expect(stripMode("none", { attribution: true })).toBe("none");
   });
 });

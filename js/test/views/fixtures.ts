@@ -86,8 +86,8 @@ export function mount(view: ViewModule, state: Record<string, unknown>, model: M
 export function clickCell(m: Mounted, testid: string, r: number, c: number): void {
   const canvas = m.$<HTMLCanvasElement>(`canvas[data-testid="${testid}"]`);
   const d = canvas.dataset;
-  const cell = Number(d.cell), left = Number(d.left), top = Number(d.top);
-  canvas.dispatchEvent(new MouseEvent("click", { clientX: left + (c + 0.5) * cell, clientY: top + (r + 0.5) * cell, bubbles: true }));
+  const cell = Number(d.cell), cellW = Number(d.cellW ?? d.cell), left = Number(d.left), top = Number(d.top);
+  canvas.dispatchEvent(new MouseEvent("click", { clientX: left + (c + 0.5) * cellW, clientY: top + (r + 0.5) * cell, bubbles: true }));
 }
 
 /** Texts of the tokens of the strip with test id `testid`. */

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import logit_lens from "../../src/views/logit_lens";
 import { choose, clickCell, colorbars, everyHeatmapHasColorbar, mount, pack } from "./fixtures";
 import { quoted as q } from "../../src/lib/format";
+import { cellWidthFor } from "../../src/lib/heatmap";
 
 const R = 3, T = 3, K = 2; // rows: embeddings + 2 blocks
 const tokens = ["The", "<b>cat</b>", "sat"];
@@ -22,6 +23,34 @@ function state(extra: Record<string, unknown> = {}) {
 afterEach(() => { vi.restoreAllMocks(); document.body.innerHTML = ""; });
 
 describe("LogitLensView", () => {
+  it("cells are wide enough for their top tokens (up to 12 characters whole, longer ones with an ellipsis)", () => {
+    const labels = ["Manchester", "internationalization", "[CLS]", "d"];
+    const m = mount(logit_lens, state({ top_tokens: labels }));
+    const canvas = m.$<HTMLCanvasElement>("[data-testid=heatmap]");
+    // 12 characters of 11 px monospace text (6.5 px each) and 3 px each side: 84 px, cells 28 px tall
+    expect(Number(canvas.dataset.cellW)).toBe(cellWidthFor(12));
+    expect(cellWidthFor(12)).toBe(84);
+    expect(Number(canvas.dataset.cell)).toBe(28);
+    const drawn = m.texts().map(String);
+    expect(drawn).toContain("Manchester");
+    expect(drawn).toContain("[CLS]");
+    expect(drawn).toContain("internation\u2026"); // 11 characters and the ellipsis, never 2-3
+    expect(drawn.some((t) => /^.{1,3}\u2026$/.test(t))).toBe(false);
+    // the tooltip names the whole token
+    const heat = m.parts.heat as { cellCenter(r: number, c: number): [number, number]; tip: HTMLElement };
+    const [x, y] = heat.cellCenter(0, 1); // top-1 of (0, 1): "internationalization"
+    canvas.getBoundingClientRect = () => ({ left: 0, top: 0, right: 500, bottom: 500, width: 500, height: 500, x: 0, y: 0, toJSON: () => ({}) });
+    canvas.dispatchEvent(new MouseEvent("mousemove", { clientX: x, clientY: y }));
+    expect(heat.tip.textContent).toContain(q("internationalization"));
+  });
+
+  it("short top tokens: cells only as wide as the longest (never narrower than tall)", () => {
+    const m = mount(logit_lens, state());
+    expect(Number(m.$<HTMLCanvasElement>("[data-testid=heatmap]").dataset.cellW)).toBeCloseTo(cellWidthFor(8), 9); // "<i>b</i>"
+    const one = mount(logit_lens, state({ top_tokens: ["a", "b", "c", "d"] }));
+    expect(Number(one.$<HTMLCanvasElement>("[data-testid=heatmap]").dataset.cellW)).toBe(28); // square
+  });
+
   it("draws rows x positions coloured by the top-token probability", () => {
     const m = mount(logit_lens, state());
     const heat = m.parts.heat as { matrix: { shape: number[]; values: Float32Array } };

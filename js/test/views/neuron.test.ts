@@ -48,10 +48,21 @@ describe("NeuronView", () => {
     const input = m.$<HTMLInputElement>("[data-testid=neuron-input]");
     choose(input, "7");
     expect(m.model.get("selected_neuron")).toBeNull();
-    expect(m.$("[data-testid=info]").textContent).toBe("neuron must be 0..4");
+    // the error style of the other boxes (issue 31): a red frame and the message in an error box
+    const err = m.$("[data-testid=neuron-input-error]");
+    expect(err.className).toBe("lw-error");
+    expect(err.textContent).toBe("neuron must be a number from 0 to 4, got \u201c7\u201d");
+    expect(err.style.display).toBe("");
+    expect(input.getAttribute("aria-invalid")).toBe("true");
     choose(input, "2");
     expect(m.model.get("selected_neuron")).toBe(2);
     expect(m.saves()).toBe(1);
+    expect(err.style.display).toBe("none");
+    expect(input.hasAttribute("aria-invalid")).toBe(false);
+    choose(input, "-1");
+    expect(err.textContent).toBe("neuron must be a number from 0 to 4, got \u201c-1\u201d");
+    m.model.set("selected_neuron", 3); // a neuron chosen in Python clears it
+    expect(err.style.display).toBe("none");
   });
 
   it("the layer menu selects a layer; the view waits for its activations", () => {

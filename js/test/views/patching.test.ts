@@ -51,7 +51,7 @@ describe("PatchingView", () => {
       document.body.innerHTML = "";
       const m = mount(patching, state({ direction }));
       for (const b of Object.values(colorbars(m))) expect(b.label).toBe(`normalised metric (0 = ${e.run} output, 1 = ${e.source} output)`);
-      expect(m.$("[data-testid=legend]").textContent).toBe(`Each cell: the ${e.run} run with that one ${e.source} activation ${e.verb}, normalized metric: 0 (white) = ${e.run} output, 1 (red) = ${e.source} output, < 0 (blue) = further from the ${e.source} output. Click a cell for its output.`);
+      expect(m.$("[data-testid=legend]").textContent).toBe(`Each cell: the ${e.run} run with that one ${e.source} activation ${e.verb}, normalized metric: 0 (neutral) = ${e.run} output, 1 (red) = ${e.source} output, < 0 (blue) = further from the ${e.source} output. Click a cell for its output.`);
       expect(m.$("[data-testid=direction]").textContent).toBe(`${direction}: the ${e.run} run, patched from: ${e.source} run`);
       expect(m.texts()).toContain("dog\u2192cat"); // clean -> corrupted in both directions
       // the clean/corrupted lists and values are the user's texts' in both directions

@@ -1,16 +1,20 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import probe, { bestOf, CHART_W, DETAIL_MIN } from "../../src/views/probe";
+import probe, { bestOf, CHART_W, DETAIL_MIN, span } from "../../src/views/probe";
 import { colorbars, everyHeatmapHasColorbar, mount, pack, stripTexts, XSS } from "./fixtures";
 import { css, div } from "../../src/lib/colors";
 
 const L = 2, C = 2; // 2 blocks: columns embeddings, 0, 1
 const acc = [0.6, 0.8, 0.7], ci = [0.05, 0.04, 0.03], ctrl = [0.5, 0.55, 0.5], ctrlCi = [0.01, 0.01, 0.01], sel = [0.1, 0.25, 0.2];
+// 95% Wilson intervals for 30 held-out rows (scipy.stats.binomtest(k, 30).proportion_ci('wilson') at k = 18, 24, 21)
+const accLo = [0.4232, 0.6269, 0.5212], accHi = [0.7541, 0.9049, 0.8334];
+const ctrlLo = [0.3315, 0.3751, 0.3315], ctrlHi = [0.6685, 0.7138, 0.6685];
 
 function state(extra: Record<string, unknown> = {}) {
   return {
     level: "sentence", classes: ["neg", "<b>pos</b>"], n_layers: L,
     curves: pack([...acc, ...ci, ...ctrl, ...ctrlCi, ...sel], [5, L + 1]),
     curve_names: ["accuracy", "ci95", "control", "control_ci95", "selectivity"], majority: 0.5,
+    interval: pack([...accLo, ...accHi, ...ctrlLo, ...ctrlHi], [4, L + 1]), n_test: 30,
     confusion: pack([5, 5, 5, 5, 8, 2, 2, 8, 7, 3, 3, 7], [L + 1, C, C], "int32"),
     examples: [[], [{ tokens: ["<s>", XSS], highlight: 1, true: "neg", pred: "pos", confidence: 0.91 }], []],
     probe_kind: "linear", seeds: 3, selected_layer: null, done: true, ...extra,
@@ -24,7 +28,7 @@ describe("ProbeView", () => {
     const m = mount(probe, state());
     expect(m.$$("[data-testid=chart] rect[data-layer]")).toHaveLength(L + 1);
     expect(m.$("[data-testid=info]").textContent).toBe(
-      "sentence-level linear probe \u00b7 3 splits \u00b7 best: layer 0 (0.800) \u00b7 majority baseline 0.500 \u00b7 click a layer");
+      "sentence-level linear probe \u00b7 3 splits of 30 held-out \u00b7 best: layer 0 (0.800) \u00b7 majority baseline 0.500 \u00b7 click a layer");
     expect(m.$$("[data-testid=layers] tbody tr").map((r) => r.dataset.id)).toEqual(["embeddings", "0", "1"]);
     expect(m.$$("[data-testid=layers] tbody tr td:first-child").map((c) => c.textContent)).toEqual(["embeddings", "0", "1"]);
   });
@@ -34,7 +38,7 @@ describe("ProbeView", () => {
     const cols = m.$$("[data-testid=chart] rect[data-layer]");
     cols[0].dispatchEvent(new MouseEvent("click"));
     expect(m.model.get("selected_layer")).toBe("embeddings");
-    expect(m.$("[data-testid=layer-title]").textContent).toBe("Embeddings: accuracy 0.600 \u00b1 0.050");
+    expect(m.$("[data-testid=layer-title]").textContent).toBe("Embeddings: accuracy 0.600 (95% CI 0.423\u20130.754, n = 30)");
     cols[2].dispatchEvent(new MouseEvent("click"));
     expect(m.model.get("selected_layer")).toBe(1);
     expect(m.saves()).toBe(2);
@@ -44,7 +48,7 @@ describe("ProbeView", () => {
     const m = mount(probe, state());
     m.model.set("selected_layer", 0);
     expect(m.$("[data-testid=detail]").dataset.layer).toBe("0");
-    expect(m.$("[data-testid=layer-title]").textContent).toBe("Layer 0: accuracy 0.800 \u00b1 0.040");
+    expect(m.$("[data-testid=layer-title]").textContent).toBe("Layer 0: accuracy 0.800 (95% CI 0.627\u20130.905, n = 30)");
     const heat = m.parts.heat as { matrix: { values: Float32Array } };
     expect(Array.from(heat.matrix.values)).toEqual([8, 2, 2, 8]);
     expect(everyHeatmapHasColorbar(m)).toBe(true);
@@ -93,6 +97,45 @@ describe("ProbeView", () => {
     expect(colorbars(m)["weights-colorbar"]).toEqual({ label: "share of logit(predicted) \u2212 logit(true)", kind: "div", min: -2, max: 2 });
     const bg = m.$$("[data-testid=wrong-example] .lw-tok").map((e) => e.style.background.replace(/\s/g, ""));
     expect(bg).toEqual([0.5, -1, 2, 0.25].map((v) => css(div(v, 2))));
+  });
+});
+
+describe("ProbeView: intervals and selectivity (issue 31, item 7)", () => {
+  it("accuracy and control bands are the Wilson intervals, drawn with a dashed outline; selectivity has its own chart", () => {
+    const m = mount(probe, state());
+    const main = m.$("[data-testid=chart]");
+    expect(Array.from(main.querySelectorAll("polyline")).map((p) => p.getAttribute("data-series"))).toEqual(["accuracy", "control", "majority"]);
+    const bands = Array.from(main.querySelectorAll("polygon[data-band]"));
+    expect(bands.map((b) => b.getAttribute("data-band"))).toEqual(["accuracy", "control"]);
+    for (const b of bands) {
+      expect(b.getAttribute("stroke-dasharray")).toBe("3 2");
+      expect(Number(b.getAttribute("fill-opacity"))).toBeLessThan(0.2);
+    }
+    // the accuracy band's upper edge at the embeddings is 0.7541 on a [0, 1] axis, its lower 0.4232
+    const ys = (bands[0].getAttribute("points") ?? "").split(" ").map((p) => Number(p.split(",")[1]));
+    const y0 = ys[0], yLow0 = ys[ys.length - 1];
+    const top = Number(main.querySelector("line.lw-axis")!.getAttribute("y1")), bottom = Number(main.querySelector("line.lw-axis")!.getAttribute("y2"));
+    expect((bottom - y0) / (bottom - top)).toBeCloseTo(accHi[0], 3);
+    expect((bottom - yLow0) / (bottom - top)).toBeCloseTo(accLo[0], 3);
+    const selChart = m.$("[data-testid=selectivity-chart]");
+    expect(Array.from(selChart.querySelectorAll("polyline")).map((p) => p.getAttribute("data-series"))).toEqual(["selectivity", "zero"]);
+    expect(m.$("[data-testid=interval-note]").textContent).toBe("Bands: 95% Wilson intervals for 30 held-out texts per split.");
+    expect(main.querySelector("[data-testid=layer-1] title")!.textContent).toBe(
+      "layer 0: accuracy 0.800 (95% CI 0.627\u20130.905, n = 30 held-out), control 0.550, selectivity 0.250");
+  });
+
+  it("never 1.000 \u00b1 0.000: a perfect score on 30 rows reads with its interval", () => {
+    const perfect = state({ curves: pack([1, 1, 1, 0, 0, 0, ...ctrl, ...ctrlCi, 0.5, 0.45, 0.5], [5, L + 1]),
+      interval: pack([0.88649, 0.88649, 0.88649, 1, 1, 1, ...ctrlLo, ...ctrlHi], [4, L + 1]), selected_layer: 1 });
+    const m = mount(probe, perfect);
+    expect(m.$("[data-testid=layer-title]").textContent).toBe("Layer 1: accuracy 1.000 (95% CI 0.886\u20131.000, n = 30)");
+    expect(m.el.textContent).not.toContain("\u00b1");
+    expect(span(0.88649, 1)).toBe("0.886\u20131.000");
+  });
+
+  it("without a control task: no selectivity chart", () => {
+    const m = mount(probe, state({ curves: pack([...acc, ...ci, -1, -1, -1, 0, 0, 0, 0, 0, 0], [5, L + 1]) }));
+    expect(m.el.querySelector("[data-testid=selectivity-chart]")).toBeNull();
   });
 });
 

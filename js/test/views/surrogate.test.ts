@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import surrogate from "../../src/views/surrogate";
+import { boxesOverlap, LABEL_LINE, labelBox } from "../../src/lib/pointchart";
 import { choose, mount, pack, stripTexts, stripWeights, XSS } from "./fixtures";
 
 const row = (id: number, name: string, kind: string, size: number, fidelity: number) => ({
@@ -88,5 +89,39 @@ describe("SurrogateView", () => {
     expect(m.$("[data-testid=info]").textContent).toBe("fitting surrogates\u2026");
     m.model.set("done", true);
     expect(m.$("[data-lw-view=surrogate]").dataset.ready).toBe("1");
+  });
+});
+
+describe("SurrogateView: point labels (issue 31)", () => {
+  // the gallery's surrogates (make gallery: keyword classifier, keyword_dataset(200, seed=1), students of 1 and 2
+  // layers): "logistic L1 (C=1)" and "tree (depth <= 5)" both at fidelity 1, sizes 10 and 6
+  const gallery = [row(0, "logistic L1 (C=1)", "logistic", 10, 1), row(1, "tree (depth \u2264 2)", "tree", 3, 0.75),
+    row(2, "tree (depth \u2264 5)", "tree", 6, 1), row(3, "student 1 layer", "student", 70786, 0.9833),
+    row(4, "student 2 layers", "student", 104258, 0.9833)];
+  it("no two label boxes intersect; a label moved off its point has a leader line to it", () => {
+    const m = mount(surrogate, state({ surrogates: gallery, preds: pack(new Array(10).fill(1), [5, 2], "int32") }));
+    const labels = m.$$("[data-testid=chart] text[data-label]") as unknown as SVGTextElement[];
+    expect(labels.map((t) => t.textContent)).toEqual(gallery.map((r) => r.name));
+    const boxes = labels.map(labelBox);
+    for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+      expect(boxesOverlap(boxes[i], boxes[j], LABEL_LINE), `${labels[i].textContent} / ${labels[j].textContent}`).toBe(false);
+    }
+    // the two points at fidelity 1 sit 25 px apart: the later label moved down, with its leader line
+    const leaders = m.$$("[data-testid=chart] line[data-leader]").map((l) => Number(l.dataset.leader));
+    expect(leaders.length).toBeGreaterThan(0);
+    for (const i of leaders) {
+      const l = m.$(`[data-testid=chart] line[data-leader="${i}"]`);
+      expect(Number(l.getAttribute("x1"))).toBe(Number(m.$(`[data-testid=point-${i}]`).getAttribute("cx")));
+      expect(Number(l.getAttribute("y2"))).toBe(Number(labels[i].getAttribute("y")) - 4);
+    }
+    // labels left where nothing was in the way: on their point, with no leader
+    for (const i of gallery.keys()) if (!leaders.includes(i)) {
+      expect(Number(labels[i].getAttribute("y"))).toBe(Number(m.$(`[data-testid=point-${i}]`).getAttribute("cy")) - 5);
+    }
+  });
+  it("boxesOverlap: boxes overlap only where they share both x and a line", () => {
+    expect(boxesOverlap({ x0: 0, x1: 10, y: 50 }, { x0: 5, x1: 15, y: 55 }, 12)).toBe(true);
+    expect(boxesOverlap({ x0: 0, x1: 10, y: 50 }, { x0: 10, x1: 15, y: 50 }, 12)).toBe(false);
+    expect(boxesOverlap({ x0: 0, x1: 10, y: 50 }, { x0: 5, x1: 15, y: 62 }, 12)).toBe(false);
   });
 });
