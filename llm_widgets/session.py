@@ -130,7 +130,7 @@ class Session:
         else:
             if not text.strip():
                 raise EmptyInputError("The text is empty: type some words to look at.")
-            enc = self.tokenizer(text, return_tensors="pt")
+            enc = self.tokenizer(text, return_tensors="pt", verbose=False)  # our own length check speaks (below)
             check_single_prefix(self.tokenizer, enc["input_ids"][0].tolist())
         n = enc["input_ids"].shape[1]
         notice = self.check_lengths([n], truncate=truncate, what=None)

@@ -274,9 +274,11 @@ def test_view_traits_figure_and_export_carry_the_result(tiny_bert, tmp_path):
     # sentence-level mistakes carry per-token contributions that add up to the probe's wrong margin:
     # sigmoid(sum + intercept difference) is the confidence predict_proba reported
     n_checked = 0
+    sent = v.get_state()["examples"]  # as the front end receives them: the weights packed
     for layer, ex in enumerate(v.examples):
-        for e, w in zip(ex, r.wrong[layer]):
-            c = _unpack(e["weights"])
+        for e, w, s in zip(ex, r.wrong[layer], sent[layer]):
+            c = e["weights"]
+            np.testing.assert_array_equal(_unpack(s["weights"]), c)
             tr = tiny_bert.trace(v.activations.texts[e["row"]])
             assert len(c) == len(e["tokens"]) and (c[tr.special_mask] == 0).all()
             _, b = r.margin_direction(r.layers[layer], w["seed"], w["pred"], w["true"])  # examples: one per row

@@ -8,17 +8,37 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import ipywidgets
 import pytest
 import traitlets as t
 
+from llm_widgets.errors import LLMWidgetsError
 from llm_widgets.widgets import schema
-from llm_widgets.widgets.traits import Array, Index, Layer, Map, Record
+from llm_widgets.widgets.traits import Array, Fixed, Index, Layer, Map, Record, Rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_committed_state_types_are_current():
     assert schema.main(["--check"]) == 0, "run: python -m llm_widgets.widgets.schema"
+
+
+# the only `any`s the generated state may hold, each with why its value is open
+OPEN = {
+    "  _export?: { children: ({ bundle: string; state: Record<string, any>; })[]; };":
+        "Explorer's export: each child is another view's whole export state (that view's own State "
+        "interface, read by the child's bundle)",
+}
+
+
+def test_the_state_types_hold_no_any_but_the_open_values():
+    """Every synced value is typed: `any` is left only where the value is open, listed in OPEN."""
+    code = [ln for ln in schema.generate().splitlines() if not ln.lstrip().startswith(("//", "/*"))]
+    untyped = [ln for ln in code if re.search(r"\bany\b", ln) and ln not in OPEN]
+    assert untyped == [], "type these traits (Record / Map / Rows / Fixed), or list them in OPEN with why"
+    assert all(ln in code for ln in OPEN), "an OPEN entry no longer in the state: remove it"
+    # the check itself: an untyped Dict in a view's state would be caught
+    assert re.search(r"\bany\b", schema.ts_type(t.Dict())) and re.search(r"\bany\b", schema.ts_type(t.List()))
 
 
 def test_trait_types_map_to_typescript():
@@ -42,6 +62,32 @@ def test_what_an_array_is_of_and_records_are_typed():
     assert schema.ts_type(t.Tuple(t.Unicode(), t.Bool())) == "[string, boolean]"
     assert schema.ts_type(t.Union([t.Unicode(), t.Int(), t.Float()])) == "string | number"
     assert schema.ts_type(Map(t.List(t.Float()))) == "Record<string, number[]>"
+    assert schema.ts_type(Fixed(t.Unicode(), t.Float())) == "[string, number]"
+    assert schema.ts_type(Rows(t.List(Record({"w": Array("float32")}, optional=("w",))))) == "(({ w?: PackedArray; })[])[]"
+    assert schema.ts_type(Record({"n": t.Int()}, empty=True)) == "{ n: number; } | Record<string, never>"
+    assert schema.ts_type(t.List(t.Instance(ipywidgets.Widget))) == "string[]"  # sent as "IPY_MODEL_<id>"
+
+
+def test_what_a_static_export_ships_is_typed():
+    """`_export` is typed from the view's _export_record (none: an empty record), and a view whose
+    _export_extra ships a key it does not declare is refused when exported."""
+    from llm_widgets.widgets.attention import AttentionView
+    from llm_widgets.widgets.audit import AuditView
+    from llm_widgets.widgets.base import View
+
+    assert "  _export?: { partial?: boolean; heads?: PackedArray; mean?: PackedArray; rollout?: PackedArray; };" \
+        in schema.interface(AttentionView).splitlines()
+    assert "  _export?: Record<string, never>;" in schema.interface(AuditView).splitlines()
+
+    class Extra(View):
+        _bundle_name = "audit"  # any built bundle
+        _export_record = Record({"a": t.Int()})
+
+        def _export_extra(self) -> dict:
+            return {"a": 1, "b": 2}
+
+    with pytest.raises(LLMWidgetsError, match=r"ships \['b'\].*declare"):
+        Extra().export_state()
 
 
 def test_every_view_reads_its_model_through_its_state_type():
@@ -88,6 +134,13 @@ def test_a_renamed_record_field_fails_the_typecheck(tmp_path):
     """AuditView's records are typed (audit.py: EXAMPLE): a renamed field of an attack example fails audit.ts."""
     out = typecheck(tmp_path, "AuditViewState", "; words_changed: number;", "; n_words_changed: number;")
     assert out.returncode != 0 and "audit.ts" in out.stdout and "words_changed" in out.stdout, out.stdout[-2000:]
+
+
+@needs_tsc
+def test_a_renamed_field_of_a_newly_typed_record_fails_the_typecheck(tmp_path):
+    """NeuronView's ablation (a Record, was an untyped Dict): its `outputs` renamed, neuron.ts fails."""
+    out = typecheck(tmp_path, "NeuronViewState", "mode: string; outputs: string[];", "mode: string; output_names: string[];")
+    assert out.returncode != 0 and "neuron.ts" in out.stdout and "outputs" in out.stdout, out.stdout[-2000:]
 
 
 @needs_tsc

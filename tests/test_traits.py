@@ -10,7 +10,7 @@ import traitlets as t
 from ipywidgets.widgets.widget import _remove_buffers
 
 from llm_widgets.errors import NonFiniteError
-from llm_widgets.widgets.traits import Array, ArrayOf, Map, Record, _unpack
+from llm_widgets.widgets.traits import Array, ArrayOf, Fixed, Map, Record, Rows, _unpack
 
 
 class V(ipywidgets.DOMWidget):
@@ -128,6 +128,32 @@ def test_records_and_maps_are_typed_and_pack_their_arrays():
     assert sent["7"]["tokens"] == ["a", "b"] and _unpack(sent["7"]["weights"]).tolist() == [1.0, -1.0]
     with pytest.raises(t.TraitError):
         v.sides = {"7": {"tokens": ["a"]}}
+
+
+class W(ipywidgets.DOMWidget):
+    probs = Record({"outputs": t.List(t.Unicode()), "top": t.List(Fixed(t.Unicode(), t.Float()))},
+                   empty=True).tag(sync=True)
+    rows = Rows(t.List(Record({"n": t.Int(), "w": Array("float32")}, optional=("w",)))).tag(sync=True)
+
+
+def test_empty_records_pairs_and_rows_of_arrays():
+    """`empty=True` takes {} (nothing yet) and nothing else partial; Fixed checks each item's trait
+    and keeps a list; Rows packs the arrays inside its items (a plain List would send numpy)."""
+    w = W()
+    assert w.probs == {}
+    w.probs = {"outputs": ["a"], "top": [("a", 0.5)]}
+    assert w.probs["top"] == [["a", 0.5]]  # a list, as the front end's [string, number]
+    w.probs = {}
+    with pytest.raises(t.TraitError, match="missing \\['top'\\]"):
+        w.probs = {"outputs": ["a"]}
+    with pytest.raises(t.TraitError):
+        w.probs = {"outputs": [], "top": [["a", "high"]]}  # the probability must be a number
+    with pytest.raises(t.TraitError):
+        w.probs = {"outputs": [], "top": [["a", 0.5, 1]]}  # a pair, not a triple
+    w.rows = [[{"n": 1, "w": [0.25, -2.0]}, {"n": 2}], []]
+    assert isinstance(w.rows[0][0]["w"], np.ndarray)
+    sent = w.get_state("rows")["rows"]
+    assert _unpack(sent[0][0]["w"]).tolist() == [0.25, -2.0] and sent[0][1] == {"n": 2} and sent[1] == []
 
 
 def test_a_state_from_the_front_end_round_trips():

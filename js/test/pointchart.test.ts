@@ -80,9 +80,16 @@ describe("PointChart", () => {
     const c = make();
     expect(c.el.querySelectorAll("line[stroke='#1f77b4']")).toHaveLength(1);
     c.select(1);
-    expect(c.el.querySelector("[data-testid=point-1]")!.classList.contains("lw-sel")).toBe(true);
+    const dot = c.el.querySelector("[data-testid=point-1]") as SVGElement;
+    expect(dot.classList.contains("lw-sel")).toBe(true);
     expect(c.el.dataset.selected).toBe("1");
+    // the shared selection colour (red, from the theme's --lw-sel), not black that vanishes in dark theme
+    expect(dot.getAttribute("stroke")).toBe("#d62728");
+    expect(dot.style.stroke).toContain("--lw-sel");
+    expect((c.el.querySelector("[data-testid=point-0]") as SVGElement).getAttribute("stroke")).toBe("#fff");
     c.select(-1);
     expect(c.el.querySelectorAll(".lw-sel")).toHaveLength(0);
+    expect(dot.getAttribute("stroke")).toBe("#fff");
+    expect(dot.style.stroke).toBe("");
   });
 });

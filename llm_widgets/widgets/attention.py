@@ -7,7 +7,7 @@ import traitlets as t
 from .. import fallback
 from ..compute.attention import ROLLOUT_MAX_TOKENS, STAT_HELP, attention_result, mean_over_heads, rollout
 from .base import View, encode_array
-from .traits import Array, Index, Layer, Map
+from .traits import Array, Index, Layer, Map, Record
 
 THUMB = 48  # thumbnails are at most THUMB x THUMB cells; the selected head travels at full size
 OVERVIEW = 512  # longer inputs send a max-pooled overview of the head, and exact tiles on request
@@ -34,6 +34,9 @@ class AttentionView(View):
     """
 
     _bundle_name = "attention"
+    # every head at full size (and its mean and rollout) when small enough; else partial
+    _export_record = Record({"partial": t.Bool(), "heads": Array("float16"), "mean": Array("float16"),
+                             "rollout": Array("float16")}, optional=("partial", "heads", "mean", "rollout"))
     tokens = t.List(t.Unicode()).tag(sync=True)
     n_tokens = t.Int(0).tag(sync=True)
     n_layers = t.Int(0).tag(sync=True)
@@ -41,7 +44,10 @@ class AttentionView(View):
     causal = t.Bool(False).tag(sync=True)
     grid = Array("uint8", ndim=4, lo=0.0, hi=1.0).tag(sync=True)  # [L, H, S, S] thumbnails
     matrix = Array("float16", ndim=2, of=MATRIX_OF).tag(sync=True)  # [R, R] overview of (mode, layer, head)
-    tile_request = t.Dict().tag(sync=True)  # the front end asks: {mode, layer, head, r0, c0, rows, cols}
+    # the front end asks: {mode, layer, head, r0, c0, rows, cols} ({}: nothing asked yet); a request
+    # that does not fit (a mode other than head / mean, too large) is answered with `error`
+    tile_request = Record({"mode": t.Unicode(), "layer": t.Int(), "head": t.Int(), "r0": t.Int(), "c0": t.Int(),
+                           "rows": t.Int(), "cols": t.Int()}, empty=True).tag(sync=True)
     tile = Array("float16", ndim=2, of=TILE_OF).tag(sync=True)  # the answer: exact weights of the request
     stats = Array("float32", ndim=3).tag(sync=True)  # [n_stats, L, H]
     stat_names = t.List(t.Unicode()).tag(sync=True)

@@ -9,7 +9,7 @@ from ..compute.answers import answer_tokens
 from ..compute.attribution.methods import IG_RULES
 from ..errors import EmptyInputError, LLMWidgetsError
 from .base import View
-from .traits import Array, Index, Record
+from .traits import Array, Index, Map, Record
 
 # the faithfulness panel's state (compute.attribution's Faithfulness): per output row, its summary
 # (None where undefined), the deletion fractions, and the curves [K, P] (deletion_x: [P])
@@ -18,6 +18,11 @@ FAITH_ROW = Record({k: t.Float(allow_none=True) for k in ("fx", "fbase", "delta"
                                                           "sufficiency", "deletion_auc", "deletion_random_auc")})
 FAITHFULNESS = Record({"rows": t.List(FAITH_ROW), "percents": t.List(t.Float()),
                        **{k: Array("float32") for k in CURVES}}, allow_none=True)
+# the header: what was computed and how (AttributionResult's fields; target_tokens: the tokens of a
+# text target of several tokens, [] otherwise)
+INFO = Record({"method": t.Unicode(), "method_label": t.Unicode(), "signed": t.Bool(), "baseline": t.Unicode(),
+               "output": t.Unicode(), "steps": t.Int(), "n_samples": t.Int(), "generated": t.Bool(),
+               "contrast": t.Unicode(allow_none=True), "target_tokens": t.List(t.Unicode())}, empty=True)
 
 
 
@@ -50,13 +55,13 @@ class AttributionView(View):
     targets = t.List(t.Unicode()).tag(sync=True)  # one name per output row
     scores = Array("float16", ndim=2).tag(sync=True)  # [K, T]
     word_scores = Array("float16", ndim=2).tag(sync=True)  # [K, W]
-    info = t.Dict().tag(sync=True)  # method, baseline, output, steps...: the header
+    info = INFO.tag(sync=True)  # method, baseline, output, steps...: the header ({} until computed)
     faithfulness = FAITHFULNESS.tag(sync=True)  # per-row summaries + deletion curves; None: not computed
     selected_output = t.Int(0).tag(sync=True)  # a row of `targets`; checked below (known once computed)
     selected_token = Index("tokens").tag(sync=True)
     word_level = t.Bool(False).tag(sync=True)
     method = t.Unicode("ig").tag(sync=True)  # change it (or pick one in the view) to recompute
-    methods = t.Dict(dict(METHODS)).tag(sync=True)  # key -> label, for the method menu
+    methods = Map(t.Unicode(), default_value=dict(METHODS)).tag(sync=True)  # key -> label, for the method menu
 
     def __init__(self, session, text: str, target=None, *, method: str = "ig", generate: int | None = None,
                  contrast=None, baseline="auto", output: str | None = None, steps: int = 50,

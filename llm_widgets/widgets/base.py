@@ -26,6 +26,7 @@ from ..chat import Chat, chat_input
 from ..fallback import block as fallback_block
 from ..errors import LLMWidgetsError
 from ..guards import intervening
+from .routed_warnings import WarningRoute
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
@@ -161,10 +162,28 @@ def accepts_messages(init):
     return __init__
 
 
+def routes_warnings(init):
+    """Wrap a view constructor so that the warnings its work raises (`warnings.warn`, and the
+    `transformers` / `llm_widgets` loggers' warning records), on its thread or on a worker it starts,
+    go to the view's `notice` instead of stderr (routed_warnings). The outermost constructor of a
+    subclass chain does it once."""
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        if "_route" in self.__dict__:  # a subclass's constructor routes already
+            return init(self, *args, **kwargs)
+        with View._warning_route(self).building():
+            init(self, *args, **kwargs)
+
+    return __init__
+
+
 class View(anywidget.AnyWidget):
     """Base of every llm-widgets view. Subclasses set `_bundle_name` and fill `.result`."""
 
     _bundle_name = ""
+    # what `_export_extra` ships (a traits.Record of its keys; typed in the generated state as
+    # `_export`); None: nothing ({}). Read from the class (a trait there; never synced)
+    _export_record = None
     title = t.Unicode("").tag(sync=True)
     notice = t.Unicode("").tag(sync=True)  # non-fatal message shown above the view (e.g. truncation)
     error = t.Unicode("").tag(sync=True)  # fatal message from background work
@@ -177,11 +196,43 @@ class View(anywidget.AnyWidget):
     token_messages = t.List(t.Int()).tag(sync=True)
 
     def __init_subclass__(cls, **kwargs):
-        """A view whose constructor takes `text` also takes `messages=` and `chat_template=`."""
+        """A view whose constructor takes `text` also takes `messages=` and `chat_template=` (unless
+        the class sets `_messages = False`); every view's constructor routes its warnings."""
         super().__init_subclass__(**kwargs)
         init = cls.__dict__.get("__init__")
-        if init is not None and "text" in inspect.signature(init).parameters:
-            cls.__init__ = accepts_messages(init)
+        if init is not None and "text" in inspect.signature(init).parameters and cls.__dict__.get("_messages", True):
+            cls.__init__ = init = accepts_messages(init)
+        if init is not None:
+            cls.__init__ = routes_warnings(init)
+
+    # -- warnings of the view's own work (routed_warnings): into `notice`, not to stderr -----------
+    def _warning_route(self) -> WarningRoute:
+        """This view's route (made on first use): it owns the thread building the view, the view's
+        foreground runs and its background workers."""
+        route = self.__dict__.get("_route")
+        if route is None:
+            route = self._route = WarningRoute(self._owns, self._warned_line)
+        return route
+
+    def _owns(self, thread: threading.Thread) -> bool:
+        """True for a thread doing this view's background work."""
+        return thread in self.__dict__.get("_workers", ())
+
+    def _warned_line(self, line: str) -> None:
+        """A warning of this view's work: once in the notice, after what the view itself says there."""
+        lines = self.__dict__.setdefault("_warnings", [])
+        if line in lines:
+            return
+        lines.append(line)
+        if self.__dict__.get("_traits_up"):
+            self.notice = self.notice  # the validator below appends it
+
+    @t.validate("notice")
+    def _notice_keeps_warnings(self, proposal) -> str:
+        """Whatever the view writes in its notice, the warnings of its work stay in it."""
+        value = proposal["value"]
+        extra = [x for x in self.__dict__.get("_warnings", ()) if x not in value]
+        return " ".join(x for x in (value, *extra) if x)
 
     def _show_roles(self, session, chat: Chat, truncate: bool) -> None:
         """Publish the roles of the chat's tokens that the model reads (the first max_length where
@@ -212,6 +263,9 @@ class View(anywidget.AnyWidget):
         self._run_id = 0
         self._cancel = threading.Event()
         super().__init__(**kwargs)
+        self._traits_up = True  # a warning routed from now on updates the notice itself
+        if self.__dict__.get("_warnings"):
+            self.notice = self.notice
 
     # -- long work -----------------------------------------------------------------------------
     def _report(self, fraction: float, label: str = "") -> None:
@@ -243,6 +297,10 @@ class View(anywidget.AnyWidget):
                 self._report(fraction, label)
 
         def go():
+            with self._warning_route().owning():  # warnings of a foreground run go to the notice too
+                run()
+
+        def run():
             if rid == self._run_id:
                 self.error = ""
                 self._report(0.0)
@@ -296,7 +354,12 @@ class View(anywidget.AnyWidget):
     def export_state(self) -> dict:
         state = {k: v for k, v in self.get_state().items()
                  if not k.startswith("_") and k not in ("layout", "tabbable", "tooltip")}
-        state["_export"] = self._export_extra()
+        extra = self._export_extra()
+        declared = set(getattr(type(self)._export_record, "fields", {}))
+        if set(extra) - declared:
+            raise LLMWidgetsError(f"{type(self).__name__}._export_extra ships {sorted(set(extra) - declared)}, "
+                                  f"which its _export_record does not declare ({sorted(declared)}): declare them")
+        state["_export"] = extra
         return state
 
     def to_html(self, path: str | Path, title: str | None = None) -> Path:

@@ -40,6 +40,9 @@ class DirectLogitView(View):
     """
 
     _bundle_name = "direct_logit"
+    # every position's contributions when small enough; else partial
+    _export_record = Record({"partial": t.Bool(), "heads": Array("float32"), "components": Array("float32"),
+                             "logit": Array("float32")}, optional=("partial", "heads", "components", "logit"))
     tokens = t.List(t.Unicode()).tag(sync=True)
     n_tokens = t.Int(0).tag(sync=True)
     n_layers = t.Int(0).tag(sync=True)

@@ -11,8 +11,7 @@ from ..checks import names as name_list
 from ..compute.capabilities import EXPLORER_PANELS, NEEDS_TARGET, RULES  # noqa: F401  (NEEDS_TARGET: public)
 from ..errors import LLMWidgetsError
 from .base import View
-from .routed_warnings import WarningRoute
-from .traits import Index
+from .traits import Index, Record
 
 GENERATE = 4  # tokens a causal model's attribution panel generates and explains by default
 
@@ -36,6 +35,9 @@ class Explorer(View):
     """
 
     _bundle_name = "explorer"
+    # the panels' own export states, with the bundle that draws each (a child's state is that view's
+    # State interface: open here, read by the child's bundle)
+    _export_record = Record({"children": t.List(Record({"bundle": t.Unicode(), "state": t.Dict()}))})
     text = t.Unicode("").tag(sync=True)
     tokens = t.List(t.Unicode()).tag(sync=True)
     selected_token = Index("tokens").tag(sync=True)
@@ -68,7 +70,6 @@ class Explorer(View):
         self._building: list[View] = []
         self._trace_notice = ""
         self._shown = False  # the traits exist (after __init__): a late warning updates the notice
-        self._route = WarningRoute(self._owns, self._warned_line)
         views, names, trace, skipped = self._build(text)
         super().__init__(title=kwargs.pop("title", f"Explorer \u00b7 {session.name}"), text=text,
                          tokens=trace.tokens, views=views, view_names=names, notice=self._notice(trace),
@@ -92,7 +93,7 @@ class Explorer(View):
         input), here or in a panel's background work, go to the view's notice instead of red stderr."""
         self._collect = []
         try:
-            with self._route.building():
+            with self._warning_route().building():
                 out = self._build_panels(text)
         except BaseException:
             self._collect = self._warned  # the previous text's views stay, and their warnings
@@ -104,10 +105,12 @@ class Explorer(View):
 
     def _owns(self, thread: threading.Thread) -> bool:
         """True for a thread doing a panel's work (its background workers; the panels being built too)."""
-        return any(thread in getattr(v, "_workers", ()) for v in [*self._building, *self.views])
+        return any(thread in getattr(v, "_workers", ()) for v in [*getattr(self, "_building", ()), *self.views])
 
     def _warned_line(self, line: str) -> None:
         """A warning of the Explorer's work: once in the notice, after what the trace says."""
+        if not hasattr(self, "_collect"):  # raised before the Explorer's own bookkeeping exists
+            return super()._warned_line(line)
         if line in self._collect:
             return
         self._collect.append(line)

@@ -11,9 +11,31 @@ from ..dictionaries.corpus import EDGES, corpus_stats
 from ..dictionaries.patching import feature_patching
 from ..errors import LLMWidgetsError
 from .base import View
-from .traits import Array, Index
+from .neuron import CONTEXT_ROW
+from .traits import Array, Fixed, Index, Map, Record
 
 CONTEXT = 6  # tokens shown either side of a top-activating context's token
+# the dictionary's fit on the text; loss (causal LMs at writable sites) or why not (loss_note)
+LOSS = Record({k: t.Float() for k in ("original", "spliced", "zero", "recovered")})
+QUALITY = Record({"fvu": t.Float(), "mean_l0": t.Float(), "loss": LOSS, "loss_note": t.Unicode()},
+                 optional=("loss", "loss_note"), empty=True)
+# a feature's direct effect on the logits (dictionaries.analysis.logit_effect): (output, value) pairs
+LOGITS = Record({k: t.List(Fixed(t.Unicode(), t.Float())) for k in ("promoted", "suppressed")})
+TOKEN_FEATURE = Record({"feature": t.Int(), "activation": t.Float(), "promoted": t.List(t.Unicode()),
+                        "suppressed": t.List(t.Unicode())})
+# the selected feature over the text; its logits (a model with an output head); its corpus statistics
+# (with a corpus): contexts, histogram over EDGES, how often and how high it fires
+_CORPUS = ("contexts", "hist", "edges", "fires", "density", "max")
+FEATURE = Record({"id": t.Int(), "over_text": t.List(t.Float()), "logits": LOGITS, "contexts": t.List(CONTEXT_ROW),
+                  "hist": t.List(t.Int()), "edges": t.List(t.Float()), "fires": t.Int(), "density": t.Float(),
+                  "max": t.Float()}, optional=("logits", *_CORPUS), empty=True)
+EDIT = Record({"outputs": t.List(t.Unicode()), "ids": t.List(t.Int()), "before": t.List(t.Float()),
+               "after": t.List(t.Float()), "position": t.Int(), "description": t.Unicode()}, empty=True)
+# the last .patch(): per patched position (str) its top (feature, score) pairs and the error term's score
+PATCHING = Record({"metric": t.Unicode(), "clean_metric": t.Float(), "corrupted_metric": t.Float(),
+                   "position": t.Int(), "corrupted_tokens": t.List(t.Unicode()), "positions": t.List(t.Int()),
+                   "note": t.Unicode(), "top": Map(t.List(Fixed(t.Int(), t.Float()))), "error": Map(t.Float())},
+                  empty=True)
 
 
 class FeatureView(View):
@@ -39,12 +61,14 @@ class FeatureView(View):
     top_values = Array("float32", ndim=2).tag(sync=True)  # [T, k]
     error_norm = Array("float32", ndim=1).tag(sync=True)  # [T]
     l0 = Array("int32", ndim=1).tag(sync=True)  # [T]
-    quality = t.Dict().tag(sync=True)  # fvu, mean_l0, loss: original / spliced / zero / recovered (or why not)
-    token_features = t.List(t.Dict()).tag(sync=True)  # the selected token's features with their logit effects
-    feature = t.Dict().tag(sync=True)  # the selected feature: over the text, logits, contexts, histogram
-    corpus_summary = t.Dict().tag(sync=True)  # n_texts, n_tokens, dead (count), dead_ids (first 200)
-    edit_probs = t.Dict().tag(sync=True)  # the last edit's next-token probabilities before / after (see .edit)
-    patching = t.Dict().tag(sync=True)  # the last .patch(): per position its features that restore most
+    quality = QUALITY.tag(sync=True)  # fvu, mean_l0, loss: original / spliced / zero / recovered (or why not)
+    token_features = t.List(TOKEN_FEATURE).tag(sync=True)  # the selected token's features with their logit effects
+    feature = FEATURE.tag(sync=True)  # the selected feature: over the text, logits, contexts, histogram ({}: none)
+    # n_texts, n_tokens, dead (count), dead_ids (first 200) once the corpus is scanned ({}: no corpus)
+    corpus_summary = Record({"n_texts": t.Int(), "n_tokens": t.Int(), "dead": t.Int(), "dead_ids": t.List(t.Int())},
+                            empty=True).tag(sync=True)
+    edit_probs = EDIT.tag(sync=True)  # the last edit's next-token probabilities before / after (see .edit)
+    patching = PATCHING.tag(sync=True)  # the last .patch(): per position its features that restore most
     selected_token = Index("tokens").tag(sync=True)
     selected_feature = t.Int(None, allow_none=True).tag(sync=True)
 

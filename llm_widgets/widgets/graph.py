@@ -20,9 +20,25 @@ from ..dictionaries.activations import site_activations
 from ..dictionaries.corpus import corpus_stats
 from ..errors import LLMWidgetsError
 from .base import View, unexpected_keyword
-from .traits import Array, Index
+from .features import LOGITS
+from .neuron import CONTEXT_ROW
+from .traits import Array, Fixed, Index, Record
 
 CONTEXT = 6  # tokens shown either side of a top-activating context's token
+_PANEL_EXTRA = ("over_text", "logits", "contexts", "why")
+# the selected node; a feature node read over the text (its logits: a model with an output head; its
+# contexts: with a corpus), or why not
+FEATURE_PANEL = Record({"row": t.Int(), "id": t.Unicode(), "kind": t.Unicode(), "layer": t.Int(), "position": t.Int(),
+                        "feature": t.Int(), "activation": t.Float(allow_none=True), "label": t.Unicode(),
+                        "over_text": t.List(t.Float()), "logits": LOGITS, "contexts": t.List(CONTEXT_ROW),
+                        "why": t.Unicode()}, optional=_PANEL_EXTRA, empty=True)
+_PAIRS = t.List(Fixed(t.Unicode(), t.Float()))  # (token, probability), most probable first
+# the last intervention (circuits.intervene.InterventionResult): the nodes set, old and new values; per
+# target logit its value before, after (the model) and as the graph predicts; top next tokens
+INTERVENTION = Record({"ids": t.List(t.Unicode()), "old": t.List(t.Float()), "new": t.List(t.Float()),
+                       "targets": t.List(t.Unicode()), "before": t.List(t.Float()), "after": t.List(t.Float()),
+                       "predicted": t.List(t.Float()), "top_before": _PAIRS, "top_after": _PAIRS, "note": t.Unicode()},
+                      empty=True)
 
 
 def _graph_kwargs() -> set:
@@ -61,6 +77,8 @@ class GraphView(View):
     """
 
     _bundle_name = "graph"
+    # GraphView(graph) has no text, and a graph's prompt is a plain text: no `messages=` wrapper
+    _messages = False
     tokens = t.List(t.Unicode()).tag(sync=True)
     n_layers = t.Int(0).tag(sync=True)
     n_nodes = t.Int(0).tag(sync=True)
@@ -78,16 +96,20 @@ class GraphView(View):
     edge_weight = Array("float32", ndim=1).tag(sync=True)
     target_tokens = t.List(t.Unicode()).tag(sync=True)
     target_probs = t.List(t.Float()).tag(sync=True)
-    scores = t.Dict().tag(sync=True)  # replacement, completeness (None: not known)
+    # replacement, completeness (None: not known; {} until computed)
+    scores = Record({"replacement": t.Float(allow_none=True), "completeness": t.Float(allow_none=True)},
+                    empty=True).tag(sync=True)
     threshold = t.Float(0.8).tag(sync=True)
     selected_node = Index("n_nodes").tag(sync=True)
     selected_nodes = t.List(t.Int()).tag(sync=True)
     supernodes = t.List(t.List(t.Unicode())).tag(sync=True)
     suggested = t.List(t.List(t.Unicode())).tag(sync=True)
-    feature_panel = t.Dict().tag(sync=True)
+    feature_panel = FEATURE_PANEL.tag(sync=True)
     can_intervene = t.Bool(False).tag(sync=True)
-    intervene_request = t.Dict().tag(sync=True)  # {"target": row or supernode name, "value": v, "n": counter}
-    intervention = t.Dict().tag(sync=True)
+    # the front end asks: {"target": row or supernode name, "value": v, "n": counter}
+    intervene_request = Record({"target": t.Union([t.Int(), t.Unicode()]), "value": t.Float(), "n": t.Int()},
+                               empty=True).tag(sync=True)
+    intervention = INTERVENTION.tag(sync=True)
     done = t.Bool(False).tag(sync=True)
 
     def __init__(self, session, text=None, transcoders=None, *, corpus=None, background: bool | None = None,
@@ -180,7 +202,8 @@ class GraphView(View):
             sugg = suggest_supernodes(g)
         cum = np.nan_to_num(cumulative_influence(g), nan=0.0)
         code = {k: i for i, k in enumerate(NODE_KINDS)}
-        notes = [f"pruned: {g.info['pruned']}"] if g.info.get("pruned") else []
+        notes = [_pruning_note(g.info)] if g.info.get("pruned") else []
+        notes = [n for n in notes if n]
         feats = g.info.get("features")
         if isinstance(feats, dict) and feats.get("left_out"):
             notes.append(f"{feats['left_out']} of {feats.get('active', '?')} active features left out"
@@ -310,6 +333,14 @@ class GraphView(View):
                               f"The {len(rows)} most influential of {g.n_nodes} nodes ({g.n_edges} edges)")
 
 
-# GraphView(graph) has no text, and a graph's prompt is a plain text: the `messages=` wrapper that
-# View adds to constructors taking `text` (widgets/base.py accepts_messages) does not apply here.
-GraphView.__init__ = GraphView.__init__.__wrapped__
+
+
+def _pruning_note(info: dict) -> str:
+    """What pruning cut, said with its numbers ('' where it cut nothing)."""
+    p = info.get("pruning")
+    if not isinstance(p, dict):
+        return f"pruned: {info['pruned']}"
+    if p.get("nodes_after") == p.get("nodes_before") and p.get("edges_after") == p.get("edges_before"):
+        return ""
+    return (f"pruned ({info['pruned']}): {p['nodes_after']} of {p['nodes_before']} nodes and {p['edges_after']} of "
+            f"{p['edges_before']} edges kept")

@@ -12,9 +12,12 @@ from ..compute.neuron_corpus import neuron_corpus
 from ..compute.neurons import neuron_activations
 from ..errors import LLMWidgetsError
 from .base import View, encode_array
-from .traits import Array, Index, Layer
+from .traits import Array, Index, Layer, Record
 
 EXPORT_ALL_LAYERS = 1 << 22  # NeuronView exports every layer's activations up to this many values
+# one top-activating context over a corpus (compute.corpus_top.contexts; FeatureView's too)
+CONTEXT_ROW = Record({"text": t.Int(), "position": t.Int(), "activation": t.Float(), "tokens": t.List(t.Unicode()),
+                      "at": t.Int()})
 
 
 class NeuronView(View):
@@ -36,6 +39,7 @@ class NeuronView(View):
     """
 
     _bundle_name = "neuron"
+    _export_record = Record({"all": Array("float16", ndim=3)}, optional=("all",))  # [L, T, N] when small enough
     tokens = t.List(t.Unicode()).tag(sync=True)
     n_layers = t.Int(0).tag(sync=True)
     n_neurons = t.Int(0).tag(sync=True)
@@ -46,10 +50,15 @@ class NeuronView(View):
     selected_neuron = Index("n_neurons").tag(sync=True)
     ablation_mode = t.Enum(("",) + MODES, default_value="").tag(sync=True)  # set: ablate selected
     ablation_donor = t.Unicode("").tag(sync=True)  # resample ablation's donor (as many tokens as the text)
-    ablation = t.Dict().tag(sync=True)  # the last ablation's output probabilities (see .ablate)
+    # the last ablation's output probabilities (see .ablate); {} while none
+    ablation = Record({"layer": t.Int(), "neurons": t.List(t.Int()), "mode": t.Unicode(),
+                       "outputs": t.List(t.Unicode()), "before": t.List(t.Float()), "after": t.List(t.Float())},
+                      empty=True).tag(sync=True)
     ablation_note = t.Unicode("").tag(sync=True)  # why ablation cannot apply here ("" when it can)
-    corpus_summary = t.Dict().tag(sync=True)  # n_texts, n_tokens once the corpus is scanned ({}: no corpus)
-    corpus_examples = t.List(t.Dict()).tag(sync=True)  # the selected neuron's top contexts over the corpus
+    # n_texts, n_tokens once the corpus is scanned ({}: no corpus)
+    corpus_summary = Record({"n_texts": t.Int(), "n_tokens": t.Int()}, empty=True).tag(sync=True)
+    # the selected neuron's top contexts over the corpus (compute.corpus_top.contexts)
+    corpus_examples = t.List(CONTEXT_ROW).tag(sync=True)
 
     def __init__(self, session, text: str, *, k: int = 10, truncate: bool = False, corpus=None,
                  background: bool | None = None, **kwargs):

@@ -8,7 +8,7 @@ from .. import fallback
 from ..compute.patching import SITES, patching
 from ..errors import LLMWidgetsError
 from .base import View
-from .traits import Array, Index, Layer
+from .traits import Array, Fixed, Index, Layer, Record
 
 DIRECTIONS = ("denoising", "noising")
 
@@ -52,7 +52,10 @@ class PatchingView(View):
     head_top_index = Array("int32", ndim=3).tag(sync=True)  # [L, H, k]
     head_top_probs = Array("float32", ndim=3).tag(sync=True)
     top_tokens = t.List(t.Unicode()).tag(sync=True)
-    summary = t.Dict().tag(sync=True)  # metric name, the clean/corrupted texts' values and top outputs
+    # metric name, the clean/corrupted texts' values and top outputs ({} until computed)
+    summary = Record({"metric": t.Unicode(), "clean": t.Float(), "corrupted": t.Float(), "position": t.Int(),
+                      "changed": t.List(t.Int()), "clean_top": t.List(Fixed(t.Unicode(), t.Float())),
+                      "corrupted_top": t.List(Fixed(t.Unicode(), t.Float()))}, empty=True).tag(sync=True)
     selected_site = t.Enum(SITES + ("heads",), default_value=None, allow_none=True).tag(sync=True)
     selected_layer = Layer().tag(sync=True)
     selected_token = Index("tokens").tag(sync=True)

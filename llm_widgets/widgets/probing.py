@@ -16,8 +16,8 @@ from ..compute.probing import probe_layers
 from ..checks import integer, names as name_list, number
 from ..errors import LLMWidgetsError
 from ..layers import layer_of_row
-from .traits import Array, Layer
-from .base import View, encode_array
+from .traits import Array, Layer, Record, Rows
+from .base import View
 
 CURVES = ("accuracy", "ci95", "control", "control_ci95", "selectivity")
 # amnesic probing (llm_widgets.compute.amnesic): can a fresh probe read the concept after LEACE erased
@@ -106,7 +106,12 @@ class ProbeView(View):
     interval = Array("float32", ndim=2).tag(sync=True)
     n_test = t.Int(0).tag(sync=True)
     confusion = Array("int32", ndim=3).tag(sync=True)  # [L+1, C, C] counts
-    examples = t.List().tag(sync=True)  # per layer + 1: [{tokens, highlight, true, pred, confidence}]
+    # per layer + 1: the held-out mistakes (the text's tokens, which token was probed (-1: the whole
+    # text), true and predicted class, confidence, row of the activations; sentence probes: each
+    # token's contribution to the wrong margin)
+    examples = Rows(t.List(Record({"tokens": t.List(t.Unicode()), "highlight": t.Int(), "true": t.Unicode(),
+                                   "pred": t.Unicode(), "confidence": t.Float(), "row": t.Int(),
+                                   "weights": Array("float32")}, optional=("weights",)))).tag(sync=True)
     probe_kind = t.Unicode("linear").tag(sync=True)
     seeds = t.Int(3).tag(sync=True)
     selected_layer = Layer(embeddings=True).tag(sync=True)
@@ -211,7 +216,7 @@ class ProbeView(View):
                        "highlight": int(acts.token_index[r]), "true": w["true"], "pred": w["pred"],
                        "confidence": round(float(w["confidence"]), 4), "row": int(r)}
                 if (layer, int(r)) in contrib:
-                    row["weights"] = encode_array(contrib[(layer, int(r))], "float32")
+                    row["weights"] = contrib[(layer, int(r))]
                 rows.append(row)
             examples.append(rows)
         with self.hold_sync():

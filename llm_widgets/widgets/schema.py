@@ -12,16 +12,18 @@ import json
 import sys
 from pathlib import Path
 
+import ipywidgets
 import traitlets as t
 
-from .traits import Array, Index, Layer, Record
+from .traits import Array, Fixed, Index, Layer, Record
 
 OUT = Path(__file__).resolve().parents[2] / "js" / "src" / "generated" / "state.ts"
 MODULES = ("attention", "attribution", "audit", "concepts", "direct_logit", "explorer", "features", "graph",
            "logit_lens", "neuron", "patching", "probing", "steering", "surrogate")
 HEADER = """\
 // Generated from the views' traits by `python -m llm_widgets.widgets.schema`; do not edit.
-// `any`: a Dict or List whose items its trait does not describe. PackedArray<{...}>: an Array trait's
+// `any`: a Dict or List whose items its trait does not describe (only where the value is truly open:
+// tests/test_schema.py lists them). PackedArray<{...}>: an Array trait's
 // packed record with what it is of (Array(of=...)); {} (no `shape`) until computed.
 // One interface per view: the state Python syncs, as the front end reads it (Model<...State>).
 /* eslint-disable */
@@ -41,7 +43,10 @@ def ts_type(trait: t.TraitType) -> str:
     if isinstance(trait, Array):
         return f"PackedArray<{object_type(trait.of, _of_type)}>" if trait.of else "PackedArray"
     if isinstance(trait, Record):
-        return object_type(trait.fields, ts_type, trait.optional) + none
+        empty = " | Record<string, never>" if trait.empty else ""
+        return object_type(trait.fields, ts_type, trait.optional) + empty + none
+    if isinstance(trait, t.Instance) and isinstance(trait.klass, type) and issubclass(trait.klass, ipywidgets.Widget):
+        return "string"  # a widget sent by reference ("IPY_MODEL_<id>", ipywidgets.widget_serialization)
     if isinstance(trait, t.Enum):
         return " | ".join(json.dumps(v) for v in trait.values) + none
     if isinstance(trait, (t.Unicode, t.CUnicode)):
@@ -52,6 +57,8 @@ def ts_type(trait: t.TraitType) -> str:
         return "boolean" + none
     if isinstance(trait, t.Union):
         return " | ".join(dict.fromkeys(ts_type(x) for x in trait.trait_types)) + none
+    if isinstance(trait, Fixed):
+        return "[" + ", ".join(ts_type(x) for x in trait.items) + "]" + none
     if isinstance(trait, t.Tuple) and getattr(trait, "_traits", None):
         return "[" + ", ".join(ts_type(x) for x in trait._traits) + "]" + none
     if isinstance(trait, (t.List, t.Tuple)):
@@ -101,7 +108,8 @@ def interface(cls: type) -> str:
             continue
         lines.append(f"  {name}: {ts_type(trait)};")
     lines.append("  /** Only in a static export: what the view ships for offline use (View._export_extra). */")
-    lines.append("  _export?: any;")
+    record = getattr(cls, "_export_record", None)
+    lines.append(f"  _export?: {ts_type(record) if record is not None else 'Record<string, never>'};")
     lines.append("}")
     return "\n".join(lines)
 

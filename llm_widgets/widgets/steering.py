@@ -18,7 +18,7 @@ from ..compute.steering_grid import classifier_sweep, generation_grid
 from ..errors import LLMWidgetsError
 from ..layers import block_index
 from .base import View
-from .traits import Array, Layer
+from .traits import Array, Layer, Record
 
 STRENGTHS = (0.0, 1.0, 2.0, 4.0, 8.0)
 BROKEN = 4.0  # the coherence guard: perplexity over this many times the unsteered continuation's
@@ -46,7 +46,10 @@ class SteeringView(View):
     layers = t.List(t.Int()).tag(sync=True)
     strengths = t.List(t.Float()).tag(sync=True)
     prompts = t.List(t.Unicode()).tag(sync=True)
-    cells = t.List().tag(sync=True)  # generate: per layer, per strength: {tokens: [[..] per prompt], changed}
+    # generate: per layer, per strength: per prompt its continuation's tokens, whether each differs
+    # from the unsteered one, and its text
+    cells = t.List(t.List(Record({"tokens": t.List(t.List(t.Unicode())), "changed": t.List(t.List(t.Bool())),
+                                  "texts": t.List(t.Unicode())}))).tag(sync=True)
     base = t.List(t.Unicode()).tag(sync=True)  # the unsteered continuation of each prompt
     score = Array("float32", ndim=2).tag(sync=True)  # [L, S] concept score (mean over prompts)
     perplexity = Array("float32", ndim=2).tag(sync=True)  # [L, S] mean perplexity of the continuations

@@ -11,10 +11,36 @@ from ..compute.capabilities import surrogate_why_not as why_not
 from ..compute.surrogate import SurrogateResult, compare_attributions, fit_surrogates
 from ..checks import integer
 from ..errors import LLMWidgetsError
-from .base import View, encode_array
-from .traits import Array, Index
+from .base import View
+from .traits import Array, Index, Map, Record
 
 TOP_WEIGHTS = 20  # logistic weights listed
+_MAYBE = dict(allow_none=True)  # a number that may be unknown (NaN in the result: no gold labels)
+# the imitated model (SurrogateResult.teacher, with the unit of its size)
+TEACHER = Record({"name": t.Unicode(), "size": t.Int(), "size_unit": t.Unicode(), "ms_per_text": t.Float(),
+                  **{k: t.Float(**_MAYBE) for k in ("accuracy", "accuracy_lo", "accuracy_hi")}}, empty=True)
+# one row per surrogate (SurrogateResult.table())
+ROW = Record({"id": t.Int(), "name": t.Unicode(), "kind": t.Unicode(), "size": t.Int(), "size_unit": t.Unicode(),
+              **{k: t.Float(**_MAYBE) for k in ("fidelity", "fidelity_lo", "fidelity_hi", "accuracy", "accuracy_lo",
+                                                  "accuracy_hi", "ms_per_text", "fit_seconds")},
+              "disagreements": t.Int()})
+# what a surrogate learnt: its weights (logistic) or rules (tree), and its settings (Surrogate.detail:
+# C / max_depth and ngram; a student's layers, hidden, heads, temperature, epochs, cached)
+SETTINGS = {"C": t.Float(), "ngram": t.Int(), "max_depth": t.Int(), "layers": t.Int(), "hidden": t.Int(),
+            "heads": t.Int(), "temperature": t.Float(), "epochs": t.Int(), "cached": t.Bool()}
+EXPLANATION = Record({"kind": t.Enum(("logistic", "tree", "student")),
+                      "weights": t.List(Record({"feature": t.Unicode(), "weight": t.Float(), "toward": t.Int()})),
+                      "rules": t.List(Record({"text": t.Unicode(), "label": t.Int(), "n": t.Int(),
+                                              "purity": t.Float()})),
+                      **SETTINGS}, optional=("weights", "rules", *SETTINGS))
+# one surrogate on one held-out text: both predictions, then word weights (logistic), the rule that
+# decides (tree) or both models' attributions (student)
+_STUDENT = ("tokens", "teacher", "student", "target", "method", "k", "top_teacher", "top_student", "agreement")
+DETAIL = Record({"pred": t.Int(), "teacher_pred": t.Int(), "words": t.List(t.Unicode()), "weights": Array("float32"),
+                 "rule": t.Int(), "tokens": t.List(t.Unicode()), "teacher": Array("float32"),
+                 "student": Array("float32"), "target": t.Unicode(), "method": t.Unicode(), "k": t.Int(),
+                 "top_teacher": t.List(t.Int()), "top_student": t.List(t.Int()), "agreement": t.Float()},
+                optional=("words", "weights", "rule", *_STUDENT))
 
 
 def _json(row: dict) -> dict:
@@ -45,13 +71,13 @@ class SurrogateView(View):
 
     _bundle_name = "surrogate"
     class_names = t.List(t.Unicode()).tag(sync=True)
-    teacher = t.Dict().tag(sync=True)  # the imitated model: name, size, ms_per_text, accuracy
-    surrogates = t.List(t.Dict()).tag(sync=True)  # one row per surrogate (SurrogateResult.table())
+    teacher = TEACHER.tag(sync=True)  # the imitated model: name, size, ms_per_text, accuracy ({} until fitted)
+    surrogates = t.List(ROW).tag(sync=True)  # one row per surrogate (SurrogateResult.table())
     texts = t.List(t.Unicode()).tag(sync=True)  # held-out texts
     teacher_pred = t.List(t.Int()).tag(sync=True)  # [N] the model's class per held-out text
     preds = Array("int32", ndim=2).tag(sync=True)  # [S, N] each surrogate's class per held-out text
-    explanations = t.Dict().tag(sync=True)  # str(surrogate) -> weights (logistic) / rules (tree) / settings
-    details = t.Dict().tag(sync=True)  # "surrogate:text" -> word weights / fired rule / attributions
+    explanations = Map(EXPLANATION).tag(sync=True)  # str(surrogate) -> weights (logistic) / rules (tree) / settings
+    details = Map(DETAIL).tag(sync=True)  # "surrogate:text" -> word weights / fired rule / attributions
     explain = t.Unicode("occlusion").tag(sync=True)
     top_k = t.Int(3).tag(sync=True)
     selected_surrogate = Index("surrogates").tag(sync=True)
@@ -132,12 +158,12 @@ class SurrogateView(View):
         pred = {"pred": int(s.pred[text]), "teacher_pred": int(res.teacher_pred[text])}
         if s.kind == "logistic":
             ww = res.word_weights(i, words)
-            return {**pred, "words": [w for w, _ in ww], "weights": encode_array([x for _, x in ww], "float32")}
+            return {**pred, "words": [w for w, _ in ww], "weights": np.asarray([x for _, x in ww], np.float32)}
         if s.kind == "tree":
             return {**pred, "rule": res.rule_of(i, words)}
         c = compare_attributions(res, i, text, method=self.explain, k=self.top_k)
-        return {**pred, "tokens": c["tokens"], "teacher": encode_array(c["teacher"], "float32"),
-                "student": encode_array(c["student"], "float32"), "target": c["target"], "method": c["method"],
+        return {**pred, "tokens": c["tokens"], "teacher": c["teacher"], "student": c["student"],
+                "target": c["target"], "method": c["method"],
                 "k": c["k"], "top_teacher": c["top_teacher"], "top_student": c["top_student"],
                 "agreement": c["agreement"]}
 
@@ -150,7 +176,8 @@ class SurrogateView(View):
 
     def explain_text(self, surrogate: int, text: int) -> dict:
         """The detail the view shows for surrogate `surrogate` on held-out text `text` (computed if
-        needed): word weights (logistic), the deciding rule (tree), or attributions (student)."""
+        needed): word weights (logistic), the deciding rule (tree), or attributions (student); its
+        arrays (`weights`, `teacher`, `student`) are numpy arrays."""
         if self.result is None:
             raise LLMWidgetsError("The surrogates are still being fitted (or failed: see .error); call .wait().")
         self._check_index(surrogate, len(self.result.surrogates), "surrogate")

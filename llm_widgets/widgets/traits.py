@@ -187,24 +187,27 @@ class Record(t.Dict):
     TypeScript object type, so the front end's reads of its fields are typechecked.
     `allow_none=True` (a view's trait for a result not computed yet, or not asked for): the
     default is None; otherwise (rows of a list, fields of another record) a record is never None.
-    Its arrays are packed when the record is the view's trait or sits in a `Map` or another Record;
-    a plain traitlets List of records does not pack them (sending it fails: numpy is not JSON), so
-    keep arrays out of list rows (AuditView's rows hold none; its arrays sit in Maps)."""
+    Its arrays are packed when the record is the view's trait or sits in a `Map`, a `Rows` or another
+    Record; a plain traitlets List of records does not pack them (sending it fails: numpy is not
+    JSON): make a list whose rows hold arrays a `Rows`.
+    `empty=True` also accepts `{}` (nothing yet: a view that clears the record rather than setting
+    None), typed `{...} | Record<string, never>` so the front end tests a field before reading it."""
 
     info_text = "a record"
 
-    def __init__(self, fields: dict[str, t.TraitType], *, optional: tuple[str, ...] = (), **kwargs):
+    def __init__(self, fields: dict[str, t.TraitType], *, optional: tuple[str, ...] = (), empty: bool = False,
+                 **kwargs):
         for key, trait in fields.items():
             trait.name = key  # for the field's own error messages
-        self.fields, self.optional = dict(fields), tuple(optional)
+        self.fields, self.optional, self.empty = dict(fields), tuple(optional), empty
         none = kwargs.pop("allow_none", False)
         super().__init__(per_key_traits=self.fields, default_value=None if none else {}, allow_none=none, **kwargs)
         self.tag(to_json=lambda value, widget=None: to_wire(self, value, widget))
 
     def validate(self, obj, value):
         value = super().validate(obj, value)
-        if value is None:
-            return None
+        if value is None or (self.empty and not value):
+            return value
         missing = sorted(set(self.fields) - set(value) - set(self.optional))
         unknown = sorted(set(value) - set(self.fields))
         if missing or unknown:
@@ -221,6 +224,29 @@ class Map(t.Dict):
     def __init__(self, value_trait: t.TraitType, **kwargs):
         super().__init__(value_trait=value_trait, key_trait=t.Unicode(), **kwargs)
         self.tag(to_json=lambda value, widget=None: to_wire(self, value, widget))
+
+
+class Rows(t.List):
+    """A list (`Rows(Record(...))`, `Rows(t.List(Record(...)))`) sent with the `Array`s inside its
+    items packed; schema.py emits it as the list it is."""
+
+    def __init__(self, trait: t.TraitType, **kwargs):
+        super().__init__(trait, **kwargs)
+        self.tag(to_json=lambda value, widget=None: to_wire(self, value, widget))
+
+
+class Fixed(t.List):
+    """A list of fixed length whose items have their own traits (`Fixed(t.Unicode(), t.Float())`:
+    an (output, probability) pair), kept a list (traitlets' Tuple would turn it into a tuple);
+    schema.py emits a TypeScript tuple `[string, number]`."""
+
+    def __init__(self, *items: t.TraitType, **kwargs):
+        self.items = items
+        super().__init__(minlen=len(items), maxlen=len(items), **kwargs)
+
+    def validate_elements(self, obj, value):
+        value = super().validate_elements(obj, value)
+        return [trait._validate(obj, v) for trait, v in zip(self.items, value)]
 
 
 class Index(t.TraitType):

@@ -1,5 +1,6 @@
 // Generated from the views' traits by `python -m llm_widgets.widgets.schema`; do not edit.
-// `any`: a Dict or List whose items its trait does not describe. PackedArray<{...}>: an Array trait's
+// `any`: a Dict or List whose items its trait does not describe (only where the value is truly open:
+// tests/test_schema.py lists them). PackedArray<{...}>: an Array trait's
 // packed record with what it is of (Array(of=...)); {} (no `shape`) until computed.
 // One interface per view: the state Python syncs, as the front end reads it (Model<...State>).
 /* eslint-disable */
@@ -24,7 +25,7 @@ export interface AttentionViewState {
   stat_names: string[];
   stats: PackedArray;
   tile: PackedArray<{ mode: "head" | "mean"; layer: number; head: number; r0: number; c0: number; }>;
-  tile_request: Record<string, any>;
+  tile_request: { mode: string; layer: number; head: number; r0: number; c0: number; rows: number; cols: number; } | Record<string, never>;
   title: string;
   token_markup: boolean[];
   token_messages: number[];
@@ -32,16 +33,16 @@ export interface AttentionViewState {
   tokens: string[];
   unavailable: Record<string, string>;
   /** Only in a static export: what the view ships for offline use (View._export_extra). */
-  _export?: any;
+  _export?: { partial?: boolean; heads?: PackedArray; mean?: PackedArray; rollout?: PackedArray; };
 }
 
 export interface AttributionViewState {
   error: string;
   faithfulness: { rows: ({ fx: number | null; fbase: number | null; delta: number | null; relative_delta: number | null; comprehensiveness: number | null; sufficiency: number | null; deletion_auc: number | null; deletion_random_auc: number | null; })[]; percents: number[]; comprehensiveness: PackedArray; sufficiency: PackedArray; deletion_x: PackedArray; deletion: PackedArray; deletion_random: PackedArray; } | null;
   groups: number[];
-  info: Record<string, any>;
+  info: { method: string; method_label: string; signed: boolean; baseline: string; output: string; steps: number; n_samples: number; generated: boolean; contrast: string | null; target_tokens: string[]; } | Record<string, never>;
   method: string;
-  methods: Record<string, any>;
+  methods: Record<string, string>;
   notice: string;
   progress: number;
   progress_label: string;
@@ -59,7 +60,7 @@ export interface AttributionViewState {
   word_scores: PackedArray;
   words: string[];
   /** Only in a static export: what the view ships for offline use (View._export_extra). */
-  _export?: any;
+  _export?: Record<string, never>;
 }
 
 export interface AuditViewState {
@@ -89,7 +90,7 @@ export interface AuditViewState {
   token_messages: number[];
   token_roles: string[];
   /** Only in a static export: what the view ships for offline use (View._export_extra). */
-  _export?: any;
+  _export?: Record<string, never>;
 }
 
 export interface ConceptViewState {
@@ -117,7 +118,7 @@ export interface ConceptViewState {
   token_messages: number[];
   token_roles: string[];
   /** Only in a static export: what the view ships for offline use (View._export_extra). */
-  _export?: any;
+  _export?: Record<string, never>;
 }
 
 export interface DirectLogitViewState {
@@ -141,7 +142,7 @@ export interface DirectLogitViewState {
   token_roles: string[];
   tokens: string[];
   /** Only in a static export: what the view ships for offline use (View._export_extra). */
-  _export?: any;
+  _export?: { partial?: boolean; heads?: PackedArray; components?: PackedArray; logit?: PackedArray; };
 }
 
 export interface ExplorerState {
@@ -159,30 +160,30 @@ export interface ExplorerState {
   tokens: string[];
   truncate: boolean;
   view_names: string[];
-  views: any[];
+  views: string[];
   /** Only in a static export: what the view ships for offline use (View._export_extra). */
-  _export?: any;
+  _export?: { children: ({ bundle: string; state: Record<string, any>; })[]; };
 }
 
 export interface FeatureViewState {
-  corpus_summary: Record<string, any>;
-  edit_probs: Record<string, any>;
+  corpus_summary: { n_texts: number; n_tokens: number; dead: number; dead_ids: number[]; } | Record<string, never>;
+  edit_probs: { outputs: string[]; ids: number[]; before: number[]; after: number[]; position: number; description: string; } | Record<string, never>;
   error: string;
   error_norm: PackedArray;
-  feature: Record<string, any>;
+  feature: { id: number; over_text: number[]; logits?: { promoted: ([string, number])[]; suppressed: ([string, number])[]; }; contexts?: ({ text: number; position: number; activation: number; tokens: string[]; at: number; })[]; hist?: number[]; edges?: number[]; fires?: number; density?: number; max?: number; } | Record<string, never>;
   k: number;
   l0: PackedArray;
   n_features: number;
   notice: string;
-  patching: Record<string, any>;
+  patching: { metric: string; clean_metric: number; corrupted_metric: number; position: number; corrupted_tokens: string[]; positions: number[]; note: string; top: Record<string, ([number, number])[]>; error: Record<string, number>; } | Record<string, never>;
   progress: number;
   progress_label: string;
-  quality: Record<string, any>;
+  quality: { fvu: number; mean_l0: number; loss?: { original: number; spliced: number; zero: number; recovered: number; }; loss_note?: string; } | Record<string, never>;
   selected_feature: number | null;
   selected_token: number | null;
   site: string;
   title: string;
-  token_features: (Record<string, any>)[];
+  token_features: ({ feature: number; activation: number; promoted: string[]; suppressed: string[]; })[];
   token_markup: boolean[];
   token_messages: number[];
   token_roles: string[];
@@ -190,7 +191,7 @@ export interface FeatureViewState {
   top_ids: PackedArray;
   top_values: PackedArray;
   /** Only in a static export: what the view ships for offline use (View._export_extra). */
-  _export?: any;
+  _export?: Record<string, never>;
 }
 
 export interface GraphViewState {
@@ -200,9 +201,9 @@ export interface GraphViewState {
   edge_target: PackedArray;
   edge_weight: PackedArray;
   error: string;
-  feature_panel: Record<string, any>;
-  intervene_request: Record<string, any>;
-  intervention: Record<string, any>;
+  feature_panel: { row: number; id: string; kind: string; layer: number; position: number; feature: number; activation: number | null; label: string; over_text?: number[]; logits?: { promoted: ([string, number])[]; suppressed: ([string, number])[]; }; contexts?: ({ text: number; position: number; activation: number; tokens: string[]; at: number; })[]; why?: string; } | Record<string, never>;
+  intervene_request: { target: number | string; value: number; n: number; } | Record<string, never>;
+  intervention: { ids: string[]; old: number[]; new: number[]; targets: string[]; before: number[]; after: number[]; predicted: number[]; top_before: ([string, number])[]; top_after: ([string, number])[]; note: string; } | Record<string, never>;
   kinds: string[];
   n_layers: number;
   n_nodes: number;
@@ -217,7 +218,7 @@ export interface GraphViewState {
   notice: string;
   progress: number;
   progress_label: string;
-  scores: Record<string, any>;
+  scores: { replacement: number | null; completeness: number | null; } | Record<string, never>;
   selected_node: number | null;
   selected_nodes: number[];
   suggested: string[][];
@@ -231,7 +232,7 @@ export interface GraphViewState {
   token_roles: string[];
   tokens: string[];
   /** Only in a static export: what the view ships for offline use (View._export_extra). */
-  _export?: any;
+  _export?: Record<string, never>;
 }
 
 export interface LogitLensViewState {
@@ -261,17 +262,17 @@ export interface LogitLensViewState {
   tuned_top_probs: PackedArray;
   tuned_top_tokens: string[];
   /** Only in a static export: what the view ships for offline use (View._export_extra). */
-  _export?: any;
+  _export?: Record<string, never>;
 }
 
 export interface NeuronViewState {
-  ablation: Record<string, any>;
+  ablation: { layer: number; neurons: number[]; mode: string; outputs: string[]; before: number[]; after: number[]; } | Record<string, never>;
   ablation_donor: string;
   ablation_mode: "" | "zero" | "mean" | "resample";
   ablation_note: string;
   acts: PackedArray<{ layer: number; }>;
-  corpus_examples: (Record<string, any>)[];
-  corpus_summary: Record<string, any>;
+  corpus_examples: ({ text: number; position: number; activation: number; tokens: string[]; at: number; })[];
+  corpus_summary: { n_texts: number; n_tokens: number; } | Record<string, never>;
   error: string;
   k: number;
   n_layers: number;
@@ -288,7 +289,7 @@ export interface NeuronViewState {
   token_roles: string[];
   tokens: string[];
   /** Only in a static export: what the view ships for offline use (View._export_extra). */
-  _export?: any;
+  _export?: { all?: PackedArray; };
 }
 
 export interface PatchingViewState {
@@ -309,7 +310,7 @@ export interface PatchingViewState {
   selected_site: "resid" | "attn" | "mlp" | "heads" | null;
   selected_token: number | null;
   sites: string[];
-  summary: Record<string, any>;
+  summary: { metric: string; clean: number; corrupted: number; position: number; changed: number[]; clean_top: ([string, number])[]; corrupted_top: ([string, number])[]; } | Record<string, never>;
   title: string;
   token_markup: boolean[];
   token_messages: number[];
@@ -319,7 +320,7 @@ export interface PatchingViewState {
   top_probs: PackedArray;
   top_tokens: string[];
   /** Only in a static export: what the view ships for offline use (View._export_extra). */
-  _export?: any;
+  _export?: Record<string, never>;
 }
 
 export interface ProbeViewState {
@@ -333,7 +334,7 @@ export interface ProbeViewState {
   curves: PackedArray;
   done: boolean;
   error: string;
-  examples: any[];
+  examples: (({ tokens: string[]; highlight: number; true: string; pred: string; confidence: number; row: number; weights?: PackedArray; })[])[];
   interval: PackedArray;
   level: string;
   majority: number;
@@ -350,14 +351,14 @@ export interface ProbeViewState {
   token_messages: number[];
   token_roles: string[];
   /** Only in a static export: what the view ships for offline use (View._export_extra). */
-  _export?: any;
+  _export?: Record<string, never>;
 }
 
 export interface SteeringViewState {
   base: string[];
   base_perplexity: number;
   broken: boolean[][];
-  cells: any[];
+  cells: (({ tokens: string[][]; changed: boolean[][]; texts: string[]; })[])[];
   classes: string[];
   done: boolean;
   error: string;
@@ -383,24 +384,24 @@ export interface SteeringViewState {
   token_roles: string[];
   vector: PackedArray;
   /** Only in a static export: what the view ships for offline use (View._export_extra). */
-  _export?: any;
+  _export?: Record<string, never>;
 }
 
 export interface SurrogateViewState {
   class_names: string[];
-  details: Record<string, any>;
+  details: Record<string, { pred: number; teacher_pred: number; words?: string[]; weights?: PackedArray; rule?: number; tokens?: string[]; teacher?: PackedArray; student?: PackedArray; target?: string; method?: string; k?: number; top_teacher?: number[]; top_student?: number[]; agreement?: number; }>;
   done: boolean;
   error: string;
   explain: string;
-  explanations: Record<string, any>;
+  explanations: Record<string, { kind: "logistic" | "tree" | "student"; weights?: ({ feature: string; weight: number; toward: number; })[]; rules?: ({ text: string; label: number; n: number; purity: number; })[]; C?: number; ngram?: number; max_depth?: number; layers?: number; hidden?: number; heads?: number; temperature?: number; epochs?: number; cached?: boolean; }>;
   notice: string;
   preds: PackedArray;
   progress: number;
   progress_label: string;
   selected_surrogate: number | null;
   selected_text: number | null;
-  surrogates: (Record<string, any>)[];
-  teacher: Record<string, any>;
+  surrogates: ({ id: number; name: string; kind: string; size: number; size_unit: string; fidelity: number | null; fidelity_lo: number | null; fidelity_hi: number | null; accuracy: number | null; accuracy_lo: number | null; accuracy_hi: number | null; ms_per_text: number | null; fit_seconds: number | null; disagreements: number; })[];
+  teacher: { name: string; size: number; size_unit: string; ms_per_text: number; accuracy: number | null; accuracy_lo: number | null; accuracy_hi: number | null; } | Record<string, never>;
   teacher_pred: number[];
   texts: string[];
   title: string;
@@ -409,5 +410,5 @@ export interface SurrogateViewState {
   token_roles: string[];
   top_k: number;
   /** Only in a static export: what the view ships for offline use (View._export_extra). */
-  _export?: any;
+  _export?: Record<string, never>;
 }

@@ -5,6 +5,8 @@ import { fmt } from "./format";
 import { textWidth } from "./linechart";
 
 const NS = "http://www.w3.org/2000/svg";
+/** The selection outline where the --lw-sel variable is not set (the same red as dom.ts sets it to). */
+export const SELECTED = "#d62728";
 
 export interface Point {
   x: number; // data x (> 0 on a log axis)
@@ -197,11 +199,13 @@ export class PointChart {
     return d ? [Number(d.getAttribute("cx")), Number(d.getAttribute("cy"))] : null;
   }
 
-  /** Outline point i (-1: none). */
+  /** Outline point i (-1: none) in the shared selection colour (the theme's --lw-sel, red as in the
+   * token strips and tables; readable in light and dark themes). */
   select(i: number): void {
     this.dots.forEach((d, j) => {
       if (!d) return;
-      d.setAttribute("stroke", j === i ? "#000" : "#fff");
+      d.setAttribute("stroke", j === i ? SELECTED : "#fff");
+      d.style.stroke = j === i ? `var(--lw-sel, ${SELECTED})` : "";
       d.setAttribute("stroke-width", j === i ? "2" : "1");
       d.setAttribute("r", j === i ? "6.5" : "5");
       d.classList.toggle("lw-sel", j === i);

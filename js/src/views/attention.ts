@@ -20,7 +20,8 @@ import { Cell, Row, SortableTable } from "../lib/table";
 import { MAX_SPANS, showRoles, TokenStrip } from "../lib/tokens";
 import type { AttentionViewState } from "../generated/state";
 
-interface Exported { heads?: Packed; mean?: Packed; rollout?: Packed }
+/** The arrays a static export ships (AttentionView._export_record). */
+type Exported = Pick<NonNullable<AttentionViewState["_export"]>, "heads" | "mean" | "rollout">;
 /** Keys Python sends with `matrix` (step, n: long inputs; absent: the exact matrix). */
 interface MatrixKeys { mode?: string; layer?: number; head?: number; step?: number; n?: number }
 export interface TileRequest extends TileWindow { mode: string; layer: number; head: number }

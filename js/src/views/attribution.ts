@@ -16,12 +16,6 @@ import { absMax, col, row, topK, topKAbs } from "../lib/ndarray";
 import { clampIndex, clickColumn, columnOf, fromSelection, tokenOfColumn, toSelection } from "../lib/selection";
 import type { AttributionViewState } from "../generated/state";
 
-interface Info {
-  method: string; method_label: string; signed: boolean; baseline: string; output: string;
-  steps: number; n_samples: number; generated: boolean; contrast: string | null;
-  target_tokens?: string[]; // a text target of several tokens: its tokens (one output, their summed log-probs)
-}
-
 /** What a target of several tokens is (issue 29): one output, the sum of its tokens' teacher-forced
  * log-probs; '' for a target of one token. */
 export function targetNote(name: string, pieces: readonly string[] | undefined): string {
@@ -54,7 +48,7 @@ function render({ model, el }: { model: Model<AttributionViewState>; el: HTMLEle
   const wordBox = h("input", { type: "checkbox", "data-testid": "word-level" }) as HTMLInputElement;
   const wordLabel = h("label", { title: "Sum the scores of the sub-word tokens of each word" }, wordBox, " word level");
   const legend = h("span", { class: "lw-muted", "data-testid": "legend" });
-  const methods: Record<string, string> = model.get("methods") || {};
+  const methods = model.get("methods");
   const methodSel = h("select", { class: "lw-select", "data-testid": "method", title: "Recompute with another method" },
     ...Object.entries(methods).map(([k, label]) => h("option", { value: k, text: label }))) as HTMLSelectElement;
   // methods are compared by colour: one stated range for every method shown so far (default), or each
@@ -94,7 +88,7 @@ function render({ model, el }: { model: Model<AttributionViewState>; el: HTMLEle
   const targets = (): string[] => model.get("targets") || [];
   const groups = (): number[] => model.get("groups") || [];
   const wordLevel = (): boolean => Boolean(model.get("word_level"));
-  const meta = (): Info => (model.get("info") || {}) as Info;
+  const meta = () => model.get("info"); // {} until computed (its fields then undefined)
   // column shown for the selected prompt token (a word in word-level mode) and back
   const colOf = (tok: number) => columnOf(tok, wordLevel(), groups());
   const tokenOf = (c: number) => tokenOfColumn(c, wordLevel(), groups());

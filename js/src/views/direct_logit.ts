@@ -2,7 +2,7 @@
 // heads heatmap (diverging: red raises it, blue lowers it), the other parts (embeddings, attention
 // biases, MLPs, readout bias) as bars in the same colours, the model's own value beside the sum of the
 // shares (the check), and the input's token strip (click a token to read that position).
-import { decode, NDArray, Packed } from "../lib/buffers";
+import { decode, NDArray } from "../lib/buffers";
 import { css } from "../lib/colors";
 import { h, THEME_EVENT } from "../lib/dom";
 import { fmt, fmtSigned } from "../lib/format";
@@ -32,8 +32,8 @@ function render({ model, el }: { model: Model<DirectLogitViewState>; el: HTMLEle
   const tokens: string[] = model.get("tokens");
   const components: string[] = model.get("components");
   const L: number = model.get("n_layers"), H: number = model.get("n_heads");
-  const all = (model.get("_export") || {}) as Record<string, Packed>; // every position, in a static export
-  const allHeads = decode(all.heads), allParts = decode(all.components), allLogit = decode(all.logit);
+  const all = model.get("_export"); // every position, in a static export
+  const allHeads = decode(all?.heads), allParts = decode(all?.components), allLogit = decode(all?.logit);
   const fixed = f.exported && !allHeads; // an export holding one position
   const strip = new TokenStrip(tokens, { onClick: (i) => { if (!fixed) f.commit({ selected_token: i }); } });
   showRoles(strip, model); // a chat input: its role segments

@@ -17,8 +17,6 @@ import { showRoles, TokenStrip } from "../lib/tokens";
 import type { FeatureViewState } from "../generated/state";
 import { rowMax } from "../lib/sparse";
 
-interface TokenFeature { feature: number; activation: number; promoted: string[]; suppressed: string[] }
-interface Context { text: number; position: number; activation: number; tokens: string[]; at: number }
 
 function render({ model, el }: { model: Model<FeatureViewState>; el: HTMLElement }) {
   const f = frame(model, el, "features");
@@ -43,7 +41,7 @@ function render({ model, el }: { model: Model<FeatureViewState>; el: HTMLElement
     h("div", { class: "lw-muted", text: "Click a token for its most active features; click a feature to see it over the text, its logits and contexts." }));
 
   const drawQuality = () => {
-    const q = model.get("quality") || {};
+    const q = model.get("quality");
     const err = decode(model.get("error_norm") as Packed);
     const l0 = decode(model.get("l0") as Packed);
     const parts = [`site ${model.get("site")}`, `${F} features`, `FVU ${fmt(q.fvu)}`, `mean L0 ${fmt(q.mean_l0, 1)}`];
@@ -56,9 +54,9 @@ function render({ model, el }: { model: Model<FeatureViewState>; el: HTMLElement
   };
 
   const paint = () => {
-    const feat = model.get("feature") || {};
+    const feat = model.get("feature");
     if (feat.over_text) {
-      const w = Float32Array.from(feat.over_text as number[]);
+      const w = Float32Array.from(feat.over_text);
       const s = sequentialScale(max(w), `activation of feature ${feat.id}`);
       strip.paint(w, s); bar.set(s);
     } else {
@@ -73,7 +71,7 @@ function render({ model, el }: { model: Model<FeatureViewState>; el: HTMLElement
   const drawToken = () => {
     const tok = fromSelection(model.get("selected_token"));
     strip.select(tok);
-    const rows = (model.get("token_features") || []) as TokenFeature[];
+    const rows = model.get("token_features");
     if (tok < 0) { tokenBox.replaceChildren(h("div", { class: "lw-muted", text: "No token selected." })); return; }
     const table = new SortableTable(
       [{ key: "feature", label: "feature" }, { key: "activation", label: "activation", format: fmt },
@@ -97,7 +95,7 @@ function render({ model, el }: { model: Model<FeatureViewState>; el: HTMLElement
   };
 
   const drawFeature = () => {
-    const feat = model.get("feature") || {};
+    const feat = model.get("feature");
     const id = model.get("selected_feature");
     input.value = id === null || id === undefined ? "" : String(id);
     paint();
@@ -111,27 +109,27 @@ function render({ model, el }: { model: Model<FeatureViewState>; el: HTMLElement
     if (feat.contexts) {
       parts.push(h("div", { class: "lw-muted", text: `fires on ${pct(feat.density, 2)} of corpus tokens; max ${fmt(feat.max)}` }));
       parts.push(h("div", { "data-testid": "contexts" }, h("div", { class: "lw-title", text: "top-activating contexts" }),
-        ...(feat.contexts as Context[]).map((c) => h("div", { style: "font-size:12px" },
+        ...feat.contexts.map((c) => h("div", { style: "font-size:12px" },
           h("span", { class: "lw-muted", text: `${fmt(c.activation)} ` }),
           ...c.tokens.map((t, i) => h("span", { text: t, style: i === c.at ? "font-weight:bold;background:rgba(33,113,181,.3)" : "" }))))));
-      parts.push(histogram(feat.hist, feat.edges));
+      parts.push(histogram(feat.hist ?? [], feat.edges ?? []));
     }
     featureBox.replaceChildren(...parts);
   };
 
   const drawCorpus = () => {
-    const c = model.get("corpus_summary") || {};
+    const c = model.get("corpus_summary");
     const p: number = model.get("progress");
     if (p >= 0) corpusBox.textContent = `${model.get("progress_label") || "corpus"}: ${pct(p, 0)}`;
     else if (c.n_texts !== undefined) corpusBox.textContent = `corpus: ${c.n_texts} texts, ${c.n_tokens} tokens; ${c.dead} dead features (never fire)`
-      + (c.dead ? `: ${(c.dead_ids as number[]).slice(0, 20).join(", ")}${c.dead > 20 ? ", \u2026" : ""}` : "");
+      + (c.dead ? `: ${c.dead_ids.slice(0, 20).join(", ")}${c.dead > 20 ? ", \u2026" : ""}` : "");
     else corpusBox.textContent = "no corpus: pass corpus=[texts] for top contexts, histograms and dead features";
   };
 
   const drawEdit = () => {
-    const e = model.get("edit_probs") || {};
+    const e = model.get("edit_probs");
     if (!e.outputs) { editBox.replaceChildren(); return; }
-    const rows = (e.outputs as string[]).map((t, i) => h("tr", {}, h("td", { text: quoted(t) }),
+    const rows = e.outputs.map((t, i) => h("tr", {}, h("td", { text: quoted(t) }),
       h("td", { text: prob(e.before[i]) }), h("td", { text: prob(e.after[i]) }),
       h("td", { text: fmtSigned((e.after[i] - e.before[i]) * 100, 1) })));
     editBox.replaceChildren(h("div", { class: "lw-title", text: `feature edit (${e.description}): next-token probabilities at position ${e.position}` }),
@@ -139,7 +137,7 @@ function render({ model, el }: { model: Model<FeatureViewState>; el: HTMLElement
   };
 
   const drawPatching = () => {
-    const pt = model.get("patching") || {};
+    const pt = model.get("patching");
     if (!pt.top) { patchBox.replaceChildren(); return; }
     const tok = fromSelection(model.get("selected_token"));
     const head = h("div", { class: "lw-title", text: `feature patching, clean \u2192 corrupted: ${pt.metric} ${fmt(pt.clean_metric)} \u2192 ${fmt(pt.corrupted_metric)} (score 1 = fully restored)` });

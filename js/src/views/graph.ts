@@ -81,7 +81,7 @@ function render({ model, el }: { model: Model<GraphViewState>; el: HTMLElement }
     };
     vmax = maxAbs(g.weight, Uint32Array.from({ length: g.weight.length }, (_, i) => i));
     bar.set(divergingScale(vmax, EDGE_UNIT));
-    const sc = model.get("scores") || {};
+    const sc = model.get("scores");
     scores.textContent = `replacement score ${fmt(sc.replacement)} \u00b7 completeness ${fmt(sc.completeness)}`;
   };
 
@@ -215,7 +215,7 @@ function render({ model, el }: { model: Model<GraphViewState>; el: HTMLElement }
   const drawPanel = () => {
     const r = model.get("selected_node");
     if (r === null || r === undefined || !g) { panel.replaceChildren(h("div", { class: "lw-muted", text: "No node selected." })); return; }
-    const p = model.get("feature_panel") || {};
+    const p = model.get("feature_panel");
     const ins: number[] = [], outs: number[] = [];
     for (let e = 0; e < g.src.length; e++) { if (g.dst[e] === r) ins.push(e); if (g.src[e] === r) outs.push(e); }
     const parts: HTMLElement[] = [h("div", { class: "lw-title", "data-testid": "node-title", text: `${name(r)} \u00b7 ${ids[r]}` })];
@@ -223,7 +223,7 @@ function render({ model, el }: { model: Model<GraphViewState>; el: HTMLElement }
     parts.push(h("div", { class: "lw-muted", text: `activation ${fmt(activation[r])} \u00b7 cumulative influence ${fmt(g.influence[r])}` }));
     parts.push(h("div", { class: "lw-row" }, edgeList("strongest inputs", ins, (e) => g!.src[e]), edgeList("strongest outputs", outs, (e) => g!.dst[e])));
     if (p.row === r && p.over_text) {
-      const w = Float32Array.from(p.over_text as number[]);
+      const w = Float32Array.from(p.over_text);
       const strip = new TokenStrip(tokens, { testid: "feature-tokens" });
       strip.paint(w, sequentialScale(max(w), `activation of ${name(r)}`));
       strip.select(g.position[r]);
@@ -237,7 +237,7 @@ function render({ model, el }: { model: Model<GraphViewState>; el: HTMLElement }
     }
     if (p.row === r && p.contexts) {
       parts.push(h("div", { "data-testid": "contexts" }, h("div", { class: "lw-muted", text: "top-activating contexts (corpus)" }),
-        ...(p.contexts as { activation: number; tokens: string[]; at: number }[]).map((c) => h("div", { style: "font-size:12px" },
+        ...p.contexts.map((c) => h("div", { style: "font-size:12px" },
           h("span", { class: "lw-muted", text: `${fmt(c.activation)} ` }),
           ...c.tokens.map((t, i) => h("span", { text: t, style: i === c.at ? "font-weight:bold;text-decoration:underline" : "" }))))));
     }
@@ -294,7 +294,7 @@ function render({ model, el }: { model: Model<GraphViewState>; el: HTMLElement }
   };
   const ask = (target: number | string, value: number) => {
     if (!Number.isFinite(value)) return;
-    requests = Math.max(requests, Number((model.get("intervene_request") || {}).n ?? 0)) + 1;
+    requests = Math.max(requests, model.get("intervene_request").n ?? 0) + 1;
     f.commit({ intervene_request: { target, value, n: requests } });
   };
   const valueInput = h("input", { class: "lw-select", type: "number", step: 0.5, value: 0, style: "width:70px", "data-testid": "intervene-value" }) as HTMLInputElement;
@@ -308,15 +308,15 @@ function render({ model, el }: { model: Model<GraphViewState>; el: HTMLElement }
     const r = model.get("selected_node");
     const isFeature = r !== null && r !== undefined && kindOf(r) === "feature";
     setBtn.disabled = !isFeature || setBtn.dataset.why !== undefined;
-    const it = model.get("intervention") || {};
+    const it = model.get("intervention");
     const parts: HTMLElement[] = [];
     if (it.targets) {
       const tableBox = h("div", { class: "lw-hscroll" }, h("table", { class: "lw-table", "data-testid": "intervention-table" },
         h("tr", {}, ...["target logit", "before", "after (model)", "graph predicted", "change (model)", "change (graph)"].map((c) => h("th", { text: c }))),
-        ...(it.targets as string[]).map((t, i) => h("tr", {}, h("td", { text: quoted(t) }), h("td", { text: fmt(it.before[i]) }),
+        ...it.targets.map((t, i) => h("tr", {}, h("td", { text: quoted(t) }), h("td", { text: fmt(it.before[i]) }),
           h("td", { text: fmt(it.after[i]) }), h("td", { text: fmt(it.predicted[i]) }),
           h("td", { text: fmtSigned(it.after[i] - it.before[i]) }), h("td", { text: fmtSigned(it.predicted[i] - it.before[i]) })))));
-      parts.push(h("div", { class: "lw-muted", text: `set ${(it.ids as string[]).join(", ")} to ${(it.new as number[]).map((v) => fmt(v)).join(", ")} (was ${(it.old as number[]).map((v) => fmt(v)).join(", ")})` }),
+      parts.push(h("div", { class: "lw-muted", text: `set ${it.ids.join(", ")} to ${it.new.map((v) => fmt(v)).join(", ")} (was ${it.old.map((v) => fmt(v)).join(", ")})` }),
         tableBox, scrollCue(tableBox, "columns"));
       const tops = (title: string, xs: [string, number][]) => h("div", {}, h("div", { class: "lw-muted", text: title }),
         h("ol", { style: "margin:2px 0 0 18px;padding:0" }, ...xs.map(([t, p]) => h("li", { text: `${quoted(t)} ${prob(p)}` }))));

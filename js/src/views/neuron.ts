@@ -2,10 +2,10 @@
 // click a neuron or type its number -> every token coloured by that neuron's activation, plus the
 // tokens that fire it most. The ablation menu ablates the selected neuron (zero, mean, or resample:
 // its activations on the donor text typed beside the menu).
-import { decode, slice2d, NDArray, Packed } from "../lib/buffers";
+import { decode, slice2d, NDArray } from "../lib/buffers";
 import { ColorBar } from "../lib/colorbar";
-import { divergingScale } from "../lib/colors";
-import { h, markInvalid } from "../lib/dom";
+import { css, divergingScale, ink, seq } from "../lib/colors";
+import { h, markInvalid, THEME_EVENT } from "../lib/dom";
 import { fmt, fmtSigned, prob, quoted } from "../lib/format";
 import { enable, expose, frame, Model, NEEDS_KERNEL } from "../lib/frame";
 import { absMax, col, row as rowOf, topK } from "../lib/ndarray";
@@ -20,7 +20,7 @@ function render({ model, el }: { model: Model<NeuronViewState>; el: HTMLElement 
   const T = labels.length;
   const L: number = model.get("n_layers");
   const N: number = model.get("n_neurons");
-  const all = f.exported ? decode((model.get("_export") || {}).all as Packed) : null;
+  const all = f.exported ? decode(model.get("_export")?.all) : null;
 
   const layerSel = h("select", { class: "lw-select", "data-testid": "layer" },
     ...Array.from({ length: L }, (_, l) => h("option", { value: String(l), text: `layer ${l}` })));
@@ -108,9 +108,9 @@ function render({ model, el }: { model: Model<NeuronViewState>; el: HTMLElement 
   };
   const drawAblation = () => {
     ablateSel.value = model.get("ablation_mode");
-    const a = model.get("ablation") || {};
-    if (!a.outputs) { ablation.replaceChildren(); return; }
-    const rows = a.outputs.map((t: string, i: number) => h("tr", {},
+    const a = model.get("ablation");
+    if (!a?.outputs) { ablation.replaceChildren(); return; }
+    const rows = a.outputs.map((t, i) => h("tr", {},
       h("td", { text: quoted(t) }), h("td", { text: prob(a.before[i]) }), h("td", { text: prob(a.after[i]) }),
       h("td", { text: fmtSigned((a.after[i] - a.before[i]) * 100, 1) })));
     ablation.replaceChildren(
@@ -118,17 +118,19 @@ function render({ model, el }: { model: Model<NeuronViewState>; el: HTMLElement 
       h("table", { class: "lw-table" }, h("tr", {}, ...["output", "before", "after", "change (pts)"].map((c) => h("th", { text: c }))), ...rows));
   };
   const drawExamples = () => {
-    const c = model.get("corpus_summary") || {};
-    const ex = (model.get("corpus_examples") || []) as { activation: number; tokens: string[]; at: number }[];
-    if (c.n_texts === undefined) { examples.replaceChildren(); return; } // no corpus, or still scanning (the progress bar says)
+    const c = model.get("corpus_summary");
+    const ex = model.get("corpus_examples") ?? [];
+    if (c?.n_texts === undefined) { examples.replaceChildren(); return; } // no corpus, or still scanning (the progress bar says)
+    const mark = seq(1, 4); // the strongest token: a light step of the theme's sequential palette
     const n = fromSelection(model.get("selected_neuron"));
     const head = n < 0 ? "select a neuron for its max-activating examples" : ex.length ? `neuron ${n}: max-activating examples`
       : `neuron ${n} is never positive on the corpus`;
     examples.replaceChildren(h("div", { class: "lw-title", text: `${head} (corpus: ${c.n_texts} texts, ${c.n_tokens} tokens)` }),
       ...ex.map((e) => h("div", { style: "font-size:12px" }, h("span", { class: "lw-muted", text: `${fmt(e.activation)} ` }),
-        ...e.tokens.map((t, i) => h("span", { text: `${t} `, style: i === e.at ? "font-weight:bold;background:#c6dbef" : "" })))));
+        ...e.tokens.map((t, i) => h("span", { text: `${t} `, style: i === e.at ? `font-weight:bold;background:${css(mark)};color:${ink(mark)}` : "" })))));
   };
   f.watch(["corpus_examples", "corpus_summary"], drawExamples);
+  strip.el.addEventListener(THEME_EVENT, drawExamples); // the highlight follows the theme, like the strip
   drawExamples();
   ablateSel.addEventListener("change", () => f.commit({ ablation_mode: ablateSel.value }));
   f.watch(["ablation", "ablation_mode"], drawAblation);

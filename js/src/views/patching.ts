@@ -53,11 +53,11 @@ function render({ model, el }: { model: Model<PatchingViewState>; el: HTMLElemen
     const tokens: string[] = model.get("tokens");
     const clean: string[] = model.get("clean_tokens");
     const L = S.shape[1], T = S.shape[2];
-    const summary = model.get("summary") || {};
-    const changed: number[] = summary.changed || [];
+    const summary = model.get("summary"); // set with the scores drawn here
+    const changed = summary.changed || [];
     const colLabels = tokens.map((t, i) => (changed.includes(i) ? `${clean[i]}\u2192${t}` : t)); // clean -> corrupted
     const rowLabels = Array.from({ length: L }, (_, l) => `L${l}`);
-    const { vmax, rel } = noiseVmax(Number(summary.clean), Number(summary.corrupted));
+    const { vmax, rel } = noiseVmax(summary.clean, summary.corrupted);
     noise.style.display = vmax > 1 ? "" : "none";
     noise.textContent = vmax > 1 ? `The clean and corrupted metrics differ by only ${fmt(Math.abs(summary.clean - summary.corrupted), 4)} ` +
       `(${(100 * rel).toFixed(1)}% of their size): every score divides by this gap, so noise can look like an effect. ` +
@@ -84,7 +84,7 @@ function render({ model, el }: { model: Model<PatchingViewState>; el: HTMLElemen
 
   const showDetail = () => {
     if (!drawn) return;
-    const summary = model.get("summary") || {};
+    const summary = model.get("summary");
     const site: string | null = model.get("selected_site");
     const l = fromSelection(model.get("selected_layer"));
     const labels: string[] = model.get("top_tokens");

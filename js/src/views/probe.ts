@@ -19,7 +19,7 @@ import type { ProbeViewState } from "../generated/state";
 export const CHART_W = 520;
 export const DETAIL_MIN = 360;
 
-interface Example { tokens: string[]; highlight: number; true: string; pred: string; confidence: number; weights?: Packed }
+type Example = ProbeViewState["examples"][number][number];
 
 /** "0.886–1.000": an interval's ends at the precision shown. */
 export function span(lo: number, hi: number): string {
@@ -148,7 +148,7 @@ function render({ model, el }: { model: Model<ProbeViewState>; el: HTMLElement }
       cellText: (r, c) => String(Math.round(at(cm, r, c))),
       describe: (r, c, v) => `true ${classes[r]}, predicted ${classes[c]}: ${Math.round(v)}`,
     });
-    const examples: Example[] = (model.get("examples") || [])[l] || [];
+    const examples: Example[] = model.get("examples")[l] || [];
     const list = h("div", { "data-testid": "wrong" });
     // every example of the layer on one diverging scale (not each on its own maximum)
     const weights = examples.map((ex) => (ex.weights ? decode(ex.weights) : null));

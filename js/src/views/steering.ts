@@ -10,7 +10,7 @@ import { LineChart } from "../lib/linechart";
 import { at } from "../lib/ndarray";
 import type { SteeringViewState } from "../generated/state";
 
-interface Cell { tokens: string[][]; changed: boolean[][]; texts: string[] }
+type Cell = SteeringViewState["cells"][number][number];
 
 const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"];
 

@@ -15,14 +15,8 @@ import type { SurrogateViewState } from "../generated/state";
 const KINDS = ["logistic", "tree", "student"];
 const MAX_TEXTS = 500; // held-out texts listed in the menu
 
-type Weight = { feature: string; weight: number; toward: number };
-type Rule = { text: string; label: number; n: number; purity: number };
-type Detail = {
-  pred: number; teacher_pred: number;
-  words?: string[]; weights?: Packed; rule?: number;
-  tokens?: string[]; teacher?: Packed; student?: Packed; target?: string; method?: string; k?: number;
-  top_teacher?: number[]; top_student?: number[]; agreement?: number;
-};
+type Explanation = SurrogateViewState["explanations"][string];
+type Detail = SurrogateViewState["details"][string];
 
 const ci = (r: Row, k: string) => `${fmt(r[k])} [${fmt(r[k + "_lo"])}, ${fmt(r[k + "_hi"])}]`;
 
@@ -61,8 +55,8 @@ function render({ model, el }: { model: Model<SurrogateViewState>; el: HTMLEleme
     pick.value = String(fromSelection(model.get("selected_text")));
   };
 
-  const weightsPanel = (ex: { weights: Weight[] }, d: Detail | undefined): HTMLElement[] => {
-    const rows = ex.weights.map((w) => ({ feature: w.feature, weight: w.weight, toward: names()[w.toward] ?? String(w.toward) }));
+  const weightsPanel = (ex: Explanation, d: Detail | undefined): HTMLElement[] => {
+    const rows = (ex.weights ?? []).map((w) => ({ feature: w.feature, weight: w.weight, toward: names()[w.toward] ?? String(w.toward) }));
     const t = new SortableTable([{ key: "weight", label: "weight", format: (v) => fmt(v) }, { key: "feature", label: "word / n-gram" },
       { key: "toward", label: "toward" }], rows, (r) => String(r.feature), undefined, "weights");
     const out: HTMLElement[] = [h("div", { class: "lw-muted", text: "Largest weights (L1 keeps few): the presence of each word raises the log-odds of its class by the weight." }), t.el];
@@ -74,12 +68,13 @@ function render({ model, el }: { model: Model<SurrogateViewState>; el: HTMLEleme
     return out;
   };
 
-  const rulesPanel = (ex: { rules: Rule[] }, d: Detail | undefined): HTMLElement[] => {
+  const rulesPanel = (ex: Explanation, d: Detail | undefined): HTMLElement[] => {
+    const rules = ex.rules ?? [];
     const list = h("ol", { "data-testid": "rules", style: "margin:4px 0;padding-left:22px;font-family:ui-monospace,Menlo,monospace" },
-      ...ex.rules.map((r, k) => h("li", { "data-rule": k, class: d?.rule === k ? "lw-sel" : undefined,
+      ...rules.map((r, k) => h("li", { "data-rule": k, class: d?.rule === k ? "lw-sel" : undefined,
         style: d?.rule === k ? "background:var(--lw-sel-bg)" : undefined,
         text: `${r.text}   (${r.n} fitting texts, ${fmt(100 * r.purity, 0)}% the model's class)` })));
-    return [h("div", { class: "lw-muted", text: `${ex.rules.length} rules, one per leaf; the one deciding the selected text is highlighted.` }), list];
+    return [h("div", { class: "lw-muted", text: `${rules.length} rules, one per leaf; the one deciding the selected text is highlighted.` }), list];
   };
 
   const studentPanel = (d: Detail | undefined): HTMLElement[] => {
@@ -107,13 +102,13 @@ function render({ model, el }: { model: Model<SurrogateViewState>; el: HTMLEleme
     chart?.select(s);
     explanation.dataset.surrogate = String(s);
     explanation.dataset.text = String(t);
-    const r: Row | undefined = (model.get("surrogates") || [])[s];
+    const r: Row | undefined = model.get("surrogates")[s];
     if (!r) {
       explanation.replaceChildren(h("span", { class: "lw-muted", text: "Click a point or a row to see what that surrogate says." }));
       return;
     }
-    const ex = (model.get("explanations") || {})[String(s)];
-    const d: Detail | undefined = (model.get("details") || {})[`${s}:${t}`];
+    const ex = model.get("explanations")[String(s)];
+    const d: Detail | undefined = model.get("details")[`${s}:${t}`];
     const verdict = d ? ` \u00b7 on text #${t}: surrogate ${names()[d.pred] ?? d.pred}, model ${names()[d.teacher_pred] ?? d.teacher_pred}` +
       (d.pred === d.teacher_pred ? " (agree)" : " (DISAGREE)") : "";
     const head = h("div", { class: "lw-title", "data-testid": "explanation-title",
@@ -128,8 +123,8 @@ function render({ model, el }: { model: Model<SurrogateViewState>; el: HTMLEleme
       info.textContent = "fitting surrogates\u2026";
       return;
     }
-    const rows: Row[] = model.get("surrogates") || [];
-    const teacher = model.get("teacher") || {};
+    const rows: Row[] = model.get("surrogates");
+    const teacher = model.get("teacher");
     info.textContent = `imitating ${teacher.name}: ${teacher.size} parameters (without word embeddings), ` +
       `${fmt(teacher.ms_per_text, 3)} ms/text` + (teacher.accuracy == null ? "" : `, accuracy ${ci(teacher, "accuracy")}`) +
       ` \u00b7 ${(model.get("texts") || []).length} held-out texts`;
