@@ -27,6 +27,7 @@ from llm_widgets.circuits import replacement
 from llm_widgets.circuits.ctjson import cumulative_influence, graph_json, read_graph_json
 from llm_widgets.circuits.prune import prune
 from llm_widgets.circuits.replacement import frozen_forward, observe, transcoders_of
+from llm_widgets.compute.capabilities import graph_why_not
 from llm_widgets.dictionaries import Dictionary
 from llm_widgets.dictionaries.coding import Weights
 from llm_widgets.dictionaries.crosslayer import CrossLayerTranscoder
@@ -34,6 +35,7 @@ from llm_widgets.dictionaries.sites import Site
 from llm_widgets.errors import DoesNotApplyError, LLMWidgetsError
 from llm_widgets.execution.hooks import capture
 from llm_widgets.testing import build
+from llm_widgets.testing.families import FAMILIES
 
 TEXT = "the cat sat on the mat"
 ALL = dict(node_threshold=1.0, edge_threshold=1.0, batch_size=16, max_logits=4)
@@ -460,3 +462,28 @@ def test_partial_influence_with_every_row_is_the_influence(minilm_tokenizer):
     targets = np.flatnonzero(np.abs(A).sum(1) > 0)
     got = partial_influence(A[targets].astype(np.float32), targets, w, chunk=1000)  # several column chunks
     np.testing.assert_allclose(got, influence(normalized(A), w), rtol=1e-5, atol=1e-9)
+
+
+# -- the family matrix -----------------------------------------------------------------------------
+CAUSAL = [f for f, (task, _) in FAMILIES.items() if task == "causal"]
+
+
+@pytest.mark.parametrize("fam", CAUSAL)
+def test_every_causal_family_adds_up_or_is_refused_with_its_reason(minilm_tokenizer, fam):
+    """On every causal family of the matrix: a graph whose logit edges add up to each logit (1e-4), or
+    a DoesNotApplyError saying why (what lw.capabilities says, where it can tell without a forward).
+    Which families are which is observed, not listed."""
+    s = session(minilm_tokenizer, fam)
+    why = graph_why_not(s)
+    try:
+        g = lw.attribution_graph(s, TEXT, transcoders(s), **{**ALL, "max_logits": 2})
+    except DoesNotApplyError as e:
+        assert str(e).strip(), fam
+        if why:
+            assert why in str(e), (fam, why, str(e))
+        return
+    assert not why, (fam, why)
+    assert len(g.logit_nodes()) == 2
+    for r in g.logit_nodes():
+        _, w = g.into(r)
+        assert abs(w.astype(np.float64).sum() - g.activation[r]) < 1e-4, fam

@@ -36,9 +36,7 @@ def _sum_errors(s):
 @pytest.mark.parametrize("family", CAUSAL)
 def test_branches_add_up_to_the_block(family, minilm_tokenizer):
     s = lw.load((build(family), minilm_tokenizer), device="cpu")
-    if s.adapter.parallel:  # attention and MLP read the same input: the sum still holds, checked too
-        pass
-    errs, _ = _sum_errors(s)
+    errs, _ = _sum_errors(s)  # parallel blocks (attention and MLP read the same input) add up too
     assert max(errs) < 1e-5, (family, errs)
 
 

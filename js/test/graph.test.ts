@@ -58,6 +58,27 @@ describe("graph layout", () => {
     const long = { ...g, nTokens: 100 };
     expect(layoutGraph(long, keptNodes(long, 1), 800).width).toBeGreaterThanOrEqual(100 * MIN_COL); // scrolls
   });
+  it("puts the bias node beside the logit row, never on a node (issue 31)", () => {
+    // the fixture plus a bias node (index 8) at the logits' layer and position, as attribution.py makes it
+    const b = { ...g, kind: [...kind, 4], layer: [...layer, 2], position: [...position, 2], influence: [...influence, 0] };
+    const lay = layoutGraph(b, keptNodes(b, 1), 400);
+    const plain = layoutGraph(g, keptNodes(g, 1), 400);
+    expect(lay.y[8]).toBe(lay.y[7]); // on the logit row
+    expect(lay.x[8]).toBeGreaterThan(lay.left + 3 * lay.colW); // right of the last column
+    expect(lay.x[7]).toBe(lay.left + 2.5 * lay.colW); // the logit alone, centred in its cell
+    expect(lay.width).toBeLessThanOrEqual(400);
+    expect(lay.x[8] + 6).toBeLessThanOrEqual(lay.width);
+    const shown = keptNodes(b, 1);
+    for (let i = 0; i < 9; i++) for (let j = i + 1; j < 9; j++) {
+      if (!shown[i] || !shown[j]) continue;
+      const d = Math.hypot(lay.x[i] - lay.x[j], lay.y[i] - lay.y[j]);
+      expect(d).toBeGreaterThan(2 * 3.2); // node circles (r 3.2) never overlap
+      if (i === 8 || j === 8) expect(d).toBeGreaterThan(2 * 5.5); // nor the bias node's selection ring
+    }
+    expect(nearestNode(lay, lay.x[8], lay.y[8])).toBe(8);
+    expect(nearestNode(lay, lay.x[7], lay.y[7])).toBe(7);
+    expect(plain.x[7]).toBe(plain.left + 2.5 * plain.colW);
+  });
   it("groups edges by sign and strength", () => {
     const groups = edgeGroups(edges.w, [0, 1, 2, 3, 4], 1.2);
     expect(groups[8 + 7]).toEqual([2]); // the strongest positive

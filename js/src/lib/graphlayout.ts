@@ -32,6 +32,7 @@ export const MIN_COL = 34; // narrowest token column before the diagram scrolls 
 export const LEFT = 52; // room for the layer labels
 export const TOP = 22; // room above the logits for their tokens
 export const BOTTOM = 34; // room below the embeddings for the prompt's tokens
+export const BIAS_GAP = 12; // px from the last column's right edge to the first bias node
 
 /** Which nodes the pruning threshold keeps: embeddings, logits and bias nodes always; features and
  * errors whose cumulative influence is at most `threshold` (circuit-tracer's rule). */
@@ -59,15 +60,21 @@ export function rowOf(layer: number, nLayers: number): number {
 
 /** Positions of the shown nodes in a canvas `width` px wide (at least MIN_COL per token column:
  * wider than `width` when the prompt is long; the view scrolls sideways). Within a cell nodes are
- * ordered most influential first, centred. */
+ * ordered most influential first, centred. Bias nodes (one per graph, usually) sit on the logit row in
+ * a gutter right of the last column, so they never share the last position's cell with the logits
+ * or cover one. */
 export function layoutGraph(g: GraphArrays, shown: Uint8Array, width: number): Layout {
   const n = g.kind.length, L = g.nLayers, T = Math.max(1, g.nTokens);
   const rows = L + 2;
-  const colW = Math.max(MIN_COL, Math.floor((width - LEFT - 8) / T));
+  const biasKind = g.kinds.indexOf("bias");
+  const bias: number[] = []; // bias nodes: in a gutter right of the last column, not in a cell
+  for (let i = 0; i < n; i++) if (shown[i] && g.kind[i] === biasKind) bias.push(i);
+  const gutter = bias.length ? BIAS_GAP + bias.length * PITCH : 0;
+  const colW = Math.max(MIN_COL, Math.floor((width - LEFT - 8 - gutter) / T));
   const perLine = Math.max(1, Math.floor((colW - 4) / PITCH));
   const cells = new Map<number, number[]>(); // row * T + position -> nodes
   for (let i = 0; i < n; i++) {
-    if (!shown[i]) continue;
+    if (!shown[i] || g.kind[i] === biasKind) continue;
     const key = rowOf(g.layer[i], L) * T + Math.min(Math.max(0, g.position[i]), T - 1);
     const list = cells.get(key);
     if (list) list.push(i); else cells.set(key, [i]);
@@ -92,7 +99,11 @@ export function layoutGraph(g: GraphArrays, shown: Uint8Array, width: number): L
       yy[node] = rowTop[r] + rowH[r] / 2 + (line - (nLines - 1) / 2) * PITCH;
     });
   }
-  return { x, y: yy, width: LEFT + T * colW + 8, height: y + BOTTOM, left: LEFT, colW, rowTop, rowH };
+  bias.forEach((node, j) => {
+    x[node] = LEFT + T * colW + BIAS_GAP + j * PITCH;
+    yy[node] = rowTop[0] + rowH[0] / 2;
+  });
+  return { x, y: yy, width: LEFT + T * colW + 8 + gutter, height: y + BOTTOM, left: LEFT, colW, rowTop, rowH };
 }
 
 /** The shown node nearest (x, y) within `radius` px, or -1. */

@@ -30,6 +30,30 @@ export interface LineChartOptions {
   xFormat?: (v: number) => string; // tick label of x value v (with xs)
   yFormat?: (v: number) => string; // tick label of y value v (default: decimals of the tick step)
   testid?: string;
+  /** At least this much room (px) left and right of the plot area: charts stacked one above the other
+   * pass the largest of their plotMargins so that their x axes line up. */
+  margins?: { l?: number; r?: number };
+}
+
+/** The y axis of a chart: nice ticks over the data (or the given limits), the domain rounded out to
+ * the step, and their labels. */
+function yAxis(series: readonly Series[], n: number, o: LineChartOptions) {
+  const H = o.height ?? 300;
+  const [lo0, hi0] = yRange(series, n, o.yMin, o.yMax);
+  const yt = niceTicks(lo0, hi0, Math.max(3, Math.min(6, Math.floor((H - 46) / 40))));
+  const dy = stepDecimals(yt.step);
+  return { yt, yLabels: yt.ticks.map((v) => (o.yFormat ? o.yFormat(v) : fmt(v, dy))) };
+}
+
+/** The room (px) a LineChart of these series and options leaves left of its plot area (y tick labels
+ * and y label) and right of it (the legend), at least `o.margins`. */
+export function plotMargins(series: readonly Series[], n: number, o: LineChartOptions = {}): { l: number; r: number } {
+  const { yLabels } = yAxis(series, n, o);
+  const legendW = Math.max(0, ...series.map((s) => textWidth(s.name)));
+  return {
+    l: Math.max(o.margins?.l ?? 0, Math.ceil(8 + Math.max(...yLabels.map(textWidth)) + (o.yLabel ? 18 : 4))),
+    r: Math.max(o.margins?.r ?? 0, Math.ceil(Math.min(220, 40 + legendW))),
+  };
 }
 
 export const FONT_PX = 11;
@@ -124,17 +148,9 @@ export class LineChart {
 
   constructor(private n: number, private series: Series[], private o: LineChartOptions = {}) {
     const W = o.width ?? 520, H = o.height ?? 300;
-    // y axis: nice ticks over the data (or the given limits), the domain rounded out to the step
-    const [lo0, hi0] = yRange(series, n, o.yMin, o.yMax);
-    const yt = niceTicks(lo0, hi0, Math.max(3, Math.min(6, Math.floor((H - 46) / 40))));
+    const { yt, yLabels } = yAxis(series, n, o);
     const [lo, hi] = yt.domain;
-    const dy = stepDecimals(yt.step);
-    const yLabels = yt.ticks.map((v) => (o.yFormat ? o.yFormat(v) : fmt(v, dy)));
-    const legendW = Math.max(0, ...series.map((s) => textWidth(s.name)));
-    const m = {
-      l: Math.ceil(8 + Math.max(...yLabels.map(textWidth)) + (o.yLabel ? 18 : 4)),
-      r: Math.ceil(Math.min(220, 40 + legendW)), t: 10, b: 36,
-    };
+    const m = { ...plotMargins(series, n, o), t: 10, b: 36 };
     const pw = Math.max(40, W - m.l - m.r), ph = H - m.t - m.b;
     this.el = svg("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, class: "lw-chart", "data-testid": o.testid ?? "chart" });
     this.el.style.font = `${FONT_PX}px system-ui,sans-serif`;

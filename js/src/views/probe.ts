@@ -6,7 +6,7 @@ import { h, watchWidth } from "../lib/dom";
 import { fmt } from "../lib/format";
 import { expose, frame, Model } from "../lib/frame";
 import { Heatmap } from "../lib/heatmap";
-import { LineChart } from "../lib/linechart";
+import { LineChart, plotMargins } from "../lib/linechart";
 import { Row, SortableTable } from "../lib/table";
 import { TokenStrip } from "../lib/tokens";
 import { absMax, at, max, row as rowOf } from "../lib/ndarray";
@@ -86,15 +86,17 @@ function render({ model, el }: { model: Model<ProbeViewState>; el: HTMLElement }
     const onClick = (c: number) => f.commit({ selected_layer: layerOfRow(c) });
     const describe = (l: number) => `${name(l)}: accuracy ${fmt(acc[l])}${ciText(l)}` +
       (hasControl ? `, control ${fmt(ctrl[l])}, selectivity ${fmt(sel[l])}` : "");
-    chart = new LineChart(L, series, {
-      width: CHART_W, yMin: 0, yMax: 1, yLabel: "held-out accuracy", onClick, xTick, describe,
-    });
+    const accOpts = { width: CHART_W, yMin: 0, yMax: 1, yLabel: "held-out accuracy", onClick, xTick, describe };
     // selectivity is a difference of accuracies: its own axis (through 0), not the accuracy one
-    selChart = hasControl ? new LineChart(L, [{ name: "selectivity", values: sel, color: "#2ca02c" },
-      { name: "zero", values: new Float32Array(L), color: "#7f7f7f", dashed: true }], {
-      width: CHART_W, height: 150, yMin: Math.min(0, ...Array.from(sel)), yMax: Math.max(0, ...Array.from(sel)),
-      yLabel: "acc. \u2212 control", onClick, xTick, describe, testid: "selectivity-chart",
-    }) : null;
+    const selSeries = [{ name: "selectivity", values: sel, color: "#2ca02c" },
+      { name: "zero", values: new Float32Array(L), color: "#7f7f7f", dashed: true }];
+    const selOpts = { width: CHART_W, height: 150, yMin: Math.min(0, ...Array.from(sel)), yMax: Math.max(0, ...Array.from(sel)),
+      yLabel: "acc. \u2212 control", onClick, xTick, describe, testid: "selectivity-chart" };
+    // one plot area for both (the wider tick labels' and legend's room): layer k sits at one x in both
+    const [ma, ms] = [plotMargins(series, L, accOpts), plotMargins(selSeries, L, selOpts)];
+    const margins = hasControl ? { l: Math.max(ma.l, ms.l), r: Math.max(ma.r, ms.r) } : ma;
+    chart = new LineChart(L, series, { ...accOpts, margins });
+    selChart = hasControl ? new LineChart(L, selSeries, { ...selOpts, margins }) : null;
     chartBox.replaceChildren(chart.el, ...(selChart ? [h("div", { class: "lw-muted", "data-testid": "selectivity-title",
       text: "Selectivity: accuracy minus control accuracy (a difference, on its own axis)" }), selChart.el] : []),
       ...(interval ? [h("div", { class: "lw-muted", "data-testid": "interval-note",

@@ -3,7 +3,8 @@
 // (perplexity under the unsteered model) per cell; classifiers: class probability against strength
 // per layer. Click a cell to read it; download the vector (safetensors, GGUF control vector).
 import { decode, NDArray, Packed } from "../lib/buffers";
-import { h, scrollCue } from "../lib/dom";
+import { css, ink, seq, syncTheme } from "../lib/colors";
+import { h, scrollCue, watchTheme } from "../lib/dom";
 import { fmt } from "../lib/format";
 import { expose, frame, Model } from "../lib/frame";
 import { LineChart } from "../lib/linechart";
@@ -60,11 +61,19 @@ function download(bytes: Uint8Array, filename: string): void {
   setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
-/** A continuation as text, the tokens that differ from the unsteered one marked (<mark>). */
+/** The style of a changed token's <mark>: a light step of the theme's sequential palette, with the
+ * ink that reads on it (as NeuronView's corpus highlight), so it is not bright yellow on a dark page. */
+export function markStyle(): string {
+  const c = seq(1, 4);
+  return `background:${css(c)};color:${ink(c)}`;
+}
+
+/** A continuation as text, the tokens that differ from the unsteered one marked (<mark>, coloured by
+ * the theme: markStyle). */
 export function marked(tokens: string[], changed: boolean[]): HTMLElement {
   // wraps anywhere (a continuation can be one long run of word pieces): the grid's columns stay narrow
   const p = h("div", { class: "lw-cont", "data-testid": "continuation", style: "max-width:260px;overflow-wrap:anywhere" });
-  tokens.forEach((t, i) => p.append(changed[i] ? h("mark", { text: t, title: "differs from the unsteered continuation" }) : h("span", { text: t })));
+  tokens.forEach((t, i) => p.append(changed[i] ? h("mark", { text: t, title: "differs from the unsteered continuation", style: markStyle() }) : h("span", { text: t })));
   return p;
 }
 
@@ -182,8 +191,14 @@ function render({ model, el }: { model: Model<SteeringViewState>; el: HTMLElemen
   f.watch(["done", "cells", "probs", "score"], drawAll);
   f.watch(["selected_layer", "selected_strength"], drawDetail);
   drawAll();
+  // the marks follow a theme change (they are not canvases or strips, which the frame redraws)
+  const stopTheme = watchTheme(() => {
+    syncTheme();
+    const style = markStyle();
+    f.root.querySelectorAll<HTMLElement>(".lw-cont mark").forEach((m) => { m.style.cssText = style; });
+  });
   expose(el, { grid, detail });
-  return () => { f.cleanup(); };
+  return () => { stopTheme(); f.cleanup(); };
 }
 
 export default { render };

@@ -133,6 +133,22 @@ describe("ProbeView: intervals and selectivity (issue 31, item 7)", () => {
     expect(span(0.88649, 1)).toBe("0.886\u20131.000");
   });
 
+  it("the selectivity chart's x axis lines up with the accuracy chart's (issue 31): one plot area", () => {
+    // a negative selectivity widens its y tick labels, and its legend ("selectivity") is wider than "majority"
+    const neg = state({ curves: pack([...acc, ...ci, ...ctrl, ...ctrlCi, -0.15, 0.25, 0.2], [5, L + 1]) });
+    const m = mount(probe, neg);
+    const xsOf = (chart: string, series: string) => (m.$(`[data-testid=${chart}] polyline[data-series=${series}]`).getAttribute("points") ?? "")
+      .split(" ").map((p) => Number(p.split(",")[0]));
+    const a = xsOf("chart", "accuracy"), s = xsOf("selectivity-chart", "selectivity");
+    expect(a).toHaveLength(L + 1);
+    expect(s[0]).toBeCloseTo(a[0], 6); // the embeddings column
+    expect(s[L]).toBeCloseTo(a[L], 6); // the last layer
+    expect(a[L] - a[0]).toBeGreaterThan(100); // a real plot width, not a degenerate one
+    const axisX = (chart: string) => Array.from(m.$(`[data-testid=${chart}]`).querySelectorAll("line.lw-axis")).map((l) => [l.getAttribute("x1"), l.getAttribute("x2")]);
+    expect(axisX("selectivity-chart")).toEqual(axisX("chart"));
+    expect(m.$("[data-testid=selectivity-chart] [data-testid=layer-0]").getAttribute("x")).toBe(m.$("[data-testid=chart] [data-testid=layer-0]").getAttribute("x"));
+  });
+
   it("without a control task: no selectivity chart", () => {
     const m = mount(probe, state({ curves: pack([...acc, ...ci, -1, -1, -1, 0, 0, 0, 0, 0, 0], [5, L + 1]) }));
     expect(m.el.querySelector("[data-testid=selectivity-chart]")).toBeNull();

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import steering, { ggufBytes, safetensorsBytes } from "../../src/views/steering";
 import { mount, pack, XSS } from "./fixtures";
 import { decode } from "../../src/lib/buffers";
+import { contrast, ink, luminance, RGB, SEQUENTIAL, SEQUENTIAL_DARK, syncTheme } from "../../src/lib/colors";
 
 const cell = (k: number) => ({ tokens: [[" a", XSS, " c"]], changed: [[false, k > 0, false]], texts: ["x"] });
 
@@ -57,5 +58,39 @@ describe("SteeringView", () => {
     const f = new Float32Array(g.buffer.slice(g.length - 64));
     expect(Array.from(f.slice(0, 3))).toEqual([1, 2, 3]);
     expect(Array.from(f.slice(8, 11))).toEqual([4, 5, 6]);
+  });
+});
+
+describe("SteeringView marks follow the theme (issue 31)", () => {
+  const setDark = (on: boolean) => {
+    document.body.dataset.jpThemeLight = on ? "false" : "true";
+    document.body.dataset.jpThemeName = on ? "JupyterLab Dark" : "JupyterLab Light";
+  };
+  const rgbOf = (css: string): RGB => css === "#fff" ? [255, 255, 255] : css === "#000" ? [0, 0, 0]
+    : (css.match(/\d+/g) ?? []).slice(0, 3).map(Number) as RGB;
+  const markColours = (m: { $$: (s: string) => Element[] }) =>
+    m.$$("mark").map((e) => [rgbOf((e as HTMLElement).style.background), rgbOf((e as HTMLElement).style.color)]);
+  afterEach(() => { delete document.body.dataset.jpThemeLight; delete document.body.dataset.jpThemeName; syncTheme(); });
+
+  it("dark theme: the <mark> is the dark sequential palette's light step with readable ink, not yellow", () => {
+    setDark(true);
+    const m = mount(steering, generate());
+    const marks = markColours(m);
+    expect(marks).toHaveLength(3); // two in the grid, one in the selected cell's detail
+    const step = SEQUENTIAL_DARK[Math.round(255 * 0.25)]; // seq(1, 4)
+    for (const [bg, fg] of marks) {
+      expect(bg).toEqual(step);
+      expect(luminance(bg)).toBeLessThan(0.3); // a dark page keeps a dark highlight (yellow is ~0.9)
+      expect(fg).toEqual(rgbOf(ink(step)));
+      expect(contrast(bg, fg)).toBeGreaterThan(4.5);
+    }
+  });
+
+  it("light theme: the light palette's step; a theme change recolours the marks", async () => {
+    setDark(false);
+    const m = mount(steering, generate());
+    expect(markColours(m)[0][0]).toEqual(SEQUENTIAL[Math.round(255 * 0.25)]);
+    setDark(true);
+    await vi.waitFor(() => expect(markColours(m).every(([bg]) => bg.join() === SEQUENTIAL_DARK[64].join())).toBe(true));
   });
 });
