@@ -31,6 +31,15 @@ def number(value, name: str, *, low: float | None = None) -> float:
     return float(value)
 
 
+def fraction(value, name: str, *, open_low: bool = False) -> float:
+    """A real number (not a bool) in [0, 1], or in (0, 1] with `open_low`."""
+    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating)) and (
+        0.0 < float(value) <= 1.0 if open_low else 0.0 <= float(value) <= 1.0)
+    if not ok:
+        raise LLMWidgetsError(f"{name} must be a number in {'(0' if open_low else '[0'}, 1], got {value!r}")
+    return float(value)
+
+
 def names(value, name: str) -> list:
     """A list (or tuple, set) of names; a single string is an error, not a list of letters."""
     if isinstance(value, str):

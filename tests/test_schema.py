@@ -116,36 +116,32 @@ def typecheck(tmp_path, interface: str, old: str, new: str) -> subprocess.Comple
     return subprocess.run([str(tsc), "--noEmit", "-p", str(js)], capture_output=True, text=True, timeout=300)
 
 
-@needs_tsc
-def test_a_renamed_trait_fails_the_typecheck(tmp_path):
-    out = typecheck(tmp_path, "AttentionViewState", "  selected_head:", "  selected_head_index:")
-    assert out.returncode != 0 and "attention.ts" in out.stdout and "selected_head" in out.stdout, out.stdout[-2000:]
+RENAMES = {  # what is renamed in the generated state -> (interface, old, new, the view that fails, the word tsc names)
+    # a trait
+    "trait": ("AttentionViewState", "  selected_head:", "  selected_head_index:", "attention.ts", "selected_head"),
+    # what NeuronView's `acts` is of (Array(of={"layer": int}))
+    "metadata key": ("NeuronViewState", "acts: PackedArray<{ layer: number; }>", "acts: PackedArray<{ block: number; }>",
+                     "neuron.ts", "'layer'"),
+    # AuditView's records are typed (audit.py: EXAMPLE): a field of an attack example
+    "record field": ("AuditViewState", "; words_changed: number;", "; n_words_changed: number;", "audit.ts",
+                     "words_changed"),
+    # NeuronView's ablation (a Record, was an untyped Dict): its `outputs`
+    "field of a newly typed record": ("NeuronViewState", "mode: string; outputs: string[];",
+                                      "mode: string; output_names: string[];", "neuron.ts", "outputs"),
+}
 
 
 @needs_tsc
-def test_a_renamed_metadata_key_fails_the_typecheck(tmp_path):
-    """What NeuronView's `acts` is of (Array(of={"layer": int})) is typed: renamed, neuron.ts fails."""
-    out = typecheck(tmp_path, "NeuronViewState", "acts: PackedArray<{ layer: number; }>", "acts: PackedArray<{ block: number; }>")
-    assert out.returncode != 0 and "neuron.ts" in out.stdout and "'layer'" in out.stdout, out.stdout[-2000:]
-
-
-@needs_tsc
-def test_a_renamed_record_field_fails_the_typecheck(tmp_path):
-    """AuditView's records are typed (audit.py: EXAMPLE): a renamed field of an attack example fails audit.ts."""
-    out = typecheck(tmp_path, "AuditViewState", "; words_changed: number;", "; n_words_changed: number;")
-    assert out.returncode != 0 and "audit.ts" in out.stdout and "words_changed" in out.stdout, out.stdout[-2000:]
-
-
-@needs_tsc
-def test_a_renamed_field_of_a_newly_typed_record_fails_the_typecheck(tmp_path):
-    """NeuronView's ablation (a Record, was an untyped Dict): its `outputs` renamed, neuron.ts fails."""
-    out = typecheck(tmp_path, "NeuronViewState", "mode: string; outputs: string[];", "mode: string; output_names: string[];")
-    assert out.returncode != 0 and "neuron.ts" in out.stdout and "outputs" in out.stdout, out.stdout[-2000:]
+@pytest.mark.parametrize("what", list(RENAMES))
+def test_a_rename_fails_the_typecheck(tmp_path, what):
+    interface, old, new, view, word = RENAMES[what]
+    out = typecheck(tmp_path, interface, old, new)
+    assert out.returncode != 0 and view in out.stdout and word in out.stdout, out.stdout[-2000:]
 
 
 @needs_tsc
 def test_the_unedited_copy_typechecks(tmp_path):
-    """The control for the three tests above: the same copy, nothing renamed, passes tsc."""
+    """The control for the renames above: the same copy, nothing renamed, passes tsc."""
     out = typecheck(tmp_path, "NeuronViewState", "acts: PackedArray<{ layer: number; }>",
                     "acts: PackedArray<{ layer: number; }>")
     assert out.returncode == 0, out.stdout[-2000:]

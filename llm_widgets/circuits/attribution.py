@@ -34,14 +34,13 @@ their layer and position (so the sums still hold; info['features'] says how many
 """
 from __future__ import annotations
 
-import operator
 import time
 from dataclasses import replace
 
 import numpy as np
 import torch
 
-from ..checks import one_token
+from ..checks import fraction, integer, one_token
 from ..compute.budget import available_bytes, batch_size_for, oom_guard
 from ..compute.capabilities import graph_why_not
 from ..compute.direct_logit import _tolerance
@@ -83,13 +82,13 @@ def attribution_graph(session, text: str, transcoders, *, target=None, contrast=
     why = graph_why_not(session)  # the rule lw.capabilities reports
     if why:
         raise DoesNotApplyError(why)
-    max_logits = _count(max_logits, "max_logits", 1)
-    p = _fraction(logit_probability, "logit_probability", open_low=True)
-    _fraction(node_threshold, "node_threshold")
-    _fraction(edge_threshold, "edge_threshold")
-    cap = None if max_feature_nodes is None else _count(max_feature_nodes, "max_feature_nodes", 0)
-    batch_size = None if batch_size is None else _count(batch_size, "batch_size", 1)
-    budget = None if budget is None else _count(budget, "budget", 1)
+    max_logits = integer(max_logits, "max_logits", low=1)
+    p = fraction(logit_probability, "logit_probability", open_low=True)
+    fraction(node_threshold, "node_threshold")
+    fraction(edge_threshold, "edge_threshold")
+    cap = integer(max_feature_nodes, "max_feature_nodes", low=0, allow_none=True)
+    batch_size = integer(batch_size, "batch_size", low=1, allow_none=True)
+    budget = integer(budget, "budget", low=1, allow_none=True)
     host = available_bytes("cpu") // 4 if budget is None else budget
     report = report or no_progress
     t0 = time.perf_counter()
@@ -154,27 +153,6 @@ def attribution_graph(session, text: str, transcoders, *, target=None, contrast=
     out = prune(g, node_threshold, edge_threshold)
     report(1.0, "attribution graph: done")
     return out
-
-
-# -- arguments ------------------------------------------------------------------------------------
-def _count(v, name: str, low: int) -> int:
-    try:
-        if isinstance(v, bool):
-            raise TypeError
-        i = operator.index(v)
-    except TypeError:
-        raise LLMWidgetsError(f"{name} must be an integer >= {low}, got {v!r}") from None
-    if i < low:
-        raise LLMWidgetsError(f"{name} must be an integer >= {low}, got {v!r}")
-    return int(i)
-
-
-def _fraction(v, name: str, open_low: bool = False) -> float:
-    ok = not isinstance(v, bool) and isinstance(v, (int, float, np.floating)) and (
-        0.0 < float(v) <= 1.0 if open_low else 0.0 <= float(v) <= 1.0)
-    if not ok:
-        raise LLMWidgetsError(f"{name} must be a number in {'(0' if open_low else '[0'}, 1], got {v!r}")
-    return float(v)
 
 
 def _contrast(session, obs: Observed, target, contrast, tgt_ids: torch.Tensor):

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..checks import integer, number
+from ..compute.outputs import output_names
 from ..dictionaries.edit import splice_writes
 from ..errors import LLMWidgetsError
 from ..execution import Program, run
@@ -125,8 +126,6 @@ def predicted_change(graph: Graph, rows: np.ndarray, new: np.ndarray) -> np.ndar
 
 
 def _top(session, probs: torch.Tensor, k: int) -> list:
-    from ..compute.outputs import output_names
-
     v, i = probs.topk(min(k, probs.shape[-1]))
     return list(zip(output_names(session, i.tolist()), v.tolist()))
 

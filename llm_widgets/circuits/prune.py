@@ -25,6 +25,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..checks import fraction
 from ..errors import LLMWidgetsError
 from .graph import Graph
 
@@ -124,9 +125,8 @@ def prune(graph: Graph, node_threshold: float = 0.8, edge_threshold: float = 0.9
     influence, scores and info['pruning'] (what was cut, by kind, and why) filled in, and (by
     Graph.subgraph) info['influence_total'] and info['influence_cut'], the influence of the whole
     graph and of the nodes cut, so its cumulative influence is circuit-tracer's (over the whole graph)."""
-    for name, v in (("node_threshold", node_threshold), ("edge_threshold", edge_threshold)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= float(v) <= 1.0:
-            raise LLMWidgetsError(f"{name} must be a number in [0, 1], got {v!r}")
+    node_threshold = fraction(node_threshold, "node_threshold")
+    edge_threshold = fraction(edge_threshold, "edge_threshold")
     A = scoring_matrix(graph)
     w = logit_weights(graph)
     replacement, completeness, inf = scores_of(A, graph.kind, w)

@@ -33,7 +33,7 @@ from ..checks import integer
 from ..errors import LLMWidgetsError
 from ..execution import Program, Read, Write, ops, run
 from .patching import encode_pair, output_position
-from .patching_metric import answer_ids, check_difference
+from .patching_metric import check_difference, make_metric
 from .patching_rows import rows_per_run
 from .progress import Report, no_progress
 
@@ -76,11 +76,6 @@ def _heads(session, heads, what: str) -> list[tuple[int, int]]:
     if len(set(out)) != len(out):
         raise LLMWidgetsError(f"{what} name a head twice: {out}")
     return out
-
-
-def _metric(logits: torch.Tensor, ids: list[int]) -> np.ndarray:
-    lg = logits.float().reshape(logits.shape[0], -1)
-    return (lg[:, ids[0]] - lg[:, ids[1]]).cpu().numpy().astype(np.float64)
 
 
 def path_patching(session, clean: str, corrupted: str, *, answers, receivers=None, senders=None,
@@ -130,11 +125,13 @@ def path_patching(session, clean: str, corrupted: str, *, answers, receivers=Non
     base = run(session, Program(both, reads=[Read("heads", l) for l in range(L)]
                                 + [Read("mlp", l) for l in range(L) if not through_mlps],
                                 logits=[pos], label="path patching: clean and corrupted"))
-    ids = answer_ids(session, "logit_diff", answers, base.logits.shape[-1])
-    names = ", ".join(session.tokenizer.convert_ids_to_tokens(ids) if session.class_labels is None
-                      else [session.class_labels[i] for i in ids])
-    m_clean, m_corr = (float(x) for x in _metric(base.logits, ids))
-    check_difference(f"logit_diff({names})", m_clean, m_corr)
+    fn, name = make_metric(session, "logit_diff", answers, base.logits[0, -1], base.logits[1, -1])
+
+    def _metric(logits: torch.Tensor) -> np.ndarray:
+        return fn(logits.float().reshape(logits.shape[0], -1)).cpu().numpy().astype(np.float64)
+
+    m_clean, m_corr = (float(x) for x in _metric(base.logits))
+    check_difference(name, m_clean, m_corr)
     z = {l: base.reads[("heads", l)].detach() for l in range(L)}  # [2, T, H * dh]
     mlp = {l: base.reads[("mlp", l)].detach() for l in range(L) if not through_mlps}
 
@@ -170,7 +167,7 @@ def path_patching(session, clean: str, corrupted: str, *, answers, receivers=Non
             report(done / steps, f"path patching: {len(patched)}/{len(send)} senders")
             res = run(session, Program(rows_of(n), writes=frozen(chunk, L, {}), logits=[pos],
                                        label="path patching: senders to the output"))
-            patched.extend(_metric(res.logits, ids))
+            patched.extend(_metric(res.logits))
             done += 1
             continue
         final = []
@@ -185,7 +182,7 @@ def path_patching(session, clean: str, corrupted: str, *, answers, receivers=Non
             done += 1
         report(done / steps, f"path patching: {len(patched)}/{len(send)} senders, receivers set")
         res = run(session, Program(rows_of(n), writes=final, logits=[pos], label="path patching: receivers set"))
-        patched.extend(_metric(res.logits, ids))
+        patched.extend(_metric(res.logits))
         done += 1
     scores = np.full((L, H), np.nan)
     for (l, h), m in zip(send, patched):
@@ -193,4 +190,4 @@ def path_patching(session, clean: str, corrupted: str, *, answers, receivers=Non
     report(1.0, "path patching: done")
     tokens = session.readable_tokens(session.tokenizer.convert_ids_to_tokens(ec["input_ids"][0].tolist()))
     return PathPatchingResult(scores=scores, patched=np.asarray(patched), clean=m_clean, corrupted=m_corr,
-                              receivers=recv, metric=f"logit_diff({names})", through_mlps=through_mlps, tokens=tokens)
+                              receivers=recv, metric=name, through_mlps=through_mlps, tokens=tokens)

@@ -25,6 +25,7 @@ from ..errors import LLMWidgetsError, NonFiniteError
 from ..layers import hidden_row, layer_of_row
 
 from .activations import Activations
+from .intervals import wilson
 from .progress import Report, no_progress
 
 
@@ -137,19 +138,6 @@ class ProbeResult:
         return pd.DataFrame({"layer": self.layers, "accuracy": self.mean, "ci95": self.ci,
                              "control": self.control_mean, "control_ci95": self.control_ci,
                              "selectivity": self.selectivity, "majority": self.majority})
-
-
-def wilson(p, n: int, z: float = 1.959963984540054) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson score interval (lower, upper) of a proportion p observed on n items (z: the normal
-    quantile, 95% by default). Unlike p +- z sqrt(p(1-p)/n) it stays inside [0, 1] and is not empty
-    at p = 0 or 1."""
-    p = np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0)
-    n = integer(n, "n", low=1)
-    z2 = z * z
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = z / (1 + z2 / n) * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    lo = np.where(p <= 0.0, 0.0, np.clip(centre - half, 0.0, 1.0))  # exact ends, not 1 - 1e-16
-    return lo, np.where(p >= 1.0, 1.0, np.clip(centre + half, 0.0, 1.0))
 
 
 def _ci(a: np.ndarray) -> np.ndarray:

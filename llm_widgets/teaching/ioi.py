@@ -278,12 +278,9 @@ def train(st: Settings, model=None, log=None):
         grad[names] = grad[names].mean(0)
         return grad
 
-    handle = model.transformer.wte.weight.register_hook(shared)  # tied: the input and output embedding
-    try:
-        with one_thread():
-            return fit_steps(model, loss, st.steps, lr=st.lr, log=log, log_every=100, what="loss")
-    finally:
-        handle.remove()
+    with one_thread():  # the hook on the tied input and output embedding
+        return fit_steps(model, loss, st.steps, lr=st.lr, log=log, log_every=100, what="loss",
+                         grad_hooks=[(model.transformer.wte.weight, shared)])
 
 
 def ioi_model(*, layers: int = 4, heads: int = 4, d_model: int = 64, steps: int = 2500, seed: int = 0,

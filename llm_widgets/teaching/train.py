@@ -136,10 +136,14 @@ def fit_epochs(model, loss_fn, n: int, *, epochs: int, batch: int, lr: float, se
     return model
 
 
-def fit_steps(model, loss_fn, steps: int, *, lr: float, log=None, log_every: int = 50, what: str = "loss"):
+def fit_steps(model, loss_fn, steps: int, *, lr: float, log=None, log_every: int = 50, what: str = "loss",
+              grad_hooks=()):
     """Train `model` for `steps` steps of loss_fn(step) (each step draws its own data), logging
-    "step k: <what> <loss>" every `log_every` steps and at the last. Eval mode after."""
+    "step k: <what> <loss>" every `log_every` steps and at the last. `grad_hooks`: (parameter,
+    fn(grad) -> grad) pairs in force while training (a tied embedding's rows kept fixed or moved
+    together). Eval mode after."""
     opt = _optimiser(model, lr)
+    handles = [p.register_hook(fn) for p, fn in grad_hooks]
     model.train()
     try:
         for step in range(steps):
@@ -149,6 +153,8 @@ def fit_steps(model, loss_fn, steps: int, *, lr: float, log=None, log_every: int
                 log(f"step {step}: {what} {loss.item():.3f}")
     finally:
         model.eval()
+        for h in handles:
+            h.remove()
     return model
 
 

@@ -189,12 +189,9 @@ def train(st: Settings, model=None, log=None):
         grad[people] = 0
         return grad
 
-    handle = model.transformer.wte.weight.register_hook(fixed)  # tied: the input and output embedding
-    try:
-        with one_thread():
-            return fit_steps(model, loss, st.steps, lr=st.lr, log=log, log_every=100, what="loss")
-    finally:
-        handle.remove()
+    with one_thread():  # the hook on the tied input and output embedding
+        return fit_steps(model, loss, st.steps, lr=st.lr, log=log, log_every=100, what="loss",
+                         grad_hooks=[(model.transformer.wte.weight, fixed)])
 
 
 def last_logits(session, texts: list[str]) -> np.ndarray:

@@ -9,6 +9,7 @@ import numpy as np
 
 from ...audit import perturb
 from ...errors import LLMWidgetsError
+from ..intervals import wilson as wilson_interval
 
 
 # -- robustness ----------------------------------------------------------------------------------
@@ -80,13 +81,10 @@ def robustness_result(cases: dict, texts: Sequence[str], score_o, score_p, pred_
     return res
 
 
-def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score 95% interval for a proportion k/n."""
+def wilson(k: int, n: int) -> tuple[float, float]:
+    """Wilson score 95% interval for a proportion k/n (the counts form of compute.intervals.wilson;
+    (nan, nan) for n = 0)."""
     if n == 0:
         return (math.nan, math.nan)
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    w = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    # the bounds at k = 0 and k = n are exactly 0 and 1 (rounding would leave 1 - 1e-16 outside p)
-    return (0.0 if k == 0 else max(0.0, c - w), 1.0 if k == n else min(1.0, c + w))
+    lo, hi = wilson_interval(k / n, n)
+    return float(lo), float(hi)
